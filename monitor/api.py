@@ -1,0 +1,206 @@
+"""The daemon's HTTP surface: /metrics, /healthz, /readyz, /-/reload and the JSON API under /api/v1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from monitor.engine import CheckRuntime, Engine
+from monitor.metrics import StateCollector, exposition
+from monitor.state import State
+
+# Worst first: how a target's checks add up to one state for lists and boards.
+SEVERITY = (State.DOWN, State.UNREACHABLE, State.DEGRADED, State.MAINTENANCE, State.UNKNOWN, State.UP)
+
+
+class DaemonView(Protocol):
+    engine: Engine
+    registry: CollectorRegistry
+    state_collector: StateCollector
+    ready: bool
+    route_hooks: list[Callable[[web.Application], None]]
+
+    async def reload(self) -> tuple[bool, list[str]]: ...
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_json(rt: CheckRuntime, history: bool = False) -> dict[str, Any]:
+    check = rt.check
+    out: dict[str, Any] = {
+        "id": check.id,
+        "name": check.name,
+        "module": check.module,
+        "kind": check.kind,
+        "state": rt.state.value,
+        "since": iso(rt.since),
+        "reason": rt.machine.reason if rt.state != State.UP else None,
+        "root_cause": rt.root_cause,
+        "flapping": rt.machine.flapping,
+        "interval_seconds": check.interval,
+        "reachability": check.reachability,
+        "probes_total": rt.probes_total,
+        "failures_total": rt.failures_total,
+        "last": None,
+    }
+    if rt.last is not None:
+        r = rt.last
+        out["last"] = {
+            "ok": r.ok,
+            "error": r.error,
+            "degraded": r.degraded,
+            "finished_at": iso(r.finished_at),
+            "duration_seconds": round(r.duration, 6),
+            "phases": {k: round(v, 6) for k, v in r.phases.items()},
+            "values": r.values,
+            "info": r.info,
+        }
+    if history:
+        out["recent"] = [{"at": iso(t), "ok": ok, "duration_seconds": round(d, 6)} for t, ok, d in rt.recent]
+    return out
+
+
+def target_state(engine: Engine, name: str) -> State:
+    states = {engine.checks[c].state for c in engine.inventory.checks_by_target.get(name, ())}
+    return next((s for s in SEVERITY if s in states), State.UNKNOWN)
+
+
+def _matches(labels: Mapping[str, str], query: Mapping[str, str]) -> bool:
+    return all(
+        labels.get(key) == query[key] for key in ("tier", "prefecture", "system", "role", "site") if key in query
+    )
+
+
+def targets_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
+    wanted_state = query.get("state")
+    text = query.get("q", "").lower()
+    items = []
+    for name, target in engine.inventory.targets.items():
+        if text and text not in name.lower() and text not in target.address:
+            continue
+        if not _matches(target.labels, query):
+            continue
+        state = target_state(engine, name)
+        if wanted_state and state.value != wanted_state:
+            continue
+        checks = [engine.checks[c] for c in engine.inventory.checks_by_target.get(name, ())]
+        items.append(
+            {
+                "name": name,
+                "address": target.address,
+                "hostname": target.hostname,
+                "description": target.description,
+                "site": target.site,
+                "labels": dict(target.labels),
+                "parent": target.parent,
+                "state": state.value,
+                "root_cause": engine.root_cause(name) if state == State.UNREACHABLE else None,
+                "checks": [check_json(rt, history="history" in query) for rt in checks],
+            }
+        )
+    return {"count": len(items), "targets": items}
+
+
+def services_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
+    wanted_state = query.get("state")
+    items = []
+    for name, srt in engine.services.items():
+        svc = srt.service
+        if wanted_state and srt.state.value != wanted_state:
+            continue
+        if not _matches(svc.labels, query):
+            continue
+        members = [engine.checks[c] for c in svc.check_ids]
+        items.append(
+            {
+                "name": name,
+                "display_name": svc.display_name,
+                "display_name_en": svc.display_name_en,
+                "labels": dict(svc.labels),
+                "rule": svc.rule if isinstance(svc.rule, str) else {"at_least": svc.rule},
+                "state": srt.state.value,
+                "since": iso(srt.since),
+                "checks": [
+                    {"id": m.check.id, "state": m.state.value, "reason": m.machine.reason, "root_cause": m.root_cause}
+                    for m in members
+                ],
+            }
+        )
+    return {"count": len(items), "services": items}
+
+
+class MetricsCache:
+    """Renders /metrics off the event loop, and shares one rendering between scrapes that overlap."""
+
+    def __init__(self, render: Callable[[], bytes], max_age: float = 1.0) -> None:
+        self._render = render
+        self._max_age = max_age
+        self._body = b""
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> bytes:
+        async with self._lock:
+            if time.monotonic() - self._at > self._max_age:
+                self._body = await asyncio.to_thread(self._render)
+                self._at = time.monotonic()
+            return self._body
+
+
+def build_app(daemon: DaemonView) -> web.Application:
+    app = web.Application()
+    cache = MetricsCache(lambda: exposition(daemon.registry, daemon.state_collector))
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        body = await cache.get()
+        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression()
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if daemon.ready:
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "starting"}, status=503)
+
+    async def reload(_: web.Request) -> web.Response:
+        ok, errors = await daemon.reload()
+        if ok:
+            return web.json_response({"status": "success"})
+        return web.json_response({"status": "error", "errors": errors}, status=400)
+
+    async def targets(request: web.Request) -> web.Response:
+        return web.json_response(targets_json(daemon.engine, request.query))
+
+    async def services(request: web.Request) -> web.Response:
+        return web.json_response(services_json(daemon.engine, request.query))
+
+    async def check(request: web.Request) -> web.Response:
+        rt = daemon.engine.checks.get(request.match_info["check_id"])
+        if rt is None:
+            raise web.HTTPNotFound(text="no such check")
+        return web.json_response(check_json(rt, history=True))
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_get("/api/v1/services", services)
+    app.router.add_get("/api/v1/checks/{check_id:.+}", check)
+    for hook in daemon.route_hooks:
+        hook(app)
+    return app

@@ -1,0 +1,126 @@
+"""Command line: `monitor run|check-config|probe|demo` (also `python -m monitor`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.config.loader import ConfigError, load_config
+from monitor.logs import setup_logging
+
+DEFAULT_LISTEN = "127.0.0.1:9310"
+
+
+def run_async(main: Coroutine[Any, Any, int], use_uvloop: bool = True) -> int:
+    """Run on uvloop when available (2-3x cheaper per connection than the default loop)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if use_uvloop:
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            loaded = load_config(path)
+        except ConfigError as exc:
+            print("\n".join(exc.messages), file=sys.stderr)
+            print(
+                f"{path}: INVALID ({len(exc.messages)} problem{'s' if len(exc.messages) != 1 else ''})", file=sys.stderr
+            )
+            status = 1
+            continue
+        inv = loaded.inventory
+        print(f"{path}: OK ({len(inv.targets)} targets, {len(inv.checks)} checks, {len(inv.services)} services)")
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon
+
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return 1
+    setup_logging(args.log_level or loaded.config.daemon.log_level)
+    daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir)
+
+    async def main() -> int:
+        await daemon.run()
+        return 0
+
+    return run_async(main(), use_uvloop=not args.no_uvloop)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from monitor.probe_once import probe_once
+
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return 1
+    setup_logging("debug", json=False)
+    return run_async(probe_once(loaded.inventory, args.check, as_json=args.json), use_uvloop=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo.run import run_demo
+
+    setup_logging(args.log_level)
+    return run_async(run_demo(args), use_uvloop=not args.no_uvloop)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description="Network and uptime monitoring daemon")
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon on a config file")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--listen", help=f"HOST:PORT for metrics and API (default: config, else {DEFAULT_LISTEN})")
+    run.add_argument("--data-dir", type=Path, help="store directory (default: config daemon.data_dir)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--no-uvloop", action="store_true", help="use the default asyncio event loop")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate config files offline (exit 1 if invalid)")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(func=cmd_check_config)
+
+    probe = sub.add_parser("probe", help="run one check (or every check of a target) once, verbosely")
+    probe.add_argument("--config", required=True, type=Path)
+    probe.add_argument("check", help='check id "target/check", or a target name for all its checks')
+    probe.add_argument("--json", action="store_true", help="print the results as JSON")
+    probe.set_defaults(func=cmd_probe)
+
+    demo = sub.add_parser("demo", help="run the daemon on the built-in simulated network (loopback)")
+    demo.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    demo.add_argument("--data-dir", type=Path, help="keep the store here (default: a temporary directory)")
+    demo.add_argument("--prefectures", type=int, default=47, help="how many prefectures to simulate (1-47)")
+    demo.add_argument("--no-faults", action="store_true", help="do not inject the scheduled faults")
+    demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    demo.add_argument("--no-uvloop", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

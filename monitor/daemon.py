@@ -1,0 +1,230 @@
+"""Wires the daemon together: config -> scheduler -> probes -> engine -> log/metrics/store, plus the
+HTTP server, reload (SIGHUP and POST /-/reload) and graceful shutdown (SIGTERM/SIGINT).
+
+A reload that fails keeps the running config and sets monitor_config_last_reload_successful 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.api import build_app
+from monitor.clock import Clock, SystemClock
+from monitor.config.loader import ConfigError, LoadedConfig, load_config
+from monitor.config.model import parse_listen
+from monitor.engine import Engine, Outcome
+from monitor.inventory import Inventory
+from monitor.metrics import DaemonMetrics, StateCollector
+from monitor.runner import ProbeRunner
+from monitor.scheduler import Scheduler, SchedulerMetrics
+from monitor.store.sqlite import SQLiteStore
+from probes.base import ProbeKind
+from probes.registry import close_probes, create_probes
+
+log = structlog.get_logger()
+HEARTBEAT_SECONDS = 10.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+        listen: str | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.config_path = loaded.path
+        self.inventory: Inventory = loaded.inventory
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.clock = clock or SystemClock()
+        self.listen = listen or self.inventory.daemon.listen
+        self.data_dir = data_dir or self.inventory.daemon.data_dir
+        self.metrics = DaemonMetrics(self.registry)
+        self.engine = Engine(self.inventory)
+        self.state_collector = StateCollector(lambda: self.engine)
+        self.registry.register(self.state_collector)
+        self.store = SQLiteStore(self.data_dir / "monitor.db")
+        self.probes: dict[str, ProbeKind[Any]] = {}
+        self.ready = False
+        self.listeners: list[Callable[[Outcome], None]] = []  # incidents and playbooks subscribe here
+        self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
+        self._scheduler: Scheduler | None = None
+        self._runner: ProbeRunner | None = None
+        self._http: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock.now()
+        await asyncio.to_thread(self.store.open, now)
+        self.probes = create_probes()
+        self._runner = ProbeRunner(self.probes, self.clock)
+        inv = self.inventory
+        self._scheduler = Scheduler(
+            self._execute,
+            self.engine.is_confirming,
+            SchedulerMetrics(self.registry),
+            inv.daemon.max_concurrent_probes,
+            inv.module_limits,
+        )
+        self._scheduler.set_checks(inv.checks)
+        self._count_config(inv)
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_timestamp.set(now)
+        host, port = parse_listen(self.listen)
+        self._http = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
+        await self._http.setup()
+        await web.TCPSite(self._http, host, port, reuse_address=True).start()
+        self._spawn(self._heartbeat())
+        self._install_signals()
+        self.ready = True
+        log.info(
+            "daemon_started",
+            listen=self.listen,
+            checks=len(inv.checks),
+            services=len(inv.services),
+            data_dir=str(self.data_dir),
+            config=str(self.config_path),
+        )
+
+    async def run(self) -> None:
+        """Start, then serve until SIGTERM/SIGINT or stop()."""
+        await self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        self.ready = False
+        log.info("daemon_stopping")
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self._http is not None:
+            await self._http.cleanup()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await close_probes(self.probes)
+        await self.store.close(self.clock.now())
+        log.info("daemon_stopped")
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests embedding the daemon)
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.store.heartbeat(self.clock.now())
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    # --- the probe path --------------------------------------------------------------------
+
+    async def _execute(self, check: Any) -> None:
+        assert self._runner is not None
+        result = await self._runner.run(check)
+        outcome = self.engine.observe(check.id, result, self.clock.now())
+        self.metrics.count_probe(check.kind, result.ok)
+        if outcome.transitions or outcome.flapping or outcome.recheck:
+            self._dispatch(outcome)
+
+    def _dispatch(self, outcome: Outcome) -> None:
+        for t in outcome.transitions:
+            log.info(
+                "state_changed",
+                subject=t.kind,
+                id=t.id,
+                old=t.old.value,
+                new=t.new.value,
+                reason=t.reason,
+                root_cause=t.root_cause,
+            )
+            self.metrics.transitions.labels(t.kind, t.new.value).inc()
+        if outcome.transitions:
+            self.store.record(outcome.transitions)
+        for check_id, event in outcome.flapping:
+            log.warning(
+                "flapping_started" if event.flapping else "flapping_stopped", check=check_id, changes=event.changes
+            )
+        if outcome.recheck and self._scheduler is not None:
+            self._scheduler.probe_soon(outcome.recheck)
+        for listener in self.listeners:
+            listener(outcome)
+
+    # --- reload ----------------------------------------------------------------------------
+
+    async def reload(self) -> tuple[bool, list[str]]:
+        async with self._reload_lock:
+            try:
+                loaded = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.metrics.reload_success.set(0)
+                self.metrics.reloads.labels("failure").inc()
+                log.error("config_reload_failed", config=str(self.config_path), errors=exc.messages)
+                return False, exc.messages
+            self._apply(loaded.inventory)
+            self.metrics.reload_success.set(1)
+            self.metrics.reload_timestamp.set(self.clock.now())
+            self.metrics.reloads.labels("success").inc()
+            log.info("config_reloaded", checks=len(loaded.inventory.checks), services=len(loaded.inventory.services))
+            return True, []
+
+    def _apply(self, inventory: Inventory) -> None:
+        if inventory.daemon.listen != self.inventory.daemon.listen:
+            log.warning("config_change_needs_restart", key="daemon.listen")
+        if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
+            log.warning("config_change_needs_restart", key="daemon.data_dir")
+        self.inventory = inventory
+        old_probes, self.probes = self.probes, create_probes()  # fresh TLS contexts: rotated CA files apply
+        if self._runner is not None:
+            self._runner.probes = self.probes
+        self._dispatch(self.engine.apply_inventory(inventory, self.clock.now()))
+        if self._scheduler is not None:
+            self._scheduler.set_limits(inventory.daemon.max_concurrent_probes, inventory.module_limits)
+            self._scheduler.set_checks(inventory.checks)
+        self._count_config(inventory)
+        grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
+        self._spawn(self._close_later(old_probes, grace))
+
+    @staticmethod
+    async def _close_later(probes: dict[str, ProbeKind[Any]], delay: float) -> None:
+        await asyncio.sleep(delay)  # let probes that started before the reload finish with their sessions
+        await close_probes(probes)
+
+    def _count_config(self, inventory: Inventory) -> None:
+        kinds = Counter(c.kind for c in inventory.checks.values())
+        self.metrics.checks.clear()
+        for kind, count in kinds.items():
+            self.metrics.checks.labels(kind).set(count)
+        self.metrics.services.set(len(inventory.services))
+
+
+def load_daemon(config_path: Path, **kwargs: Any) -> Daemon:
+    return Daemon(load_config(config_path), **kwargs)

@@ -1,0 +1,195 @@
+"""The simulated network: real listeners on 127.x loopback addresses, one set per simulated host.
+
+Every host has a mode the fault injector changes:
+  up    - answers normally
+  down  - its listeners are closed (connection refused), like a dead device or a cut link; every
+          host behind it in the topology is cut off too
+  slow  - HTTP answers after SLOW_SECONDS (over the demo's 1 s latency threshold: DEGRADED)
+  error - HTTP answers 503 (the check fails)
+Loopback always answers ICMP, so demo faults act on TCP/HTTP/DNS listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import structlog
+from aiohttp import web
+
+from monitor.demo.estate import Estate, SimServer
+from monitor.demo.pki import DemoPKI
+
+log = structlog.get_logger()
+Mode = Literal["up", "down", "slow", "error"]
+SLOW_SECONDS = 2.5
+BANNER = b"SSH-2.0-OpenSSH_9.2p1 national-backbone-demo\r\n"
+
+
+@dataclass
+class SimHost:
+    name: str
+    servers: list[SimServer]
+    mode: Mode = "up"
+    listeners: list[Any] = field(default_factory=list)  # running asyncio servers / aiohttp sites / transports
+
+
+class _DNSProtocol(asyncio.DatagramProtocol):
+    def __init__(self, zone: dict[str, str]) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = dns.message.from_wire(data)
+        except Exception:  # garbage in: no answer, like a real server
+            return
+        response = dns.message.make_response(query)
+        question = query.question[0] if query.question else None
+        name = question.name.to_text() if question is not None else ""  # an RRset of a question is empty: falsy
+        address = self.zone.get(name.rstrip("."))
+        if address is None:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif question is not None and question.rdtype == 1:  # A
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", address))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+class SimNetwork:
+    def __init__(self, estate: Estate, pki: DemoPKI, short_cert_hosts: frozenset[str] = frozenset()) -> None:
+        self.estate = estate
+        self.pki = pki
+        self.short_cert_hosts = short_cert_hosts  # hostnames whose certificate expires in 10 days
+        self.hosts: dict[str, SimHost] = {}
+        by_target: dict[str, list[SimServer]] = defaultdict(list)
+        for server in estate.servers:
+            by_target[server.target].append(server)
+        for name, servers in by_target.items():
+            self.hosts[name] = SimHost(name, servers)
+        self._by_address = {s.address: self.hosts[s.target] for s in estate.servers}
+        self._tls: dict[str, ssl.SSLContext] = {}
+        self._crl = b""
+        self._app_runner: web.AppRunner | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every listener; OSError (e.g. an address in use by another demo) says which one."""
+        self._crl = self.pki.crl()
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/crl/jpki.crl", self._crl_handler)
+        self._app_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._app_runner.setup()
+        for host in self.hosts.values():
+            try:
+                await self._open(host)
+            except OSError as exc:
+                addresses = ", ".join(f"{s.address}:{s.port}" for s in host.servers)
+                raise OSError(exc.errno, f"cannot listen on {addresses} for {host.name}: {exc.strerror}") from exc
+        log.info("demo_network_started", hosts=len(self.hosts), listeners=len(self.estate.servers))
+
+    async def stop(self) -> None:
+        for host in self.hosts.values():
+            await self._close(host)
+        if self._app_runner is not None:
+            await self._app_runner.cleanup()
+
+    def reachable(self, name: str) -> bool:
+        """Up itself, and every device upstream of it up."""
+        while name in self.hosts:
+            if self.hosts[name].mode == "down":
+                return False
+            name = self.estate.parents.get(name, "")
+        return True
+
+    async def set_mode(self, target: str, mode: Mode) -> None:
+        before = {name: self.reachable(name) for name in self.hosts}
+        self.hosts[target].mode = mode
+        for name, host in self.hosts.items():
+            now = self.reachable(name)
+            if before[name] and not now:
+                await self._close(host)
+            elif now and not before[name]:
+                await self._open(host)
+
+    # --- listeners -------------------------------------------------------------------------
+
+    async def _open(self, host: SimHost) -> None:
+        loop = asyncio.get_running_loop()
+        for server in host.servers:
+            if server.proto == "tcp":
+                host.listeners.append(await asyncio.start_server(self._banner, server.address, server.port))
+            elif server.proto == "dns":
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _DNSProtocol(self.estate.dns_zone), local_addr=(server.address, server.port)
+                )
+                host.listeners.append(transport)
+            else:
+                assert self._app_runner is not None
+                site = web.TCPSite(
+                    self._app_runner, server.address, server.port, ssl_context=self._context(server),
+                    reuse_address=True,
+                )  # fmt: skip
+                await site.start()
+                host.listeners.append(site)
+
+    async def _close(self, host: SimHost) -> None:
+        for listener in host.listeners:
+            if isinstance(listener, web.TCPSite):
+                await listener.stop()
+            elif isinstance(listener, asyncio.Server):
+                listener.close()
+                await listener.wait_closed()
+            else:  # a datagram transport (uvloop's is not an asyncio.DatagramTransport)
+                listener.close()
+        host.listeners.clear()
+
+    def _context(self, server: SimServer) -> ssl.SSLContext | None:
+        if server.proto != "https" or server.hostname is None:
+            return None
+        ctx = self._tls.get(server.hostname)
+        if ctx is None:
+            days = 10 if server.hostname in self.short_cert_hosts else 365
+            ctx = self._tls[server.hostname] = self.pki.server_context(server.hostname, server.address, days)
+        return ctx
+
+    # --- behaviour -------------------------------------------------------------------------
+
+    async def _banner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(BANNER)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(256), timeout=2.0)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    def _host_of(self, request: web.Request) -> SimHost | None:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return self._by_address.get(sockname[0]) if sockname else None
+
+    async def _behave(self, request: web.Request) -> web.Response | None:
+        host = self._host_of(request)
+        if host is not None and host.mode == "slow":
+            await asyncio.sleep(SLOW_SECONDS)
+        if host is not None and host.mode == "error":
+            return web.Response(status=503, text="service unavailable (simulated)\n")
+        return None
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return await self._behave(request) or web.Response(text="ok\n")
+
+    async def _crl_handler(self, request: web.Request) -> web.Response:
+        return await self._behave(request) or web.Response(body=self._crl, content_type="application/pkix-crl")

@@ -1,0 +1,206 @@
+"""Current state of every check and service: feeds probe results through the state machine, layers
+topology over it, derives services, and reports every change as a Transition. No I/O, no clock
+reads: callers pass `now` and ship the transitions to the log, the store and (later) incidents.
+
+Topology: a target is down when all its reachability checks are (own state) DOWN. A DOWN check
+whose target's parent is down is UNREACHABLE, its root cause the topmost down ancestor. When a
+target's down-ness changes, its whole subtree is re-evaluated.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from monitor.inventory import Check, Inventory, Service
+from monitor.services import service_state
+from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
+from probes.base import ProbeResult
+
+HISTORY = 60  # recent results kept per check, for the API's sparkline and failure reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    kind: Literal["check", "service"]
+    id: str
+    old: State
+    new: State
+    at: float
+    reason: str | None = None
+    root_cause: str | None = None  # the down target upstream that makes this UNREACHABLE
+
+
+@dataclass(slots=True)
+class CheckRuntime:
+    check: Check
+    machine: CheckState = field(default_factory=CheckState)
+    state: State = State.UNKNOWN  # effective: what operators see
+    since: float | None = None
+    root_cause: str | None = None
+    last: ProbeResult | None = None
+    probes_total: int = 0
+    failures_total: int = 0
+    recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+
+@dataclass(slots=True)
+class ServiceRuntime:
+    service: Service
+    state: State = State.UNKNOWN
+    since: float | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    transitions: list[Transition] = field(default_factory=list)
+    flapping: list[tuple[str, FlappingChanged]] = field(default_factory=list)
+    recheck: list[str] = field(default_factory=list)  # checks worth probing now (a parent, to find root cause)
+
+
+def verdict_of(result: ProbeResult) -> Verdict:
+    if not result.ok:
+        return "down"
+    return "degraded" if result.degraded else "up"
+
+
+class Engine:
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.checks: dict[str, CheckRuntime] = {}
+        self.services: dict[str, ServiceRuntime] = {}
+        self._reach: dict[str, tuple[str, ...]] = {}
+        self.apply_inventory(inventory, now=0.0)
+
+    # --- inventory -------------------------------------------------------------------------
+
+    def apply_inventory(self, inventory: Inventory, now: float) -> Outcome:
+        """Start or reload: keep the state of checks and services that still exist."""
+        self.inventory = inventory
+        self.checks = {cid: self._keep(self.checks.get(cid), check) for cid, check in inventory.checks.items()}
+        self.services = {
+            name: ServiceRuntime(svc, *self._service_prior(name)) for name, svc in inventory.services.items()
+        }
+        self._reach = {}
+        for target, ids in inventory.checks_by_target.items():
+            flagged = tuple(i for i in ids if inventory.checks[i].reachability)
+            self._reach[target] = flagged or ids
+        outcome = Outcome()
+        self._refresh(self.checks, now, outcome)
+        return outcome
+
+    @staticmethod
+    def _keep(old: CheckRuntime | None, check: Check) -> CheckRuntime:
+        if old is None:
+            return CheckRuntime(check)
+        old.check = check
+        return old
+
+    def _service_prior(self, name: str) -> tuple[State, float | None]:
+        old = self.services.get(name)
+        return (old.state, old.since) if old else (State.UNKNOWN, None)
+
+    # --- topology --------------------------------------------------------------------------
+
+    def target_down(self, target: str) -> bool:
+        ids = self._reach.get(target, ())
+        return bool(ids) and all(self.checks[i].machine.state == State.DOWN for i in ids)
+
+    def root_cause(self, target: str) -> str | None:
+        """The topmost down ancestor of `target` (contiguously down), or None if the parent is up."""
+        root = None
+        parent = self.inventory.targets[target].parent
+        while parent is not None and self.target_down(parent):
+            root = parent
+            parent = self.inventory.targets[parent].parent
+        return root
+
+    def _subtree(self, target: str) -> Iterable[str]:
+        stack = list(self.inventory.children.get(target, ()))
+        while stack:
+            name = stack.pop()
+            yield name
+            stack.extend(self.inventory.children.get(name, ()))
+
+    # --- results ---------------------------------------------------------------------------
+
+    def observe(self, check_id: str, result: ProbeResult, now: float) -> Outcome:
+        outcome = Outcome()
+        rt = self.checks.get(check_id)
+        if rt is None:  # removed by a reload while the probe ran
+            return outcome
+        rt.last = result
+        rt.probes_total += 1
+        rt.failures_total += not result.ok
+        rt.recent.append((now, result.ok, result.duration))
+        verdict = verdict_of(result)
+        target = rt.check.target.name
+        was_down = self.target_down(target)
+        rt.machine, events = step(rt.machine, verdict, rt.check.policy, now, result.error or result.degraded)
+        for event in events:
+            if isinstance(event, FlappingChanged):
+                outcome.flapping.append((check_id, event))
+        changed = [e for e in events if isinstance(e, StateChanged)]
+        if verdict == "down" and rt.machine.fails == 1:
+            outcome.recheck.extend(self._parent_rechecks(target))
+        if not changed:
+            return outcome
+        affected = {check_id: rt}
+        if self.target_down(target) != was_down:
+            for name in self._subtree(target):
+                for cid in self.inventory.checks_by_target.get(name, ()):
+                    affected[cid] = self.checks[cid]
+        self._refresh(affected, now, outcome)
+        return outcome
+
+    def _parent_rechecks(self, target: str) -> list[str]:
+        """On a first failure, probe the parent's reachability checks now (unless already failing):
+        if the parent is the real problem we learn it before this check is confirmed DOWN."""
+        parent = self.inventory.targets[target].parent
+        if parent is None:
+            return []
+        return [i for i in self._reach.get(parent, ()) if self.checks[i].machine.fails == 0]
+
+    def _refresh(self, runtimes: Mapping[str, CheckRuntime], now: float, outcome: Outcome) -> None:
+        touched_services: set[str] = set()
+        for cid, rt in runtimes.items():
+            target = rt.check.target.name
+            root = self.root_cause(target) if rt.machine.state == State.DOWN else None
+            new = effective_state(rt.machine.state, root is not None, in_maintenance=False)
+            if new == rt.state and root == rt.root_cause:
+                continue
+            reason = f"parent {root} is down" if new == State.UNREACHABLE else rt.machine.reason
+            outcome.transitions.append(Transition("check", cid, rt.state, new, now, reason, root))
+            if new != rt.state:
+                rt.since = now
+            rt.state, rt.root_cause = new, root
+            touched_services.update(self.inventory.services_by_check.get(cid, ()))
+        for name in sorted(touched_services):
+            self._refresh_service(self.services[name], now, outcome)
+
+    def _refresh_service(self, srt: ServiceRuntime, now: float, outcome: Outcome) -> None:
+        members = [self.checks[cid] for cid in srt.service.check_ids]
+        new = service_state(srt.service.rule, (m.state for m in members))
+        if new == srt.state:
+            return
+        down = [m.check.id for m in members if m.state in (State.DOWN, State.UNREACHABLE)]
+        reason = f"{len(down)} of {len(members)} checks down: {', '.join(down[:5])}" if down else None
+        roots = {m.root_cause for m in members if m.root_cause}
+        outcome.transitions.append(
+            Transition(
+                "service",
+                srt.service.name,
+                srt.state,
+                new,
+                now,
+                reason,
+                next(iter(roots)) if len(roots) == 1 else None,
+            )
+        )
+        srt.state, srt.since = new, now
+
+    def is_confirming(self, check_id: str) -> bool:
+        rt = self.checks.get(check_id)
+        return rt is not None and rt.machine.confirming

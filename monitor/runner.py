@@ -1,0 +1,63 @@
+"""Runs one probe for one check: owns the timeout and the timing, turns bugs into failed results,
+and applies the check's DEGRADED thresholds to an ok result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from monitor.clock import Clock
+from monitor.config.model import Thresholds
+from monitor.config.types import format_duration
+from monitor.inventory import Check
+from probes import base
+from probes.base import ProbeKind, ProbeResult
+
+log = structlog.get_logger()
+
+
+def degraded_reason(result: ProbeResult, limits: Thresholds, now: float) -> str | None:
+    """Why an ok result still counts as DEGRADED, or None."""
+    if not result.ok:
+        return None
+    values = result.values
+    if limits.latency is not None and result.duration > limits.latency:
+        return f"slow: {result.duration:.3f}s (limit {format_duration(limits.latency)})"
+    rtt = values.get(base.RTT_AVG)
+    if limits.rtt is not None and rtt is not None and rtt > limits.rtt:
+        return f"high round-trip time: {rtt * 1000:.1f}ms (limit {format_duration(limits.rtt)})"
+    loss = values.get(base.LOSS)
+    if limits.loss_ratio is not None and loss is not None and loss >= limits.loss_ratio:
+        return f"packet loss {loss:.0%} (limit {limits.loss_ratio:.0%})"
+    not_after = values.get(base.TLS_EARLIEST_NOT_AFTER)
+    if limits.cert_expiry is not None and not_after is not None and not_after - now < limits.cert_expiry:
+        return f"TLS certificate expires in {(not_after - now) / 86400:.1f} days"
+    next_update = values.get(base.CRL_NEXT_UPDATE)
+    if limits.crl_remaining is not None and next_update is not None and next_update - now < limits.crl_remaining:
+        return f"CRL nextUpdate in {(next_update - now) / 3600:.1f} hours"
+    return None
+
+
+class ProbeRunner:
+    def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock) -> None:
+        self.probes = probes
+        self.clock = clock
+
+    async def run(self, check: Check) -> ProbeResult:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(check.timeout):
+                result = await self.probes[check.kind].run(check.request, check.settings)
+        except TimeoutError:
+            result = ProbeResult.failure(f"timeout after {format_duration(check.timeout)}")
+        except Exception as exc:  # a bug in a probe must not stop the scheduler
+            log.exception("probe_crashed", check=check.id, kind=check.kind)
+            result = ProbeResult.failure(f"internal error in {check.kind} probe: {type(exc).__name__}")
+        result.duration = time.perf_counter() - started
+        result.finished_at = self.clock.now()
+        result.degraded = degraded_reason(result, check.degraded, result.finished_at)
+        return result

@@ -1,0 +1,196 @@
+"""The probe scheduler: every check on its interval at a stable offset, never overlapping itself.
+
+Each check's runs sit on a grid `offset + k * interval` of wall-clock time, the offset a hash of the
+check id (as Prometheus spreads scrapes), so thousands of checks do not fire at once and two daemons
+(shards, HA pairs) probe in the same phase. Timers are the event loop's own (`call_at`), one per
+check. While a check is confirming a change (failing, or recovering) it is re-probed after its
+retry interval instead of waiting for the next slot. A run still going when its next slot comes
+skips that slot (counted). Global and per-module semaphores bound probes in flight; the lag from
+the due time to the start of the probe is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitor.inventory import Check
+
+STARTUP_SPREAD = 10.0  # first probes of all checks spread over at most this many seconds
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def phase(check_id: str) -> float:
+    """A stable number in [0, 1) from the check id."""
+    digest = hashlib.blake2b(check_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class SchedulerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lag = Histogram(
+            "monitor_scheduler_lag_seconds",
+            "Delay from a probe's due time to its start (includes waiting for a concurrency slot).",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge("monitor_probes_in_flight", "Probes running now.", registry=registry)
+        self.waiting = Gauge(
+            "monitor_probes_waiting", "Probes due but waiting for a concurrency slot.", registry=registry
+        )
+        self.skipped = Counter(
+            "monitor_probes_skipped_total",
+            "Probe runs skipped because the previous run of the same check was still going.",
+            registry=registry,
+        )
+
+
+@dataclass(slots=True)
+class _Entry:
+    check: Check
+    phase: float
+    handle: asyncio.TimerHandle | None = None
+    due: float = 0.0  # loop time of the scheduled run
+    running: bool = False
+    removed: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        execute: Callable[[Check], Awaitable[None]],
+        confirming: Callable[[str], bool],
+        metrics: SchedulerMetrics,
+        max_concurrent: int,
+        module_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self._execute = execute
+        self._confirming = confirming
+        self._metrics = metrics
+        self._max_concurrent = max_concurrent
+        self._global = asyncio.Semaphore(max_concurrent)
+        self._module_limits: dict[str, asyncio.Semaphore] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+        self.set_limits(max_concurrent, module_limits or {})
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def set_limits(self, max_concurrent: int, module_limits: Mapping[str, int]) -> None:
+        """New limits apply to probes that start from now on; running ones finish under the old."""
+        if max_concurrent != self._max_concurrent:
+            self._global = asyncio.Semaphore(max_concurrent)
+            self._max_concurrent = max_concurrent
+        self._module_limits = {m: asyncio.Semaphore(n) for m, n in module_limits.items()}
+
+    def set_checks(self, checks: Mapping[str, Check]) -> None:
+        """Start, reload: new checks are scheduled, removed ones cancelled, kept ones keep running."""
+        for cid in set(self._entries) - set(checks):
+            entry = self._entries.pop(cid)
+            entry.removed = True
+            if entry.handle:
+                entry.handle.cancel()
+        now = self._loop.time()
+        for cid, check in checks.items():
+            existing = self._entries.get(cid)
+            if existing is None:
+                entry = self._entries[cid] = _Entry(check, phase(cid))
+                spread = min(check.interval, STARTUP_SPREAD)
+                self._schedule(entry, now + entry.phase * spread)
+            else:
+                interval_changed = existing.check.interval != check.interval
+                existing.check = check
+                if interval_changed and not existing.running:
+                    self._schedule(existing, self._next_slot(existing, now))
+
+    def probe_soon(self, check_ids: Iterable[str]) -> None:
+        """Run these checks now (unless running already): used to probe a parent on a child failure."""
+        now = self._loop.time()
+        for cid in check_ids:
+            entry = self._entries.get(cid)
+            if entry is not None and not entry.running:
+                self._schedule(entry, now)
+
+    # --- timing ----------------------------------------------------------------------------
+
+    def _next_slot(self, entry: _Entry, now: float) -> float:
+        """The next grid time after `now`: wall-clock aligned offset + k * interval."""
+        interval = entry.check.interval
+        wall = time.time()
+        offset = entry.phase * interval
+        k = math.floor((wall - offset) / interval) + 1
+        return now + (k * interval + offset - wall)
+
+    def _schedule(self, entry: _Entry, due: float) -> None:
+        if entry.handle:
+            entry.handle.cancel()
+        entry.due = due
+        entry.handle = self._loop.call_at(due, self._fire, entry)
+
+    def _fire(self, entry: _Entry) -> None:
+        if entry.removed:
+            return
+        due = entry.due
+        self._schedule(entry, self._next_slot(entry, max(self._loop.time(), due)))
+        if entry.running:
+            self._metrics.skipped.inc()
+            return
+        entry.running = True
+        task = self._loop.create_task(self._run(entry, due))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, entry: _Entry, due: float) -> None:
+        check = entry.check
+        slots = [self._global, *([m] if (m := self._module_limits.get(check.module)) else [])]
+        metrics = self._metrics
+        acquired: list[asyncio.Semaphore] = []
+        try:
+            metrics.waiting.inc()
+            try:
+                for slot in slots:
+                    await slot.acquire()
+                    acquired.append(slot)
+            finally:
+                metrics.waiting.dec()
+            start = self._loop.time()
+            metrics.lag.observe(max(0.0, start - due))
+            metrics.in_flight.inc()
+            try:
+                await self._execute(check)
+            finally:
+                metrics.in_flight.dec()
+        finally:
+            for slot in acquired:
+                slot.release()
+            entry.running = False
+        if not entry.removed and self._confirming(check.id):
+            retry_at = self._loop.time() + check.retry_interval
+            if retry_at < entry.due:
+                self._schedule(entry, retry_at)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop scheduling; let running probes finish for up to `grace` seconds, then cancel them."""
+        for entry in self._entries.values():
+            entry.removed = True
+            if entry.handle:
+                entry.handle.cancel()
+        self._entries.clear()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,1 @@
+"""Durable state: what must survive a restart. SQLite by default (see sqlite.py)."""

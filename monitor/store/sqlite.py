@@ -1,0 +1,201 @@
+"""SQLite store: WAL, one writer thread, batched transactions, safe under kill -9.
+
+The event loop never waits for the disk: writes are queued and a single writer thread applies them
+in batches (one transaction per batch). A busy or locked database delays writes and loses none.
+After a crash, intervals left open are closed at the last heartbeat of the run that died, so the
+time the daemon was not watching shows up as a gap (no interval), never as "up".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from monitor import __version__
+from monitor.engine import Transition
+from monitor.store.migrations import MIGRATIONS
+
+log = structlog.get_logger()
+BATCH = 2000
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    subject: str
+    subject_id: str
+    state: str
+    start: float
+    end: float | None
+    reason: str | None
+    root_cause: str | None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"the store's schema is version {version}, newer than this daemon knows")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        log.info("store_migrated", version=number)
+    return len(MIGRATIONS)
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self.run_id = 0
+        self.write_errors = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def open(self, now: float) -> None:
+        """Migrate, recover from an unclean stop, start this run, start the writer thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = connect(self.path)
+        migrate(self._writer)
+        self._recover()
+        cur = self._writer.execute(
+            "INSERT INTO daemon_runs (started, last_seen, version) VALUES (?, ?, ?)", (now, now, __version__)
+        )
+        self.run_id = int(cur.lastrowid or 0)
+        self._reader = connect(self.path)
+        self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def _recover(self) -> None:
+        assert self._writer is not None
+        row = self._writer.execute(
+            "SELECT id, last_seen FROM daemon_runs WHERE stopped IS NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return
+        run_id, last_seen = row
+        closed = self._writer.execute(
+            "UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (last_seen,)
+        ).rowcount
+        self._writer.execute("UPDATE daemon_runs SET stopped = last_seen WHERE stopped IS NULL")
+        log.warning("store_recovered_unclean_stop", run=run_id, last_seen=last_seen, intervals_closed=closed)
+
+    async def close(self, now: float) -> None:
+        """Close open intervals at `now` (a clean stop), drain the queue, stop the writer."""
+        if self._thread is None:
+            return
+        self._queue.put(("stop", now))
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                conn.close()
+
+    # --- writes (any thread; never block) --------------------------------------------------
+
+    def record(self, transitions: Iterable[Transition]) -> None:
+        for t in transitions:
+            self._queue.put(("transition", t))
+
+    def heartbeat(self, now: float) -> None:
+        self._queue.put(("heartbeat", now))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is on disk."""
+        await asyncio.to_thread(self._queue.join)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in batch
+            items = [item for item in batch if item is not _STOP]
+            self._apply_with_retry(items)
+            for _ in batch:
+                self._queue.task_done()
+            if stop:
+                return
+
+    def _apply_with_retry(self, items: list[Any]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self._apply(items)
+                return
+            except sqlite3.OperationalError as exc:  # busy, locked, disk full: wait, keep the batch
+                self.write_errors += 1
+                log.error("store_write_failed", error=str(exc), pending=len(items), retry_in=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _apply(self, items: list[Any]) -> None:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for kind, payload in items:
+                if kind == "transition":
+                    self._apply_transition(conn, payload)
+                elif kind == "heartbeat":
+                    conn.execute("UPDATE daemon_runs SET last_seen = ? WHERE id = ?", (payload, self.run_id))
+                elif kind == "stop":
+                    conn.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (payload,))
+                    conn.execute(
+                        "UPDATE daemon_runs SET last_seen = ?, stopped = ? WHERE id = ?",
+                        (payload, payload, self.run_id),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _apply_transition(conn: sqlite3.Connection, t: Transition) -> None:
+        conn.execute(
+            "UPDATE state_intervals SET end = MAX(start, ?) WHERE subject = ? AND subject_id = ? AND end IS NULL",
+            (t.at, t.kind, t.id),
+        )
+        conn.execute(
+            "INSERT INTO state_intervals (subject, subject_id, state, start, reason, root_cause) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (t.kind, t.id, t.new.value, t.at, t.reason, t.root_cause),
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def intervals(self, subject: str, subject_id: str, start: float, end: float) -> list[Interval]:
+        """Intervals of one subject overlapping [start, end) (open ones have end None)."""
+        assert self._reader is not None
+        rows = self._reader.execute(
+            "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
+            "WHERE subject = ? AND subject_id = ? AND start < ? AND (end IS NULL OR end > ?) ORDER BY start",
+            (subject, subject_id, end, start),
+        ).fetchall()
+        return [Interval(*row) for row in rows]
+
+    def runs(self) -> list[tuple[int, float, float, float | None]]:
+        assert self._reader is not None
+        return list(self._reader.execute("SELECT id, started, last_seen, stopped FROM daemon_runs ORDER BY id"))

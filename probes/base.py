@@ -1,0 +1,121 @@
+"""What every probe kind shares: the request it gets, the result it returns, and the kind protocol.
+
+A probe returns its outcome as data. A failing target is ``ProbeResult(ok=False, error=...)``; an
+exception escaping a probe is a bug (the runner catches it, logs it and reports it as a failure, so
+one broken probe never takes the scheduler down). The runner, not the probe, owns the overall
+timeout and the timing of the whole probe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+# Well-known keys of ProbeResult.values. The metrics collector maps these to metric families,
+# so a new key needs a line there too.
+RTT_MIN = "rtt_min_seconds"
+RTT_AVG = "rtt_avg_seconds"
+RTT_MAX = "rtt_max_seconds"
+JITTER = "jitter_seconds"
+LOSS = "loss_ratio"
+PACKETS_SENT = "packets_sent"
+HTTP_STATUS = "http_status_code"
+HTTP_VERSION = "http_version"
+HTTP_REDIRECTS = "http_redirects"
+CONTENT_LENGTH = "content_length_bytes"
+TLS_NOT_AFTER = "tls_cert_not_after_timestamp_seconds"
+TLS_EARLIEST_NOT_AFTER = "tls_earliest_cert_not_after_timestamp_seconds"
+CRL_NEXT_UPDATE = "crl_next_update_timestamp_seconds"
+CRL_THIS_UPDATE = "crl_this_update_timestamp_seconds"
+OCSP_NEXT_UPDATE = "ocsp_next_update_timestamp_seconds"
+DNS_ANSWERS = "dns_answer_rrs"
+DNS_RCODE = "dns_rcode"
+
+
+class ProbeSettings(BaseModel):
+    """Base of every kind's module settings: strict, so a typo in a module is a config error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @cached_property
+    def cache_key(self) -> str:
+        """Identity of these settings for caches of expensive objects (SSL contexts, sessions)."""
+        return self.model_dump_json()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """What to probe: the resolved target, check parameters and the time the probe may take."""
+
+    address: str  # IP address or DNS name to connect to
+    hostname: str | None  # name for SNI, Host header and certificate checks (None: use address)
+    port: int | None
+    timeout: float  # seconds; the runner enforces it, probes use it to budget their phases
+    params: dict[str, Any] = field(default_factory=dict)  # per-check parameters (url, query name, ...)
+
+    @property
+    def server_name(self) -> str:
+        return self.hostname or self.address
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """The outcome of one probe, as data."""
+
+    ok: bool
+    error: str | None = None  # why it failed, short and operator-readable ("connection refused")
+    duration: float = 0.0  # seconds, whole probe; set by the runner
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (connect, tls, ...)
+    values: dict[str, float] = field(default_factory=dict)  # measurements, keys above
+    info: dict[str, str] = field(default_factory=dict)  # facts worth showing (tls_version, final_url)
+    degraded: str | None = None  # set by the runner's thresholds: why an ok result is DEGRADED
+    finished_at: float = 0.0  # wall clock (UTC epoch seconds); set by the runner
+
+    @classmethod
+    def failure(cls, error: str, **kw: Any) -> ProbeResult:
+        return cls(ok=False, error=error, **kw)
+
+
+S = TypeVar("S", bound=ProbeSettings)
+
+
+class ProbeKind(Protocol, Generic[S]):
+    """One probe kind: a name, the model of its module settings, and the probe itself."""
+
+    name: str
+    settings_model: type[S]
+
+    async def run(self, request: ProbeRequest, settings: S) -> ProbeResult: ...
+
+
+class PhaseTimer:
+    """Records named phases of a probe with a monotonic clock."""
+
+    __slots__ = ("_last", "phases")
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + (now - self._last)
+        self._last = now
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """Turn a socket-level exception into the short reason an operator reads."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc) or type(exc).__name__
+    return text[:200]

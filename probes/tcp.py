@@ -1,0 +1,124 @@
+"""TCP probe: connect, optionally a TLS handshake, optionally a send/expect dialogue.
+
+Reads are capped (``max_read_bytes``) so a target that floods costs bounded memory; the runner's
+timeout bounds a target that hangs or trickles (slowloris).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+from pydantic import Field, field_validator
+
+from probes import base
+from probes import tls as tlsinfo
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings
+from probes.net import IPProtocol, ResolveError, resolve
+
+
+class Step(ProbeSettings):
+    """One step of a dialogue: send a line, expect a pattern, or upgrade to TLS."""
+
+    send: str | None = None  # sent as is; add \r\n yourself where the protocol needs it
+    expect: str | None = None  # regular expression searched in what the target sends
+    starttls: bool = False
+
+    @field_validator("expect")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value.encode())
+        return value
+
+
+class TCPSettings(ProbeSettings):
+    port: int | None = Field(default=None, ge=1, le=65535)
+    tls: bool = False  # TLS handshake right after connect
+    tls_config: tlsinfo.TLSSettings = tlsinfo.TLSSettings()
+    ip_protocol: IPProtocol = "auto"
+    query_response: list[Step] = []
+    max_read_bytes: int = Field(default=65536, ge=1, le=16 * 1024 * 1024)
+
+
+async def _expect(reader: asyncio.StreamReader, pattern: bytes, limit: int, buffer: bytearray) -> bool:
+    """Read until `pattern` matches what arrived, EOF, or `limit` bytes were read. On a match the
+    buffer keeps only what came after it, for the next step."""
+    regex = re.compile(pattern)
+    while (match := regex.search(buffer)) is None:
+        if len(buffer) >= limit:
+            return False
+        chunk = await reader.read(min(4096, limit - len(buffer)))
+        if not chunk:
+            return False
+        buffer.extend(chunk)
+    del buffer[: match.end()]
+    return True
+
+
+class TCPProbe:
+    name = "tcp"
+    settings_model = TCPSettings
+
+    def __init__(self) -> None:
+        self._tls = tlsinfo.ContextCache()
+
+    async def run(self, request: ProbeRequest, settings: TCPSettings) -> ProbeResult:
+        port = request.port or settings.port
+        if port is None:
+            return ProbeResult.failure("no port: set port on the check or the module")
+        timer = PhaseTimer()
+        try:
+            ip = await resolve(request.address, settings.ip_protocol)
+        except ResolveError as exc:
+            return ProbeResult.failure(str(exc))
+        timer.mark("resolve")
+        result = ProbeResult(ok=True, phases=timer.phases)
+        try:
+            reader, writer = await asyncio.open_connection(ip, port, limit=settings.max_read_bytes)
+        except OSError as exc:
+            return ProbeResult.failure(base.describe_os_error(exc), phases=timer.phases)
+        timer.mark("connect")
+        try:
+            if settings.tls:
+                await self._starttls(writer, request, settings, result)
+                timer.mark("tls")
+            await self._dialogue(reader, writer, request, settings, result)
+            timer.mark("dialogue")
+        except (OSError, ssl.SSLError) as exc:
+            result.ok = False
+            result.error = tlsinfo.describe_ssl_error(exc)
+        finally:
+            writer.close()
+        return result
+
+    async def _starttls(
+        self, writer: asyncio.StreamWriter, request: ProbeRequest, settings: TCPSettings, result: ProbeResult
+    ) -> None:
+        server_name = settings.tls_config.server_name or request.server_name
+        await writer.start_tls(self._tls.get(settings.tls_config), server_hostname=server_name)
+        tlsinfo.certificate_facts(writer.get_extra_info("ssl_object"), result)
+
+    async def _dialogue(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: ProbeRequest,
+        settings: TCPSettings,
+        result: ProbeResult,
+    ) -> None:
+        received = bytearray()
+        for index, step in enumerate(settings.query_response):
+            if step.expect is not None:
+                matched = await _expect(reader, step.expect.encode(), settings.max_read_bytes, received)
+                if not matched:
+                    result.ok = False
+                    shown = bytes(received[-80:]).decode("utf-8", "replace")
+                    result.error = f"step {index + 1}: expected /{step.expect}/, got {shown!r}"
+                    return
+            if step.send is not None:
+                writer.write(step.send.encode())
+                await writer.drain()
+            if step.starttls:
+                await self._starttls(writer, request, settings, result)
