@@ -8,12 +8,13 @@ timeout and the timing of the whole probe.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Well-known keys of ProbeResult.values. The metrics collector maps these to metric families,
 # so a new key needs a line there too.
@@ -34,6 +35,17 @@ CRL_THIS_UPDATE = "crl_this_update_timestamp_seconds"
 OCSP_NEXT_UPDATE = "ocsp_next_update_timestamp_seconds"
 DNS_ANSWERS = "dns_answer_rrs"
 DNS_RCODE = "dns_rcode"
+
+
+def _valid_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f'invalid regular expression "{pattern}": {exc}') from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_valid_regex)]  # a regular expression, checked when the config loads
 
 
 class ProbeSettings(BaseModel):

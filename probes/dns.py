@@ -20,20 +20,13 @@ import dns.rdatatype
 from pydantic import Field, field_validator
 
 from probes import base
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
 
 class AnswerRules(ProbeSettings):
-    fail_if_matches_regexp: list[str] = []  # any answer RR matching -> fail
-    fail_if_not_matches_regexp: list[str] = []  # a pattern no answer RR matches -> fail
-
-    @field_validator("fail_if_matches_regexp", "fail_if_not_matches_regexp")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            re.compile(pattern)
-        return value
+    fail_if_matches_regexp: list[Regex] = []  # any answer RR matching -> fail
+    fail_if_not_matches_regexp: list[Regex] = []  # a pattern no answer RR matches -> fail
 
 
 class DNSSettings(ProbeSettings):

@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import aiohttp
 from cryptography import x509
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from probes import base, tls
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, is_ip_literal
 from probes.secret import Secret
 
@@ -38,8 +38,8 @@ class HTTPSettings(ProbeSettings):
     headers: dict[str, str] = {}
     body: str | None = None
     valid_status_codes: list[int] = []  # empty: any 2xx
-    fail_if_body_matches_regexp: list[str] = []
-    fail_if_body_not_matches_regexp: list[str] = []
+    fail_if_body_matches_regexp: list[Regex] = []
+    fail_if_body_not_matches_regexp: list[Regex] = []
     follow_redirects: bool = True
     max_redirects: int = Field(default=10, ge=0, le=30)
     body_size_limit: int = Field(default=1024 * 1024, ge=0, le=64 * 1024 * 1024)
@@ -49,13 +49,6 @@ class HTTPSettings(ProbeSettings):
     basic_auth: BasicAuth | None = None
     bearer_token: Secret | None = None
     crl: bool = False  # the body is a CRL (DER or PEM): report and check its nextUpdate
-
-    @field_validator("fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            re.compile(pattern)
-        return value
 
 
 def _trace_config() -> aiohttp.TraceConfig:

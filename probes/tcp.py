@@ -10,11 +10,11 @@ import asyncio
 import re
 import ssl
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from probes import base
 from probes import tls as tlsinfo
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
 
@@ -22,15 +22,8 @@ class Step(ProbeSettings):
     """One step of a dialogue: send a line, expect a pattern, or upgrade to TLS."""
 
     send: str | None = None  # sent as is; add \r\n yourself where the protocol needs it
-    expect: str | None = None  # regular expression searched in what the target sends
+    expect: Regex | None = None  # searched in what the target sends
     starttls: bool = False
-
-    @field_validator("expect")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value.encode())
-        return value
 
 
 class TCPSettings(ProbeSettings):
