@@ -217,6 +217,7 @@ class _Resolver:
         self.checks_by_target.setdefault(target.name, []).append(check_id)
 
     def _topology(self) -> None:
+        cycles_seen: set[frozenset[str]] = set()
         for name, target in self.targets.items():
             loc = ("targets", self.target_index[name], "parent")
             if target.parent is None:
@@ -228,7 +229,10 @@ class _Resolver:
             current: str | None = target.parent
             while current is not None and current in self.targets:
                 if current in seen:
-                    self.issue(loc, "parent cycle: " + " -> ".join([*seen, current]))
+                    cycle = frozenset(seen[seen.index(current) :])
+                    if cycle not in cycles_seen:  # one message per cycle, at its first target
+                        cycles_seen.add(cycle)
+                        self.issue(loc, "parent cycle: " + " -> ".join([*seen, current]))
                     break
                 seen.append(current)
                 current = self.targets[current].parent
@@ -261,8 +265,9 @@ class _Resolver:
             members[raw.service].extend(self._target_checks(target.name))
         services: dict[str, Service] = {}
         for name, (svc_loc, svc) in declared.items():
+            issues_before = len(self.issues)
             ids = members[name] + self._service_members(svc_loc, svc)
-            services[name] = self._service(svc_loc, name, svc.rule, ids, svc)
+            services[name] = self._service(svc_loc, name, svc.rule, ids, svc, quiet=len(self.issues) > issues_before)
         for name, (first_loc, rule, target) in implicit.items():
             labels = {k: v for k, v in target.labels.items() if k in ("tier", "prefecture", "system", "site")}
             services[name] = self._service(first_loc, name, rule, members[name], None, labels)
@@ -311,10 +316,11 @@ class _Resolver:
         ids: list[str],
         svc: ServiceConfig | None,
         labels: dict[str, str] | None = None,
+        quiet: bool = False,  # a member problem was reported already: "no checks" would repeat it
     ) -> Service:
         unique = tuple(dict.fromkeys(ids))
         resolved: Rule = rule.at_least if isinstance(rule, AtLeast) else rule
-        if not unique:
+        if not unique and not quiet:
             self.issue(loc, f'service "{name}" has no checks')
         elif isinstance(resolved, int) and resolved > len(unique):
             self.issue((*loc, "rule"), f"at_least {resolved} but the service has only {len(unique)} checks")

@@ -38,6 +38,8 @@ def describe_path(loc: Loc, data: Any) -> str:
     current = ""
     node = data
     for key in loc:
+        if key == "[key]":  # pydantic marks errors in a mapping's key this way; the key is already named
+            continue
         if isinstance(key, int):
             current += f"[{key}]"
             node = node[key] if isinstance(node, list) and key < len(node) else None

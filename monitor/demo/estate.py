@@ -226,6 +226,10 @@ def _prefecture_rows(
     plan: Plan, prefs: tuple[Prefecture, ...], estate: Estate
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     ssh = PORTS[plan]["ssh"]
+    # On a real network ICMP tells a dead device from a dead management port; loopback always answers ICMP,
+    # so the demo watches devices through their management port only.
+    modules = "mgmt_ssh" if plan == "demo" else "icmp;mgmt_ssh"
+    circuit_modules = "mgmt_ssh" if plan == "demo" else "icmp"  # a circuit is up when its far end answers
     devices: list[dict[str, str]] = []
     circuits: list[dict[str, str]] = []
     for pref in prefs:
@@ -242,7 +246,7 @@ def _prefecture_rows(
             address = _address(plan, "pref", p, host)
             devices.append(
                 {"name": name, "address": address, "site": f"pref-{pref.code}", "tier": tier, "prefecture": pref.code,
-                 "system": system, "role": role, "parent": parent, "modules": "mgmt_ssh"}
+                 "system": system, "role": role, "parent": parent, "modules": modules}
             )  # fmt: skip
             estate.servers.append(SimServer(name, address, ssh, "tcp"))
         for m in range(1, MUNICIPALITIES_PER_PREFECTURE + 1):
@@ -252,8 +256,31 @@ def _prefecture_rows(
                 circuits.append(
                     {"name": name, "address": address, "site": f"pref-{pref.code}", "tier": "municipality",
                      "prefecture": pref.code, "system": "lgwan", "role": f"circuit-{role}",
-                     "parent": f"pref{pref.code}-lgwan-ap", "modules": "mgmt_ssh",
+                     "parent": f"pref{pref.code}-lgwan-ap", "modules": circuit_modules,
                      "service": f"lgwan-link-{pref.code}-{m:02d}", "service_rule": "any"}
                 )  # fmt: skip
                 estate.servers.append(SimServer(name, address, ssh, "tcp"))
     return devices, circuits
+
+
+EXAMPLE_HEADER = """\
+# Example inventory of the national backbone monitor (config/monitor.yml).
+#
+# Two national centers with their national servers (resident-registry network, card management, JPKI OCSP
+# and CRL distribution, intermediate-server platform, DNS), the 47 prefecture networks (edge router, core
+# switch, firewall, LGWAN access point; inventory/prefecture-devices.csv) and municipal LGWAN connections
+# over primary and backup circuits (inventory/lgwan-circuits.csv; each pair is one service, rule "any":
+# DEGRADED with one circuit down, DOWN with both).
+#
+# Addresses are private examples (10.x): replace them with your estate's. Validate offline with
+#   monitor check-config config/monitor.yml
+# Reference of every key: config/README.md. Generated once by `python -m monitor.demo.estate config`,
+# then meant to be edited by hand.
+"""
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "config")
+    print(build_estate(47, "example").write(target, EXAMPLE_HEADER))
