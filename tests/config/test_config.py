@@ -102,13 +102,20 @@ def test_csv_inventory_rows_become_targets_and_services(tmp_path: Path) -> None:
         "modules:\n  ping: {kind: icmp}\ninventories:\n  - csv: circuits.csv\n", encoding="utf-8"
     )
     inv = load_config(tmp_path / "monitor.yml").inventory
-    assert inv.targets["c1"].labels == {"prefecture": "13", "tier": "municipality", "role": "circuit-primary", "owner": "千代田区"}
+    assert inv.targets["c1"].labels == {
+        "prefecture": "13",
+        "tier": "municipality",
+        "role": "circuit-primary",
+        "owner": "千代田区",
+    }
     link = inv.services["link-13-01"]
     assert link.rule == "any" and link.check_ids == ("c1/ping", "c2/ping")
     assert service_state(link.rule, [State.DOWN, State.UP]) == State.DEGRADED
 
 
-def test_secret_from_env_and_file_never_printed(load_yaml_config: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_from_env_and_file_never_printed(
+    load_yaml_config: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Secrets resolve from ${ENV} and {file:}; the value never shows in repr or JSON dumps."""
     monkeypatch.setenv("NOC_API_TOKEN", "tok-123456")
     (tmp_path / "smtp-password").write_text("pw-987654\n", encoding="utf-8")

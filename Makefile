@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:  `make demo` (run the daemon on the built-in simulated network)
+# and `make test` (lint, type-check and the whole test suite against real peers).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+
+.PHONY: setup system-deps demo run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+demo: setup
+	$(BIN)/monitor demo
+
+run: setup
+	$(BIN)/monitor run --config config/monitor.yml
+
+lint: setup
+	$(BIN)/ruff check monitor probes tests bench
+	$(BIN)/ruff format --check monitor probes tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -m "not slow"
+
+test: system-deps setup lint typecheck
+	$(BIN)/pytest
+
+bench: system-deps setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

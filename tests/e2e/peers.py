@@ -1,0 +1,135 @@
+"""Real peers for end-to-end tests: the daemon as a process and a real Prometheus, on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def http_post(url: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (OSError, ValueError, KeyError):
+            last = None
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Process:
+    """A child process whose output goes to a log file (shown when a test fails)."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._fh = log.open("wb")
+        self.proc = subprocess.Popen(args, stdout=self._fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def daemon_process(args: list[str], tmp: Path, name: str = "daemon") -> Iterator[Process]:
+    """`python -m monitor ARGS`; stopped (SIGTERM) at the end."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = Process([sys.executable, "-m", "monitor", *args], tmp / f"{name}.log", env)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def prometheus_available() -> bool:
+    return shutil.which("prometheus") is not None
+
+
+@contextmanager
+def prometheus(
+    tmp: Path, scrape_targets: list[str], interval: str = "1s", rule_files: list[str] | None = None
+) -> Iterator[str]:
+    """A real Prometheus scraping `scrape_targets` (host:port); yields its base URL."""
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [{"job_name": "monitor", "static_configs": [{"targets": scrape_targets}]}],
+    }
+    if rule_files:
+        config["rule_files"] = rule_files
+    (tmp / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
+    proc = Process(
+        [
+            "prometheus",
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        tmp / "prometheus.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 30, what="prometheus ready")
+        yield base
+    finally:
+        proc.stop()
+
+
+def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
+    status, body = http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    data = json.loads(body)
+    if status != 200 or data.get("status") != "success":
+        raise ValueError(f"query failed: {body[:300]!r}")
+    return list(data["data"]["result"])

@@ -1,0 +1,111 @@
+"""/metrics: the fast text path equals prometheus-client's, passes promtool, and follows state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.engine import Engine
+from monitor.metrics import DaemonMetrics, StateCollector, exposition
+from monitor.scheduler import SchedulerMetrics
+from monitor.state import State
+from probes import base
+from probes.base import ProbeResult
+from tests.conftest import Loader
+
+CONFIG = """
+modules:
+  ping: {kind: icmp}
+  web: {kind: http, http: {scheme: https}}
+targets:
+  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web]}
+  - {name: osaka-edge, address: 127.0.0.2, labels: {prefecture: 27}, parent: tokyo-edge, modules: [ping]}
+services:
+  - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge]}
+"""
+
+
+@pytest.fixture
+def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, Engine]:
+    engine = Engine(load_yaml_config(CONFIG).inventory)
+    registry = CollectorRegistry()
+    DaemonMetrics(registry)
+    SchedulerMetrics(registry)
+    collector = StateCollector(lambda: engine)
+    registry.register(collector)
+    ping = ProbeResult(ok=True, duration=0.0123, finished_at=1_700_000_000.5)
+    ping.values.update({base.RTT_MIN: 0.0001, base.RTT_AVG: 0.0002, base.RTT_MAX: 0.0004, base.LOSS: 0.0})
+    web = ProbeResult(ok=False, error="HTTP status 503", duration=0.05, finished_at=1_700_000_001.0)
+    web.values.update({base.HTTP_STATUS: 503.0, base.TLS_NOT_AFTER: 1.8e9})
+    web.phases.update({"connect": 0.001, "processing": 0.04})
+    engine.observe("tokyo-edge/ping", ping, 1.0)
+    engine.observe("tokyo-edge/web", web, 1.0)
+    return registry, collector, engine
+
+
+def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_fast_path_equals_prometheus_client_rendering(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """exposition() (hand-written state families) yields exactly the samples generate_latest() yields."""
+    registry, collector, _ = setup
+    fast = exposition(registry, collector).decode()
+    slow = generate_latest(registry).decode()
+    assert samples(fast) == samples(slow)
+    assert fast.count("# TYPE monitor_check_state gauge") == 1
+
+
+def test_series_follow_state(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """Probe success, durations, one-hot check state, ICMP RTT, HTTP status and TLS expiry carry the check's labels."""
+    registry, collector, _ = setup
+    got = {(n, dict(lb).get("check"), dict(lb).get("state") or dict(lb).get("stat") or dict(lb).get("phase")): v
+           for n, lb, v in samples(exposition(registry, collector).decode())}  # fmt: skip
+    assert got[("monitor_probe_success", "tokyo-edge/ping", None)] == 1.0
+    assert got[("monitor_probe_success", "tokyo-edge/web", None)] == 0.0
+    assert got[("monitor_probe_duration_seconds", "tokyo-edge/ping", None)] == pytest.approx(0.0123)
+    assert got[("monitor_icmp_rtt_seconds", "tokyo-edge/ping", "avg")] == pytest.approx(0.0002)
+    assert got[("monitor_http_status_code", "tokyo-edge/web", None)] == 503.0
+    assert got[("monitor_tls_cert_expiry_timestamp_seconds", "tokyo-edge/web", None)] == 1.8e9
+    assert got[("monitor_probe_phase_duration_seconds", "tokyo-edge/web", "processing")] == pytest.approx(0.04)
+    states = {s: v for (n, c, s), v in got.items() if n == "monitor_check_state" and c == "tokyo-edge/ping"}
+    assert states == {"unknown": 0, "up": 1, "degraded": 0, "down": 0, "unreachable": 0, "maintenance": 0}
+    assert ("monitor_probe_success", "osaka-edge/ping", None) not in got  # never probed: no result series
+
+
+def test_labels_are_escaped_and_include_topology_labels(
+    setup: tuple[CollectorRegistry, StateCollector, Engine],
+) -> None:
+    """Label values with quotes survive escaping; prefecture and tier labels are on every check series."""
+    registry, collector, _ = setup
+    for name, labels, _value in samples(exposition(registry, collector).decode()):
+        if name == "monitor_probe_success" and dict(labels)["target"] == "tokyo-edge":
+            assert dict(labels)["role"] == 'edge "router"'
+            assert dict(labels)["prefecture"] == "13" and dict(labels)["tier"] == "prefecture"
+
+
+def test_service_up_absent_while_unknown(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """monitor_service_up has no sample while the service is UNKNOWN (so an SLI never counts a gap as up)."""
+    registry, collector, engine = setup
+    assert engine.services["pref-net"].state == State.UNKNOWN
+    names = {n for n, _, _ in samples(exposition(registry, collector).decode())}
+    assert "monitor_service_state" in names and "monitor_service_up" not in names
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_promtool_check_metrics_passes(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """`promtool check metrics` accepts a scrape without complaints (names, units, HELP, TYPE)."""
+    registry, collector, _ = setup
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=exposition(registry, collector), capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "" and proc.stderr.decode().strip() == ""

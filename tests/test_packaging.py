@@ -1,0 +1,40 @@
+"""The deployment files: docker-compose.yml, Dockerfile commands and the Prometheus config are valid."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.cli import build_parser
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_docker_compose_config_is_valid() -> None:
+    """`docker-compose config` accepts the compose file (no Docker engine needed)."""
+    proc = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_and_dockerfile_commands_parse() -> None:
+    """The commands the compose file and the Dockerfile give the daemon are valid CLI invocations."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    build_parser().parse_args(compose["services"]["monitor"]["command"])
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    build_parser().parse_args(yaml.safe_load(cmd.removeprefix("CMD ")))
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_prometheus_config_is_valid() -> None:
+    """`promtool check config` accepts the Prometheus config the compose file mounts."""
+    proc = subprocess.run(
+        ["promtool", "check", "config", "config/prometheus/prometheus.yml"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,145 @@
+"""The probe scheduler, on real time with short intervals: spread, no overlap, fast re-probe, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+from collections import defaultdict
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.inventory import Check
+from monitor.scheduler import Scheduler, SchedulerMetrics, phase
+from tests.conftest import Loader
+
+
+def checks(load: Loader, count: int, interval: str = "400ms", extra: str = "") -> dict[str, Check]:
+    targets = "\n".join(f"  - {{name: t{i}, address: 127.0.0.1, modules: [ping]}}" for i in range(count))
+    text = f"modules:\n  ping: {{kind: icmp, interval: {interval}, timeout: 200ms, retry_interval: 100ms{extra}}}\ntargets:\n{targets}\n"
+    return dict(load(text).inventory.checks)
+
+
+def metric(registry: CollectorRegistry, name: str) -> float:
+    return registry.get_sample_value(name) or 0.0
+
+
+def test_phase_is_stable_and_spread() -> None:
+    """The offset of a check is the same every time and 10,000 checks spread evenly over the interval."""
+    assert phase("tokyo-edge/icmp") == phase("tokyo-edge/icmp")
+    buckets = [0] * 10
+    for i in range(10_000):
+        buckets[int(phase(f"t{i}/icmp") * 10)] += 1
+    assert min(buckets) > 850 and max(buckets) < 1150
+
+
+async def test_runs_on_interval_and_records_lag(load_yaml_config: Loader) -> None:
+    """Each check runs about every interval; lag samples are recorded and small."""
+    runs: dict[str, list[float]] = defaultdict(list)
+    loop = asyncio.get_running_loop()
+
+    async def execute(check: Check) -> None:
+        runs[check.id].append(loop.time())
+
+    registry = CollectorRegistry()
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(registry), 100)
+    sched.set_checks(checks(load_yaml_config, 5))
+    await asyncio.sleep(2.3)
+    await sched.stop()
+    for times in runs.values():
+        assert len(times) >= 4
+        gaps = [b - a for a, b in itertools.pairwise(times[1:])]  # the first run is at a start-up offset
+        assert statistics.median(gaps) == pytest.approx(0.4, abs=0.05)
+    assert metric(registry, "monitor_scheduler_lag_seconds_count") >= 20
+    assert (
+        metric(registry, "monitor_scheduler_lag_seconds_sum") / metric(registry, "monitor_scheduler_lag_seconds_count")
+        < 0.05
+    )
+
+
+async def test_slow_run_never_overlaps_and_counts_skips(load_yaml_config: Loader) -> None:
+    """A run longer than the interval is never overlapped by the next one; the skipped slots are counted."""
+    running = 0
+    overlap = False
+
+    async def execute(check: Check) -> None:
+        nonlocal running, overlap
+        running += 1
+        overlap |= running > 1
+        await asyncio.sleep(0.9)
+        running -= 1
+
+    registry = CollectorRegistry()
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(registry), 100)
+    sched.set_checks(checks(load_yaml_config, 1, interval="300ms"))
+    await asyncio.sleep(2.5)
+    await sched.stop(grace=2)
+    assert not overlap
+    assert metric(registry, "monitor_probes_skipped_total") >= 3
+
+
+async def test_failing_check_is_reprobed_after_retry_interval(load_yaml_config: Loader) -> None:
+    """While confirming a change, the next run comes after retry_interval (100 ms), not the interval (2 s)."""
+    runs: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def execute(check: Check) -> None:
+        runs.append(loop.time())
+
+    registry = CollectorRegistry()
+    sched = Scheduler(execute, lambda _: True, SchedulerMetrics(registry), 100)
+    sched.set_checks(checks(load_yaml_config, 1, interval="2s"))
+    await asyncio.sleep(2.5)
+    await sched.stop()
+    assert len(runs) >= 8
+    assert max(b - a for a, b in itertools.pairwise(runs)) < 0.3
+
+
+async def test_global_and_module_concurrency_limits(load_yaml_config: Loader) -> None:
+    """No more probes run at once than the global limit, nor than the module's max_concurrency."""
+    peak = {"all": 0}
+    now = {"all": 0}
+
+    async def execute(check: Check) -> None:
+        now["all"] += 1
+        peak["all"] = max(peak["all"], now["all"])
+        await asyncio.sleep(0.15)
+        now["all"] -= 1
+
+    all_checks = checks(load_yaml_config, 30, interval="1s")
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(CollectorRegistry()), 5)
+    sched.set_checks(all_checks)
+    await asyncio.sleep(1.2)
+    await sched.stop()
+    assert peak["all"] == 5
+
+    peak["all"] = 0
+    limited = checks(load_yaml_config, 30, interval="1s", extra=", max_concurrency: 2")
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(CollectorRegistry()), 50, {"ping": 2})
+    sched.set_checks(limited)
+    await asyncio.sleep(1.2)
+    await sched.stop()
+    assert peak["all"] == 2
+
+
+async def test_probe_soon_and_removal(load_yaml_config: Loader) -> None:
+    """probe_soon runs a check at once; a check removed by set_checks is not run again."""
+    runs: list[str] = []
+
+    async def execute(check: Check) -> None:
+        runs.append(check.id)
+
+    all_checks = checks(load_yaml_config, 2, interval="10s")
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(CollectorRegistry()), 10)
+    sched.set_checks(all_checks)
+    await asyncio.sleep(0.05)
+    runs.clear()
+    sched.probe_soon(["t1/ping"])
+    await asyncio.sleep(0.05)
+    assert runs == ["t1/ping"]
+    sched.set_checks({k: v for k, v in all_checks.items() if k != "t1/ping"})
+    sched.probe_soon(["t1/ping"])
+    await asyncio.sleep(0.05)
+    assert runs == ["t1/ping"] and sched.scheduled == 1
+    await sched.stop()
