@@ -25,8 +25,8 @@ run: setup
 	$(BIN)/monitor run --config config/monitor.yml
 
 lint: setup
-	$(BIN)/ruff check monitor probes tests bench
-	$(BIN)/ruff format --check monitor probes tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: setup
 	$(BIN)/mypy
