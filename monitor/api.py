@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import CollectorRegistry
 
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
 from monitor.state import State
 
+# The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 # Worst first: how a target's checks add up to one state for lists and boards.
 SEVERITY = (State.DOWN, State.UNREACHABLE, State.DEGRADED, State.MAINTENANCE, State.UNKNOWN, State.UP)
 
@@ -44,7 +46,7 @@ def check_json(rt: CheckRuntime, history: bool = False) -> dict[str, Any]:
         "kind": check.kind,
         "state": rt.state.value,
         "since": iso(rt.since),
-        "reason": rt.machine.reason if rt.state != State.UP else None,
+        "reason": rt.reason,
         "root_cause": rt.root_cause,
         "flapping": rt.machine.flapping,
         "interval_seconds": check.interval,
@@ -81,10 +83,22 @@ def _matches(labels: Mapping[str, str], query: Mapping[str, str]) -> bool:
     )
 
 
+def _page(items: list[Any], query: Mapping[str, str]) -> tuple[list[Any], int, int]:
+    """`offset` and `limit` query parameters (default: everything)."""
+    try:
+        offset = int(query.get("offset", 0))
+        limit = int(query.get("limit", len(items)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and limit must be whole numbers") from None
+    if offset < 0 or limit < 0:
+        raise web.HTTPBadRequest(text="offset and limit must not be negative")
+    return items[offset : offset + limit], offset, limit
+
+
 def targets_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
     wanted_state = query.get("state")
     text = query.get("q", "").lower()
-    items = []
+    matched = []
     for name, target in engine.inventory.targets.items():
         if text and text not in name.lower() and text not in target.address:
             continue
@@ -93,6 +107,10 @@ def targets_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
         state = target_state(engine, name)
         if wanted_state and state.value != wanted_state:
             continue
+        matched.append((name, target, state))
+    page, offset, _ = _page(matched, query)
+    items = []
+    for name, target, state in page:
         checks = [engine.checks[c] for c in engine.inventory.checks_by_target.get(name, ())]
         items.append(
             {
@@ -108,18 +126,21 @@ def targets_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
                 "checks": [check_json(rt, history="history" in query) for rt in checks],
             }
         )
-    return {"count": len(items), "targets": items}
+    return {"count": len(matched), "offset": offset, "targets": items}
 
 
 def services_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
     wanted_state = query.get("state")
+    matched = [
+        srt
+        for srt in engine.services.values()
+        if (not wanted_state or srt.state.value == wanted_state) and _matches(srt.service.labels, query)
+    ]
+    page, offset, _ = _page(matched, query)
     items = []
-    for name, srt in engine.services.items():
+    for srt in page:
         svc = srt.service
-        if wanted_state and srt.state.value != wanted_state:
-            continue
-        if not _matches(svc.labels, query):
-            continue
+        name = svc.name
         members = [engine.checks[c] for c in svc.check_ids]
         items.append(
             {
@@ -131,12 +152,12 @@ def services_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
                 "state": srt.state.value,
                 "since": iso(srt.since),
                 "checks": [
-                    {"id": m.check.id, "state": m.state.value, "reason": m.machine.reason, "root_cause": m.root_cause}
+                    {"id": m.check.id, "state": m.state.value, "reason": m.reason, "root_cause": m.root_cause}
                     for m in members
                 ],
             }
         )
-    return {"count": len(items), "services": items}
+    return {"count": len(matched), "offset": offset, "services": items}
 
 
 class MetricsCache:
@@ -163,7 +184,7 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         body = await cache.get()
-        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        response = web.Response(body=body, headers={"Content-Type": TEXT_FORMAT})
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression()
         return response

@@ -45,6 +45,13 @@ class CheckRuntime:
     failures_total: int = 0
     recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
+    @property
+    def reason(self) -> str | None:
+        """Why the check is in its state, as operators read it (None when UP)."""
+        if self.state == State.UNREACHABLE:
+            return f"parent {self.root_cause} is down"
+        return None if self.state == State.UP else self.machine.reason
+
 
 @dataclass(slots=True)
 class ServiceRuntime:
@@ -171,11 +178,11 @@ class Engine:
             new = effective_state(rt.machine.state, root is not None, in_maintenance=False)
             if new == rt.state and root == rt.root_cause:
                 continue
-            reason = f"parent {root} is down" if new == State.UNREACHABLE else rt.machine.reason
-            outcome.transitions.append(Transition("check", cid, rt.state, new, now, reason, root))
-            if new != rt.state:
+            old = rt.state
+            if new != old:
                 rt.since = now
             rt.state, rt.root_cause = new, root
+            outcome.transitions.append(Transition("check", cid, old, new, now, rt.reason, root))
             touched_services.update(self.inventory.services_by_check.get(cid, ()))
         for name in sorted(touched_services):
             self._refresh_service(self.services[name], now, outcome)

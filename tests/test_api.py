@@ -1,0 +1,113 @@
+"""The HTTP API served by aiohttp: filters, pagination, one check's history, readiness, reload errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from monitor.api import build_app
+from monitor.engine import Engine
+from monitor.metrics import StateCollector
+from probes.base import ProbeResult
+from tests.conftest import Loader
+
+CONFIG = """
+defaults: {failures_to_down: 1, successes_to_up: 1}
+modules: {ping: {kind: icmp}}
+targets:
+  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: 13, tier: prefecture}, modules: [ping]}
+  - {name: tokyo-fw, address: 127.0.0.2, labels: {prefecture: 13, tier: prefecture}, parent: tokyo-edge, modules: [ping]}
+  - {name: osaka-edge, address: 127.0.0.3, labels: {prefecture: 27, tier: prefecture}, modules: [ping]}
+services:
+  - {name: tokyo-net, rule: all, targets: [tokyo-edge, tokyo-fw], labels: {prefecture: 13}}
+"""
+
+
+@dataclass
+class FakeDaemon:
+    engine: Engine
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    ready: bool = True
+    route_hooks: list[Any] = field(default_factory=list)
+    reload_result: tuple[bool, list[str]] = (True, [])
+
+    def __post_init__(self) -> None:
+        self.state_collector = StateCollector(lambda: self.engine)
+
+    async def reload(self) -> tuple[bool, list[str]]:
+        return self.reload_result
+
+
+@pytest.fixture
+async def client(
+    load_yaml_config: Loader,
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], FakeDaemon]]:
+    engine = Engine(load_yaml_config(CONFIG).inventory)
+    engine.observe("tokyo-edge/ping", ProbeResult(ok=False, error="100% packet loss (3 sent)", finished_at=1e9), 1.0)
+    engine.observe("tokyo-fw/ping", ProbeResult(ok=False, error="100% packet loss (3 sent)"), 1.0)
+    engine.observe("osaka-edge/ping", ProbeResult(ok=True, duration=0.001), 1.0)
+    daemon = FakeDaemon(engine)
+    async with TestClient(TestServer(build_app(daemon))) as c:
+        yield c, daemon
+
+
+async def test_targets_filtered_by_state_and_prefecture(client: Any) -> None:
+    """?state= and ?prefecture= select targets; an unreachable target names its root cause."""
+    c, _ = client
+    body = await (await c.get("/api/v1/targets", params={"prefecture": "13"})).json()
+    assert {t["name"]: t["state"] for t in body["targets"]} == {"tokyo-edge": "down", "tokyo-fw": "unreachable"}
+    fw = next(t for t in body["targets"] if t["name"] == "tokyo-fw")
+    assert fw["root_cause"] == "tokyo-edge" and fw["checks"][0]["reason"] == "parent tokyo-edge is down"
+    down = await (await c.get("/api/v1/targets", params={"state": "down"})).json()
+    assert [t["name"] for t in down["targets"]] == ["tokyo-edge"]
+    assert down["targets"][0]["checks"][0]["last"]["error"] == "100% packet loss (3 sent)"
+
+
+async def test_pagination_and_bad_parameters(client: Any) -> None:
+    """offset/limit page through the matches; count is the total; bad values are a 400."""
+    c, _ = client
+    page = await (await c.get("/api/v1/targets", params={"offset": "1", "limit": "1"})).json()
+    assert page["count"] == 3 and page["offset"] == 1 and [t["name"] for t in page["targets"]] == ["tokyo-fw"]
+    assert (await c.get("/api/v1/targets", params={"limit": "ten"})).status == 400
+    assert (await c.get("/api/v1/services", params={"offset": "-1"})).status == 400
+
+
+async def test_services_and_single_check(client: Any) -> None:
+    """A service lists its members' states; one check shows its recent results."""
+    c, _ = client
+    services = await (await c.get("/api/v1/services")).json()
+    assert services["services"][0]["state"] == "down"
+    assert {m["id"]: m["state"] for m in services["services"][0]["checks"]} == {
+        "tokyo-edge/ping": "down",
+        "tokyo-fw/ping": "unreachable",
+    }
+    check = await (await c.get("/api/v1/checks/osaka-edge/ping")).json()
+    assert check["state"] == "up" and len(check["recent"]) == 1 and check["recent"][0]["ok"] is True
+    assert (await c.get("/api/v1/checks/nope/ping")).status == 404
+
+
+async def test_readiness_and_reload_errors(client: Any) -> None:
+    """/readyz is 503 until ready; a failed reload answers 400 with the config errors; GET is not allowed."""
+    c, daemon = client
+    assert (await c.get("/readyz")).status == 200
+    daemon.ready = False
+    assert (await c.get("/readyz")).status == 503
+    daemon.reload_result = (False, ["monitor.yml:3: modules.x.kind: must be one of icmp, tcp, http, dns"])
+    response = await c.post("/-/reload")
+    assert response.status == 400 and (await response.json())["errors"][0].startswith("monitor.yml:3:")
+    assert (await c.get("/-/reload")).status == 405
+
+
+async def test_metrics_endpoint_serves_exposition(client: Any) -> None:
+    """/metrics answers in the Prometheus text format with the per-check series."""
+    c, _ = client
+    response = await c.get("/metrics")
+    text = await response.text()
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'monitor_check_state{check="tokyo-fw/ping"' in text
