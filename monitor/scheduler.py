@@ -120,13 +120,18 @@ class Scheduler:
 
     # --- timing ----------------------------------------------------------------------------
 
-    def _next_slot(self, entry: _Entry, now: float) -> float:
-        """The next grid time after `now`: wall-clock aligned offset + k * interval."""
+    def _next_slot(self, entry: _Entry, after: float) -> float:
+        """The first grid time (wall-clock aligned offset + k * interval) after loop time `after`.
+
+        Timers may fire a little early (uvloop rounds to milliseconds), so a time within 1% of an
+        interval before a grid point counts as on it: the run at a slot never reschedules itself
+        into the same slot."""
         interval = entry.check.interval
-        wall = time.time()
+        loop_now, wall_now = self._loop.time(), time.time()
+        wall_after = wall_now + (after - loop_now)
         offset = entry.phase * interval
-        k = math.floor((wall - offset) / interval) + 1
-        return now + (k * interval + offset - wall)
+        k = math.floor((wall_after - offset) / interval + 0.01) + 1
+        return loop_now + (k * interval + offset - wall_now)
 
     def _schedule(self, entry: _Entry, due: float) -> None:
         if entry.handle:
@@ -137,8 +142,12 @@ class Scheduler:
     def _fire(self, entry: _Entry) -> None:
         if entry.removed:
             return
-        due = entry.due
-        self._schedule(entry, self._next_slot(entry, max(self._loop.time(), due)))
+        due, now = entry.due, self._loop.time()
+        next_due = self._next_slot(entry, due)
+        if next_due < now:  # the loop was stalled past whole slots: skip them rather than catch up in a burst
+            self._metrics.skipped.inc(math.ceil((now - next_due) / entry.check.interval))
+            next_due = self._next_slot(entry, now)
+        self._schedule(entry, next_due)
         if entry.running:
             self._metrics.skipped.inc()
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
+import time
 from collections import defaultdict
 
 import pytest
@@ -143,3 +144,45 @@ async def test_probe_soon_and_removal(load_yaml_config: Loader) -> None:
     await asyncio.sleep(0.05)
     assert runs == ["t1/ping"] and sched.scheduled == 1
     await sched.stop()
+
+
+def test_uvloop_early_timers_do_not_double_fire(load_yaml_config: Loader) -> None:
+    """On uvloop (millisecond timers that may fire early) each check runs once per interval, with no skips."""
+    uvloop = pytest.importorskip("uvloop")
+    all_checks = checks(load_yaml_config, 50, interval="200ms")
+    runs: dict[str, int] = defaultdict(int)
+    registry = CollectorRegistry()
+
+    async def main() -> None:
+        async def execute(check: Check) -> None:
+            runs[check.id] += 1
+            await asyncio.sleep(0.01)
+
+        sched = Scheduler(execute, lambda _: False, SchedulerMetrics(registry), 100)
+        sched.set_checks(all_checks)
+        await asyncio.sleep(3.0)
+        await sched.stop()
+
+    uvloop.run(main())
+    assert metric(registry, "monitor_probes_skipped_total") == 0
+    assert all(13 <= n <= 16 for n in runs.values()), sorted(runs.values())
+
+
+async def test_stalled_loop_skips_missed_slots_instead_of_bursting(load_yaml_config: Loader) -> None:
+    """After the loop is blocked for several intervals, the missed slots are counted, not run in a burst."""
+    runs: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def execute(check: Check) -> None:
+        runs.append(loop.time())
+
+    registry = CollectorRegistry()
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(registry), 10)
+    sched.set_checks(checks(load_yaml_config, 1, interval="200ms"))
+    await asyncio.sleep(0.5)
+    time.sleep(1.1)  # noqa: ASYNC251 - blocking the event loop on purpose, for more than five intervals
+    before = len(runs)
+    await asyncio.sleep(0.5)
+    await sched.stop()
+    assert len(runs) - before <= 4
+    assert metric(registry, "monitor_probes_skipped_total") >= 4
