@@ -57,6 +57,8 @@ class ProbeRunner:
         except Exception as exc:  # a bug in a probe must not stop the scheduler
             log.exception("probe_crashed", check=check.id, kind=check.kind)
             result = ProbeResult.failure(f"internal error in {check.kind} probe: {type(exc).__name__}")
+        if result.error is not None:  # one short line: errors end up in logs, metrics labels and pages
+            result.error = " ".join(result.error.split())[:300]
         result.duration = time.perf_counter() - started
         result.finished_at = self.clock.now()
         result.degraded = degraded_reason(result, check.degraded, result.finished_at)

@@ -7,6 +7,7 @@ body costs bounded memory. aiohttp's own limits bound header sizes.
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import time
@@ -77,6 +78,18 @@ def _trace_config() -> aiohttp.TraceConfig:
     config.on_connection_create_start.append(conn_start)
     config.on_connection_create_end.append(conn_end)
     return config
+
+
+class _Response(aiohttp.ClientResponse):
+    """Keeps the TLS object of its connection: aiohttp releases the connection as soon as the body
+    has arrived, which for a small body is before the probe looks at the response."""
+
+    ssl_object: Any = None
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        self.ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        return await super().start(connection)
 
 
 def _status_ok(status: int, settings: HTTPSettings) -> bool:
@@ -152,6 +165,7 @@ class HTTPProbe:
                 headers={"User-Agent": USER_AGENT},
                 auto_decompress=True,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                response_class=_Response,
             )
             self._sessions[settings.cache_key] = session
         return session
@@ -164,14 +178,19 @@ class HTTPProbe:
     async def run(self, request: ProbeRequest, settings: HTTPSettings) -> ProbeResult:
         url = _url(request, settings)
         headers = dict(settings.headers)
-        server_hostname = settings.tls_config.server_name or request.hostname
-        if request.hostname and "url" not in request.params:
-            headers.setdefault("Host", request.hostname)
+        # a check's url names its own host: then neither SNI nor Host come from the target's hostname
+        own_url = "url" in request.params
+        server_hostname = settings.tls_config.server_name or (None if own_url else request.hostname)
+        if request.hostname and not own_url:
+            port = request.port or settings.port
+            default_port = 443 if settings.scheme == "https" else 80
+            host = request.hostname if port in (None, default_port) else f"{request.hostname}:{port}"
+            headers.setdefault("Host", host)  # RFC 9110 7.2: the URL's authority, port included
         if settings.bearer_token is not None:
             headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
-        auth = None
         if settings.basic_auth is not None:
-            auth = aiohttp.BasicAuth(settings.basic_auth.username, settings.basic_auth.password.get_secret_value())
+            credentials = f"{settings.basic_auth.username}:{settings.basic_auth.password.get_secret_value()}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
         timer = PhaseTimer()
         result = ProbeResult(ok=True, phases=timer.phases)
         try:
@@ -180,7 +199,6 @@ class HTTPProbe:
                 url,
                 headers=headers,
                 data=settings.body,
-                auth=auth,
                 allow_redirects=settings.follow_redirects,
                 max_redirects=settings.max_redirects,
                 server_hostname=server_hostname,
@@ -220,8 +238,7 @@ class HTTPProbe:
         if response.version is not None:
             result.values[base.HTTP_VERSION] = float(f"{response.version.major}.{response.version.minor}")
         result.info["final_url"] = str(response.url)
-        connection = response.connection
-        ssl_object = connection.transport.get_extra_info("ssl_object") if connection and connection.transport else None
+        ssl_object = getattr(response, "ssl_object", None)
         tls.certificate_facts(ssl_object, result)
         if settings.fail_if_not_ssl and ssl_object is None:
             self._fail(result, "connection is not TLS (fail_if_not_ssl)")

@@ -37,12 +37,13 @@ class TCPSettings(ProbeSettings):
 
 async def _expect(reader: asyncio.StreamReader, pattern: bytes, limit: int, buffer: bytearray) -> bool:
     """Read until `pattern` matches what arrived, EOF, or `limit` bytes were read. On a match the
-    buffer keeps only what came after it, for the next step."""
-    regex = re.compile(pattern)
+    buffer keeps only what came after it, for the next step. ``^`` and ``$`` match at line breaks:
+    what is left of a matched line must not hide the next line from an anchored pattern."""
+    regex = re.compile(pattern, re.MULTILINE)
     while (match := regex.search(buffer)) is None:
         if len(buffer) >= limit:
             return False
-        chunk = await reader.read(min(4096, limit - len(buffer)))
+        chunk = await reader.read(limit - len(buffer))  # all that has arrived: fewer rescans of the buffer
         if not chunk:
             return False
         buffer.extend(chunk)
@@ -115,3 +116,4 @@ class TCPProbe:
                 await writer.drain()
             if step.starttls:
                 await self._starttls(writer, request, settings, result)
+                received.clear()  # plaintext that came before the handshake must not pass for a TLS reply

@@ -79,7 +79,8 @@ def _chain_der(ssl_object: Any) -> list[bytes]:
         except (ssl.SSLError, ValueError):
             continue
         if chain:
-            return [c.public_bytes(ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+            # the chain holds _ssl.Certificate objects: public_bytes() gives PEM (ssl has no ENCODING_DER)
+            return [ssl.PEM_cert_to_DER_cert(c.public_bytes()) for c in chain]
     leaf = ssl_object.getpeercert(binary_form=True)
     return [leaf] if leaf else []
 
