@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.api_incidents import add_incident_routes
+from monitor.auth import Guard, ProblemError, problem_middleware
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
 from monitor.state import State
+from monitor.timefmt import iso
 
 # The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -27,14 +29,9 @@ class DaemonView(Protocol):
     state_collector: StateCollector
     ready: bool
     route_hooks: list[Callable[[web.Application], None]]
+    guard: Guard
 
     async def reload(self) -> tuple[bool, list[str]]: ...
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_json(rt: CheckRuntime, history: bool = False) -> dict[str, Any]:
@@ -89,9 +86,9 @@ def _page(items: list[Any], query: Mapping[str, str]) -> tuple[list[Any], int, i
         offset = int(query.get("offset", 0))
         limit = int(query.get("limit", len(items)))
     except ValueError:
-        raise web.HTTPBadRequest(text="offset and limit must be whole numbers") from None
+        raise ProblemError(400, "invalid paging", "offset and limit must be whole numbers") from None
     if offset < 0 or limit < 0:
-        raise web.HTTPBadRequest(text="offset and limit must not be negative")
+        raise ProblemError(400, "invalid paging", "offset and limit must not be negative")
     return items[offset : offset + limit], offset, limit
 
 
@@ -179,7 +176,8 @@ class MetricsCache:
 
 
 def build_app(daemon: DaemonView) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[problem_middleware])
+    guard = daemon.guard
     cache = MetricsCache(lambda: exposition(daemon.registry, daemon.state_collector))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
@@ -197,22 +195,27 @@ def build_app(daemon: DaemonView) -> web.Application:
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
-    async def reload(_: web.Request) -> web.Response:
+    async def reload(request: web.Request) -> web.Response:
+        who = await guard.require(request, "config.reload", "config.reload")
         ok, errors = await daemon.reload()
+        await guard.audit(request, who, "config.reload", "ok" if ok else "invalid", None, errors=errors[:20])
         if ok:
             return web.json_response({"status": "success"})
         return web.json_response({"status": "error", "errors": errors}, status=400)
 
     async def targets(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
         return web.json_response(targets_json(daemon.engine, request.query))
 
     async def services(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
         return web.json_response(services_json(daemon.engine, request.query))
 
     async def check(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
         rt = daemon.engine.checks.get(request.match_info["check_id"])
         if rt is None:
-            raise web.HTTPNotFound(text="no such check")
+            raise ProblemError(404, "no such check", request.match_info["check_id"])
         return web.json_response(check_json(rt, history=True))
 
     app.router.add_get("/metrics", metrics)
@@ -222,6 +225,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/api/v1/targets", targets)
     app.router.add_get("/api/v1/services", services)
     app.router.add_get("/api/v1/checks/{check_id:.+}", check)
+    add_incident_routes(app, daemon)  # type: ignore[arg-type]
     for hook in daemon.route_hooks:
         hook(app)
     return app

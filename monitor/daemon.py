@@ -24,6 +24,7 @@ from monitor.config.model import parse_listen
 from monitor.engine import Engine, Outcome
 from monitor.inventory import Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
+from monitor.response import ResponseSide
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
 from monitor.store.sqlite import SQLiteStore
@@ -57,7 +58,10 @@ class Daemon:
         self.store = SQLiteStore(self.data_dir / "monitor.db")
         self.probes: dict[str, ProbeKind[Any]] = {}
         self.ready = False
-        self.listeners: list[Callable[[Outcome], None]] = []  # incidents and playbooks subscribe here
+        self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self._dispatch)
+        self.guard = self.response.guard
+        self.incidents = self.response.incidents
+        self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome]  # incidents, playbooks
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
@@ -71,6 +75,7 @@ class Daemon:
     async def start(self) -> None:
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
+        await self.response.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
         inv = self.inventory
@@ -119,6 +124,7 @@ class Daemon:
             await self._scheduler.stop()
         if self._http is not None:
             await self._http.cleanup()
+        await self.response.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -143,6 +149,7 @@ class Daemon:
     async def _heartbeat(self) -> None:
         while True:
             self.store.heartbeat(self.clock.now())
+            self.response.update_gauges()
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     # --- the probe path --------------------------------------------------------------------
@@ -190,6 +197,7 @@ class Daemon:
                 log.error("config_reload_failed", config=str(self.config_path), errors=exc.messages)
                 return False, exc.messages
             self._apply(loaded.inventory)
+            await self.response.reload(loaded.inventory)
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(self.clock.now())
             self.metrics.reloads.labels("success").inc()
@@ -212,6 +220,9 @@ class Daemon:
         self._count_config(inventory)
         grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
         self._spawn(self._close_later(old_probes, grace))
+
+    async def maintenance_changed(self) -> None:
+        await self.response.maintenance_changed()
 
     @staticmethod
     async def _close_later(probes: dict[str, ProbeKind[Any]], delay: float) -> None:

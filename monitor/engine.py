@@ -50,6 +50,8 @@ class CheckRuntime:
         """Why the check is in its state, as operators read it (None when UP)."""
         if self.state == State.UNREACHABLE:
             return f"parent {self.root_cause} is down"
+        if self.state == State.MAINTENANCE:
+            return "planned maintenance"
         return None if self.state == State.UP else self.machine.reason
 
 
@@ -78,6 +80,7 @@ class Engine:
         self.inventory = inventory
         self.checks: dict[str, CheckRuntime] = {}
         self.services: dict[str, ServiceRuntime] = {}
+        self.maintenance: dict[str, str] = {}  # check id -> the window covering it
         self._reach: dict[str, tuple[str, ...]] = {}
         self.apply_inventory(inventory, now=0.0)
 
@@ -175,7 +178,7 @@ class Engine:
         for cid, rt in runtimes.items():
             target = rt.check.target.name
             root = self.root_cause(target) if rt.machine.state == State.DOWN else None
-            new = effective_state(rt.machine.state, root is not None, in_maintenance=False)
+            new = effective_state(rt.machine.state, root is not None, in_maintenance=cid in self.maintenance)
             if new == rt.state and root == rt.root_cause:
                 continue
             old = rt.state
@@ -207,6 +210,14 @@ class Engine:
             )
         )
         srt.state, srt.since = new, now
+
+    def set_maintenance(self, covered: dict[str, str], now: float) -> Outcome:
+        """Checks now inside a maintenance window (check id -> window name); the rest leave maintenance."""
+        changed = set(covered) ^ set(self.maintenance)
+        self.maintenance = dict(covered)
+        outcome = Outcome()
+        self._refresh({cid: self.checks[cid] for cid in changed if cid in self.checks}, now, outcome)
+        return outcome
 
     def is_confirming(self, check_id: str) -> bool:
         rt = self.checks.get(check_id)

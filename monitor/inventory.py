@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config.errors import Issue
-from monitor.config.model import AtLeast, CheckConfig, Config, DaemonConfig, ServiceConfig, Site, Thresholds
+from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
+from monitor.config.response_check import check_response
+from monitor.config.response_model import ResponseConfig
+from monitor.config.schema import Config
 from monitor.config.sources import Loc
 from monitor.config.types import format_duration, prefecture_code
 from monitor.services import Rule
@@ -82,6 +85,7 @@ class Inventory:
     checks_by_target: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services_by_check: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    response: ResponseConfig = field(default_factory=ResponseConfig)
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -129,6 +133,7 @@ class _Resolver:
             checks_by_target={k: tuple(v) for k, v in self.checks_by_target.items()},
             children={k: tuple(v) for k, v in children.items()},
             services_by_check={k: tuple(v) for k, v in services_by_check.items()},
+            response=ResponseConfig(**{name: getattr(self.config, name) for name in ResponseConfig.model_fields}),
         )
 
     def _sites(self) -> None:
@@ -338,4 +343,4 @@ class _Resolver:
 def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
     resolver = _Resolver(config)
     inventory = resolver.resolve()
-    return inventory, resolver.issues
+    return inventory, resolver.issues + check_response(config, set(inventory.targets))

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
 
 from monitor.api import build_app
-from monitor.engine import Engine
-from monitor.metrics import StateCollector
+from monitor.auth import token_digest
+from monitor.daemon import Daemon
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
@@ -26,35 +25,29 @@ targets:
   - {name: osaka-edge, address: 127.0.0.3, labels: {prefecture: 27, tier: prefecture}, modules: [ping]}
 services:
   - {name: tokyo-net, rule: all, targets: [tokyo-edge, tokyo-fw], labels: {prefecture: 13}}
+auth:
+  tokens:
+    - {name: ops, role: operator, token_sha256: %s}
 """
-
-
-@dataclass
-class FakeDaemon:
-    engine: Engine
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    ready: bool = True
-    route_hooks: list[Any] = field(default_factory=list)
-    reload_result: tuple[bool, list[str]] = (True, [])
-
-    def __post_init__(self) -> None:
-        self.state_collector = StateCollector(lambda: self.engine)
-
-    async def reload(self) -> tuple[bool, list[str]]:
-        return self.reload_result
+OPERATOR = {"Authorization": "Bearer api-test-operator"}
 
 
 @pytest.fixture
 async def client(
-    load_yaml_config: Loader,
-) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], FakeDaemon]]:
-    engine = Engine(load_yaml_config(CONFIG).inventory)
+    load_yaml_config: Loader, tmp_path: Path
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], Daemon]]:
+    """A real (not started) daemon: its store is open, its engine is fed results by hand."""
+    loaded = load_yaml_config(CONFIG % token_digest("api-test-operator"))
+    daemon = Daemon(loaded, data_dir=tmp_path / "data")
+    daemon.store.open(now=1.0)
+    engine = daemon.engine
     engine.observe("tokyo-edge/ping", ProbeResult(ok=False, error="100% packet loss (3 sent)", finished_at=1e9), 1.0)
     engine.observe("tokyo-fw/ping", ProbeResult(ok=False, error="100% packet loss (3 sent)"), 1.0)
     engine.observe("osaka-edge/ping", ProbeResult(ok=True, duration=0.001), 1.0)
-    daemon = FakeDaemon(engine)
+    daemon.ready = True
     async with TestClient(TestServer(build_app(daemon))) as c:
         yield c, daemon
+    await daemon.store.close(now=2.0)
 
 
 async def test_targets_filtered_by_state_and_prefecture(client: Any) -> None:
@@ -93,14 +86,19 @@ async def test_services_and_single_check(client: Any) -> None:
 
 
 async def test_readiness_and_reload_errors(client: Any) -> None:
-    """/readyz is 503 until ready; a failed reload answers 400 with the config errors; GET is not allowed."""
+    """/readyz is 503 until ready; reload needs an operator token; a broken file answers 400 with its errors."""
     c, daemon = client
     assert (await c.get("/readyz")).status == 200
     daemon.ready = False
     assert (await c.get("/readyz")).status == 503
-    daemon.reload_result = (False, ["monitor.yml:3: modules.x.kind: must be one of icmp, tcp, http, dns"])
-    response = await c.post("/-/reload")
-    assert response.status == 400 and (await response.json())["errors"][0].startswith("monitor.yml:3:")
+    assert (await c.post("/-/reload")).status == 403
+    assert (await c.post("/-/reload", headers={"Authorization": "Bearer wrong"})).status == 401
+    daemon.config_path.write_text("modules: {x: {kind: pingg}}\n", encoding="utf-8")
+    response = await c.post("/-/reload", headers=OPERATOR)
+    body = await response.json()
+    assert response.status == 400 and body["errors"] == [
+        f'{daemon.config_path}:1: modules.x.kind: must be one of icmp, tcp, http, dns, not "pingg"'
+    ]
     assert (await c.get("/-/reload")).status == 405
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from monitor.config.errors import ConfigError, Issue, issues_from_validation, render
-from monitor.config.model import Config
+from monitor.config.schema import Config
 from monitor.config.sources import SourceError, SourceMap, load_csv_targets, load_yaml
 from monitor.inventory import Inventory, resolve
 

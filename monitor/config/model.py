@@ -245,7 +245,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Config(StrictModel):
+class MonitoringConfig(StrictModel):
+    """The monitoring side: what to probe and how; the response side is in response_model."""
+
     version: Literal[1] = 1
     daemon: DaemonConfig = DaemonConfig()
     defaults: Defaults = Defaults()
@@ -256,4 +258,4 @@ class Config(StrictModel):
     services: list[ServiceConfig] = []
 
 
-__all__ = ["Config", "Module", "parse_duration"]
+__all__ = ["Module", "MonitoringConfig", "parse_duration"]

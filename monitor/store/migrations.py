@@ -28,4 +28,94 @@ MIGRATIONS: tuple[str, ...] = (
         version TEXT NOT NULL
     );
     """,
+    # 2: incidents and their timeline, the notification outbox, maintenance windows, the audit log.
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'resolved')),
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        title_en TEXT NOT NULL,
+        reason TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        playbook TEXT,
+        level INTEGER NOT NULL DEFAULT 0,
+        next_escalation_at REAL,
+        next_repeat_at REAL,
+        repeats INTEGER NOT NULL DEFAULT 0,
+        opened_at REAL NOT NULL,
+        acked_at REAL,
+        acked_by TEXT,
+        ack_expires_at REAL,
+        resolved_at REAL,
+        resolved_by TEXT,
+        resolve_reason TEXT,
+        merged_into INTEGER REFERENCES incidents (id),
+        affected TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX incidents_one_open_per_key ON incidents (key) WHERE status != 'resolved';
+    CREATE INDEX incidents_by_status ON incidents (status, opened_at);
+    CREATE TABLE incident_events (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX incident_events_by_incident ON incident_events (incident_id, at);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        incident_id INTEGER REFERENCES incidents (id),
+        level INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before REAL NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (status, not_before);
+    CREATE INDEX outbox_by_incident ON outbox (incident_id);
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        source TEXT NOT NULL,
+        starts_at REAL,
+        ends_at REAL,
+        cron TEXT,
+        duration REAL,
+        timezone TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        cancelled_at REAL,
+        cancelled_by TEXT
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT,
+        action TEXT NOT NULL,
+        object TEXT,
+        outcome TEXT NOT NULL,
+        source TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    -- append-only: the chain of hashes makes edits evident, these triggers make them fail
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    """,
 )

@@ -1,7 +1,11 @@
 """SQLite store: WAL, one writer thread, batched transactions, safe under kill -9.
 
-The event loop never waits for the disk: writes are queued and a single writer thread applies them
-in batches (one transaction per batch). A busy or locked database delays writes and loses none.
+The event loop never waits for the disk: every write goes through one queue to a single writer
+thread. State transitions and heartbeats are fire-and-forget and applied in batches (one
+transaction per batch); incident, outbox, maintenance and audit writes are awaited and each runs
+in a transaction of its own. A busy or locked database delays writes and loses none. Reads use a
+second connection (WAL lets them run beside the writer).
+
 After a crash, intervals left open are closed at the last heartbeat of the run that died, so the
 time the daemon was not watching shows up as a gap (no interval), never as "up".
 """
@@ -13,20 +17,23 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from monitor import __version__
 from monitor.engine import Transition
+from monitor.store import sql_admin, sql_incidents
 from monitor.store.migrations import MIGRATIONS
 
 log = structlog.get_logger()
 BATCH = 2000
-_STOP = object()
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,16 @@ class Interval:
     end: float | None
     reason: str | None
     root_cause: str | None
+
+
+@dataclass(slots=True)
+class _Call:
+    job: Job
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -58,13 +75,14 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-class SQLiteStore:
+class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
         self.run_id = 0
         self.write_errors = 0
 
@@ -110,14 +128,32 @@ class SQLiteStore:
             if conn is not None:
                 conn.close()
 
-    # --- writes (any thread; never block) --------------------------------------------------
+    # --- writes ----------------------------------------------------------------------------
 
     def record(self, transitions: Iterable[Transition]) -> None:
+        """Queue state transitions (fire and forget; applied in order, in batches)."""
         for t in transitions:
             self._queue.put(("transition", t))
 
     def heartbeat(self, now: float) -> None:
         self._queue.put(("heartbeat", now))
+
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` in a transaction of its own on the writer thread; its result, or its error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Call(job, future, loop))
+        return await future
+
+    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` on the reader connection, off the event loop."""
+
+        def run() -> T:
+            assert self._reader is not None
+            with self._read_lock:
+                return job(self._reader)
+
+        return await asyncio.to_thread(run)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is on disk."""
@@ -131,27 +167,56 @@ class SQLiteStore:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = _STOP in batch
-            items = [item for item in batch if item is not _STOP]
-            self._apply_with_retry(items)
+            plain: list[Any] = []  # transitions and heartbeats: one transaction for a run of them
+            for item in batch:
+                if isinstance(item, _Call) or item is _STOP:
+                    self._with_retry(partial(self._apply, plain))
+                    plain = []
+                    if isinstance(item, _Call):
+                        self._run_call(item)
+                else:
+                    plain.append(item)
+            self._with_retry(partial(self._apply, plain))
             for _ in batch:
                 self._queue.task_done()
-            if stop:
+            if _STOP in batch:
                 return
 
-    def _apply_with_retry(self, items: list[Any]) -> None:
+    def _run_call(self, call: _Call) -> None:
+        def transaction() -> Any:
+            conn = self._writer
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = call.job(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        try:
+            result = self._with_retry(transaction)
+        except Exception as exc:  # the caller gets the error (a constraint, a bug), the writer lives on
+            call.loop.call_soon_threadsafe(_settle, call.future, None, exc)
+        else:
+            call.loop.call_soon_threadsafe(_settle, call.future, result, None)
+
+    def _with_retry(self, action: Callable[[], T]) -> T:
+        """Busy, locked or full disk: wait and try again, keeping the work. Other errors propagate."""
         delay = 0.05
         while True:
             try:
-                self._apply(items)
-                return
-            except sqlite3.OperationalError as exc:  # busy, locked, disk full: wait, keep the batch
+                return action()
+            except sqlite3.OperationalError as exc:
                 self.write_errors += 1
-                log.error("store_write_failed", error=str(exc), pending=len(items), retry_in=delay)
+                log.error("store_write_failed", error=str(exc), retry_in=delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     def _apply(self, items: list[Any]) -> None:
+        if not items:
+            return
         conn = self._writer
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
@@ -189,13 +254,24 @@ class SQLiteStore:
     def intervals(self, subject: str, subject_id: str, start: float, end: float) -> list[Interval]:
         """Intervals of one subject overlapping [start, end) (open ones have end None)."""
         assert self._reader is not None
-        rows = self._reader.execute(
-            "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
-            "WHERE subject = ? AND subject_id = ? AND start < ? AND (end IS NULL OR end > ?) ORDER BY start",
-            (subject, subject_id, end, start),
-        ).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
+                "WHERE subject = ? AND subject_id = ? AND start < ? AND (end IS NULL OR end > ?) ORDER BY start",
+                (subject, subject_id, end, start),
+            ).fetchall()
         return [Interval(*row) for row in rows]
 
     def runs(self) -> list[tuple[int, float, float, float | None]]:
         assert self._reader is not None
-        return list(self._reader.execute("SELECT id, started, last_seen, stopped FROM daemon_runs ORDER BY id"))
+        with self._read_lock:
+            return list(self._reader.execute("SELECT id, started, last_seen, stopped FROM daemon_runs ORDER BY id"))
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

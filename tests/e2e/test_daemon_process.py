@@ -97,7 +97,13 @@ targets:
 {extra_target}
 services:
   - {{name: portal, display_name: 窓口システム, rule: all, targets: [web, gate]}}
+auth:
+  tokens:
+    - {{name: e2e-operator, role: operator, token: "${{E2E_OPERATOR_TOKEN}}"}}
 """
+
+
+TOKEN = "e2e-operator-token-5f0c"
 
 
 def services(base: str) -> dict[str, str]:
@@ -112,8 +118,11 @@ def metric_value(base: str, line_start: str) -> float | None:
 
 
 @pytest.mark.skipif(not prometheus_available(), reason="prometheus (Debian package) not installed")
-def test_daemon_probes_and_prometheus_scrapes(tmp_path: Path, servers: tuple[int, TCPGate, int]) -> None:
+def test_daemon_probes_and_prometheus_scrapes(
+    tmp_path: Path, servers: tuple[int, TCPGate, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real Prometheus scraping the daemon sees monitor_probe_success 1 for a live target and 0 for a dead one."""
+    monkeypatch.setenv("E2E_OPERATOR_TOKEN", TOKEN)
     http_port, gate, closed = servers
     config = tmp_path / "monitor.yml"
     config.write_text(config_text(http_port, gate.port, closed), encoding="utf-8")
@@ -139,9 +148,12 @@ def test_daemon_probes_and_prometheus_scrapes(tmp_path: Path, servers: tuple[int
         assert daemon.proc.poll() is None, daemon.output()
 
 
-def test_failure_recovery_reload_and_shutdown(tmp_path: Path, servers: tuple[int, TCPGate, int]) -> None:
+def test_failure_recovery_reload_and_shutdown(
+    tmp_path: Path, servers: tuple[int, TCPGate, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A cut target turns its service DOWN and back UP; a broken reload keeps the old config; SIGHUP applies a good
     one; SIGTERM stops cleanly and the store records the stop."""
+    monkeypatch.setenv("E2E_OPERATOR_TOKEN", TOKEN)
     http_port, gate, closed = servers
     config = tmp_path / "monitor.yml"
     good = config_text(http_port, gate.port, closed)
@@ -160,7 +172,8 @@ def test_failure_recovery_reload_and_shutdown(tmp_path: Path, servers: tuple[int
         wait_for(lambda: services(base).get("portal") == "up", 10, what="portal back up")
 
         config.write_text(good.replace("interval: 1s", "interval: 1x"), encoding="utf-8")
-        status, body = http_post(f"{base}/-/reload")
+        assert http_post(f"{base}/-/reload")[0] == 403  # anonymous callers may only read
+        status, body = http_post(f"{base}/-/reload", token=TOKEN)
         assert status == 400
         assert any("invalid duration" in e for e in json.loads(body)["errors"])
         assert metric_value(base, "monitor_config_last_reload_successful ") == 0.0

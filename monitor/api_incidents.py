@@ -1,0 +1,237 @@
+"""API for people and tools acting on incidents: list, show, acknowledge, note, escalate, resolve;
+maintenance windows; the Alertmanager webhook receiver; the audit log. Writes need a token with
+the right role and are all audited."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from monitor.auth import Guard, ProblemError
+from monitor.config.errors import issues_from_validation
+from monitor.config.response_model import MaintenanceConfig
+from monitor.incidents.actions import IncidentActionError
+from monitor.incidents.manager import IncidentManager
+from monitor.maintenance import from_config, occurrence
+from monitor.store.records import IncidentRecord, MaintenanceWindow
+from monitor.timefmt import iso
+
+
+class Daemonish(Protocol):
+    incidents: IncidentManager
+    guard: Guard
+    store: Any
+    inventory: Any
+
+    async def maintenance_changed(self) -> None: ...
+
+
+def incident_json(incident: IncidentRecord, now: float) -> dict[str, Any]:
+    affected = dict(incident.affected)
+    children = list(affected.get("children", []))
+    affected["children"] = children[:100]
+    affected["children_count"] = len(children)
+    due = incident.next_escalation_at
+    return {
+        "id": incident.id,
+        "key": incident.key,
+        "status": incident.status,
+        "severity": incident.severity,
+        "title": incident.title,
+        "title_en": incident.title_en,
+        "reason": incident.reason,
+        "labels": incident.labels,
+        "playbook": incident.playbook,
+        "level": incident.level,
+        "next_escalation_at": iso(due),
+        "next_escalation_in_seconds": round(max(0.0, due - now), 1) if due is not None else None,
+        "opened_at": iso(incident.opened_at),
+        "acked_at": iso(incident.acked_at),
+        "acked_by": incident.acked_by,
+        "ack_expires_at": iso(incident.ack_expires_at),
+        "resolved_at": iso(incident.resolved_at),
+        "resolved_by": incident.resolved_by,
+        "resolve_reason": incident.resolve_reason,
+        "merged_into": incident.merged_into,
+        "affected": affected,
+    }
+
+
+def window_json(window: MaintenanceWindow) -> dict[str, Any]:
+    times = {k: iso(getattr(window, k)) for k in ("starts_at", "ends_at", "created_at", "cancelled_at")}
+    return {**asdict(window), **times}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ProblemError(400, "invalid JSON body") from None
+    if not isinstance(body, dict):
+        raise ProblemError(400, "the body must be a JSON object")
+    return body
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ProblemError(400, f"{name} must be a whole number") from None
+
+
+def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
+    guard = daemon.guard
+
+    async def list_incidents(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        status = request.query.get("status")
+        if status not in (None, "open", "acknowledged", "resolved"):
+            raise ProblemError(400, "status must be open, acknowledged or resolved")
+        limit = _int(request.query.get("limit", "100"), "limit")
+        offset = _int(request.query.get("offset", "0"), "offset")
+        items, total = await daemon.store.list_incidents(status, min(max(limit, 0), 1000), max(offset, 0))
+        now = guard.clock.now()
+        return web.json_response(
+            {"count": total, "offset": offset, "incidents": [incident_json(i, now) for i in items]}
+        )
+
+    async def show_incident(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        incident_id = _int(request.match_info["id"], "id")
+        incident = daemon.incidents.find(incident_id) or await daemon.store.get_incident(incident_id)
+        if incident is None:
+            raise ProblemError(404, "no such incident", f"no incident #{incident_id}")
+        body = incident_json(incident, guard.clock.now())
+        body["timeline"] = [
+            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail}
+            for e in await daemon.store.incident_events(incident_id)
+        ]
+        body["notifications"] = [
+            {"channel": n.channel, "recipient": n.recipient, "level": n.level, "kind": n.kind, "status": n.status,
+             "attempts": n.attempts, "sent_at": iso(n.sent_at), "last_error": n.last_error}
+            for n in await daemon.store.notifications(incident_id)
+        ]  # fmt: skip
+        return web.json_response(body)
+
+    def action(name: str, run: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            incident_id = _int(request.match_info["id"], "id")
+            obj = f"incident:{incident_id}"
+            who = await guard.require(request, "incident.write", f"incident.{name}", obj)
+            body = await _body(request)
+            try:
+                incident = await run(incident_id, who.name, body)
+            except IncidentActionError as exc:
+                await guard.audit(request, who, f"incident.{name}", "rejected", obj, error=str(exc))
+                raise ProblemError(exc.status, "not possible", str(exc)) from None
+            await guard.audit(request, who, f"incident.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
+            return web.json_response(incident_json(incident, guard.clock.now()))
+
+        return handler
+
+    async def note(incident_id: int, actor: str, body: dict[str, Any]) -> IncidentRecord:
+        text = str(body.get("text", "")).strip()
+        if not text:
+            raise ProblemError(400, "text is required", 'send {"text": "..."}')
+        return await daemon.incidents.add_note(incident_id, actor, text[:4000])
+
+    manager = daemon.incidents
+    routes = [  # (path, audited action, what it does)
+        ("ack", "ack", lambda i, a, b: manager.acknowledge(i, a, str(b.get("comment", ""))[:2000])),
+        ("notes", "note", note),
+        ("escalate", "escalate", lambda i, a, b: manager.escalate_now(i, a, str(b.get("comment", ""))[:2000])),
+        (
+            "resolve",
+            "resolve",
+            lambda i, a, b: manager.resolve(i, a, str(b.get("reason") or "resolved by hand")[:2000]),
+        ),
+    ]
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get(r"/api/v1/incidents/{id}", show_incident)
+    for path, name, run in routes:
+        app.router.add_post(f"/api/v1/incidents/{{id}}/{path}", action(name, run))
+
+    async def list_maintenance(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        now = guard.clock.now()
+        windows = []
+        for w in [
+            *(from_config(m, 0.0) for m in daemon.inventory.response.maintenance),
+            *await daemon.store.maintenance_windows(),
+        ]:
+            active = occurrence(w, now)
+            windows.append(
+                window_json(w) | {"active": active is not None, "active_until": iso(active[1]) if active else None}
+            )
+        return web.json_response({"count": len(windows), "maintenance": windows})
+
+    async def create_maintenance(request: web.Request) -> web.Response:
+        who = await guard.require(request, "maintenance.write", "maintenance.create")
+        body = await _body(request)
+        try:
+            spec = MaintenanceConfig.model_validate(body)
+        except ValidationError as exc:
+            errors = [
+                f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues_from_validation(exc, MaintenanceConfig)
+            ]
+            await guard.audit(request, who, "maintenance.create", "invalid", None, errors=errors)
+            raise ProblemError(422, "invalid maintenance window", "; ".join(errors), errors=errors) from None
+        unknown = [t for t in spec.targets if t not in daemon.inventory.targets]
+        if unknown:
+            await guard.audit(request, who, "maintenance.create", "invalid", None, unknown_targets=unknown)
+            raise ProblemError(422, "invalid maintenance window", f"unknown targets: {', '.join(unknown)}")
+        window = from_config(spec, guard.clock.now())
+        window.source, window.created_by = "api", who.name
+        await daemon.store.add_maintenance(window)
+        await guard.audit(request, who, "maintenance.create", "ok", f"maintenance:{window.id}", window=body)
+        await daemon.maintenance_changed()
+        return web.json_response(window_json(window), status=201)
+
+    async def cancel_maintenance(request: web.Request) -> web.Response:
+        window_id = _int(request.match_info["id"], "id")
+        obj = f"maintenance:{window_id}"
+        who = await guard.require(request, "maintenance.write", "maintenance.cancel", obj)
+        if not await daemon.store.cancel_maintenance(window_id, who.name, guard.clock.now()):
+            await guard.audit(request, who, "maintenance.cancel", "rejected", obj, error="no such active window")
+            raise ProblemError(
+                404,
+                "no such window",
+                f"no uncancelled maintenance window #{window_id} (config windows are edited in the config)",
+            )
+        await guard.audit(request, who, "maintenance.cancel", "ok", obj)
+        await daemon.maintenance_changed()
+        return web.json_response({"id": window_id, "cancelled": True})
+
+    app.router.add_get("/api/v1/maintenance", list_maintenance)
+    app.router.add_post("/api/v1/maintenance", create_maintenance)
+    app.router.add_delete(r"/api/v1/maintenance/{id}", cancel_maintenance)
+
+    async def alertmanager_webhook(request: web.Request) -> web.Response:
+        who = await guard.require(request, "alerts.ingest", "alerts.receive")
+        body = await _body(request)
+        alerts = body.get("alerts")
+        if not isinstance(alerts, list):
+            raise ProblemError(400, "not an Alertmanager webhook payload", "expected an object with an alerts list")
+        counts = await daemon.incidents.receive_alerts([a for a in alerts if isinstance(a, dict)])
+        await guard.audit(request, who, "alerts.receive", "ok", body.get("groupKey"), **counts)
+        return web.json_response(counts)
+
+    async def audit_log(request: web.Request) -> web.Response:
+        await guard.require(request, "audit.read")
+        limit = _int(request.query.get("limit", "100"), "limit")
+        offset = _int(request.query.get("offset", "0"), "offset")
+        entries, total = await daemon.store.audit_log(min(max(limit, 0), 1000), max(offset, 0))
+        valid, first_bad = await daemon.store.verify_audit_chain()
+        return web.json_response({
+            "count": total, "offset": offset, "chain_valid": valid, "first_invalid_id": first_bad,
+            "entries": [{**asdict(e), "at": iso(e.at)} for e in entries],
+        })  # fmt: skip
+
+    app.router.add_post("/api/v1/alertmanager/webhook", alertmanager_webhook)
+    app.router.add_get("/api/v1/audit", audit_log)

@@ -1,0 +1,62 @@
+"""Cross references of the response config: playbooks name real notifiers and contacts, routes name
+real playbooks, maintenance windows name real targets. Each problem at the path of the item at fault."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.config.errors import Issue
+from monitor.config.response_model import ResponseConfig
+
+
+def _known(kind: str, name: str, names: set[str]) -> str | None:
+    if name in names:
+        return None
+    listed = ", ".join(sorted(names)) or "none defined"
+    return f'unknown {kind} "{name}" ({kind}s: {listed})'
+
+
+def _timezone(issues: list[Issue], loc: tuple[str | int, ...], name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        issues.append(Issue(loc, f'unknown time zone "{name}" (e.g. Asia/Tokyo)'))
+
+
+def check_response(config: ResponseConfig, targets: set[str]) -> list[Issue]:
+    issues: list[Issue] = []
+    notifiers, contacts = set(config.notifiers), set(config.contacts)
+    for name, contact in config.contacts.items():
+        if contact.webhook is not None and (problem := _known("notifier", contact.webhook, notifiers)):
+            issues.append(Issue(("contacts", name, "webhook"), problem))
+    for name, playbook in config.playbooks.items():
+        for i, level in enumerate(playbook.levels):
+            for j, notify in enumerate(level.notify):
+                loc = ("playbooks", name, "levels", i, "notify", j)
+                for k, via in enumerate(notify.via):
+                    if problem := _known("notifier", via, notifiers):
+                        issues.append(Issue((*loc, "via", k), problem))
+                    elif config.notifiers[via].kind != "alertmanager" and not notify.contacts:
+                        issues.append(Issue((*loc, "via", k), f'"{via}" ({config.notifiers[via].kind}) needs contacts'))
+                for k, contact_name in enumerate(notify.contacts):
+                    if problem := _known("contact", contact_name, contacts):
+                        issues.append(Issue((*loc, "contacts", k), problem))
+    playbooks = set(config.playbooks)
+    for i, route in enumerate(config.routing.routes):
+        for key in ("playbook", "off_hours_playbook"):
+            name = getattr(route, key)
+            if name is not None and (problem := _known("playbook", name, playbooks)):
+                issues.append(Issue(("routing", "routes", i, key), problem))
+    if config.notifiers and "default" not in playbooks and not any(not r.match for r in config.routing.routes):
+        issues.append(Issue(("playbooks",), 'define a playbook named "default" (or a route matching everything)'))
+    _timezone(issues, ("routing", "office_hours", "timezone"), config.routing.office_hours.timezone)
+    for i, window in enumerate(config.maintenance):
+        for j, target in enumerate(window.targets):
+            if target not in targets:
+                issues.append(Issue(("maintenance", i, "targets", j), f'unknown target "{target}"'))
+        _timezone(issues, ("maintenance", i, "timezone"), window.timezone)
+    names = [t.name for t in config.auth.tokens]
+    for i, token in enumerate(config.auth.tokens):
+        if names.count(token.name) > 1:
+            issues.append(Issue(("auth", "tokens", i, "name"), f'duplicate token name "{token.name}"'))
+    return issues

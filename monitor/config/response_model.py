@@ -1,0 +1,191 @@
+"""Config of the response side: incidents, notifiers, contacts, escalation playbooks and routing,
+maintenance windows, and API access (tokens and roles)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from monitor.config.model import StrictModel
+from monitor.config.types import Duration, LabelName, Name
+from probes.secret import Secret
+
+SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
+Severity = Literal["critical", "major", "minor", "warning"]
+Role = Literal["viewer", "operator", "security", "admin", "alertmanager", "ids"]
+
+
+def _cron(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(value.split()) != 5:
+        raise ValueError(f'cron must have 5 fields (minute hour day month weekday), not "{value}"')
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f'invalid cron "{value}": {exc}') from None
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Match = dict[LabelName, str | int | list[str | int]]
+
+
+class SeverityRule(StrictModel):
+    match: Match = {}  # labels of the target (or of an affected service); lists mean "any of"
+    severity: Severity
+
+
+class IncidentPolicy(StrictModel):
+    open_on: list[Literal["down", "degraded", "flapping"]] = ["down"]
+    group_wait: Duration = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
+    severity: list[SeverityRule] = []  # first match wins
+    default_severity: Severity = "major"
+    console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
+    runbook_url: str | None = None  # template: {target}, {service}, {system}
+
+
+class AlertmanagerNotifier(StrictModel):
+    kind: Literal["alertmanager"]
+    urls: list[str] = Field(min_length=1)  # every Alertmanager of an HA cluster gets every alert
+    resend_interval: Duration = 60.0  # firing alerts are re-sent this often (Alertmanager forgets otherwise)
+    timeout: Duration = 5.0
+
+
+class WebhookNotifier(StrictModel):
+    kind: Literal["webhook"]
+    url: str
+    secret: Secret  # HMAC-SHA256 key for the X-Monitor-Signature header
+    timeout: Duration = 5.0
+
+
+class EmailNotifier(StrictModel):
+    kind: Literal["email"]
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: Secret | None = None
+    sender: str  # From: address
+    timeout: Duration = 10.0
+
+
+Notifier = Annotated[AlertmanagerNotifier | WebhookNotifier | EmailNotifier, Field(discriminator="kind")]
+
+
+class Contact(StrictModel):
+    name: str  # as shown in pages and the timeline, e.g. 監視オペレータ当番
+    email: str | None = None
+    webhook: str | None = None  # a webhook notifier name, if this contact is reached by webhook
+
+
+class Notify(StrictModel):
+    contacts: list[Name] = []  # who (for email and webhook channels)
+    via: list[Name] = Field(min_length=1)  # notifier names
+
+
+class Level(StrictModel):
+    notify: list[Notify] = Field(min_length=1)
+    ack_timeout: Duration | None = None  # escalate to the next level if not acknowledged by then
+    repeat: Duration | None = None  # re-page this level this often while unacknowledged
+
+
+class Playbook(StrictModel):
+    levels: list[Level] = Field(min_length=1)
+    ack_expiry: Duration | None = None  # an ack older than this (incident not resolved) escalates again
+    notify_resolved: bool = True
+
+
+class Route(StrictModel):
+    match: Match = {}  # incident labels, plus "severity"
+    playbook: Name
+    off_hours_playbook: Name | None = None  # nights, weekends and holidays (JST)
+
+
+class OfficeHours(StrictModel):
+    weekdays: list[int] = [1, 2, 3, 4, 5]  # ISO weekdays, Monday = 1
+    start: time = time(8, 30)
+    end: time = time(17, 45)
+    timezone: str = "Asia/Tokyo"
+    holidays: list[date] = []  # in addition to Japan's national holidays (built in)
+    national_holidays: bool = True
+
+
+class Routing(StrictModel):
+    office_hours: OfficeHours = OfficeHours()
+    routes: list[Route] = []  # first match wins; no match: the "default" playbook
+
+
+class MaintenanceConfig(StrictModel):
+    name: Name
+    reason: str
+    targets: list[Name] = []
+    select: Match = {}  # target labels
+    start: datetime | None = None  # one-off (ISO 8601; without an offset it is JST)
+    end: datetime | None = None
+    cron: Cron | None = None  # recurring, in `timezone`
+    duration: Duration | None = None
+    timezone: str = "Asia/Tokyo"
+
+    @model_validator(mode="after")
+    def _shape(self) -> MaintenanceConfig:
+        one_off = self.start is not None or self.end is not None
+        recurring = self.cron is not None or self.duration is not None
+        if one_off == recurring:
+            raise ValueError("give either start and end (one-off) or cron and duration (recurring)")
+        if one_off and (self.start is None or self.end is None or self.end <= self.start):
+            raise ValueError("a one-off window needs start and an end after it")
+        if recurring and (self.cron is None or self.duration is None):
+            raise ValueError("a recurring window needs cron and duration")
+        if not self.targets and not self.select:
+            raise ValueError("give targets or select: a window must say what it covers")
+        return self
+
+
+def _token_hash(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError("token_sha256 must be 64 lower-case hex digits (sha256sum of the token)")
+    return value
+
+
+class Token(StrictModel):
+    name: Name  # who: appears in the audit log and timelines
+    role: Role
+    token: Secret | None = None  # the token itself, from ${ENV} or a file
+    token_sha256: Annotated[str, AfterValidator(_token_hash)] | None = None  # or only its hash
+
+    @model_validator(mode="after")
+    def _one(self) -> Token:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token and token_sha256")
+        return self
+
+
+class Auth(StrictModel):
+    anonymous: Literal["none", "viewer"] = "viewer"  # what a request without a token may do
+    tokens: list[Token] = []
+
+
+class ResponseConfig(StrictModel):
+    """The top-level keys this module adds to the config."""
+
+    incidents: IncidentPolicy = IncidentPolicy()
+    notifiers: dict[Name, Notifier] = {}
+    contacts: dict[Name, Contact] = {}
+    playbooks: dict[Name, Playbook] = {}
+    routing: Routing = Routing()
+    maintenance: list[MaintenanceConfig] = []
+    auth: Auth = Auth()
+
+
+def labels_match(match: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Every key of `match` equals the label (or is one of a list of values)."""
+    for key, wanted in match.items():
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if labels.get(key) not in {str(o) for o in options}:
+            return False
+    return True

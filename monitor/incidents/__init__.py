@@ -1,0 +1,1 @@
+"""Incidents: root-cause grouping, escalation playbooks, the durable notification outbox."""

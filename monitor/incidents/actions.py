@@ -1,0 +1,156 @@
+"""What people and other systems do to incidents: acknowledge, note, escalate, resolve (operators),
+and alerts pushed by Alertmanager (e.g. SLO burn-rate alerts computed in Prometheus)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from monitor.config.response_model import SEVERITIES
+from monitor.incidents import messages
+from monitor.incidents.policy import choose_playbook
+from monitor.store.records import IncidentEvent, IncidentRecord
+
+if TYPE_CHECKING:
+    from monitor.incidents.manager import Batch
+
+# Severity labels of Prometheus alerts (SLO rules use page/ticket) in our scale.
+ALERT_SEVERITY = {"page": "critical", "ticket": "minor", "critical": "critical", "warning": "warning"}
+
+
+class IncidentActionError(Exception):
+    """The action does not apply to this incident (it answers 404 or 409)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ActionsMixin:
+    """Operator actions and inbound alerts; mixed into IncidentManager (uses its state and helpers)."""
+
+    open: dict[str, IncidentRecord]
+    store: Any
+    clock: Any
+    response: Any
+    _lock: Any
+
+    async def _load(self, incident_id: int) -> IncidentRecord:
+        for incident in self.open.values():
+            if incident.id == incident_id:
+                return incident
+        stored = await self.store.get_incident(incident_id)
+        if stored is None:
+            raise IncidentActionError(f"no incident #{incident_id}", 404)
+        return stored  # type: ignore[no-any-return]
+
+    async def _act(self, incident_id: int, change: Any) -> IncidentRecord:
+        from monitor.incidents.manager import Batch
+
+        async with self._lock:
+            now = self.clock.now()
+            incident = await self._load(incident_id)
+            batch = Batch()
+            change(incident, now, batch)
+            await self._commit(batch, now)  # type: ignore[attr-defined]
+            return incident
+
+    async def acknowledge(self, incident_id: int, actor: str, comment: str = "") -> IncidentRecord:
+        def change(incident: IncidentRecord, now: float, batch: Batch) -> None:
+            if incident.status == "resolved":
+                raise IncidentActionError(f"incident #{incident.id} is resolved")
+            if incident.status == "acknowledged":
+                raise IncidentActionError(f"incident #{incident.id} is already acknowledged by {incident.acked_by}")
+            book = self.response.playbooks.get(incident.playbook or "")
+            incident.status, incident.acked_at, incident.acked_by = "acknowledged", now, actor
+            incident.next_escalation_at = incident.next_repeat_at = None
+            incident.ack_expires_at = now + book.ack_expiry if book and book.ack_expiry else None
+            batch.touch(incident, IncidentEvent(incident.id, now, "acknowledged", actor, {"comment": comment}))
+
+        return await self._act(incident_id, change)
+
+    async def add_note(self, incident_id: int, actor: str, text: str) -> IncidentRecord:
+        def change(incident: IncidentRecord, now: float, batch: Batch) -> None:
+            batch.touch(incident, IncidentEvent(incident.id, now, "note", actor, {"text": text}))
+
+        return await self._act(incident_id, change)
+
+    async def escalate_now(self, incident_id: int, actor: str, comment: str = "") -> IncidentRecord:
+        def change(incident: IncidentRecord, now: float, batch: Batch) -> None:
+            if incident.status == "resolved":
+                raise IncidentActionError(f"incident #{incident.id} is resolved")
+            incident.status, incident.ack_expires_at = "open", None
+            if not self._escalate(incident, now, batch, reason=comment or "escalated by hand", actor=actor):  # type: ignore[attr-defined]
+                raise IncidentActionError(f"incident #{incident.id} has no playbook to escalate with")
+
+        return await self._act(incident_id, change)
+
+    async def resolve(self, incident_id: int, actor: str, reason: str = "resolved by hand") -> IncidentRecord:
+        def change(incident: IncidentRecord, now: float, batch: Batch) -> None:
+            if incident.status == "resolved":
+                raise IncidentActionError(f"incident #{incident.id} is resolved already")
+            self._resolve(incident, now, actor, reason, batch)  # type: ignore[attr-defined]
+
+        return await self._act(incident_id, change)
+
+    # --- Alertmanager webhook -------------------------------------------------------------
+
+    async def receive_alerts(self, alerts: list[dict[str, Any]]) -> dict[str, int]:
+        """Alerts from an Alertmanager webhook: firing opens (or keeps) an incident, resolved resolves it.
+        Our own alerts (label generator=national-monitor) are ignored so a routing loop cannot page twice."""
+        from monitor.incidents.manager import Batch
+
+        counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
+        async with self._lock:
+            now = self.clock.now()
+            batch = Batch()
+            for alert in alerts:
+                labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
+                if labels.get("generator") == messages.GENERATOR or "alertname" not in labels:
+                    counts["ignored"] += 1
+                    continue
+                fingerprint = (
+                    alert.get("fingerprint")
+                    or hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+                )
+                key = f"alert:{fingerprint}"
+                existing = self.open.get(key)
+                if alert.get("status") == "resolved":
+                    if existing is not None:
+                        self._resolve(existing, now, "alertmanager", "alert resolved", batch)  # type: ignore[attr-defined]
+                        counts["resolved"] += 1
+                    else:
+                        counts["ignored"] += 1
+                    continue
+                if existing is not None:
+                    counts["updated"] += 1
+                    continue
+                self._open_alert(key, labels, dict(alert.get("annotations") or {}), now, batch)
+                counts["opened"] += 1
+            await self._commit(batch, now)  # type: ignore[attr-defined]
+        return counts
+
+    def _open_alert(
+        self, key: str, labels: dict[str, str], annotations: dict[str, Any], now: float, batch: Batch
+    ) -> None:
+        severity = ALERT_SEVERITY.get(labels.get("severity", ""), labels.get("severity", ""))
+        if severity not in SEVERITIES:
+            severity = self.response.incidents.default_severity
+        subject = labels.get("service") or labels.get("target") or labels.get("instance") or ""
+        title = str(annotations.get("summary") or f"{labels['alertname']} {subject}".strip())
+        incident = IncidentRecord(
+            key=key,
+            severity=severity,
+            title=title,
+            title_en=str(annotations.get("summary_en") or title),
+            opened_at=now,
+            reason=str(annotations.get("description") or annotations.get("summary") or labels["alertname"]),
+            labels=labels,
+            playbook=choose_playbook(labels, severity, self.response.routing, now),
+            affected={"alert": labels},
+        )
+        if incident.playbook in self.response.playbooks:
+            incident.next_escalation_at = now + self.response.incidents.group_wait
+        self.open[key] = incident
+        batch.created.append((incident, IncidentEvent(0, now, "detected", "alertmanager", {"labels": labels})))

@@ -1,0 +1,88 @@
+"""Who gets paged at an escalation level, through which channel, as outbox items.
+
+Every item has a dedup key (incident, level, channel, recipient, kind[, repeat]): queuing it again,
+after a restart or a retried transaction, is a no-op, so each page goes out once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.config.response_model import ResponseConfig
+from monitor.incidents import messages
+from monitor.store.records import IncidentRecord, OutboxItem
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    channel: str  # notifier name
+    channel_kind: str  # alertmanager, email, webhook
+    key: str  # contact name, or the channel itself for Alertmanager
+    details: dict[str, Any]
+
+
+def recipients(config: ResponseConfig, playbook: str | None, level: int) -> list[Recipient]:
+    """The recipients of `level` (1-based) of a playbook; none if there is no such level."""
+    book = config.playbooks.get(playbook or "")
+    if book is None or not 1 <= level <= len(book.levels):
+        return []
+    found: dict[tuple[str, str], Recipient] = {}
+    for notify in book.levels[level - 1].notify:
+        for via in notify.via:
+            kind = config.notifiers[via].kind
+            if kind == "alertmanager":
+                found[(via, via)] = Recipient(via, kind, via, {})
+                continue
+            for name in notify.contacts:
+                contact = config.contacts[name]
+                if kind == "email" and contact.email:
+                    found[(via, name)] = Recipient(via, kind, name, {"name": contact.name, "email": contact.email})
+                elif kind == "webhook":
+                    found[(via, name)] = Recipient(via, kind, name, {"name": contact.name})
+    return list(found.values())
+
+
+def dedup_key(incident_id: int, level: int, channel: str, recipient: str, kind: str, repeat: int = 0) -> str:
+    suffix = f":{repeat}" if kind == "repeat" else ""
+    return f"{incident_id}:{level}:{channel}:{recipient}:{kind}{suffix}"
+
+
+def pages(
+    config: ResponseConfig,
+    incident: IncidentRecord,
+    level: int,
+    kind: str,
+    now: float,
+    only: set[tuple[str, str]] | None = None,
+) -> list[OutboxItem]:
+    """Outbox items paging `level` of the incident's playbook (restricted to `only` (channel, key) pairs)."""
+    items = []
+    for r in recipients(config, incident.playbook, level):
+        if only is not None and (r.channel, r.key) not in only:
+            continue
+        items.append(
+            OutboxItem(
+                dedup_key=dedup_key(incident.id, level, r.channel, r.key, kind, incident.repeats),
+                incident_id=incident.id,
+                level=level,
+                channel=r.channel,
+                recipient=r.key,
+                kind=kind,
+                payload=messages.payload(r.channel_kind, incident, kind, level, r.details, now, config.incidents),
+                not_before=now,
+                created_at=now,
+            )
+        )
+    return items
+
+
+def next_times(config: ResponseConfig, incident: IncidentRecord, now: float) -> tuple[float | None, float | None]:
+    """After paging the incident's current level: when to escalate further, when to repeat."""
+    book = config.playbooks.get(incident.playbook or "")
+    if book is None or incident.level < 1:
+        return None, None
+    level = book.levels[incident.level - 1]
+    escalate = now + level.ack_timeout if level.ack_timeout and incident.level < len(book.levels) else None
+    repeat = now + level.repeat if level.repeat else None
+    return escalate, repeat

@@ -1,0 +1,71 @@
+"""Pure policy: an incident's severity from the rules, and its playbook from the routes and the time
+of day (JST office hours vs nights, weekends and Japan's national holidays)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from monitor.config.response_model import SEVERITIES, IncidentPolicy, OfficeHours, Routing, labels_match
+
+DEGRADED_SEVERITY = "minor"  # a service that still works (a backup circuit carries the traffic)
+
+
+def worst(severities: Iterable[str]) -> str:
+    ranked = [s for s in severities if s in SEVERITIES]
+    return min(ranked, key=SEVERITIES.index) if ranked else SEVERITIES[-1]
+
+
+def severity_for(labels: dict[str, str], policy: IncidentPolicy) -> str:
+    for rule in policy.severity:
+        if labels_match(rule.match, labels):
+            return rule.severity
+    return policy.default_severity
+
+
+def incident_severity(
+    target_labels: dict[str, str],
+    services: dict[str, tuple[str, dict[str, str]]],
+    policy: IncidentPolicy,
+    degraded_only: bool = False,
+) -> str:
+    """The target's own severity, raised by the services it takes down. When every affected service
+    still works (DEGRADED: a backup circuit carries the traffic), or the check is only DEGRADED, it is
+    minor at most."""
+    own = severity_for(target_labels, policy)
+    down = [severity_for(labels, policy) for state, labels in services.values() if state in ("down", "unreachable")]
+    if down and not degraded_only:
+        return worst([own, *down])
+    if services or degraded_only:
+        return max(own, DEGRADED_SEVERITY, key=SEVERITIES.index)  # the less severe of the two
+    return own
+
+
+@cache
+def _national_holidays(year: int) -> frozenset[object]:
+    return frozenset(holidays.country_holidays("JP", years=year).keys())
+
+
+def in_office_hours(now: float, hours: OfficeHours) -> bool:
+    local = datetime.fromtimestamp(now, ZoneInfo(hours.timezone))
+    day = local.date()
+    if local.isoweekday() not in hours.weekdays or day in hours.holidays:
+        return False
+    if hours.national_holidays and day in _national_holidays(day.year):
+        return False
+    return hours.start <= local.time() < hours.end
+
+
+def choose_playbook(labels: dict[str, str], severity: str, routing: Routing, now: float) -> str:
+    """The first route whose match fits (labels plus severity); off-hours routes where given."""
+    facts = {**labels, "severity": severity}
+    for route in routing.routes:
+        if labels_match(route.match, facts):
+            if route.off_hours_playbook and not in_office_hours(now, routing.office_hours):
+                return route.off_hours_playbook
+            return route.playbook
+    return "default"

@@ -1,0 +1,1 @@
+"""Notifiers: one per channel kind behind one small interface (base.Notifier)."""

@@ -1,0 +1,62 @@
+"""E-mail over SMTP: UTF-8, Japanese subject and body (RFC 2047 headers), optional STARTTLS/TLS and
+login. smtplib runs in a worker thread so a slow mail server never blocks the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from monitor.config.response_model import EmailNotifier
+from monitor.notifiers.base import NotifyError
+
+
+class Email:
+    kind = "email"
+
+    def __init__(self, name: str, config: EmailNotifier) -> None:
+        self.name = name
+        self.config = config
+
+    def _message(self, payload: dict[str, Any], idempotency_key: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.config.sender
+        message["To"] = Address(display_name=payload.get("to_name", ""), addr_spec=payload["to"])
+        message["Subject"] = payload["subject"]
+        message["Date"] = formatdate(localtime=False)
+        # The same Message-ID for every attempt: a mail system that got it once can drop the repeat.
+        domain = self.config.sender.rsplit("@", 1)[-1] or "national-monitor"
+        message["Message-ID"] = make_msgid(idstring=idempotency_key.replace(":", "."), domain=domain)
+        message["X-Monitor-Notification"] = idempotency_key
+        message.set_content(payload["body"], charset="utf-8")
+        return message
+
+    def _deliver(self, message: EmailMessage) -> None:
+        cfg = self.config
+        context = ssl.create_default_context()
+        smtp_class = smtplib.SMTP_SSL if cfg.ssl else smtplib.SMTP
+        kwargs: dict[str, Any] = {"timeout": cfg.timeout}
+        if cfg.ssl:
+            kwargs["context"] = context
+        with smtp_class(cfg.host, cfg.port, **kwargs) as smtp:
+            if cfg.starttls:
+                smtp.starttls(context=context)
+            if cfg.username and cfg.password is not None:
+                smtp.login(cfg.username, cfg.password.get_secret_value())
+            smtp.send_message(message)
+
+    async def send(self, payload: dict[str, Any], idempotency_key: str) -> None:
+        message = self._message(payload, idempotency_key)
+        try:
+            await asyncio.to_thread(self._deliver, message)
+        except smtplib.SMTPAuthenticationError:
+            raise NotifyError("SMTP login refused (check the username and password reference)") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise NotifyError(f"SMTP delivery failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,97 @@
+"""Plain records the store keeps: incidents and their timeline, outbox notifications, maintenance
+windows, the audit log. Times are UTC epoch seconds; JSON-ish fields are dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
+OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
+
+
+@dataclass(slots=True)
+class IncidentRecord:
+    key: str  # what the incident is about: "target:<name>", "alert:<fingerprint>"
+    severity: str
+    title: str  # Japanese
+    title_en: str
+    opened_at: float
+    status: str = "open"
+    reason: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    playbook: str | None = None
+    level: int = 0  # escalation level paged so far (0: none yet)
+    next_escalation_at: float | None = None  # when the next level is paged (the first: after group_wait)
+    next_repeat_at: float | None = None  # when the current level is paged again
+    repeats: int = 0
+    acked_at: float | None = None
+    acked_by: str | None = None
+    ack_expires_at: float | None = None
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    resolve_reason: str | None = None
+    merged_into: int | None = None
+    affected: dict[str, Any] = field(default_factory=dict)  # checks, services, children
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    incident_id: int
+    at: float
+    kind: str  # detected, attached, notified, acknowledged, note, escalated, severity, recovered, resolved, ...
+    actor: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    dedup_key: str  # one delivery per (incident, level, channel, recipient, kind), across restarts
+    incident_id: int | None
+    level: int
+    channel: str  # a notifier name from the config
+    recipient: str
+    kind: str  # firing, repeat, resolved
+    payload: dict[str, Any]
+    not_before: float
+    created_at: float
+    status: str = "pending"
+    attempts: int = 0
+    sent_at: float | None = None
+    last_error: str | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
+class MaintenanceWindow:
+    name: str
+    reason: str
+    created_by: str
+    created_at: float
+    scope: dict[str, Any]  # {"targets": [...], "labels": {...}} - what the window covers
+    source: str = "api"  # api, cli or config
+    starts_at: float | None = None  # one-off window
+    ends_at: float | None = None
+    cron: str | None = None  # recurring: cron expression (5 fields) in `timezone`, lasting `duration`
+    duration: float | None = None
+    timezone: str = "Asia/Tokyo"
+    cancelled_at: float | None = None
+    cancelled_by: str | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: float
+    actor: str  # token or user name; "anonymous" when none was given
+    action: str  # e.g. incident.ack, maintenance.create
+    outcome: str  # ok, denied, unauthenticated, invalid, error
+    role: str | None = None
+    object: str | None = None
+    source: str | None = None  # client address
+    detail: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
+    id: int = 0
