@@ -40,6 +40,7 @@ class Batch:
     saved: dict[str, tuple[IncidentRecord, list[IncidentEvent]]] = field(default_factory=dict)
     pages: list[OutboxItem] = field(default_factory=list)
     resolved: list[IncidentRecord] = field(default_factory=list)
+    merges: list[tuple[IncidentRecord, IncidentRecord]] = field(default_factory=list)  # (merged, into)
 
     def touch(self, incident: IncidentRecord, *events: IncidentEvent) -> None:
         if any(incident is created for created, _ in self.created):
@@ -65,10 +66,14 @@ class IncidentManager(ActionsMixin):
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def load(self) -> None:
+        """Take over the open incidents from the store (after a restart: timers continue from there)."""
         for incident in await self.store.open_incidents():
             self.open[incident.key] = incident
         log.info("incidents_loaded", open=len(self.open))
+
+    async def start(self) -> None:
+        await self.load()
         self._tasks = [asyncio.create_task(self._process()), asyncio.create_task(self._timers())]
 
     async def stop(self) -> None:
@@ -93,8 +98,7 @@ class IncidentManager(ActionsMixin):
         while True:
             outcome = await self._queue.get()
             try:
-                async with self._lock:
-                    await self._handle(outcome)
+                await self.handle(outcome)
             except Exception:
                 log.exception("incident_processing_failed")
             finally:
@@ -104,12 +108,15 @@ class IncidentManager(ActionsMixin):
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                async with self._lock:
-                    await self.tick()
+                await self.tick()
             except Exception:
                 log.exception("incident_timers_failed")
 
     # --- state changes -> incidents -------------------------------------------------------
+
+    async def handle(self, outcome: Outcome) -> None:
+        async with self._lock:
+            await self._handle(outcome)
 
     async def _handle(self, outcome: Outcome) -> None:
         now = self.clock.now()
@@ -153,8 +160,9 @@ class IncidentManager(ActionsMixin):
             if root is not None:
                 self._attach_child(root, target, now, batch)
             if own is not None and not self._target_problems(target):
-                self._resolve(own, now, "system", f"merged into #{root.id}" if root else "parent is down", batch,
-                              merged_into=root)  # fmt: skip
+                self._resolve(own, now, "system", f"merged into {root.key}" if root else "parent is down", batch)
+                if root is not None:
+                    batch.merges.append((own, root))
             return
         if t.old == State.UNREACHABLE:
             for incident in self.open.values():
@@ -251,19 +259,10 @@ class IncidentManager(ActionsMixin):
 
     # --- resolving -------------------------------------------------------------------------
 
-    def _resolve(
-        self,
-        incident: IncidentRecord,
-        now: float,
-        actor: str,
-        reason: str,
-        batch: Batch,
-        merged_into: IncidentRecord | None = None,
-    ) -> None:
+    def _resolve(self, incident: IncidentRecord, now: float, actor: str, reason: str, batch: Batch) -> None:
         incident.status = "resolved"
         incident.resolved_at, incident.resolved_by, incident.resolve_reason = now, actor, reason
         incident.next_escalation_at = incident.next_repeat_at = None
-        incident.merged_into = merged_into.id if merged_into else None
         self.open.pop(incident.key, None)
         batch.touch(incident, IncidentEvent(incident.id, now, "resolved", actor, {"reason": reason}))
         batch.resolved.append(incident)
@@ -272,6 +271,12 @@ class IncidentManager(ActionsMixin):
     async def _commit(self, batch: Batch, now: float) -> None:
         for incident, event in batch.created:
             await self.store.create_incident(incident, event)
+        batch.created.clear()  # from here on they are saved like any other
+        for merged, root in batch.merges:  # ids exist now, also of a root created in this batch
+            merged.merged_into = root.id
+            merged.resolve_reason = f"merged into #{root.id}"
+            batch.touch(merged, IncidentEvent(merged.id, now, "merged", None, {"into": root.id}))
+            batch.touch(root, IncidentEvent(root.id, now, "absorbed", None, {"incident": merged.id, "key": merged.key}))
         if batch.saved:
             await self.store.save_incidents([(i, [IncidentEvent(i.id, e.at, e.kind, e.actor, e.detail) for e in ev])
                                              for i, ev in batch.saved.values()])  # fmt: skip
@@ -304,6 +309,11 @@ class IncidentManager(ActionsMixin):
     # --- timers: escalation and repeats ---------------------------------------------------
 
     async def tick(self) -> None:
+        """Escalations, repeats and expired acks that are due."""
+        async with self._lock:
+            await self._tick()
+
+    async def _tick(self) -> None:
         now = self.clock.now()
         batch = Batch()
         for incident in list(self.open.values()):

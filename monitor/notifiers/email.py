@@ -4,11 +4,12 @@ login. smtplib runs in a worker thread so a slow mail server never blocks the ev
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import smtplib
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Any
 
 from monitor.config.response_model import EmailNotifier
@@ -30,7 +31,8 @@ class Email:
         message["Date"] = formatdate(localtime=False)
         # The same Message-ID for every attempt: a mail system that got it once can drop the repeat.
         domain = self.config.sender.rsplit("@", 1)[-1] or "national-monitor"
-        message["Message-ID"] = make_msgid(idstring=idempotency_key.replace(":", "."), domain=domain)
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        message["Message-ID"] = f"<monitor.{digest}@{domain}>"
         message["X-Monitor-Notification"] = idempotency_key
         message.set_content(payload["body"], charset="utf-8")
         return message

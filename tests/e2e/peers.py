@@ -130,6 +130,49 @@ def prometheus(
         proc.stop()
 
 
+def alertmanager_available() -> bool:
+    return shutil.which("prometheus-alertmanager") is not None
+
+
+@contextmanager
+def alertmanager(tmp: Path, webhook_url: str | None = None, port: int | None = None) -> Iterator[str]:
+    """A real Alertmanager (clustering off); routes everything to `webhook_url` when given. Yields its URL."""
+    port = port or free_port()
+    receiver: dict[str, Any] = {"name": "default"}
+    if webhook_url:
+        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": True}]
+    config = {
+        "route": {"receiver": "default", "group_by": ["alertname", "incident"], "group_wait": "1s",
+                  "group_interval": "2s", "repeat_interval": "1h"},
+        "receivers": [receiver],
+    }  # fmt: skip
+    (tmp / "alertmanager.yml").write_text(json.dumps(config), encoding="utf-8")
+    proc = Process(
+        [
+            "prometheus-alertmanager",
+            f"--config.file={tmp / 'alertmanager.yml'}",
+            f"--storage.path={tmp / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        tmp / f"alertmanager-{port}.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 30, what="alertmanager ready")
+        yield base
+    finally:
+        proc.stop()
+
+
+def am_alerts(base: str, active_only: bool = False) -> list[dict[str, Any]]:
+    query = "?active=true&silenced=false&inhibited=false&unprocessed=true" if active_only else ""
+    status, body = http_get(f"{base}/api/v2/alerts{query}")
+    if status != 200:
+        raise ValueError(f"alertmanager answered {status}")
+    return list(json.loads(body))
+
+
 def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
     status, body = http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     data = json.loads(body)
