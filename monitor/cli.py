@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor import __version__, cli_ops
 from monitor.config.loader import ConfigError, load_config
 from monitor.logs import setup_logging
 
@@ -112,9 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, help="keep the store here (default: a temporary directory)")
     demo.add_argument("--prefectures", type=int, default=47, help="how many prefectures to simulate (1-47)")
     demo.add_argument("--no-faults", action="store_true", help="do not inject the scheduled faults")
+    demo.add_argument(
+        "--alertmanager-url", help="send the demo's alerts to this Alertmanager (e.g. http://127.0.0.1:9093)"
+    )
     demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     demo.add_argument("--no-uvloop", action="store_true")
     demo.set_defaults(func=cmd_demo)
+    cli_ops.add_parsers(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from monitor.config.prefectures import Prefecture, all_prefectures
+from monitor.demo.response_config import demo_response, example_response
 
 Plan = Literal["demo", "example"]
 MUNICIPALITIES_PER_PREFECTURE = 2
@@ -142,7 +143,13 @@ def _address(plan: Plan, block: str, a: int, b: int) -> str:
     return f"127.{first}.{a}.{b}" if plan == "demo" else f"10.{first}.{a}.{b}"
 
 
-def build_estate(prefecture_count: int = 47, plan: Plan = "demo", icmp: bool = True) -> Estate:
+def build_estate(
+    prefecture_count: int = 47,
+    plan: Plan = "demo",
+    icmp: bool = True,
+    listen: str = "127.0.0.1:9310",
+    alertmanager_url: str | None = None,
+) -> Estate:
     prefs = all_prefectures()[: max(1, min(prefecture_count, 47))]
     ports = PORTS[plan]
     estate = Estate(config={}, csv_files={})
@@ -219,6 +226,7 @@ def build_estate(prefecture_count: int = 47, plan: Plan = "demo", icmp: bool = T
         "inventories": [{"csv": name} for name in estate.csv_files],
         "services": services,
     }
+    estate.config.update(demo_response(listen, alertmanager_url) if plan == "demo" else example_response())
     return estate
 
 
