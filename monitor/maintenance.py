@@ -20,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config.response_model import MaintenanceConfig, labels_match
+from monitor.config.response_model import MaintenanceConfig, cron_trigger, labels_match
 from monitor.inventory import Inventory
 from monitor.store.records import MaintenanceWindow
 
@@ -45,7 +45,7 @@ def from_config(item: MaintenanceConfig, loaded_at: float) -> MaintenanceWindow:
 
 def _trigger(window: MaintenanceWindow) -> CronTrigger:
     assert window.cron is not None
-    return CronTrigger.from_crontab(window.cron, timezone=ZoneInfo(window.timezone))
+    return cron_trigger(window.cron, ZoneInfo(window.timezone))
 
 
 def occurrence(window: MaintenanceWindow, now: float) -> tuple[float, float] | None:
@@ -56,7 +56,8 @@ def occurrence(window: MaintenanceWindow, now: float) -> tuple[float, float] | N
         return (window.starts_at, window.ends_at) if window.starts_at <= now < window.ends_at else None
     if window.cron is None or window.duration is None:
         return None
-    earliest = dt.datetime.fromtimestamp(now - window.duration, ZoneInfo(window.timezone))
+    # the first start after now - duration: an occurrence that ends exactly now is over
+    earliest = dt.datetime.fromtimestamp(now - window.duration + 0.001, ZoneInfo(window.timezone))
     fire = _trigger(window).get_next_fire_time(None, earliest)
     if fire is not None and fire.timestamp() <= now:
         return fire.timestamp(), fire.timestamp() + window.duration

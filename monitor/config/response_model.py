@@ -4,9 +4,11 @@ maintenance windows, and API access (tokens and roles)."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
@@ -18,13 +20,38 @@ Severity = Literal["critical", "major", "minor", "warning"]
 Role = Literal["viewer", "operator", "security", "admin", "alertmanager", "ids"]
 
 
-def _cron(value: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-    if len(value.split()) != 5:
-        raise ValueError(f'cron must have 5 fields (minute hour day month weekday), not "{value}"')
+
+def _weekday_names(field: str) -> str:
+    """Standard cron counts weekdays from Sunday = 0 (7 is Sunday too); APScheduler 3 counts from
+    Monday = 0. Numbers become names, which mean the same to both."""
+
+    def name(token: str) -> str:
+        return _WEEKDAYS[int(token)] if token.isdigit() and int(token) <= 7 else token
+
+    parts = []
+    for item in field.split(","):
+        base, slash, step = item.partition("/")
+        low, dash, high = base.partition("-")
+        parts.append(name(low) + (dash + name(high) if dash else "") + slash + step)
+    return ",".join(parts)
+
+
+def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
+    """An APScheduler trigger for a standard 5-field cron expression (weekday 0 = Sunday)."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f'cron must have 5 fields (minute hour day month weekday), not "{expression}"')
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_weekday_names(weekday), timezone=timezone
+    )
+
+
+def _cron(value: str) -> str:
     try:
-        CronTrigger.from_crontab(value)
+        cron_trigger(value, ZoneInfo("Asia/Tokyo"))
     except ValueError as exc:
         raise ValueError(f'invalid cron "{value}": {exc}') from None
     return value
