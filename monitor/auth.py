@@ -18,6 +18,7 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config.response_model import Auth
+from monitor.store.base import Store
 from monitor.store.records import AuditEntry
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -81,7 +82,7 @@ class ProblemError(Exception):
 class Guard:
     """Checks permissions and writes the audit log for the API handlers."""
 
-    def __init__(self, tokens: Callable[[], Tokens], store: Any, clock: Clock) -> None:
+    def __init__(self, tokens: Callable[[], Tokens], store: Store, clock: Clock) -> None:
         self._tokens = tokens
         self.store = store
         self.clock = clock

@@ -4,7 +4,6 @@ maintenance windows, API tokens and the audit guard. The daemon owns one and fee
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
@@ -18,6 +17,7 @@ from monitor.inventory import Inventory
 from monitor.maintenance import MaintenanceDriver, from_config
 from monitor.notifiers.base import Notifier
 from monitor.notifiers.factory import create_notifiers
+from monitor.store.base import Store
 from monitor.store.records import MaintenanceWindow
 
 log = structlog.get_logger()
@@ -26,7 +26,7 @@ log = structlog.get_logger()
 class ResponseSide:
     def __init__(
         self,
-        store: Any,
+        store: Store,
         clock: Clock,
         registry: CollectorRegistry,
         engine: Callable[[], Engine],

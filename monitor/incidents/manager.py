@@ -25,6 +25,7 @@ from monitor.incidents import messages, paging
 from monitor.incidents.actions import ActionsMixin
 from monitor.incidents.policy import choose_playbook, incident_severity
 from monitor.state import State
+from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
 
 log = structlog.get_logger()
@@ -50,7 +51,9 @@ class Batch:
 
 
 class IncidentManager(ActionsMixin):
-    def __init__(self, store: Any, clock: Clock, engine: Callable[[], Engine], wake_outbox: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, engine: Callable[[], Engine], wake_outbox: Callable[[], None]
+    ) -> None:
         self.store = store
         self.clock = clock
         self._engine = engine

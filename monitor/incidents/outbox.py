@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from monitor.clock import Clock
 from monitor.notifiers.alertmanager import Alertmanager
 from monitor.notifiers.base import Notifier, NotifyError
+from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, OutboxItem
 
 log = structlog.get_logger()
@@ -46,7 +47,7 @@ def backoff(attempts: int) -> float:
 
 class OutboxWorker:
     def __init__(
-        self, store: Any, clock: Clock, notifiers: Callable[[], Mapping[str, Notifier]], metrics: OutboxMetrics
+        self, store: Store, clock: Clock, notifiers: Callable[[], Mapping[str, Notifier]], metrics: OutboxMetrics
     ) -> None:
         self.store = store
         self.clock = clock

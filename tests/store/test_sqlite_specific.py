@@ -113,3 +113,22 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="newer than this daemon knows"):
         SQLiteStore(tmp_path / "m.db").open(now=0.0)
+
+
+async def test_tampering_with_the_audit_log_is_detected(tmp_path: Path) -> None:
+    """Direct UPDATE of the audit log is refused; with the trigger dropped, the changed entry breaks the chain."""
+    from monitor.store.records import AuditEntry
+
+    store = SQLiteStore(tmp_path / "m.db")
+    store.open(now=0.0)
+    first = await store.audit(AuditEntry(1.0, "yamada", "incident.ack", "ok"))
+    await store.audit(AuditEntry(2.0, "suzuki", "incident.resolve", "ok"))
+    conn = sqlite3.connect(tmp_path / "m.db")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = ?", (first.id,))
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = ?", (first.id,))
+    conn.commit()
+    conn.close()
+    assert await store.verify_audit_chain() == (False, first.id)
+    await store.close(now=3.0)

@@ -1,0 +1,145 @@
+"""The store contract: every backend must behave like this (SQLite today; a second backend adds itself to
+BACKENDS and must pass unchanged)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.engine import Transition
+from monitor.state import State
+from monitor.store.base import Store
+from monitor.store.records import AuditEntry, IncidentEvent, IncidentRecord, MaintenanceWindow, OutboxItem
+from monitor.store.sqlite import SQLiteStore
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda tmp: SQLiteStore(tmp / "contract.db")}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made = BACKENDS[request.param](tmp_path)
+    made.open(now=100.0)
+    yield made
+    await made.close(now=999.0)
+
+
+def incident(key: str = "target:edge", **kw: object) -> IncidentRecord:
+    return IncidentRecord(key=key, severity="major", title="edge 障害", title_en="edge down", opened_at=100.0, **kw)  # type: ignore[arg-type]
+
+
+def item(dedup: str, incident_id: int, kind: str = "firing", not_before: float = 100.0) -> OutboxItem:
+    return OutboxItem(dedup, incident_id, 1, "am", "am", kind, {"alert": {"labels": {"a": "b"}}}, not_before, 100.0)
+
+
+async def test_incident_round_trip_with_timeline(store: Store) -> None:
+    """An incident is stored with all its fields (JSON ones included) and its timeline in order."""
+    made = incident(labels={"prefecture": "13"}, affected={"children": ["c1"], "services": {"link": "down"}})
+    incident_id = await store.create_incident(
+        made, IncidentEvent(0, 100.0, "detected", None, {"checks": {"edge/ping": "loss"}})
+    )
+    made.level, made.status, made.acked_by = 1, "acknowledged", "山田"
+    await store.save_incident(made, IncidentEvent(incident_id, 110.0, "acknowledged", "山田", {"comment": "確認"}))
+    loaded = await store.get_incident(incident_id)
+    assert loaded == made
+    events = await store.incident_events(incident_id)
+    assert [(e.kind, e.actor, e.detail) for e in events] == [
+        ("detected", None, {"checks": {"edge/ping": "loss"}}),
+        ("acknowledged", "山田", {"comment": "確認"}),
+    ]
+    assert [i.id for i in await store.open_incidents()] == [incident_id]
+
+
+async def test_one_open_incident_per_key(store: Store) -> None:
+    """A second open incident with the same key is refused; after resolving, a new one may open."""
+    first = incident()
+    await store.create_incident(first)
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.create_incident(incident())
+    first.status = "resolved"
+    await store.save_incident(first)
+    await store.create_incident(incident())
+    listed, total = await store.list_incidents()
+    assert total == 2 and [i.status for i in listed] == ["open", "resolved"]
+    assert (await store.list_incidents("resolved"))[1] == 1
+
+
+async def test_outbox_dedup_due_and_delivery_states(store: Store) -> None:
+    """Enqueuing the same dedup key twice adds it once; due items come in order; sent/failed/cancelled stick."""
+    incident_id = await store.create_incident(incident())
+    assert await store.enqueue([item("k1", incident_id), item("k2", incident_id, not_before=200.0)]) == 2
+    assert await store.enqueue([item("k1", incident_id)]) == 0
+    assert [i.dedup_key for i in await store.due_notifications(150.0)] == ["k1"]
+    assert await store.next_notification_due() == 100.0
+    first = (await store.due_notifications(150.0))[0]
+    await store.mark_failed(first.id, "connection refused", retry_at=300.0)
+    assert [i.dedup_key for i in await store.due_notifications(250.0)] == ["k2"]  # k1 waits for its retry
+    retried = next(i for i in await store.notifications(incident_id) if i.dedup_key == "k1")
+    assert (retried.attempts, retried.last_error, retried.not_before) == (1, "connection refused", 300.0)
+    await store.mark_sent(first.id, 301.0)
+    await store.mark_sent(first.id, 302.0)  # a second mark does nothing: it is no longer pending
+    sent = next(i for i in await store.notifications(incident_id) if i.dedup_key == "k1")
+    assert (sent.status, sent.sent_at, sent.attempts) == ("sent", 301.0, 2)
+    assert await store.cancel_pending(incident_id) == 1
+    assert await store.outbox_counts() == {"sent": 1, "cancelled": 1}
+    await store.enqueue([item("k3", incident_id)])
+    gone = (await store.due_notifications(1e9))[0]
+    await store.mark_failed(gone.id, "gave up", retry_at=None)
+    assert (await store.outbox_counts())["failed"] == 1
+
+
+async def test_firing_alerts_of_open_incidents_only(store: Store) -> None:
+    """Re-sendable alerts are the delivered firing ones of incidents still open."""
+    open_id = await store.create_incident(incident("target:a"))
+    closed = incident("target:b")
+    closed_id = await store.create_incident(closed)
+    await store.enqueue([item("a1", open_id), item("b1", closed_id), item("a2", open_id, kind="resolved")])
+    for queued in await store.due_notifications(1e9):
+        await store.mark_sent(queued.id, 100.0)
+    closed.status = "resolved"
+    await store.save_incident(closed)
+    assert [i.dedup_key for i in await store.firing_alerts()] == ["a1"]
+
+
+async def test_maintenance_windows(store: Store) -> None:
+    """Windows are stored with their scope; cancelling hides them (once) unless asked for."""
+    window = MaintenanceWindow(
+        "swap", "機器交換", "yamada", 100.0, {"targets": ["edge"], "labels": {}}, cron="0 2 * * 0", duration=3600.0
+    )
+    window_id = await store.add_maintenance(window)
+    assert await store.maintenance_windows() == [window]
+    assert await store.cancel_maintenance(window_id, "suzuki", 150.0) is True
+    assert await store.cancel_maintenance(window_id, "suzuki", 160.0) is False
+    assert await store.maintenance_windows() == []
+    [cancelled] = await store.maintenance_windows(include_cancelled=True)
+    assert (cancelled.cancelled_by, cancelled.cancelled_at) == ("suzuki", 150.0)
+
+
+async def test_audit_log_is_chained_and_append_only(store: Store) -> None:
+    """Audit entries chain by hash from a genesis value; the chain verifies; entries cannot be changed."""
+    first = await store.audit(
+        AuditEntry(100.0, "yamada", "incident.ack", "ok", "operator", "incident:1", "127.0.0.1", {"comment": "確認"})
+    )
+    second = await store.audit(AuditEntry(101.0, "anonymous", "incident.ack", "denied", "viewer", "incident:1"))
+    assert first.prev_hash == "0" * 64 and second.prev_hash == first.hash and first.hash != second.hash
+    assert await store.verify_audit_chain() == (True, None)
+    entries, total = await store.audit_log()
+    assert total == 2 and [e.id for e in entries] == [second.id, first.id]
+
+
+async def test_state_intervals_from_transitions(store: Store) -> None:
+    """Transitions recorded become intervals once flushed."""
+    store.record(
+        [
+            Transition("service", "juki-net", State.UNKNOWN, State.UP, 100.0),
+            Transition("service", "juki-net", State.UP, State.DOWN, 150.0),
+        ]
+    )
+    await store.flush()
+    assert isinstance(store, SQLiteStore)  # interval reads are backend specific today (reports will add them here)
+    assert [(i.state, i.start, i.end) for i in store.intervals("service", "juki-net", 0, 1e12)] == [
+        ("up", 100.0, 150.0),
+        ("down", 150.0, None),
+    ]
