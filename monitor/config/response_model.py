@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
-from monitor.config.types import Duration, LabelName, Name
+from monitor.config.types import Duration, DurationOrZero, LabelName, Name
 from probes.secret import Secret
 
 SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
@@ -68,7 +68,7 @@ class SeverityRule(StrictModel):
 
 class IncidentPolicy(StrictModel):
     open_on: list[Literal["down", "degraded", "flapping"]] = ["down"]
-    group_wait: Duration = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
+    group_wait: DurationOrZero = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
     severity: list[SeverityRule] = []  # first match wins
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations

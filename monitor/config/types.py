@@ -36,6 +36,12 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def parse_duration_or_zero(value: Any) -> float:
+    if value in (0, "0", "0s"):
+        return 0.0
+    return parse_duration(value)
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
@@ -60,6 +66,7 @@ def _label_name(value: str) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+DurationOrZero = Annotated[float, BeforeValidator(parse_duration_or_zero)]
 PrefectureCode = Annotated[str, BeforeValidator(prefecture_code)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]

@@ -30,6 +30,7 @@ from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
 
 log = structlog.get_logger()
 TICK_SECONDS = 1.0
+MAX_BATCH = 10_000
 INCIDENT_LABELS = ("prefecture", "system", "tier", "site", "role")
 
 
@@ -98,14 +99,23 @@ class IncidentManager(ActionsMixin):
         await self._queue.join()
 
     async def _process(self) -> None:
+        """Handle queued outcomes; whatever piled up meanwhile (a mass outage: thousands of children
+        confirmed one by one) is handled as one batch, in one transaction."""
         while True:
-            outcome = await self._queue.get()
+            outcomes = [await self._queue.get()]
+            while not self._queue.empty() and len(outcomes) < MAX_BATCH:
+                outcomes.append(self._queue.get_nowait())
+            merged = Outcome()
+            for outcome in outcomes:
+                merged.transitions.extend(outcome.transitions)
+                merged.flapping.extend(outcome.flapping)
             try:
-                await self.handle(outcome)
+                await self.handle(merged)
             except Exception:
                 log.exception("incident_processing_failed")
             finally:
-                self._queue.task_done()
+                for _ in outcomes:
+                    self._queue.task_done()
 
     async def _timers(self) -> None:
         while True:
@@ -127,9 +137,8 @@ class IncidentManager(ActionsMixin):
         for t in outcome.transitions:
             if t.kind == "check":
                 self._check_changed(t, now, batch)
-        for t in outcome.transitions:
-            if t.kind == "service":
-                self._service_changed(t.id, now, batch)
+        for name in dict.fromkeys(t.id for t in outcome.transitions if t.kind == "service"):
+            self._service_changed(name, now, batch)
         for check_id, _event in outcome.flapping:
             rt = self._engine().checks.get(check_id)
             if rt is not None:
