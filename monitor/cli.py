@@ -77,6 +77,21 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return run_async(probe_once(loaded.inventory, args.check, as_json=args.json), use_uvloop=False)
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from monitor.availability.rules import render
+
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return 1
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / "slo-rules.yml"
+    path.write_text(render(loaded.inventory), encoding="utf-8")
+    print(path)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo.run import run_demo
 
@@ -106,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("check", help='check id "target/check", or a target name for all its checks')
     probe.add_argument("--json", action="store_true", help="print the results as JSON")
     probe.set_defaults(func=cmd_probe)
+
+    rules = sub.add_parser("rules", help="write the Prometheus SLO recording and burn-rate alert rules")
+    rules.add_argument("--config", required=True, type=Path)
+    rules.add_argument("--output", required=True, type=Path, help="directory for slo-rules.yml")
+    rules.set_defaults(func=cmd_rules)
 
     demo = sub.add_parser("demo", help="run the daemon on the built-in simulated network (loopback)")
     demo.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")

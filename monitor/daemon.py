@@ -18,6 +18,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.api import build_app
+from monitor.availability.live import SLOTracker
+from monitor.availability.metrics import slo_provider
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
@@ -61,7 +63,10 @@ class Daemon:
         self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self._dispatch)
         self.guard = self.response.guard
         self.incidents = self.response.incidents
-        self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome]  # incidents, playbooks
+        self.slo = SLOTracker(self.store, lambda: self.engine, self.clock.now)
+        self.state_collector.providers.append(slo_provider(self.slo.status, lambda: self.engine.inventory))
+        # who hears about state changes: incidents (and playbooks), live SLO figures
+        self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
@@ -75,6 +80,7 @@ class Daemon:
     async def start(self) -> None:
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
+        await self.slo.load()
         await self.response.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
@@ -150,6 +156,7 @@ class Daemon:
         while True:
             self.store.heartbeat(self.clock.now())
             self.response.update_gauges()
+            self.slo.prune()
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     # --- the probe path --------------------------------------------------------------------

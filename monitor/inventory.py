@@ -13,9 +13,10 @@ from typing import Any
 
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
-from monitor.config.response_check import check_response
+from monitor.config.response_check import check_response, check_slo
 from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
+from monitor.config.slo_model import SLOConfig
 from monitor.config.sources import Loc
 from monitor.config.types import format_duration, prefecture_code
 from monitor.services import Rule
@@ -86,6 +87,7 @@ class Inventory:
     children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services_by_check: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     response: ResponseConfig = field(default_factory=ResponseConfig)
+    slo: SLOConfig = field(default_factory=SLOConfig)
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -134,6 +136,7 @@ class _Resolver:
             children={k: tuple(v) for k, v in children.items()},
             services_by_check={k: tuple(v) for k, v in services_by_check.items()},
             response=ResponseConfig(**{name: getattr(self.config, name) for name in ResponseConfig.model_fields}),
+            slo=self.config.slo,
         )
 
     def _sites(self) -> None:
@@ -343,4 +346,9 @@ class _Resolver:
 def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
     resolver = _Resolver(config)
     inventory = resolver.resolve()
-    return inventory, resolver.issues + check_response(config, set(inventory.targets))
+    issues = (
+        resolver.issues
+        + check_response(config, set(inventory.targets))
+        + check_slo(config.slo, set(inventory.services))
+    )
+    return inventory, issues

@@ -69,7 +69,7 @@ def _service_labels(service: Service) -> tuple[str, ...]:
     return (service.name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
 
 
-class _Families:
+class Families:
     """Collects samples per metric family in order, then writes them in either output form."""
 
     def __init__(self) -> None:
@@ -109,10 +109,11 @@ class StateCollector(Collector):
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
         self._prefixes: dict[tuple[str, ...], str] = {}
+        self.providers: list[Callable[[Families], None]] = []  # more per-subject families (SLO figures)
 
-    def _gather(self) -> _Families:
+    def _gather(self) -> Families:
         engine = self._engine()
-        fam = _Families()
+        fam = Families()
         checks = list(engine.checks.values())  # engine replaces (never resizes) these dicts: safe in a thread
         for rt in checks:
             self._check_samples(fam, rt)
@@ -131,9 +132,11 @@ class StateCollector(Collector):
                     (*labels, state.value),
                     1.0 if srt.state == state else 0.0,
                 )
+        for provider in self.providers:
+            provider(fam)
         return fam
 
-    def _check_samples(self, fam: _Families, rt: CheckRuntime) -> None:
+    def _check_samples(self, fam: Families, rt: CheckRuntime) -> None:
         labels = _labels(rt.check)
         for state in ALL_STATES:
             fam.add(

@@ -100,7 +100,9 @@ def _message(error: ErrorDetails, root: type[BaseModel] | None) -> str:
         return f'must be one of {expected}, not "{value}"'
     if kind == "union_tag_invalid":
         expected = str(ctx.get("expected_tags", "")).replace("'", "")
-        return f'{str(ctx.get("discriminator", "kind")).strip(chr(39))} must be one of {expected}, not "{ctx.get("tag")}"'
+        return (
+            f'{str(ctx.get("discriminator", "kind")).strip(chr(39))} must be one of {expected}, not "{ctx.get("tag")}"'
+        )
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind in ("int_parsing", "int_type", "int_from_float"):

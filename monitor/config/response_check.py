@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.errors import Issue
 from monitor.config.response_model import ResponseConfig
+from monitor.config.slo_model import SLOConfig
 
 
 def _known(kind: str, name: str, names: set[str]) -> str | None:
@@ -59,4 +60,20 @@ def check_response(config: ResponseConfig, targets: set[str]) -> list[Issue]:
     for i, token in enumerate(config.auth.tokens):
         if names.count(token.name) > 1:
             issues.append(Issue(("auth", "tokens", i, "name"), f'duplicate token name "{token.name}"'))
+    return issues
+
+
+def check_slo(slo: SLOConfig, services: set[str]) -> list[Issue]:
+    issues: list[Issue] = []
+    hours = {"always", *slo.hours}
+    if problem := _known("service hours", slo.service_hours, hours):
+        issues.append(Issue(("slo", "service_hours"), problem))
+    for name, definition in slo.hours.items():
+        _timezone(issues, ("slo", "hours", name, "timezone"), definition.timezone)
+    for i, rule in enumerate(slo.rules):
+        if rule.service_hours is not None and (problem := _known("service hours", rule.service_hours, hours)):
+            issues.append(Issue(("slo", "rules", i, "service_hours"), problem))
+        for j, service in enumerate(rule.services):
+            if service not in services:
+                issues.append(Issue(("slo", "rules", i, "services", j), f'unknown service "{service}"'))
     return issues

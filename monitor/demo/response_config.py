@@ -119,6 +119,18 @@ def example_response() -> dict[str, Any]:
                 "timezone": "Asia/Tokyo",
             },
         ],
+        "slo": {
+            "objective": 0.999,
+            "window": "month",
+            "hours": {
+                "office": {"weekdays": [1, 2, 3, 4, 5], "start": "08:30", "end": "17:45", "timezone": "Asia/Tokyo"}
+            },
+            "rules": [
+                {"services": ["card-mgmt"], "objective": 0.9995, "degraded": "down"},
+                {"match": {"system": "chukan"}, "service_hours": "office"},
+                {"match": {"tier": "municipality"}, "objective": 0.995},
+            ],
+        },
         "auth": {
             "anonymous": "viewer",
             "tokens": [  # replace these hashes: `printf %s "$TOKEN" | sha256sum`

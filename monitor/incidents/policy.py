@@ -4,7 +4,7 @@ of day (JST office hours vs nights, weekends and Japan's national holidays)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -50,12 +50,14 @@ def _national_holidays(year: int) -> frozenset[object]:
     return frozenset(holidays.country_holidays("JP", years=year).keys())
 
 
+def is_holiday(day: date, hours: OfficeHours) -> bool:
+    """A listed holiday, or (when enabled) one of Japan's national holidays."""
+    return day in hours.holidays or (hours.national_holidays and day in _national_holidays(day.year))
+
+
 def in_office_hours(now: float, hours: OfficeHours) -> bool:
     local = datetime.fromtimestamp(now, ZoneInfo(hours.timezone))
-    day = local.date()
-    if local.isoweekday() not in hours.weekdays or day in hours.holidays:
-        return False
-    if hours.national_holidays and day in _national_holidays(day.year):
+    if local.isoweekday() not in hours.weekdays or is_holiday(local.date(), hours):
         return False
     return hours.start <= local.time() < hours.end
 

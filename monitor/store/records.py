@@ -10,6 +10,19 @@ INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
 OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
 
 
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A span of one state of a check or service ([start, end); end None while it lasts)."""
+
+    subject: str  # check or service
+    subject_id: str
+    state: str
+    start: float
+    end: float | None
+    reason: str | None
+    root_cause: str | None
+
+
 @dataclass(slots=True)
 class IncidentRecord:
     key: str  # what the incident is about: "target:<name>", "alert:<fingerprint>"

@@ -29,22 +29,12 @@ from monitor import __version__
 from monitor.engine import Transition
 from monitor.store import sql_admin, sql_incidents
 from monitor.store.migrations import MIGRATIONS
+from monitor.store.records import Interval
 
 log = structlog.get_logger()
 BATCH = 2000
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    subject: str
-    subject_id: str
-    state: str
-    start: float
-    end: float | None
-    reason: str | None
-    root_cause: str | None
 
 
 @dataclass(slots=True)
@@ -261,6 +251,34 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
                 (subject, subject_id, end, start),
             ).fetchall()
         return [Interval(*row) for row in rows]
+
+    async def intervals_since(self, subject: str, since: float) -> dict[str, list[Interval]]:
+        """Every interval of a subject kind that was still going at `since`, by subject id, in order."""
+        rows = await self.read(
+            lambda c: c.execute(
+                "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
+                "WHERE subject = ? AND (end IS NULL OR end > ?) ORDER BY subject_id, start",
+                (subject, since),
+            ).fetchall()
+        )
+        found: dict[str, list[Interval]] = {}
+        for row in rows:
+            found.setdefault(row[1], []).append(Interval(*row))
+        return found
+
+    async def intervals_between(self, subject: str, start: float, end: float) -> dict[str, list[Interval]]:
+        """Every interval of a subject kind overlapping [start, end), by subject id, in order."""
+        rows = await self.read(
+            lambda c: c.execute(
+                "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
+                "WHERE subject = ? AND start < ? AND (end IS NULL OR end > ?) ORDER BY subject_id, start",
+                (subject, end, start),
+            ).fetchall()
+        )
+        found: dict[str, list[Interval]] = {}
+        for row in rows:
+            found.setdefault(row[1], []).append(Interval(*row))
+        return found
 
     def runs(self) -> list[tuple[int, float, float, float | None]]:
         assert self._reader is not None

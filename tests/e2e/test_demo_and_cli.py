@@ -31,7 +31,7 @@ def test_demo_shows_failing_and_recovering_targets(tmp_path: Path) -> None:
         str(tmp_path / "d"),
     ]
     with daemon_process(args, tmp_path, "demo") as demo:
-        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 30, what="demo ready")
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 60, what="demo ready")
 
         def target_states() -> dict[str, str]:
             return {t["name"]: t["state"] for t in json.loads(http_get(f"{base}/api/v1/targets")[1])["targets"]}
