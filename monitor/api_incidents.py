@@ -66,7 +66,7 @@ def window_json(window: MaintenanceWindow) -> dict[str, Any]:
     return {**asdict(window), **times}
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def body_of(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
@@ -124,7 +124,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
             incident_id = _int(request.match_info["id"], "id")
             obj = f"incident:{incident_id}"
             who = await guard.require(request, "incident.write", f"incident.{name}", obj)
-            body = await _body(request)
+            body = await body_of(request)
             try:
                 incident = await run(incident_id, who.name, body)
             except IncidentActionError as exc:
@@ -173,7 +173,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
 
     async def create_maintenance(request: web.Request) -> web.Response:
         who = await guard.require(request, "maintenance.write", "maintenance.create")
-        body = await _body(request)
+        body = await body_of(request)
         try:
             spec = MaintenanceConfig.model_validate(body)
         except ValidationError as exc:
@@ -214,7 +214,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
 
     async def alertmanager_webhook(request: web.Request) -> web.Response:
         who = await guard.require(request, "alerts.ingest", "alerts.receive")
-        body = await _body(request)
+        body = await body_of(request)
         alerts = body.get("alerts")
         if not isinstance(alerts, list):
             raise ProblemError(400, "not an Alertmanager webhook payload", "expected an object with an alerts list")

@@ -26,7 +26,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "operator": frozenset({"read", "incident.write", "maintenance.write", "config.reload"}),
     "security": frozenset({"read", "incident.write", "maintenance.write", "config.reload", "security.approve"}),
     "admin": frozenset(
-        {"read", "incident.write", "maintenance.write", "config.reload", "security.approve", "audit.read"}
+        {
+            "read",
+            "incident.write",
+            "maintenance.write",
+            "config.reload",
+            "security.approve",
+            "audit.read",
+            "availability.correct",
+        }
     ),
     "alertmanager": frozenset({"alerts.ingest"}),
     "ids": frozenset({"security.ingest"}),

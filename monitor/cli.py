@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, cli_ops
+from monitor import __version__, cli_ops, cli_report
 from monitor.config.loader import ConfigError, load_config
 from monitor.logs import setup_logging
 
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-uvloop", action="store_true")
     demo.set_defaults(func=cmd_demo)
     cli_ops.add_parsers(sub)
+    cli_report.add_parser(sub)
     return parser
 
 

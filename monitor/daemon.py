@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from monitor.api import build_app
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import slo_provider
+from monitor.availability.monthly import MonthlyJob
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
@@ -64,6 +65,7 @@ class Daemon:
         self.guard = self.response.guard
         self.incidents = self.response.incidents
         self.slo = SLOTracker(self.store, lambda: self.engine, self.clock.now)
+        self.monthly = MonthlyJob(self.store, lambda: self.engine.inventory, self.data_dir, self.clock.now)
         self.state_collector.providers.append(slo_provider(self.slo.status, lambda: self.engine.inventory))
         # who hears about state changes: incidents (and playbooks), live SLO figures
         self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
@@ -82,6 +84,7 @@ class Daemon:
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
         await self.response.start()
+        self.monthly.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
         inv = self.inventory
@@ -131,6 +134,7 @@ class Daemon:
         if self._http is not None:
             await self._http.cleanup()
         await self.response.stop()
+        self.monthly.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

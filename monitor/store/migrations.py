@@ -118,4 +118,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     """,
+    # 3: availability corrections (an outage re-classified as planned) and monthly roll-ups (kept 13+ months).
+    """
+    CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        start REAL NOT NULL,
+        end REAL NOT NULL CHECK (end > start),
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX corrections_by_service ON corrections (service, start);
+    CREATE TABLE availability_months (
+        service TEXT NOT NULL,
+        month TEXT NOT NULL,
+        service_seconds REAL NOT NULL,
+        maintenance_seconds REAL NOT NULL,
+        gap_seconds REAL NOT NULL,
+        downtime_seconds REAL NOT NULL,
+        outages INTEGER NOT NULL,
+        longest_outage_seconds REAL NOT NULL,
+        objective REAL NOT NULL,
+        PRIMARY KEY (service, month)
+    );
+    """,
 )

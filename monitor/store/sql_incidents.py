@@ -20,7 +20,7 @@ def _encode(name: str, value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, sort_keys=True) if name in _JSON else value
 
 
-def _incident(row: sqlite3.Row | tuple[Any, ...]) -> IncidentRecord:
+def incident_from_row(row: sqlite3.Row | tuple[Any, ...]) -> IncidentRecord:
     values = dict(zip(["id", *_INCIDENT_COLUMNS], row, strict=True))
     for name in ("labels", "affected"):
         values[name] = json.loads(values[name])
@@ -33,7 +33,7 @@ def _outbox(row: tuple[Any, ...]) -> OutboxItem:
     return OutboxItem(**values)
 
 
-_SELECT_INCIDENT = f"SELECT id, {', '.join(_INCIDENT_COLUMNS)} FROM incidents"
+SELECT_INCIDENT = f"SELECT id, {', '.join(_INCIDENT_COLUMNS)} FROM incidents"
 _UPDATE_INCIDENT = f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in _INCIDENT_COLUMNS)} WHERE id = ?"
 _INSERT_INCIDENT = (
     f"INSERT INTO incidents ({', '.join(_INCIDENT_COLUMNS)}) VALUES ({', '.join('?' * len(_INCIDENT_COLUMNS))})"
@@ -90,13 +90,13 @@ class IncidentQueries:
 
     async def open_incidents(self) -> list[IncidentRecord]:
         rows = await self.read(
-            lambda c: c.execute(f"{_SELECT_INCIDENT} WHERE status != 'resolved' ORDER BY id").fetchall()
+            lambda c: c.execute(f"{SELECT_INCIDENT} WHERE status != 'resolved' ORDER BY id").fetchall()
         )
-        return [_incident(r) for r in rows]
+        return [incident_from_row(r) for r in rows]
 
     async def get_incident(self, incident_id: int) -> IncidentRecord | None:
-        row = await self.read(lambda c: c.execute(f"{_SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone())
-        return _incident(row) if row else None
+        row = await self.read(lambda c: c.execute(f"{SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone())
+        return incident_from_row(row) if row else None
 
     async def list_incidents(
         self, status: str | None = None, limit: int = 100, offset: int = 0
@@ -106,12 +106,12 @@ class IncidentQueries:
         def job(conn: sqlite3.Connection) -> tuple[list[Any], int]:
             total = conn.execute(f"SELECT COUNT(*) FROM incidents {where}", args).fetchone()[0]
             rows = conn.execute(
-                f"{_SELECT_INCIDENT} {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+                f"{SELECT_INCIDENT} {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
             return rows, int(total)
 
         rows, total = await self.read(job)
-        return [_incident(r) for r in rows], total
+        return [incident_from_row(r) for r in rows], total
 
     async def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         rows = await self.read(

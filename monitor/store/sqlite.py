@@ -27,7 +27,7 @@ import structlog
 
 from monitor import __version__
 from monitor.engine import Transition
-from monitor.store import sql_admin, sql_incidents
+from monitor.store import sql_admin, sql_incidents, sql_reports
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.records import Interval
 
@@ -65,7 +65,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
+class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_reports.ReportQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -92,6 +92,16 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
         self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._thread.start()
 
+    def open_readonly(self) -> None:
+        """Reads only, beside a running daemon (reports from the command line): no migration, no
+        recovery, no run of its own. Writes fail."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"no store at {self.path}")
+        self._reader = connect(self.path)
+        version = int(self._reader.execute("PRAGMA user_version").fetchone()[0])
+        if version != len(MIGRATIONS):
+            raise RuntimeError(f"the store at {self.path} has schema {version}, this program needs {len(MIGRATIONS)}")
+
     def _recover(self) -> None:
         assert self._writer is not None
         row = self._writer.execute(
@@ -109,6 +119,9 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
     async def close(self, now: float) -> None:
         """Close open intervals at `now` (a clean stop), drain the queue, stop the writer."""
         if self._thread is None:
+            if self._reader is not None:  # opened read-only
+                self._reader.close()
+                self._reader = None
             return
         self._queue.put(("stop", now))
         self._queue.put(_STOP)
@@ -130,6 +143,8 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries):
 
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job(conn)` in a transaction of its own on the writer thread; its result, or its error."""
+        if self._thread is None:
+            raise RuntimeError("the store is not open for writing")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Call(job, future, loop))

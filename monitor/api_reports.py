@@ -1,0 +1,100 @@
+"""API of the monthly availability report and of corrections (an outage re-classified as planned)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from monitor.api_incidents import body_of
+from monitor.auth import Guard, ProblemError
+from monitor.availability.html_report import render_html
+from monitor.availability.periods import JST, month_of, month_span, parse_month, previous_months
+from monitor.availability.report import ReportBuilder, to_csv, to_json
+from monitor.store.sql_reports import Correction
+from monitor.timefmt import iso
+
+
+class Daemonish(Protocol):
+    guard: Guard
+    store: Any
+    inventory: Any
+
+
+def _time(value: Any, name: str) -> float:
+    """ISO 8601; without an offset it is JST."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ProblemError(422, f"invalid {name}", "write ISO 8601, e.g. 2026-11-05T10:00 (JST)") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=JST)).timestamp()
+
+
+def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
+    guard = daemon.guard
+
+    async def months(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        now = guard.clock.now()
+        labels = [f"{y:04d}-{m:02d}" for y, m in previous_months(*month_of(now), 13)]
+        known = sorted({*labels, *await daemon.store.rolled_up_months()}, reverse=True)
+        return web.json_response({"months": [
+            {"month": m, "html": f"/api/v1/reports/{m}?format=html", "csv": f"/api/v1/reports/{m}?format=csv",
+             "json": f"/api/v1/reports/{m}?format=json"} for m in known]})  # fmt: skip
+
+    async def report(request: web.Request) -> web.StreamResponse:
+        await guard.require(request, "read")
+        month = request.match_info["month"]
+        try:
+            parse_month(month)
+        except ValueError as exc:
+            raise ProblemError(400, "invalid month", str(exc)) from None
+        fmt = request.query.get("format", "html")
+        if fmt not in ("html", "csv", "json"):
+            raise ProblemError(400, "invalid format", "format must be html, csv or json")
+        built = await ReportBuilder(daemon.store, daemon.inventory).build(month, guard.clock.now())
+        if fmt == "json":
+            return web.Response(text=to_json(built), content_type="application/json")
+        if fmt == "csv":
+            disposition = f'attachment; filename="availability-{month}.csv"'
+            return web.Response(body=to_csv(built), content_type="text/csv", charset="utf-8",
+                                headers={"Content-Disposition": disposition})  # fmt: skip
+        return web.Response(text=render_html(built, request.query.get("lang", "ja")), content_type="text/html")
+
+    async def corrections(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        month = request.query.get("month")
+        try:
+            start, end = month_span(*parse_month(month)) if month else (0.0, 1e12)
+        except ValueError as exc:
+            raise ProblemError(400, "invalid month", str(exc)) from None
+        items = await daemon.store.corrections(start, end)
+        return web.json_response({"corrections": [{**asdict(c), "start": iso(c.start), "end": iso(c.end),
+                                                   "created_at": iso(c.created_at)} for c in items]})  # fmt: skip
+
+    async def add_correction(request: web.Request) -> web.Response:
+        who = await guard.require(request, "availability.correct", "availability.correct")
+        body = await body_of(request)
+        service, reason = str(body.get("service", "")), str(body.get("reason", "")).strip()
+        if service not in daemon.inventory.services:
+            await guard.audit(request, who, "availability.correct", "invalid", service, error="unknown service")
+            raise ProblemError(422, "unknown service", f'no service named "{service}"')
+        if not reason:
+            raise ProblemError(422, "reason required", "say why the outage counts as planned")
+        start, end = _time(body.get("start"), "start"), _time(body.get("end"), "end")
+        if end <= start:
+            raise ProblemError(422, "invalid span", "end must be after start")
+        correction = Correction(service, start, end, reason[:2000], who.name, guard.clock.now())
+        correction_id = await daemon.store.add_correction(correction)
+        await guard.audit(request, who, "availability.correct", "ok", f"service:{service}",
+                          start=iso(start), end=iso(end), reason=reason[:500])  # fmt: skip
+        return web.json_response(
+            {"id": correction_id, "service": service, "start": iso(start), "end": iso(end)}, status=201
+        )
+
+    app.router.add_get("/api/v1/reports", months)
+    app.router.add_get(r"/api/v1/reports/{month}", report)
+    app.router.add_get("/api/v1/corrections", corrections)
+    app.router.add_post("/api/v1/corrections", add_correction)

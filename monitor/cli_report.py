@@ -1,0 +1,76 @@
+"""`monitor report`: the monthly availability report from the command line, read-only beside a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from monitor.config.loader import ConfigError, load_config
+
+
+def add_parser(sub: Any) -> None:
+    report = sub.add_parser("report", help="the monthly availability report (月次稼働報告)")
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="the inventory the report is about")
+    source.add_argument("--demo", action="store_true", help="the demo's inventory (from --data-dir/demo-config)")
+    report.add_argument("--data-dir", type=Path, help="the daemon's store (default: the config's daemon.data_dir)")
+    report.add_argument("--month", required=True, help="YYYY-MM (a calendar month in JST)")
+    report.add_argument("--format", choices=["html", "csv", "json"], default="html")
+    report.add_argument("--lang", choices=["ja", "en"], default="ja", help="language of the HTML report")
+    report.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor.availability.html_report import render_html
+    from monitor.availability.periods import parse_month
+    from monitor.availability.report import ReportBuilder, to_csv, to_json
+    from monitor.demo.response_config import DEMO_TOKEN_ENV
+    from monitor.store.sqlite import SQLiteStore
+
+    try:
+        parse_month(args.month)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.demo:
+        if args.data_dir is None:
+            print("error: --demo needs --data-dir (the directory given to `monitor demo --data-dir`)", file=sys.stderr)
+            return 2
+        for env in DEMO_TOKEN_ENV.values():  # the demo's config names its API tokens; a report needs none
+            os.environ.setdefault(env, "unused-by-reports")
+        config_path = args.data_dir / "demo-config" / "monitor.yml"
+    else:
+        config_path = args.config
+    try:
+        inventory = load_config(config_path).inventory
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return 1
+    store = SQLiteStore((args.data_dir or inventory.daemon.data_dir) / "monitor.db")
+    try:
+        store.open_readonly()
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    async def build() -> bytes:
+        try:
+            report = await ReportBuilder(store, inventory).build(args.month, time.time())
+        finally:
+            await store.close(time.time())
+        if args.format == "html":
+            return render_html(report, args.lang).encode()
+        return to_csv(report) if args.format == "csv" else to_json(report).encode()
+
+    body = asyncio.run(build())
+    if args.output:
+        args.output.write_bytes(body)
+    else:
+        sys.stdout.buffer.write(body)
+    return 0
