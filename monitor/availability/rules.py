@@ -85,7 +85,7 @@ def _selectors(groups: dict[SLOSpec, list[str]]) -> dict[SLOSpec, str]:
     return selectors
 
 
-def rules(inventory: Inventory) -> dict[str, Any]:
+def rules(inventory: Inventory, interval: str = "30s") -> dict[str, Any]:
     groups = _groups(inventory)
     selectors = _selectors(groups) if groups else {}
     records: list[dict[str, Any]] = []
@@ -137,11 +137,11 @@ def rules(inventory: Inventory) -> dict[str, Any]:
         )
     return {
         "groups": [
-            {"name": "monitor-slo-sli", "interval": "30s", "rules": records},
-            {"name": "monitor-slo-alerts", "interval": "30s", "rules": alerts},
+            {"name": "monitor-slo-sli", "interval": interval, "rules": records},
+            {"name": "monitor-slo-alerts", "interval": interval, "rules": alerts},
         ]
     }
 
 
-def render(inventory: Inventory) -> str:
-    return HEADER + yaml.safe_dump(rules(inventory), allow_unicode=True, sort_keys=False, width=200)
+def render(inventory: Inventory, interval: str = "30s") -> str:
+    return HEADER + yaml.safe_dump(rules(inventory, interval), allow_unicode=True, sort_keys=False, width=200)

@@ -156,7 +156,11 @@ async def test_json_has_the_documented_fields(seeded: tuple[SQLiteStore, Invento
     assert juki["incidents"][0]["acknowledged_by"] == "山田" and juki["downtime_minutes"] == 30.0
     assert len(data["daily_downtime_minutes"]) == 30
     daily = {d["date"]: d["minutes"] for d in data["daily_downtime_minutes"]}
-    assert (daily["2026-11-10"], daily["2026-11-12"], daily["2026-11-25"]) == (30.0, 40.0, 10.0)  # the corrected 20 min are not downtime
+    assert (daily["2026-11-10"], daily["2026-11-12"], daily["2026-11-25"]) == (
+        30.0,
+        40.0,
+        10.0,
+    )  # the corrected 20 min are not downtime
 
 
 async def test_html_in_japanese_and_english(seeded: tuple[SQLiteStore, Inventory]) -> None:
