@@ -7,12 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.availability.calc import Availability, StateSpan, compute
+from monitor.availability.calc import Availability, compute
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
@@ -71,10 +72,6 @@ class Report:
     daily_downtime: list[tuple[str, float]]  # (YYYY-MM-DD JST, minutes of downtime over all services)
 
 
-def _spans(intervals: list[Any]) -> list[StateSpan]:
-    return [StateSpan(i.state, i.start, i.end, i.root_cause) for i in intervals]
-
-
 def _pool(key: str, name: str, name_en: str, rows: list[Row], labels: dict[str, str]) -> Row:
     pooled = Availability()
     ids: set[int] = set()
@@ -85,25 +82,30 @@ def _pool(key: str, name: str, name_en: str, rows: list[Row], labels: dict[str, 
 
 
 def _daily(rows: list[Row], period: Span) -> list[tuple[str, float]]:
-    days: dict[str, float] = {}
+    """Downtime minutes per JST day; an outage's span may hold time outside service hours or corrected to
+    planned, so only its downtime is spread over the days it touches."""
+    labels: list[str] = []
+    bounds: list[float] = []
     day = datetime.fromtimestamp(period[0], JST)
     while day.timestamp() < period[1]:
-        days[day.strftime("%Y-%m-%d")] = 0.0
+        labels.append(day.strftime("%Y-%m-%d"))
+        bounds.append(day.timestamp())
         day += timedelta(days=1)
+    bounds.append(period[1])
+    minutes = [0.0] * len(labels)
+    last = len(labels)
     for row in rows:
-        for outage in row.figures.outages:
-            # an outage's span may hold time outside service hours or corrected to planned: spread only its downtime
-            scale = outage.seconds / (outage.end - outage.start) if outage.end > outage.start else 0.0
-            t = outage.start
-            while t < outage.end:
-                local = datetime.fromtimestamp(t, JST)
-                next_day = (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
-                end = min(outage.end, next_day)
-                key = local.strftime("%Y-%m-%d")
-                if key in days:
-                    days[key] += (end - t) * scale / MIN
-                t = end
-    return list(days.items())
+        for o_start, o_end, seconds, _roots in row.figures.outages:
+            if o_end <= o_start:
+                continue
+            scale = seconds / (o_end - o_start) / MIN
+            index = max(0, bisect_right(bounds, o_start) - 1)
+            while index < last and bounds[index] < o_end:
+                overlap = min(o_end, bounds[index + 1]) - max(o_start, bounds[index])
+                if overlap > 0:
+                    minutes[index] += overlap * scale
+                index += 1
+    return list(zip(labels, minutes, strict=True))
 
 
 class ReportBuilder:
@@ -115,7 +117,9 @@ class ReportBuilder:
         """Every service's availability for one month (up to `now` for the month in progress)."""
         start, end = month_span(year, month)
         end = min(end, now)
-        intervals = await self.store.intervals_between("service", start, end) if end > start else {}
+        spans = await self.store.spans_between("service", start, end) if end > start else {}
+        if not spans:  # not a single state known in the month (before monitoring began): no figures at all
+            return {}
         fixes: dict[str, list[Span]] = defaultdict(list)
         for c in await self.store.corrections(start, end):
             fixes[c.service].append((c.start, c.end))
@@ -123,7 +127,7 @@ class ReportBuilder:
         for name, service in self.inventory.services.items():
             spec = slo_for(service, self.inventory.slo)
             hours = service_spans(start, end, spec.hours) if spec.hours is not None else None
-            result[name] = (spec, compute(_spans(intervals.get(name, [])), (start, max(start, end)), hours,
+            result[name] = (spec, compute(spans.get(name, []), (start, max(start, end)), hours,
                                           sorted(fixes.get(name, [])), spec.degraded_up))  # fmt: skip
         return result
 
@@ -147,14 +151,19 @@ class ReportBuilder:
         await self.store.save_rollups(rollups)
         return rollups
 
-    async def _trend(self, year: int, month: int, now: float) -> dict[str, list[tuple[str, float | None]]]:
+    async def _trend(
+        self, year: int, month: int, now: float, current: dict[str, tuple[SLOSpec, Availability]]
+    ) -> dict[str, list[tuple[str, float | None]]]:
         months = previous_months(year, month, 12)
         labels = [f"{y:04d}-{m:02d}" for y, m in months]
         stored = {(r.service, r.month): r for r in await self.store.rollups(labels)}
         trend: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
         for (y, m), label in zip(months, labels, strict=True):
             missing = any((name, label) not in stored for name in self.inventory.services)
-            computed = await self.figures(y, m, now) if missing and month_span(y, m)[0] < now else {}
+            if (y, m) == (year, month):
+                computed = current  # the report's own month: computed already
+            else:
+                computed = await self.figures(y, m, now) if missing and month_span(y, m)[0] < now else {}
             for name in self.inventory.services:
                 if (name, label) in stored:
                     r = stored[(name, label)]
@@ -170,7 +179,7 @@ class ReportBuilder:
         year, month = parse_month(month_text)
         start, end = month_span(year, month)
         figures = await self.figures(year, month, now)
-        trend = await self._trend(year, month, now)
+        trend = await self._trend(year, month, now, figures)
         incidents = await self.store.incidents_between(start, min(end, now))
         first = await self.store.first_notifications([i.id for i in incidents])
         by_service: dict[str, list[int]] = defaultdict(list)
@@ -298,7 +307,7 @@ def to_json(report: Report) -> str:
         "incidents": [incident_json(line) for line in report.incidents],
         "daily_downtime_minutes": [{"date": d, "minutes": round(m, 2)} for d, m in report.daily_downtime],
     }
-    return json.dumps(body, ensure_ascii=False, indent=2)
+    return json.dumps(body, ensure_ascii=False)  # no indent: only then does json use its C encoder
 
 
 CSV_HEAD = ["区分 (kind)", "サービス (service)", "名称 (name)", "都道府県 (prefecture)"]

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 Loc = tuple[str | int, ...]
+# libyaml's parser when PyYAML was built with it: ten times faster on a large inventory
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def load_yaml(path: Path, sources: SourceMap, prefix: Loc = ()) -> Any:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 text: {exc.reason}") from exc
-    loader = yaml.SafeLoader(text)
+    loader: Any = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -70,7 +72,7 @@ def load_yaml(path: Path, sources: SourceMap, prefix: Loc = ()) -> Any:
         loader.dispose()
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, loc: Loc, sources: SourceMap) -> Any:
+def _build(loader: Any, node: yaml.Node, path: Path, loc: Loc, sources: SourceMap) -> Any:
     sources.add(loc, Origin(path, node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # YAML merge keys (<<)

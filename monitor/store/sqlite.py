@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -281,19 +283,22 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_rep
             found.setdefault(row[1], []).append(Interval(*row))
         return found
 
-    async def intervals_between(self, subject: str, start: float, end: float) -> dict[str, list[Interval]]:
-        """Every interval of a subject kind overlapping [start, end), by subject id, in order."""
-        rows = await self.read(
-            lambda c: c.execute(
-                "SELECT subject, subject_id, state, start, end, reason, root_cause FROM state_intervals "
+    async def spans_between(self, subject: str, start: float, end: float) -> dict[str, list[tuple[Any, ...]]]:
+        """(state, start, end, root_cause) of every interval of a subject kind overlapping [start, end), by
+        subject id, in order: plain tuples read from the covering index (a month of 5,000 services can be a
+        million rows)."""
+
+        def job(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+            rows = conn.execute(
+                "SELECT state, start, end, root_cause, subject_id FROM state_intervals "
                 "WHERE subject = ? AND start < ? AND (end IS NULL OR end > ?) ORDER BY subject_id, start",
                 (subject, end, start),
             ).fetchall()
-        )
-        found: dict[str, list[Interval]] = {}
-        for row in rows:
-            found.setdefault(row[1], []).append(Interval(*row))
-        return found
+            # the rows themselves, grouped: (state, start, end, root_cause, subject_id) serve as spans as they are
+            return {subject_id: list(group) for subject_id, group in groupby(rows, key=itemgetter(4))}
+
+        result: dict[str, list[tuple[Any, ...]]] = await self.read(job)
+        return result
 
     def runs(self) -> list[tuple[int, float, float, float | None]]:
         assert self._reader is not None
