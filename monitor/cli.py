@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, cli_ops, cli_report
-from monitor.config.loader import ConfigError, load_config
+from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.logs import setup_logging
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
@@ -47,13 +47,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return status
 
 
+def load_or_complain(path: Path) -> LoadedConfig | None:
+    """The config, or None after printing its errors (file:line: path: message) on stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon
 
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.messages), file=sys.stderr)
+    loaded = load_or_complain(args.config)
+    if loaded is None:
         return 1
     setup_logging(args.log_level or loaded.config.daemon.log_level)
     daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir)
@@ -68,10 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from monitor.probe_once import probe_once
 
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.messages), file=sys.stderr)
+    loaded = load_or_complain(args.config)
+    if loaded is None:
         return 1
     setup_logging("debug", json=False)
     return run_async(probe_once(loaded.inventory, args.check, as_json=args.json), use_uvloop=False)
@@ -80,10 +85,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     from monitor.availability.rules import render
 
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.messages), file=sys.stderr)
+    loaded = load_or_complain(args.config)
+    if loaded is None:
         return 1
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "slo-rules.yml"

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.config.loader import ConfigError, load_config
-
 
 def add_parser(sub: Any) -> None:
     report = sub.add_parser("report", help="the monthly availability report (月次稼働報告)")
@@ -30,6 +28,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.availability.html_report import render_html
     from monitor.availability.periods import parse_month
     from monitor.availability.report import ReportBuilder, to_csv, to_json
+    from monitor.cli import load_or_complain
     from monitor.demo.response_config import DEMO_TOKEN_ENV
     from monitor.store.sqlite import SQLiteStore
 
@@ -47,11 +46,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         config_path = args.data_dir / "demo-config" / "monitor.yml"
     else:
         config_path = args.config
-    try:
-        inventory = load_config(config_path).inventory
-    except ConfigError as exc:
-        print("\n".join(exc.messages), file=sys.stderr)
+    loaded = load_or_complain(config_path)
+    if loaded is None:
         return 1
+    inventory = loaded.inventory
     store = SQLiteStore((args.data_dir or inventory.daemon.data_dir) / "monitor.db")
     try:
         store.open_readonly()
