@@ -202,7 +202,8 @@ class Daemon:
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
         self.inventory = inventory
-        old_probes, self.probes = self.probes, create_probes()  # fresh TLS contexts: rotated CA files apply
+        old_probes = self.probes
+        self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:
             self._runner.probes = self.probes
         self._dispatch(self.engine.apply_inventory(inventory, self.clock.now()))

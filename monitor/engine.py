@@ -44,12 +44,15 @@ class CheckRuntime:
     probes_total: int = 0
     failures_total: int = 0
     recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    agent_down: bool = False  # an SNMP check DOWN while its device answers ICMP: the agent, not the device
 
     @property
     def reason(self) -> str | None:
         """Why the check is in its state, as operators read it (None when UP)."""
         if self.state == State.UNREACHABLE:
             return f"parent {self.root_cause} is down"
+        if self.state == State.DOWN and self.agent_down:
+            return f"SNMP agent down (device answers ICMP): {self.machine.reason}"
         return None if self.state == State.UP else self.machine.reason
 
 
@@ -156,6 +159,8 @@ class Engine:
             return outcome
         affected = {check_id: rt}
         if self.target_down(target) != was_down:
+            for cid in self.inventory.checks_by_target.get(target, ()):  # its SNMP checks' reason changes
+                affected[cid] = self.checks[cid]
             for name in self._subtree(target):
                 for cid in self.inventory.checks_by_target.get(name, ()):
                     affected[cid] = self.checks[cid]
@@ -174,6 +179,7 @@ class Engine:
         touched_services: set[str] = set()
         for cid, rt in runtimes.items():
             target = rt.check.target.name
+            rt.agent_down = self._agent_down(rt)
             root = self.root_cause(target) if rt.machine.state == State.DOWN else None
             new = effective_state(rt.machine.state, root is not None, in_maintenance=False)
             if new == rt.state and root == rt.root_cause:
@@ -186,6 +192,15 @@ class Engine:
             touched_services.update(self.inventory.services_by_check.get(cid, ()))
         for name in sorted(touched_services):
             self._refresh_service(self.services[name], now, outcome)
+
+    def _agent_down(self, rt: CheckRuntime) -> bool:
+        """A DOWN SNMP check on a target whose reachability checks (ICMP) are not down: a lower-severity
+        "SNMP agent down" problem, not "device down"."""
+        check = rt.check
+        if check.kind != "snmp" or rt.machine.state != State.DOWN:
+            return False
+        deciders = self._reach.get(check.target.name, ())
+        return check.id not in deciders and bool(deciders) and not self.target_down(check.target.name)
 
     def _refresh_service(self, srt: ServiceRuntime, now: float, outcome: Outcome) -> None:
         members = [self.checks[cid] for cid in srt.service.check_ids]

@@ -177,7 +177,7 @@ class _Resolver:
         if check_id in self.checks:
             self.issue(loc, f'two checks named "{name}" on target "{target.name}": give one a name')
             return
-        for param, kind in (("url", "http"), ("query_name", "dns")):
+        for param, kind in (("url", "http"), ("query_name", "dns"), ("interface", "snmp")):
             if getattr(spec, param) is not None and module.kind != kind:
                 self.issue((*loc, param), f"{param} only applies to {kind} modules, not {module.kind}")
         if spec.port is not None and module.kind == "icmp":
@@ -197,7 +197,8 @@ class _Resolver:
                 loc,
                 f"timeout ({format_duration(timeout)}) must not be longer than interval ({format_duration(interval)})",
             )
-        params = {k: v for k, v in (("url", spec.url), ("query_name", spec.query_name)) if v is not None}
+        given = (("url", spec.url), ("query_name", spec.query_name), ("interface", spec.interface))
+        params = {k: (str(v) if k == "interface" else v) for k, v in given if v is not None}
         reachability = spec.reachability if spec.reachability is not None else module.reachability
         self.checks[check_id] = Check(
             id=check_id,
@@ -206,7 +207,7 @@ class _Resolver:
             module=spec.module,
             kind=module.kind,
             settings=getattr(module, module.kind),
-            request=ProbeRequest(target.address, target.hostname, spec.port, timeout, params),
+            request=ProbeRequest(target.address, target.hostname, spec.port, timeout, params, check_id),
             interval=interval,
             retry_interval=min(pick("retry_interval"), interval),
             timeout=timeout,

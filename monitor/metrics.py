@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -51,7 +51,10 @@ VALUE_METRICS: tuple[tuple[str, str, str, tuple[str, str] | None], ...] = (
     ("monitor_dns_answer_rrs", "Answer records in the last DNS response.", base.DNS_ANSWERS, None),
     ("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", base.DNS_RCODE, None),
 )
-PHASES = ("resolve", "connect", "tls", "processing", "transfer", "dialogue", "query")
+PHASES = (
+    "resolve", "connect", "tls", "processing", "transfer", "dialogue", "query",
+    "system", "labels", "interfaces", "oids",  # SNMP
+)  # fmt: skip
 
 _skip_state = contextvars.ContextVar("skip_state_collector", default=False)
 
@@ -73,34 +76,78 @@ class _Families:
     """Collects samples per metric family in order, then writes them in either output form."""
 
     def __init__(self) -> None:
-        self.meta: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.meta: dict[str, tuple[str, tuple[str, ...], str]] = {}  # name -> help, label names, type
         self.samples: dict[str, list[tuple[tuple[str, ...], float]]] = {}
 
-    def add(self, name: str, help_text: str, names: tuple[str, ...], values: tuple[str, ...], value: float) -> None:
+    def add(
+        self,
+        name: str,
+        help_text: str,
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        value: float,
+        kind: str = "gauge",
+    ) -> None:
         if name not in self.meta:
-            self.meta[name] = (help_text, names)
+            self.meta[name] = (help_text, names, kind)
             self.samples[name] = []
         self.samples[name].append((values, value))
 
+    def add_series(self, labels: tuple[str, ...], series: list[base.Series]) -> None:
+        """A probe's labelled samples: the check's labels plus the sample's own (the first sample of
+        a name fixes its label names; a later sample lacking one gets an empty value)."""
+        for sample in series:
+            meta = self.meta.get(sample.name)
+            if meta is None:
+                extra = tuple(k for k, _ in sample.labels)
+                self.add(sample.name, sample.help, (*CHECK_LABELS, *extra), (*labels, *(v for _, v in sample.labels)),
+                         sample.value, sample.type)  # fmt: skip
+                continue
+            extra_names = meta[1][len(CHECK_LABELS) :]
+            given = dict(sample.labels)
+            if tuple(given) == extra_names:
+                values = (*labels, *given.values())
+            else:
+                values = (*labels, *(given.get(n, "") for n in extra_names))
+            self.samples[sample.name].append((values, sample.value))
+
     def families(self) -> Iterator[Metric]:
-        for name, (help_text, names) in self.meta.items():
-            family = GaugeMetricFamily(name, help_text, labels=names)
+        for name, (help_text, names, kind) in self.meta.items():
+            family: GaugeMetricFamily | CounterMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(name, help_text, labels=names)
+            else:
+                family = GaugeMetricFamily(name, help_text, labels=names)
             for values, value in self.samples[name]:
                 family.add_metric(values, value)
             yield family
 
     def text(self, prefix_cache: dict[tuple[str, ...], str]) -> str:
         out: list[str] = []
-        for name, (help_text, names) in self.meta.items():
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        for name, (help_text, names, kind) in self.meta.items():
+            help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+            out.append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
+            check_width = len(CHECK_LABELS)
+            extra_names = names[check_width:]
             for values, value in self.samples[name]:
-                prefix = prefix_cache.get(values)
-                if prefix is None:
-                    prefix = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
-                    prefix_cache[values] = prefix
+                if extra_names and len(values) > check_width:
+                    # table rows: cache the check's part, escape the row's own labels each time
+                    head = values[:check_width]
+                    prefix = prefix_cache.get(head)
+                    if prefix is None:
+                        prefix = prefix_cache[head] = _join(CHECK_LABELS, head)
+                    prefix = prefix + "," + _join(extra_names, values[check_width:])
+                else:
+                    prefix = prefix_cache.get(values)
+                    if prefix is None:
+                        prefix = prefix_cache[values] = _join(names, values)
                 number = "1.0" if value == 1 else "0.0" if value == 0 else floatToGoString(value)  # type: ignore[no-untyped-call]
                 out.append(f"{name}{{{prefix}}} {number}\n")
         return "".join(out)
+
+
+def _join(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
 class StateCollector(Collector):
@@ -176,6 +223,8 @@ class StateCollector(Collector):
                 fam.add(name, help_text, CHECK_LABELS, labels, value)
             else:
                 fam.add(name, help_text, (*CHECK_LABELS, extra[0]), (*labels, extra[1]), value)
+        if result.series:
+            fam.add_series(labels, result.series)
 
     def collect(self) -> Iterator[Metric]:
         if _skip_state.get():

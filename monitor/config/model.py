@@ -132,6 +132,7 @@ class CheckConfig(Timing):
     port: int | None = Field(default=None, ge=1, le=65535)
     url: str | None = None  # http: full URL instead of scheme://address:port/path
     query_name: str | None = None  # dns: the name to ask for
+    interface: str | int | None = None  # snmp: watch this interface (ifName, ifDescr, ifAlias or ifIndex)
     reachability: bool | None = None
     enabled: bool = True
 
