@@ -21,12 +21,15 @@ from monitor.api import build_app
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
+from monitor.config.traps import TrapsConfig
 from monitor.engine import Engine, Outcome
 from monitor.inventory import Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
 from monitor.store.sqlite import SQLiteStore
+from monitor.trap_decode import TrapEvent
+from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
 from probes.registry import close_probes, create_probes
 
@@ -43,6 +46,7 @@ class Daemon:
         clock: Clock | None = None,
         listen: str | None = None,
         data_dir: Path | None = None,
+        trap_listen: str | None = None,
     ) -> None:
         self.config_path = loaded.path
         self.inventory: Inventory = loaded.inventory
@@ -59,6 +63,11 @@ class Daemon:
         self.ready = False
         self.listeners: list[Callable[[Outcome], None]] = []  # incidents and playbooks subscribe here
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
+        self.trap_listeners: list[Callable[[TrapEvent], None]] = []  # security/disconnect playbooks subscribe here
+        self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
+        self.trap_metrics = TrapMetrics(self.registry)
+        self.traps: TrapReceiver | None = None
+        self._agents: dict[str, tuple[str, ...]] = {}  # address -> targets, for traps
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
         self._http: web.AppRunner | None = None
@@ -89,6 +98,8 @@ class Daemon:
         self._http = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await self._http.setup()
         await web.TCPSite(self._http, host, port, reuse_address=True).start()
+        self._index_agents(inv)
+        await self._start_traps(inv)
         self._spawn(self._heartbeat())
         self._install_signals()
         self.ready = True
@@ -119,6 +130,8 @@ class Daemon:
             await self._scheduler.stop()
         if self._http is not None:
             await self._http.cleanup()
+        if self.traps is not None:
+            self.traps.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -144,6 +157,56 @@ class Daemon:
         while True:
             self.store.heartbeat(self.clock.now())
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    # --- traps -----------------------------------------------------------------------------
+
+    async def _start_traps(self, inventory: Inventory) -> None:
+        config = inventory.traps
+        if config is None and self.trap_listen is None:
+            return
+        if config is None:
+            config = TrapsConfig()
+        listen = parse_listen(self.trap_listen) if self.trap_listen else None
+        assert self._scheduler is not None
+        receiver = TrapReceiver(
+            config,
+            self.trap_metrics,
+            lambda agent: agent in self._agents,
+            self._trap_checks,
+            self._scheduler.probe_soon,
+            self.trap_listeners,
+            listen,
+        )
+        try:
+            await receiver.start()
+        except OSError as exc:  # e.g. port 162 without root: the daemon still polls; the log says why
+            host, port = receiver.address
+            log.error("trap_listener_failed", listen=f"{host}:{port}", error=exc.strerror or str(exc))
+            return
+        self.traps = receiver
+        self._spawn(receiver.watch_rejections())
+
+    def _index_agents(self, inventory: Inventory) -> None:
+        agents: dict[str, list[str]] = {}
+        for target in inventory.targets.values():
+            agents.setdefault(target.address, []).append(target.name)
+        self._agents = {k: tuple(v) for k, v in agents.items()}
+
+    def _trap_checks(self, agent: str, interfaces: set[int], device: bool) -> list[str]:
+        """The SNMP checks a trap from `agent` concerns: interface checks watching the named ifIndexes
+        (device checks when none watches it, so the interface's series are fresh), or all of them."""
+        inv = self.inventory
+        checks = [c for t in self._agents.get(agent, ()) for c in inv.checks_by_target.get(t, ())]
+        snmp = [c for c in checks if inv.checks[c].kind == "snmp"]
+        if device or not interfaces:
+            return snmp
+        probe: Any = self.probes.get("snmp")
+        devices = [c for c in snmp if "interface" not in inv.checks[c].request.params]
+        chosen: list[str] = []
+        for index in interfaces:
+            watching = probe.checks_for_ifindex(snmp, index) if probe is not None else []
+            chosen.extend(watching or devices)
+        return list(dict.fromkeys(chosen))
 
     # --- the probe path --------------------------------------------------------------------
 
@@ -211,6 +274,9 @@ class Daemon:
             self._scheduler.set_limits(inventory.daemon.max_concurrent_probes, inventory.module_limits)
             self._scheduler.set_checks(inventory.checks)
         self._count_config(inventory)
+        self._index_agents(inventory)
+        if self.traps is not None and inventory.traps is not None:
+            self.traps.reconfigure(inventory.traps)
         grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
         self._spawn(self._close_later(old_probes, grace))
 

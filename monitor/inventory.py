@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, Config, DaemonConfig, ServiceConfig, Site, Thresholds
 from monitor.config.sources import Loc
+from monitor.config.traps import TrapsConfig
 from monitor.config.types import format_duration, prefecture_code
 from monitor.services import Rule
 from monitor.state import StatePolicy
@@ -82,6 +83,7 @@ class Inventory:
     checks_by_target: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services_by_check: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    traps: TrapsConfig | None = None
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -129,6 +131,7 @@ class _Resolver:
             checks_by_target={k: tuple(v) for k, v in self.checks_by_target.items()},
             children={k: tuple(v) for k, v in children.items()},
             services_by_check={k: tuple(v) for k, v in services_by_check.items()},
+            traps=self.config.traps,
         )
 
     def _sites(self) -> None:

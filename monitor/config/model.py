@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.traps import TrapsConfig
 from monitor.config.types import Duration, LabelName, Name, PrefectureCode, parse_duration, prefecture_code
 from probes.registry import KINDS, settings_model
 
@@ -255,6 +256,7 @@ class Config(StrictModel):
     targets: list[TargetConfig] = []
     inventories: list[InventorySource] = []
     services: list[ServiceConfig] = []
+    traps: TrapsConfig | None = None  # the SNMP trap/inform listener (off when absent)
 
 
 __all__ = ["Config", "Module", "parse_duration"]
