@@ -4,6 +4,7 @@ moving counters, and the demo agent. Values are held to what net-snmp's own tool
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from typing import Any
@@ -34,10 +35,10 @@ def v3(user: str, auth: str, **kw: Any) -> SnmpSettings:
 
 
 async def poll(
-    probe: SnmpProbe, port: int, s: SnmpSettings, check: str = "dev/snmp", timeout: float = 5.0, **params: Any
+    probe: SnmpProbe, port: int, s: SnmpSettings, check: str = "dev/snmp", budget: float = 5.0, **params: Any
 ) -> ProbeResult:
-    async with asyncio.timeout(timeout + 2):  # a probe bug fails the test instead of hanging it
-        return await probe.run(ProbeRequest("127.0.0.1", None, port, timeout, params, check), s)
+    async with asyncio.timeout(budget + 2):  # a probe bug fails the test instead of hanging it
+        return await probe.run(ProbeRequest("127.0.0.1", None, port, budget, params, check), s)
 
 
 def series(result: ProbeResult) -> dict[tuple[str, str], float]:
@@ -129,7 +130,7 @@ async def test_v3_wrong_key_is_an_snmp_failure(snmpd: Snmpd, probe: SnmpProbe) -
     s = SnmpSettings.model_validate({"version": 3, "timeout": "500ms", "retries": 0, "v3": {
         "username": "mon256", "auth_protocol": "SHA-256", "auth_key": "${TEST_SNMP_BAD}", "priv_key": "${TEST_SNMP_PRIV}"}})  # fmt: skip
     start = time.monotonic()
-    result = await poll(probe, snmpd.port, s, timeout=2.0)
+    result = await poll(probe, snmpd.port, s, budget=2.0)
     assert not result.ok and result.error
     assert series(result)[("monitor_snmp_up", "")] == 0.0
     assert time.monotonic() - start < 2.5
@@ -256,7 +257,7 @@ async def test_32_bit_counter_wrap_is_extended(snmpsim: Snmpsim, probe: SnmpProb
     assert probe.states["legacy/dev"].hc is False
     assert wrapped, "the recording's counter did not wrap during the test"
     rate = 2**32 / 8
-    for (t0, v0, _), (t1, v1, raw1) in zip(values, values[1:], strict=False):
+    for (t0, v0, _), (t1, v1, raw1) in itertools.pairwise(values):
         assert v1 > v0
         assert (v1 - v0) == pytest.approx(rate * (t1 - t0), rel=0.25)
         assert v1 % 2**32 == raw1
