@@ -84,7 +84,7 @@ class Series(NamedTuple):
     name: str  # full metric name; counters end in _total
     help: str
     type: Literal["counter", "gauge"]
-    labels: tuple[tuple[str, str], ...]  # extra labels, e.g. (("ifIndex", "3"), ("ifName", "Gi0/1"))
+    labels: tuple[tuple[str, str], ...]  # extra labels, e.g. (("if_index", "3"), ("if_name", "Gi0/1"))
     value: float
 
 

@@ -176,7 +176,7 @@ def interface_series(
 ) -> list[Series]:
     """The series of one interface from one poll (counters advance the state)."""
     lb = state.labels.get(index)
-    labels = (("ifIndex", str(index)), ("ifName", lb.name if lb else ""), ("ifAlias", lb.alias if lb else ""))
+    labels = (("if_index", str(index)), ("if_name", lb.name if lb else ""), ("if_alias", lb.alias if lb else ""))
     out: list[Series] = []
     admin, oper = _number(row.get("admin")), _number(row.get("oper"))
     if admin is not None:

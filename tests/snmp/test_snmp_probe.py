@@ -46,7 +46,7 @@ def series(result: ProbeResult) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for s in result.series:
         labels = dict(s.labels)
-        key = labels.get("ifIndex") or labels.get("name") or ""
+        key = labels.get("if_index") or labels.get("name") or ""
         if "direction" in labels:
             key += "/" + labels["direction"]
         out[(s.name, key)] = s.value
@@ -65,7 +65,7 @@ async def probe() -> Any:
 
 async def test_v2c_series_match_snmpbulkwalk_at_the_same_moment(snmpd: Snmpd, probe: SnmpProbe) -> None:
     """Every IF-MIB series equals what snmpbulkwalk reads: gauges exactly, counters between a walk just
-    before and a walk just after the poll; ifName labels are the agent's."""
+    before and a walk just after the poll; if_name labels are the agent's."""
     s = settings()
     await poll(probe, snmpd.port, s)  # first poll reads labels; the second is a steady-state poll
     cols = [f"{IF}.7", f"{IF}.8", f"{IF}.13", f"{IF}.14", f"{IF}.19", f"{IF}.20", f"{IFX}.6", f"{IFX}.10",
@@ -76,7 +76,9 @@ async def test_v2c_series_match_snmpbulkwalk_at_the_same_moment(snmpd: Snmpd, pr
     assert result.ok, result.error
     got = series(result)
     names = {
-        dict(x.labels)["ifIndex"]: dict(x.labels)["ifName"] for x in result.series if x.name == "monitor_if_oper_status"
+        dict(x.labels)["if_index"]: dict(x.labels)["if_name"]
+        for x in result.series
+        if x.name == "monitor_if_oper_status"
     }
     assert names and names == {k.rsplit(".", 1)[1]: v for k, v in before.items() if k.startswith(f"{IFX}.1.")}
     gauges = {"monitor_if_admin_status": f"{IF}.7", "monitor_if_oper_status": f"{IF}.8"}
@@ -213,7 +215,7 @@ async def test_interface_selection(snmpsim: Snmpsim, probe: SnmpProbe) -> None:
         s = SnmpSettings.model_validate({"community": "${TEST_SIM_COMMUNITY}", "interfaces": selection})
         result = await poll(probe, snmpsim.port, s, check=f"sw/{len(probe.states)}")
         assert result.ok, result.error
-        return {dict(x.labels)["ifIndex"] for x in result.series if x.name == "monitor_if_oper_status"}
+        return {dict(x.labels)["if_index"] for x in result.series if x.name == "monitor_if_oper_status"}
 
     assert await indexes({}) == {"1", "2", "3", "4"}
     assert await indexes({"names": ["^Gi0/[12]$"]}) == {"1", "2"}
