@@ -17,7 +17,7 @@ from typing import Literal
 from monitor.inventory import Check, Inventory, Service
 from monitor.services import service_state
 from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
-from probes.base import ProbeResult
+from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 
 HISTORY = 60  # recent results kept per check, for the API's sparkline and failure reasons
 
@@ -44,7 +44,7 @@ class CheckRuntime:
     probes_total: int = 0
     failures_total: int = 0
     recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    agent_down: bool = False  # an SNMP check DOWN while its device answers ICMP: the agent, not the device
+    agent_down: str | None = None  # an SNMP check DOWN while its device answers: how it answers ("ICMP")
 
     @property
     def reason(self) -> str | None:
@@ -52,7 +52,7 @@ class CheckRuntime:
         if self.state == State.UNREACHABLE:
             return f"parent {self.root_cause} is down"
         if self.state == State.DOWN and self.agent_down:
-            return f"SNMP agent down (device answers ICMP): {self.machine.reason}"
+            return f"SNMP agent down (device answers {self.agent_down}): {self.machine.reason}"
         return None if self.state == State.UP else self.machine.reason
 
 
@@ -193,14 +193,18 @@ class Engine:
         for name in sorted(touched_services):
             self._refresh_service(self.services[name], now, outcome)
 
-    def _agent_down(self, rt: CheckRuntime) -> bool:
+    def _agent_down(self, rt: CheckRuntime) -> str | None:
         """A DOWN SNMP check on a target whose reachability checks (ICMP) are not down: a lower-severity
-        "SNMP agent down" problem, not "device down"."""
+        "SNMP agent down" problem, not "device down". Returns how the device still answers."""
         check = rt.check
         if check.kind != "snmp" or rt.machine.state != State.DOWN:
-            return False
+            return None
+        if rt.last is None or AGENT_NOT_RESPONDING not in rt.last.info:  # it answered: a link down, a threshold
+            return None
         deciders = self._reach.get(check.target.name, ())
-        return check.id not in deciders and bool(deciders) and not self.target_down(check.target.name)
+        if not deciders or check.id in deciders or self.target_down(check.target.name):
+            return None
+        return "/".join(sorted({self.checks[c].check.kind.upper() for c in deciders}))
 
     def _refresh_service(self, srt: ServiceRuntime, now: float, outcome: Outcome) -> None:
         members = [self.checks[cid] for cid in srt.service.check_ids]

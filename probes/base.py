@@ -35,6 +35,9 @@ CRL_THIS_UPDATE = "crl_this_update_timestamp_seconds"
 OCSP_NEXT_UPDATE = "ocsp_next_update_timestamp_seconds"
 DNS_ANSWERS = "dns_answer_rrs"
 DNS_RCODE = "dns_rcode"
+# Well-known key of ProbeResult.info: set when the failure is that a management agent (SNMP) did not
+# answer, as opposed to what it reported (a link down, a threshold): the engine words the reason by it.
+AGENT_NOT_RESPONDING = "agent_not_responding"
 
 
 def _valid_regex(pattern: str) -> str:

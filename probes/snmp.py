@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, Series
+from probes.base import AGENT_NOT_RESPONDING, PhaseTimer, ProbeRequest, ProbeResult, Series
 from probes.net import ResolveError, resolve
 from probes.snmp_ber import OID, Value
 from probes.snmp_counters import DeviceState, observe_uptime, uptime_seconds
@@ -135,9 +135,11 @@ class SnmpProbe:
         except ResolveError as exc:
             return ProbeResult.failure(str(exc), phases=timer.phases, series=[_up(0.0)])
         except SnmpTimeout as exc:
-            return ProbeResult.failure(f"SNMP agent not responding: {exc}", phases=timer.phases, series=[_up(0.0)])
+            return ProbeResult.failure(f"SNMP agent not responding: {exc}", phases=timer.phases, series=[_up(0.0)],
+                                       info={AGENT_NOT_RESPONDING: "timeout"})  # fmt: skip
         except SnmpError as exc:
-            return ProbeResult.failure(f"SNMP error: {exc}", phases=timer.phases, series=[_up(0.0)])
+            return ProbeResult.failure(f"SNMP error: {exc}", phases=timer.phases, series=[_up(0.0)],
+                                       info={AGENT_NOT_RESPONDING: "error"})  # fmt: skip
         return result
 
     async def _system(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,11 @@ class SimDevice:
     def uptime_ticks(self) -> int:
         return int((time.monotonic() - self.started) * 100) % 2**32
 
+    def cpu(self) -> int:
+        """A load that moves slowly (a 10-minute cycle), different per device."""
+        phase = int(hashlib.blake2b(self.name.encode(), digest_size=2).hexdigest(), 16) % 600 + time.time()
+        return int(25 + 15 * math.sin(phase / 600 * 2 * math.pi))
+
     def _octets(self, iface: SimInterface, out: bool) -> int:
         seconds = time.monotonic() - self.counter_base
         factor = 0.6 if out else 1.0  # traffic is asymmetric, as on real uplinks
@@ -72,6 +78,8 @@ class SimDevice:
             (*SYSTEM, 3, 0): lambda: (ber.TIMETICKS, self.uptime_ticks()),
             (*SYSTEM, 5, 0): lambda: (ber.OCTET_STRING, self.name.encode()),
             IF_NUMBER: lambda: (ber.INTEGER, len(self.interfaces)),
+            (*ENTERPRISE, 2, 1, 0): lambda: (ber.GAUGE32, self.cpu()),  # CPU load %
+            (*ENTERPRISE, 2, 2, 0): lambda: (ber.INTEGER, 38 + self.cpu() // 10),  # chassis temperature C
         }
         for iface in self.interfaces:
             self._interface(g, iface)

@@ -35,6 +35,12 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def need(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:

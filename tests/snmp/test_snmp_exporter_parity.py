@@ -17,19 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from probes.base import ProbeRequest
 from probes.snmp import SnmpProbe
 from probes.snmp_settings import SnmpSettings
-from tests.snmp.conftest import Snmpd, stop
+from tests.snmp.conftest import Snmpd, free_tcp_port, stop
 
 ROOT = Path(__file__).parents[2]
 IF_MIB_CONFIG = ROOT.parent / "shared" / "data" / "snmp_exporter" / "if_mib.yml"
 os.environ.setdefault("TEST_SNMP_COMMUNITY", "public")
-
-
-def free_tcp_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 
 from monitor.engine import Engine
 from monitor.state import State
-from probes.base import ProbeResult
+from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 from tests.conftest import Loader
 
 os.environ.setdefault("TEST_STATE_COMMUNITY", "public")
@@ -25,7 +25,8 @@ NO_ANSWER = "SNMP agent not responding: no SNMP response from 127.0.0.1:161 afte
 
 
 def fail(engine: Engine, check: str, now: float, error: str = NO_ANSWER) -> None:
-    engine.observe(check, ProbeResult(ok=False, error=error), now)
+    info = {AGENT_NOT_RESPONDING: "timeout"} if error == NO_ANSWER else {}
+    engine.observe(check, ProbeResult(ok=False, error=error, info=info), now)
 
 
 def test_snmp_down_while_icmp_answers_is_an_agent_problem(load_yaml_config: Loader) -> None:
@@ -61,6 +62,16 @@ def test_when_icmp_fails_too_the_device_is_down(load_yaml_config: Loader) -> Non
         fail(engine, "tokyo-core/snmp", now)
     assert engine.checks["tokyo-core/snmp"].state == State.UNREACHABLE
     assert engine.checks["tokyo-core/snmp"].root_cause == "tokyo-edge"
+
+
+def test_a_link_down_is_not_an_agent_problem(load_yaml_config: Loader) -> None:
+    """An SNMP check that fails because of what the agent said (a link down) keeps its own reason."""
+    engine = Engine(load_yaml_config(CONFIG).inventory)
+    engine.observe("tokyo-edge/ping", ProbeResult(ok=True), 1.0)
+    link = "Gi0/1 [ifIndex 1]: link down: admin up, oper down"
+    for now in (1.0, 2.0):
+        fail(engine, "tokyo-edge/snmp", now, link)
+    assert engine.checks["tokyo-edge/snmp"].reason == link
 
 
 def test_snmp_only_target_decides_for_itself(load_yaml_config: Loader) -> None:

@@ -19,7 +19,7 @@ from monitor.daemon import Daemon
 from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
 from monitor.state import State
 from probes import snmp_ber as ber
-from tests.snmp.conftest import V3_AUTH, V3_PRIV, free_udp_port, need
+from tests.snmp.conftest import V3_AUTH, V3_PRIV, free_tcp_port, free_udp_port, need
 
 ENGINE_ID = "8000000001020304"
 INTERFACES = 24
@@ -98,7 +98,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     trap_port = free_udp_port()
     (tmp_path / "monitor.yml").write_text(config(agents.port, trap_port, tmp_path), encoding="utf-8")
     loaded = load_config(tmp_path / "monitor.yml")
-    daemon = Daemon(loaded, listen=f"127.0.0.1:{free_udp_port()}", data_dir=tmp_path / "data")
+    daemon = Daemon(loaded, listen=f"127.0.0.1:{free_tcp_port()}", data_dir=tmp_path / "data")
     await daemon.start()
     assert daemon._scheduler is not None
     daemon._scheduler.probe_soon(loaded.inventory.checks)  # first results now, not within the startup spread
