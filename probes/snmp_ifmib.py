@@ -74,7 +74,7 @@ _HELP = {
 HELP_ADMIN = "ifAdminStatus: 1 up, 2 down, 3 testing."
 HELP_OPER = "ifOperStatus: 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, 6 notPresent, 7 lowerLayerDown."
 HELP_LAST_CHANGE = "When the interface last changed operational state (from ifLastChange and sysUpTime)."
-HELP_SPEED = "Interface speed in bits per second (ifHighSpeed, else ifSpeed)."
+HELP_SPEED = "Interface speed in bytes per second (ifHighSpeed x 10^6 / 8, else ifSpeed / 8)."
 HELP_UTIL = "Share of the interface speed used between the last two polls."
 
 
@@ -188,7 +188,7 @@ def interface_series(
         at = wall - (uptime_ticks - last_change) / 100.0
         out.append(Series("monitor_if_last_change_timestamp_seconds", HELP_LAST_CHANGE, "gauge", labels, at))
     if lb is not None and lb.speed_bps > 0:
-        out.append(Series("monitor_if_speed_bits_per_second", HELP_SPEED, "gauge", labels, lb.speed_bps))
+        out.append(Series("monitor_if_speed_bytes_per_second", HELP_SPEED, "gauge", labels, lb.speed_bps / 8))
     now = time.monotonic()
     hc = state.hc is not False
     for key in (*ERRORS, *TRAFFIC64):

@@ -89,6 +89,6 @@ async def test_values_match_snmp_exporter(snmpd: Snmpd, snmp_exporter: str) -> N
         assert ours[("monitor_if_oper_status", index)] == before[("ifOperStatus", index)]
         assert ours[("monitor_if_admin_status", index)] == before[("ifAdminStatus", index)]
         if before[("ifHighSpeed", index)]:
-            assert ours[("monitor_if_speed_bits_per_second", index)] == before[("ifHighSpeed", index)] * 1e6
+            assert ours[("monitor_if_speed_bytes_per_second", index)] == before[("ifHighSpeed", index)] * 1e6 / 8
         for mine, theirs in pairs.items():
             assert before[(theirs, index)] <= ours[(mine, index)] <= after[(theirs, index)], (mine, index)

@@ -98,7 +98,7 @@ async def test_v2c_series_match_snmpbulkwalk_at_the_same_moment(snmpd: Snmpd, pr
             assert low <= got[(metric, index)] <= high, (metric, index)
         speed = int(before[f"{IFX}.15.{index}"])
         if speed:
-            assert got[("monitor_if_speed_bits_per_second", index)] == speed * 1e6
+            assert got[("monitor_if_speed_bytes_per_second", index)] == speed * 1e6 / 8
     assert got[("monitor_snmp_up", "")] == 1.0
     assert result.info["sys_name"] == "test-snmpd"
 
