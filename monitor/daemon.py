@@ -186,6 +186,18 @@ class Daemon:
         self.traps = receiver
         self._spawn(receiver.watch_rejections())
 
+    def _reconfigure_traps(self, inventory: Inventory) -> None:
+        new, old = inventory.traps, self.traps.config if self.traps is not None else None
+        if new is None or old is None:
+            if (new is None) != (old is None) and self.trap_listen is None:
+                log.warning("config_change_needs_restart", key="traps")
+            return
+        for key in ("listen", "communities", "v3_users"):
+            if getattr(new, key) != getattr(old, key):
+                log.warning("config_change_needs_restart", key=f"traps.{key}")
+        assert self.traps is not None
+        self.traps.reconfigure(new)
+
     def _index_agents(self, inventory: Inventory) -> None:
         agents: dict[str, list[str]] = {}
         for target in inventory.targets.values():
@@ -275,8 +287,7 @@ class Daemon:
             self._scheduler.set_checks(inventory.checks)
         self._count_config(inventory)
         self._index_agents(inventory)
-        if self.traps is not None and inventory.traps is not None:
-            self.traps.reconfigure(inventory.traps)
+        self._reconfigure_traps(inventory)
         grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
         self._spawn(self._close_later(old_probes, grace))
 

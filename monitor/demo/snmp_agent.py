@@ -49,6 +49,7 @@ class SimDevice:
     started: float = field(default_factory=time.monotonic)
     counter_base: float = field(default_factory=time.monotonic)  # counters count from here
     silent: bool = False  # a dead agent: receives, never answers
+    served: int = 0  # varbinds answered (benchmarks count the work asked of the agents)
     _oids: list[OID] = field(default_factory=list)
     _getters: dict[OID, Callable[[], Value]] = field(default_factory=dict)
 
@@ -189,6 +190,7 @@ class SimDevice:
                 if value[0] in ber.EXCEPTIONS:
                     return ber.encode(message.version, message.community, ber.RESPONSE, message.request_id,
                                       list(message.varbinds), 2, position)  # fmt: skip
+        self.served += len(out)
         return ber.encode(message.version, message.community, ber.RESPONSE, message.request_id, out)
 
 
