@@ -72,12 +72,31 @@ def _service_labels(service: Service) -> tuple[str, ...]:
     return (service.name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
 
 
+Row = tuple[tuple[str, ...], tuple[tuple[str, str], ...], float]  # check labels, a series' own labels, value
+
+
+def _number(value: float) -> str:
+    """What floatToGoString writes, faster for the common whole numbers (counters)."""
+    if value == 1:
+        return "1.0"
+    if value == 0:
+        return "0.0"
+    if value.is_integer() and -1e15 < value < 1e15:
+        return f"{int(value)}.0"
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
 class _Families:
-    """Collects samples per metric family in order, then writes them in either output form."""
+    """Collects samples per metric family in order, then writes them in either output form.
+
+    Probes' labelled series (tables: SNMP interfaces) are kept as (check labels, own labels, value)
+    rows: an SNMP estate has millions of them, so the text path caches the escaped label text of
+    both parts (the probe reuses one labels tuple per interface) instead of building tuples per row."""
 
     def __init__(self) -> None:
         self.meta: dict[str, tuple[str, tuple[str, ...], str]] = {}  # name -> help, label names, type
         self.samples: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        self.rows: dict[str, list[Row]] = {}
 
     def add(
         self,
@@ -96,20 +115,25 @@ class _Families:
     def add_series(self, labels: tuple[str, ...], series: list[base.Series]) -> None:
         """A probe's labelled samples: the check's labels plus the sample's own (the first sample of
         a name fixes its label names; a later sample lacking one gets an empty value)."""
+        rows = self.rows
         for sample in series:
-            meta = self.meta.get(sample.name)
-            if meta is None:
-                extra = tuple(k for k, _ in sample.labels)
-                self.add(sample.name, sample.help, (*CHECK_LABELS, *extra), (*labels, *(v for _, v in sample.labels)),
-                         sample.value, sample.type)  # fmt: skip
-                continue
-            extra_names = meta[1][len(CHECK_LABELS) :]
-            given = dict(sample.labels)
-            if tuple(given) == extra_names:
-                values = (*labels, *given.values())
-            else:
-                values = (*labels, *(given.get(n, "") for n in extra_names))
-            self.samples[sample.name].append((values, sample.value))
+            family = rows.get(sample.name)
+            if family is None:
+                if sample.name in self.meta:  # a name some other path already uses: not ours to extend
+                    continue
+                own = tuple(k for k, _ in sample.labels)
+                self.meta[sample.name] = (sample.help, (*CHECK_LABELS, *own), sample.type)
+                self.samples[sample.name] = []
+                family = rows[sample.name] = []
+            family.append((labels, sample.labels, sample.value))
+
+    def _row_values(self, names: tuple[str, ...], row: Row) -> tuple[str, ...]:
+        check, own, _ = row
+        extra = names[len(CHECK_LABELS) :]
+        if tuple(k for k, _ in own) == extra:
+            return (*check, *(v for _, v in own))
+        given = dict(own)
+        return (*check, *(given.get(n, "") for n in extra))
 
     def families(self) -> Iterator[Metric]:
         for name, (help_text, names, kind) in self.meta.items():
@@ -120,29 +144,38 @@ class _Families:
                 family = GaugeMetricFamily(name, help_text, labels=names)
             for values, value in self.samples[name]:
                 family.add_metric(values, value)
+            for row in self.rows.get(name, ()):
+                family.add_metric(self._row_values(names, row), row[2])
             yield family
 
-    def text(self, prefix_cache: dict[tuple[str, ...], str]) -> str:
+    def text(self, prefix_cache: dict[tuple[str, ...], str], row_cache: dict[tuple[tuple[str, str], ...], str]) -> str:
         out: list[str] = []
+        append = out.append
         for name, (help_text, names, kind) in self.meta.items():
             help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-            out.append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
-            check_width = len(CHECK_LABELS)
-            extra_names = names[check_width:]
+            append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
             for values, value in self.samples[name]:
-                if extra_names and len(values) > check_width:
-                    # table rows: cache the check's part, escape the row's own labels each time
-                    head = values[:check_width]
-                    prefix = prefix_cache.get(head)
-                    if prefix is None:
-                        prefix = prefix_cache[head] = _join(CHECK_LABELS, head)
-                    prefix = prefix + "," + _join(extra_names, values[check_width:])
-                else:
-                    prefix = prefix_cache.get(values)
-                    if prefix is None:
-                        prefix = prefix_cache[values] = _join(names, values)
-                number = "1.0" if value == 1 else "0.0" if value == 0 else floatToGoString(value)  # type: ignore[no-untyped-call]
-                out.append(f"{name}{{{prefix}}} {number}\n")
+                prefix = prefix_cache.get(values)
+                if prefix is None:
+                    prefix = prefix_cache[values] = _join(names, values)
+                append(f"{name}{{{prefix}}} {_number(value)}\n")
+            rows = self.rows.get(name)
+            if not rows:
+                continue
+            extra = names[len(CHECK_LABELS) :]
+            for row in rows:
+                check, own, value = row
+                head = prefix_cache.get(check)
+                if head is None:
+                    head = prefix_cache[check] = _join(CHECK_LABELS, check)
+                tail = row_cache.get(own)
+                if tail is None:
+                    if tuple(k for k, _ in own) != extra:  # label names differ from the family's: fill in
+                        own = tuple(zip(extra, self._row_values(names, row)[len(CHECK_LABELS) :], strict=True))
+                    tail = row_cache[row[1]] = ",".join(f'{k}="{_escape(v)}"' for k, v in own)
+                append(
+                    f"{name}{{{head},{tail}}} {_number(value)}\n" if tail else f"{name}{{{head}}} {_number(value)}\n"
+                )
         return "".join(out)
 
 
@@ -156,6 +189,7 @@ class StateCollector(Collector):
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
         self._prefixes: dict[tuple[str, ...], str] = {}
+        self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped label text of table rows
 
     def _gather(self) -> _Families:
         engine = self._engine()
@@ -234,7 +268,9 @@ class StateCollector(Collector):
     def render_text(self) -> str:
         if len(self._prefixes) > 500_000:  # labels of removed checks: start over
             self._prefixes.clear()
-        return self._gather().text(self._prefixes)
+        if len(self._rows) > 4_000_000:  # interfaces renamed or gone
+            self._rows.clear()
+        return self._gather().text(self._prefixes, self._rows)
 
 
 @contextmanager

@@ -33,6 +33,14 @@ class IfLabels:
     alias: str
     type: int
     speed_bps: float  # from ifHighSpeed (Mb/s) when it is set, else ifSpeed
+    series_labels: tuple[tuple[str, str], ...] = ()  # built once per label refresh: the metrics cache keys on it
+    in_labels: tuple[tuple[str, str], ...] = ()  # ... plus direction="in" (utilisation)
+    out_labels: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.series_labels = (("if_index", str(self.index)), ("if_name", self.name), ("if_alias", self.alias))
+        self.in_labels = (*self.series_labels, ("direction", "in"))
+        self.out_labels = (*self.series_labels, ("direction", "out"))
 
 
 @dataclass(slots=True)

@@ -176,7 +176,9 @@ def interface_series(
 ) -> list[Series]:
     """The series of one interface from one poll (counters advance the state)."""
     lb = state.labels.get(index)
-    labels = (("if_index", str(index)), ("if_name", lb.name if lb else ""), ("if_alias", lb.alias if lb else ""))
+    if lb is None:  # a row the label walk did not see (it is re-read next poll)
+        lb = IfLabels(index, "", "", "", 0, 0.0)
+    labels = lb.series_labels
     out: list[Series] = []
     admin, oper = _number(row.get("admin")), _number(row.get("oper"))
     if admin is not None:
@@ -187,7 +189,7 @@ def interface_series(
     if last_change is not None and uptime_ticks is not None and last_change <= uptime_ticks:
         at = wall - (uptime_ticks - last_change) / 100.0
         out.append(Series("monitor_if_last_change_timestamp_seconds", HELP_LAST_CHANGE, "gauge", labels, at))
-    if lb is not None and lb.speed_bps > 0:
+    if lb.speed_bps > 0:
         out.append(Series("monitor_if_speed_bytes_per_second", HELP_SPEED, "gauge", labels, lb.speed_bps / 8))
     now = time.monotonic()
     hc = state.hc is not False
@@ -198,11 +200,11 @@ def interface_series(
         bits = 64 if (key in TRAFFIC64 and hc) else 32
         exported, delta, seconds = count(state, index, key, raw, bits, now)
         out.append(Series(f"monitor_if_{key}_total", _HELP[key], "counter", labels, float(exported)))
-        if key in ("in_octets", "out_octets") and lb is not None:
+        if key in ("in_octets", "out_octets"):
             ratio = utilisation(delta, seconds, lb.speed_bps)
             if ratio is not None:
-                direction = (("direction", key[: key.index("_")]),)
-                out.append(Series("monitor_if_utilization_ratio", HELP_UTIL, "gauge", labels + direction, ratio))
+                with_direction = lb.in_labels if key == "in_octets" else lb.out_labels
+                out.append(Series("monitor_if_utilization_ratio", HELP_UTIL, "gauge", with_direction, ratio))
     return out
 
 

@@ -248,8 +248,9 @@ class V3Session:
 
     version = "3"
 
-    def __init__(self, engine: Any, auth: Any, target: Any, context: Any, hlapi: Any) -> None:
+    def __init__(self, engine: Any, auth: Any, target: Any, context: Any, hlapi: Any, slots: asyncio.Semaphore) -> None:
         self._engine, self._auth, self._target, self._context, self._hlapi = engine, auth, target, context, hlapi
+        self._slots = slots
 
     def _objects(self, oids: Sequence[OID]) -> list[Any]:
         h = self._hlapi
@@ -260,7 +261,7 @@ class V3Session:
         if remaining <= 0:
             raise SnmpTimeout("no time left for the request")
         try:
-            async with asyncio.timeout(remaining):
+            async with self._slots, asyncio.timeout(remaining):
                 indication, status, index, varbinds = await call
         except TimeoutError:
             raise SnmpTimeout("no SNMPv3 response before the deadline") from None

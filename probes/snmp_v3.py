@@ -8,6 +8,7 @@ only when a v3 module is first used.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from probes.snmp_settings import SnmpSettings, V3Credentials
@@ -58,6 +59,7 @@ class V3Factory:
         self._engine: Any = None
         self._auth: dict[str, Any] = {}
         self._targets: dict[tuple[str, int, float, int], Any] = {}
+        self._slots: asyncio.Semaphore | None = None  # requests in flight, as for v1/v2c
 
     async def session(self, ip: str, port: int, settings: SnmpSettings) -> V3Session:
         creds = settings.v3
@@ -65,6 +67,8 @@ class V3Factory:
         if self._engine is None:
             self._hlapi = _hlapi()
             self._engine = self._hlapi.SnmpEngine()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(settings.max_requests_in_flight)
         h = self._hlapi
         auth = self._auth.get(creds.cache_key)
         if auth is None:
@@ -77,7 +81,7 @@ class V3Factory:
                 (ip, port), timeout=settings.timeout, retries=settings.retries
             )
         context = h.ContextData(contextName=creds.context_name) if creds.context_name else h.ContextData()
-        return V3Session(self._engine, auth, target, context, h)
+        return V3Session(self._engine, auth, target, context, h, self._slots)
 
     def close(self) -> None:
         if self._engine is not None:
