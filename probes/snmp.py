@@ -32,7 +32,6 @@ from probes.snmp_ifmib import (
     read_labels,
     read_rows,
     selected,
-    unknown_indexes,
 )
 from probes.snmp_oids import evaluate_oids
 from probes.snmp_settings import SnmpSettings
@@ -196,7 +195,7 @@ class SnmpProbe:
             for index, row in rows.items():
                 if row:
                     series.extend(interface_series(state, index, row, state.uptime_ticks, wall))
-            if unknown_indexes((i for i, r in rows.items() if not r), state) or any(not r for r in rows.values()):
+            if any(not row for row in rows.values()):
                 state.polls_since_labels = None  # an interface went away: re-read the labels next time
         timer.mark("interfaces")
         problems, degraded = await evaluate_oids(session, settings, got, series, deadline)

@@ -9,7 +9,6 @@ a walk of those columns when most interfaces are selected, GETs by ifIndex when 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 
 from probes.base import Series
 from probes.snmp_ber import OID, Value
@@ -224,7 +223,3 @@ def describe(lb: IfLabels | None, index: int) -> str:
     if lb is None:
         return f"ifIndex {index}"
     return f"{lb.name}" + (f" ({lb.alias})" if lb.alias else "") + f" [ifIndex {index}]"
-
-
-def unknown_indexes(rows: Iterable[int], state: DeviceState) -> bool:
-    return any(i not in state.labels for i in rows)
