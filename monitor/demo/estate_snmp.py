@@ -77,7 +77,7 @@ def snmp_modules(plan: Plan) -> dict[str, Any]:
     return {
         "snmp_device": {
             "kind": "snmp",
-            "interval": "20s" if demo else "60s",
+            "interval": "10s" if demo else "60s",
             "timeout": "8s" if demo else "15s",
             "snmp": {
                 **base,
@@ -88,7 +88,7 @@ def snmp_modules(plan: Plan) -> dict[str, Any]:
         },
         "snmp_uplink": {
             "kind": "snmp",
-            "interval": "20s" if demo else "30s",
+            "interval": "20s" if demo else "30s",  # demo: traps, not polls, catch a cut uplink
             "timeout": "5s" if demo else "10s",
             "snmp": base,
         },
