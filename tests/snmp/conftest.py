@@ -245,3 +245,17 @@ async def bulkwalk(address: str, community: str, *oids: str, version: str = "2c"
         assert proc.returncode == 0, stderr.decode()
         out.update(parse_walk(stdout.decode()))
     return out
+
+
+@pytest.fixture
+async def ipv6_agent() -> AsyncIterator[SnmpAgents]:
+    """The demo agent on the IPv6 loopback (skipped where there is none)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this host")
+    agents = SnmpAgents(0)
+    await agents.add(SimDevice("v6", "::1", b"public", [SimInterface(1, "Gi0/1", "uplink", 1000, 1e6)]))
+    yield agents
+    agents.close()

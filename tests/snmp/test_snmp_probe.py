@@ -302,3 +302,34 @@ async def test_reload_keeps_counters_and_reboot_detection(demo_agents: SnmpAgent
         assert series(result)[("monitor_device_reboots_total", "")] == 1.0
     finally:
         await new.close()
+
+
+async def test_registry_hands_snmp_state_to_the_next_instance() -> None:
+    """create_probes(previous) — what the daemon does on a config reload — gives the new SNMP probe the old
+    one's per-check state (counters, uptime, label cache) instead of starting from nothing."""
+    from probes.registry import close_probes, create_probes
+
+    first = create_probes()
+    snmp: Any = first["snmp"]
+    snmp.states["edge/snmp"] = marker = probe_state_with_reboots(3)
+    second = create_probes(first)
+    try:
+        assert second["snmp"] is not snmp
+        assert getattr(second["snmp"], "states")["edge/snmp"] is marker  # noqa: B009
+    finally:
+        await close_probes(first)
+        await close_probes(second)
+
+
+def probe_state_with_reboots(reboots: int) -> Any:
+    from probes.snmp_counters import DeviceState
+
+    return DeviceState(reboots=reboots)
+
+
+async def test_ipv6_agent(probe: SnmpProbe, ipv6_agent: SnmpAgents) -> None:
+    """An agent on ::1 is polled over IPv6 (the shared dispatcher opens an IPv6 socket for it)."""
+    request = ProbeRequest("::1", None, ipv6_agent.port, 5.0, {}, "v6/snmp")
+    result = await probe.run(request, settings())
+    assert result.ok, result.error
+    assert result.info["sys_name"] == "v6"
