@@ -43,7 +43,7 @@ def _report(check: Check, result: ProbeResult) -> str:
         lines.append(f"info      {key:<20} {text}")
     for sample in result.series[:MAX_SERIES_SHOWN]:
         labels = ",".join(f'{k}="{v}"' for k, v in sample.labels)
-        lines.append(f"series    {sample.name}{{{labels}}} {sample.value:g}")
+        lines.append(f"series    {sample.name}{{{labels}}} {sample.value:.15g}")
     if len(result.series) > MAX_SERIES_SHOWN:
         lines.append(f"series    ... {len(result.series) - MAX_SERIES_SHOWN} more (--json shows all)")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
 from monitor.config.types import Duration
 from probes.base import ProbeSettings, Regex
@@ -35,7 +35,9 @@ def _version(value: Any) -> str:
     return text
 
 
-NumericOID = Annotated[tuple[int, ...], BeforeValidator(parse_oid)]
+NumericOID = Annotated[
+    tuple[int, ...], BeforeValidator(parse_oid), PlainSerializer(lambda oid: ".".join(map(str, oid)), return_type=str)
+]
 Version = Annotated[Literal["1", "2c", "3"], BeforeValidator(_version)]
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
 PrivProtocol = Literal["DES", "AES", "AES-192", "AES-256"]
