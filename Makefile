@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo run test lint typecheck unit bench clean
+.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -39,6 +39,9 @@ test: system-deps setup lint typecheck
 
 bench: system-deps setup
 	$(BIN)/python -m bench.run
+
+bench-snmp: system-deps setup
+	$(BIN)/python -m bench.snmp_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

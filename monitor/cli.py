@@ -14,6 +14,7 @@ from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.logs import setup_logging
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
+DEFAULT_TRAP_LISTEN = "127.0.0.1:10162"
 
 
 def run_async(main: Coroutine[Any, Any, int], use_uvloop: bool = True) -> int:
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-faults", action="store_true", help="do not inject the scheduled faults")
     demo.add_argument(
         "--alertmanager-url", help="send the demo's alerts to this Alertmanager (e.g. http://127.0.0.1:9093)"
+    )
+    demo.add_argument(
+        "--trap-listen",
+        default=DEFAULT_TRAP_LISTEN,
+        help=f"HOST:PORT where the daemon receives SNMP traps (v2c community public; default {DEFAULT_TRAP_LISTEN})",
     )
     demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     demo.add_argument("--no-uvloop", action="store_true")

@@ -24,6 +24,7 @@ from monitor.availability.monthly import MonthlyJob
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
+from monitor.config.traps import TrapsConfig
 from monitor.engine import Engine, Outcome
 from monitor.inventory import Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
@@ -31,6 +32,8 @@ from monitor.response import ResponseSide
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
 from monitor.store.sqlite import SQLiteStore
+from monitor.trap_decode import TrapEvent
+from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
 from probes.registry import close_probes, create_probes
 
@@ -47,6 +50,7 @@ class Daemon:
         clock: Clock | None = None,
         listen: str | None = None,
         data_dir: Path | None = None,
+        trap_listen: str | None = None,
     ) -> None:
         self.config_path = loaded.path
         self.inventory: Inventory = loaded.inventory
@@ -70,6 +74,11 @@ class Daemon:
         # who hears about state changes: incidents (and playbooks), live SLO figures
         self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
+        self.trap_listeners: list[Callable[[TrapEvent], None]] = []  # security/disconnect playbooks subscribe here
+        self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
+        self.trap_metrics = TrapMetrics(self.registry)
+        self.traps: TrapReceiver | None = None
+        self._agents: dict[str, tuple[str, ...]] = {}  # address -> targets, for traps
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
         self._http: web.AppRunner | None = None
@@ -103,6 +112,8 @@ class Daemon:
         self._http = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await self._http.setup()
         await web.TCPSite(self._http, host, port, reuse_address=True).start()
+        self._index_agents(inv)
+        await self._start_traps(inv)
         self._spawn(self._heartbeat())
         self._install_signals()
         self.ready = True
@@ -135,6 +146,8 @@ class Daemon:
             await self._http.cleanup()
         await self.response.stop()
         self.monthly.stop()
+        if self.traps is not None:
+            self.traps.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -162,6 +175,68 @@ class Daemon:
             self.response.update_gauges()
             self.slo.prune()
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    # --- traps -----------------------------------------------------------------------------
+
+    async def _start_traps(self, inventory: Inventory) -> None:
+        config = inventory.traps
+        if config is None and self.trap_listen is None:
+            return
+        if config is None:
+            config = TrapsConfig()
+        listen = parse_listen(self.trap_listen) if self.trap_listen else None
+        assert self._scheduler is not None
+        receiver = TrapReceiver(
+            config,
+            self.trap_metrics,
+            lambda agent: agent in self._agents,
+            self._trap_checks,
+            self._scheduler.probe_soon,
+            self.trap_listeners,
+            listen,
+        )
+        try:
+            await receiver.start()
+        except OSError as exc:  # e.g. port 162 without root: the daemon still polls; the log says why
+            host, port = receiver.address
+            log.error("trap_listener_failed", listen=f"{host}:{port}", error=exc.strerror or str(exc))
+            return
+        self.traps = receiver
+        self._spawn(receiver.watch_rejections())
+
+    def _reconfigure_traps(self, inventory: Inventory) -> None:
+        new, old = inventory.traps, self.traps.config if self.traps is not None else None
+        if new is None or old is None:
+            if (new is None) != (old is None) and self.trap_listen is None:
+                log.warning("config_change_needs_restart", key="traps")
+            return
+        for key in ("listen", "communities", "v3_users"):
+            if getattr(new, key) != getattr(old, key):
+                log.warning("config_change_needs_restart", key=f"traps.{key}")
+        assert self.traps is not None
+        self.traps.reconfigure(new)
+
+    def _index_agents(self, inventory: Inventory) -> None:
+        agents: dict[str, list[str]] = {}
+        for target in inventory.targets.values():
+            agents.setdefault(target.address, []).append(target.name)
+        self._agents = {k: tuple(v) for k, v in agents.items()}
+
+    def _trap_checks(self, agent: str, interfaces: set[int], device: bool) -> list[str]:
+        """The SNMP checks a trap from `agent` concerns: interface checks watching the named ifIndexes
+        (device checks when none watches it, so the interface's series are fresh), or all of them."""
+        inv = self.inventory
+        checks = [c for t in self._agents.get(agent, ()) for c in inv.checks_by_target.get(t, ())]
+        snmp = [c for c in checks if inv.checks[c].kind == "snmp"]
+        if device or not interfaces:
+            return snmp
+        probe: Any = self.probes.get("snmp")
+        devices = [c for c in snmp if "interface" not in inv.checks[c].request.params]
+        chosen: list[str] = []
+        for index in interfaces:
+            watching = probe.checks_for_ifindex(snmp, index) if probe is not None else []
+            chosen.extend(watching or devices)
+        return list(dict.fromkeys(chosen))
 
     # --- the probe path --------------------------------------------------------------------
 
@@ -221,7 +296,8 @@ class Daemon:
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
         self.inventory = inventory
-        old_probes, self.probes = self.probes, create_probes()  # fresh TLS contexts: rotated CA files apply
+        old_probes = self.probes
+        self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:
             self._runner.probes = self.probes
         self._dispatch(self.engine.apply_inventory(inventory, self.clock.now()))
@@ -229,6 +305,8 @@ class Daemon:
             self._scheduler.set_limits(inventory.daemon.max_concurrent_probes, inventory.module_limits)
             self._scheduler.set_checks(inventory.checks)
         self._count_config(inventory)
+        self._index_agents(inventory)
+        self._reconfigure_traps(inventory)
         grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
         self._spawn(self._close_later(old_probes, grace))
 

@@ -17,7 +17,7 @@ from typing import Literal
 from monitor.inventory import Check, Inventory, Service
 from monitor.services import service_state
 from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
-from probes.base import ProbeResult
+from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 
 HISTORY = 60  # recent results kept per check, for the API's sparkline and failure reasons
 
@@ -44,6 +44,7 @@ class CheckRuntime:
     probes_total: int = 0
     failures_total: int = 0
     recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    agent_down: str | None = None  # an SNMP check DOWN while its device answers: how it answers ("ICMP")
 
     @property
     def reason(self) -> str | None:
@@ -52,6 +53,8 @@ class CheckRuntime:
             return f"parent {self.root_cause} is down"
         if self.state == State.MAINTENANCE:
             return "planned maintenance"
+        if self.state == State.DOWN and self.agent_down:
+            return f"SNMP agent down (device answers {self.agent_down}): {self.machine.reason}"
         return None if self.state == State.UP else self.machine.reason
 
 
@@ -159,6 +162,8 @@ class Engine:
             return outcome
         affected = {check_id: rt}
         if self.target_down(target) != was_down:
+            for cid in self.inventory.checks_by_target.get(target, ()):  # its SNMP checks' reason changes
+                affected[cid] = self.checks[cid]
             for name in self._subtree(target):
                 for cid in self.inventory.checks_by_target.get(name, ()):
                     affected[cid] = self.checks[cid]
@@ -177,6 +182,7 @@ class Engine:
         touched_services: set[str] = set()
         for cid, rt in runtimes.items():
             target = rt.check.target.name
+            rt.agent_down = self._agent_down(rt)
             root = self.root_cause(target) if rt.machine.state == State.DOWN else None
             new = effective_state(rt.machine.state, root is not None, in_maintenance=cid in self.maintenance)
             if new == rt.state and root == rt.root_cause:
@@ -189,6 +195,19 @@ class Engine:
             touched_services.update(self.inventory.services_by_check.get(cid, ()))
         for name in sorted(touched_services):
             self._refresh_service(self.services[name], now, outcome)
+
+    def _agent_down(self, rt: CheckRuntime) -> str | None:
+        """A DOWN SNMP check on a target whose reachability checks (ICMP) are not down: a lower-severity
+        "SNMP agent down" problem, not "device down". Returns how the device still answers."""
+        check = rt.check
+        if check.kind != "snmp" or rt.machine.state != State.DOWN:
+            return None
+        if rt.last is None or AGENT_NOT_RESPONDING not in rt.last.info:  # it answered: a link down, a threshold
+            return None
+        deciders = self._reach.get(check.target.name, ())
+        if not deciders or check.id in deciders or self.target_down(check.target.name):
+            return None
+        return "/".join(sorted({self.checks[c].check.kind.upper() for c in deciders}))
 
     def _refresh_service(self, srt: ServiceRuntime, now: float, outcome: Outcome) -> None:
         members = [self.checks[cid] for cid in srt.service.check_ids]

@@ -18,6 +18,7 @@ from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
 from monitor.config.slo_model import SLOConfig
 from monitor.config.sources import Loc
+from monitor.config.traps import TrapsConfig
 from monitor.config.types import format_duration, prefecture_code
 from monitor.services import Rule
 from monitor.state import StatePolicy
@@ -88,6 +89,7 @@ class Inventory:
     services_by_check: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     response: ResponseConfig = field(default_factory=ResponseConfig)
     slo: SLOConfig = field(default_factory=SLOConfig)
+    traps: TrapsConfig | None = None
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -137,6 +139,7 @@ class _Resolver:
             services_by_check={k: tuple(v) for k, v in services_by_check.items()},
             response=ResponseConfig(**{name: getattr(self.config, name) for name in ResponseConfig.model_fields}),
             slo=self.config.slo,
+            traps=self.config.traps,
         )
 
     def _sites(self) -> None:
@@ -185,7 +188,7 @@ class _Resolver:
         if check_id in self.checks:
             self.issue(loc, f'two checks named "{name}" on target "{target.name}": give one a name')
             return
-        for param, kind in (("url", "http"), ("query_name", "dns")):
+        for param, kind in (("url", "http"), ("query_name", "dns"), ("interface", "snmp")):
             if getattr(spec, param) is not None and module.kind != kind:
                 self.issue((*loc, param), f"{param} only applies to {kind} modules, not {module.kind}")
         if spec.port is not None and module.kind == "icmp":
@@ -205,7 +208,8 @@ class _Resolver:
                 loc,
                 f"timeout ({format_duration(timeout)}) must not be longer than interval ({format_duration(interval)})",
             )
-        params = {k: v for k, v in (("url", spec.url), ("query_name", spec.query_name)) if v is not None}
+        given = (("url", spec.url), ("query_name", spec.query_name), ("interface", spec.interface))
+        params = {k: (str(v) if k == "interface" else v) for k, v in given if v is not None}
         reachability = spec.reachability if spec.reachability is not None else module.reachability
         self.checks[check_id] = Check(
             id=check_id,
@@ -214,7 +218,7 @@ class _Resolver:
             module=spec.module,
             kind=module.kind,
             settings=getattr(module, module.kind),
-            request=ProbeRequest(target.address, target.hostname, spec.port, timeout, params),
+            request=ProbeRequest(target.address, target.hostname, spec.port, timeout, params, check_id),
             interval=interval,
             retry_interval=min(pick("retry_interval"), interval),
             timeout=timeout,

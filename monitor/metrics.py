@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -51,7 +51,10 @@ VALUE_METRICS: tuple[tuple[str, str, str, tuple[str, str] | None], ...] = (
     ("monitor_dns_answer_rrs", "Answer records in the last DNS response.", base.DNS_ANSWERS, None),
     ("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", base.DNS_RCODE, None),
 )
-PHASES = ("resolve", "connect", "tls", "processing", "transfer", "dialogue", "query")
+PHASES = (
+    "resolve", "connect", "tls", "processing", "transfer", "dialogue", "query",
+    "system", "labels", "interfaces", "oids",  # SNMP
+)  # fmt: skip
 
 _skip_state = contextvars.ContextVar("skip_state_collector", default=False)
 
@@ -69,38 +72,115 @@ def _service_labels(service: Service) -> tuple[str, ...]:
     return (service.name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
 
 
+Row = tuple[tuple[str, ...], tuple[tuple[str, str], ...], float]  # check labels, a series' own labels, value
+
+
+def _number(value: float) -> str:
+    """What floatToGoString writes, faster for the common whole numbers (counters)."""
+    if value == 1:
+        return "1.0"
+    if value == 0:
+        return "0.0"
+    if value.is_integer() and -1e15 < value < 1e15:
+        return f"{int(value)}.0"
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
 class Families:
-    """Collects samples per metric family in order, then writes them in either output form."""
+    """Collects samples per metric family in order, then writes them in either output form.
+
+    Probes' labelled series (tables: SNMP interfaces) are kept as (check labels, own labels, value)
+    rows: an SNMP estate has millions of them, so the text path caches the escaped label text of
+    both parts (the probe reuses one labels tuple per interface) instead of building tuples per row."""
 
     def __init__(self) -> None:
-        self.meta: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.meta: dict[str, tuple[str, tuple[str, ...], str]] = {}  # name -> help, label names, type
         self.samples: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        self.rows: dict[str, list[Row]] = {}
 
-    def add(self, name: str, help_text: str, names: tuple[str, ...], values: tuple[str, ...], value: float) -> None:
+    def add(
+        self,
+        name: str,
+        help_text: str,
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        value: float,
+        kind: str = "gauge",
+    ) -> None:
         if name not in self.meta:
-            self.meta[name] = (help_text, names)
+            self.meta[name] = (help_text, names, kind)
             self.samples[name] = []
         self.samples[name].append((values, value))
 
+    def add_series(self, labels: tuple[str, ...], series: list[base.Series]) -> None:
+        """A probe's labelled samples: the check's labels plus the sample's own (the first sample of
+        a name fixes its label names; a later sample lacking one gets an empty value)."""
+        rows = self.rows
+        for sample in series:
+            family = rows.get(sample.name)
+            if family is None:
+                if sample.name in self.meta:  # a name some other path already uses: not ours to extend
+                    continue
+                own = tuple(k for k, _ in sample.labels)
+                self.meta[sample.name] = (sample.help, (*CHECK_LABELS, *own), sample.type)
+                self.samples[sample.name] = []
+                family = rows[sample.name] = []
+            family.append((labels, sample.labels, sample.value))
+
+    def _row_values(self, names: tuple[str, ...], row: Row) -> tuple[str, ...]:
+        check, own, _ = row
+        extra = names[len(CHECK_LABELS) :]
+        if tuple(k for k, _ in own) == extra:
+            return (*check, *(v for _, v in own))
+        given = dict(own)
+        return (*check, *(given.get(n, "") for n in extra))
+
     def families(self) -> Iterator[Metric]:
-        for name, (help_text, names) in self.meta.items():
-            family = GaugeMetricFamily(name, help_text, labels=names)
+        for name, (help_text, names, kind) in self.meta.items():
+            family: GaugeMetricFamily | CounterMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(name, help_text, labels=names)
+            else:
+                family = GaugeMetricFamily(name, help_text, labels=names)
             for values, value in self.samples[name]:
                 family.add_metric(values, value)
+            for row in self.rows.get(name, ()):
+                family.add_metric(self._row_values(names, row), row[2])
             yield family
 
-    def text(self, prefix_cache: dict[tuple[str, ...], str]) -> str:
+    def text(self, prefix_cache: dict[tuple[str, ...], str], row_cache: dict[tuple[tuple[str, str], ...], str]) -> str:
         out: list[str] = []
-        for name, (help_text, names) in self.meta.items():
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        append = out.append
+        for name, (help_text, names, kind) in self.meta.items():
+            help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+            append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
             for values, value in self.samples[name]:
                 prefix = prefix_cache.get(values)
                 if prefix is None:
-                    prefix = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
-                    prefix_cache[values] = prefix
-                number = "1.0" if value == 1 else "0.0" if value == 0 else floatToGoString(value)  # type: ignore[no-untyped-call]
-                out.append(f"{name}{{{prefix}}} {number}\n")
+                    prefix = prefix_cache[values] = _join(names, values)
+                append(f"{name}{{{prefix}}} {_number(value)}\n")
+            rows = self.rows.get(name)
+            if not rows:
+                continue
+            extra = names[len(CHECK_LABELS) :]
+            for row in rows:
+                check, own, value = row
+                head = prefix_cache.get(check)
+                if head is None:
+                    head = prefix_cache[check] = _join(CHECK_LABELS, check)
+                tail = row_cache.get(own)
+                if tail is None:
+                    if tuple(k for k, _ in own) != extra:  # label names differ from the family's: fill in
+                        own = tuple(zip(extra, self._row_values(names, row)[len(CHECK_LABELS) :], strict=True))
+                    tail = row_cache[row[1]] = ",".join(f'{k}="{_escape(v)}"' for k, v in own)
+                append(
+                    f"{name}{{{head},{tail}}} {_number(value)}\n" if tail else f"{name}{{{head}}} {_number(value)}\n"
+                )
         return "".join(out)
+
+
+def _join(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
 class StateCollector(Collector):
@@ -110,6 +190,7 @@ class StateCollector(Collector):
         self._engine = engine
         self._prefixes: dict[tuple[str, ...], str] = {}
         self.providers: list[Callable[[Families], None]] = []  # more per-subject families (SLO figures)
+        self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped label text of table rows
 
     def _gather(self) -> Families:
         engine = self._engine()
@@ -179,6 +260,8 @@ class StateCollector(Collector):
                 fam.add(name, help_text, CHECK_LABELS, labels, value)
             else:
                 fam.add(name, help_text, (*CHECK_LABELS, extra[0]), (*labels, extra[1]), value)
+        if result.series:
+            fam.add_series(labels, result.series)
 
     def collect(self) -> Iterator[Metric]:
         if _skip_state.get():
@@ -188,7 +271,9 @@ class StateCollector(Collector):
     def render_text(self) -> str:
         if len(self._prefixes) > 500_000:  # labels of removed checks: start over
             self._prefixes.clear()
-        return self._gather().text(self._prefixes)
+        if len(self._rows) > 4_000_000:  # interfaces renamed or gone
+            self._rows.clear()
+        return self._gather().text(self._prefixes, self._rows)
 
 
 @contextmanager

@@ -14,6 +14,8 @@ from monitor.runner import ProbeRunner
 from probes.base import ProbeResult
 from probes.registry import close_probes, create_probes
 
+MAX_SERIES_SHOWN = 60  # an SNMP device check can have thousands (48 interfaces x 20 series)
+
 
 def _select(inventory: Inventory, wanted: str) -> list[Check]:
     if wanted in inventory.checks:
@@ -39,6 +41,11 @@ def _report(check: Check, result: ProbeResult) -> str:
         lines.append(f"value     {key:<46} {value:g}")
     for key, text in sorted(result.info.items()):
         lines.append(f"info      {key:<20} {text}")
+    for sample in result.series[:MAX_SERIES_SHOWN]:
+        labels = ",".join(f'{k}="{v}"' for k, v in sample.labels)
+        lines.append(f"series    {sample.name}{{{labels}}} {sample.value:.15g}")
+    if len(result.series) > MAX_SERIES_SHOWN:
+        lines.append(f"series    ... {len(result.series) - MAX_SERIES_SHOWN} more (--json shows all)")
     return "\n".join(lines)
 
 
@@ -66,6 +73,10 @@ async def probe_once(inventory: Inventory, wanted: str, as_json: bool = False) -
                             "phases": result.phases,
                             "values": result.values,
                             "info": result.info,
+                            "series": [
+                                {"name": x.name, "labels": dict(x.labels), "value": x.value, "type": x.type}
+                                for x in result.series
+                            ],
                         },
                         ensure_ascii=False,
                     )

@@ -61,5 +61,6 @@ class ProbeRunner:
             result.error = " ".join(result.error.split())[:300]
         result.duration = time.perf_counter() - started
         result.finished_at = self.clock.now()
-        result.degraded = degraded_reason(result, check.degraded, result.finished_at)
+        if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
+            result.degraded = degraded_reason(result, check.degraded, result.finished_at)
         return result

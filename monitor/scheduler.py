@@ -59,6 +59,7 @@ class _Entry:
     due: float = 0.0  # loop time of the scheduled run
     running: bool = False
     removed: bool = False
+    rerun: bool = False  # probe_soon while running: run again right after, the running probe may predate the news
 
 
 class Scheduler:
@@ -111,11 +112,16 @@ class Scheduler:
                     self._schedule(existing, self._next_slot(existing, now))
 
     def probe_soon(self, check_ids: Iterable[str]) -> None:
-        """Run these checks now (unless running already): used to probe a parent on a child failure."""
+        """Run these checks now: to probe a parent on a child failure, or a device that sent a trap.
+        A check already running runs once more when it finishes (its result may predate the news)."""
         now = self._loop.time()
         for cid in check_ids:
             entry = self._entries.get(cid)
-            if entry is not None and not entry.running:
+            if entry is None:
+                continue
+            if entry.running:
+                entry.rerun = True
+            else:
                 self._schedule(entry, now)
 
     # --- timing ----------------------------------------------------------------------------
@@ -180,7 +186,10 @@ class Scheduler:
             for slot in acquired:
                 slot.release()
             entry.running = False
-        if not entry.removed and self._confirming(check.id):
+        if entry.rerun and not entry.removed:
+            entry.rerun = False
+            self._schedule(entry, self._loop.time())
+        elif not entry.removed and self._confirming(check.id):
             retry_at = self._loop.time() + check.retry_interval
             if retry_at < entry.due:
                 self._schedule(entry, retry_at)

@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -35,6 +35,9 @@ CRL_THIS_UPDATE = "crl_this_update_timestamp_seconds"
 OCSP_NEXT_UPDATE = "ocsp_next_update_timestamp_seconds"
 DNS_ANSWERS = "dns_answer_rrs"
 DNS_RCODE = "dns_rcode"
+# Well-known key of ProbeResult.info: set when the failure is that a management agent (SNMP) did not
+# answer, as opposed to what it reported (a link down, a threshold): the engine words the reason by it.
+AGENT_NOT_RESPONDING = "agent_not_responding"
 
 
 def _valid_regex(pattern: str) -> str:
@@ -67,11 +70,25 @@ class ProbeRequest:
     hostname: str | None  # name for SNI, Host header and certificate checks (None: use address)
     port: int | None
     timeout: float  # seconds; the runner enforces it, probes use it to budget their phases
-    params: dict[str, Any] = field(default_factory=dict)  # per-check parameters (url, query name, ...)
+    params: dict[str, Any] = field(default_factory=dict)  # per-check parameters (url, query name, interface)
+    check_id: str = ""  # "target/check": the key of state a probe keeps between runs (SNMP counters)
 
     @property
     def server_name(self) -> str:
         return self.hostname or self.address
+
+
+class Series(NamedTuple):
+    """One labelled sample a probe measured (a table row: an interface's counter, a sensor's value).
+
+    The metrics collector renders it with the check's labels plus `labels`; every sample of one
+    metric name must carry the same label names, help and type."""
+
+    name: str  # full metric name; counters end in _total
+    help: str
+    type: Literal["counter", "gauge"]
+    labels: tuple[tuple[str, str], ...]  # extra labels, e.g. (("if_index", "3"), ("if_name", "Gi0/1"))
+    value: float
 
 
 @dataclass(slots=True)
@@ -84,7 +101,8 @@ class ProbeResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (connect, tls, ...)
     values: dict[str, float] = field(default_factory=dict)  # measurements, keys above
     info: dict[str, str] = field(default_factory=dict)  # facts worth showing (tls_version, final_url)
-    degraded: str | None = None  # set by the runner's thresholds: why an ok result is DEGRADED
+    degraded: str | None = None  # why an ok result is DEGRADED: the probe's own verdict, else the runner's thresholds
+    series: list[Series] = field(default_factory=list)  # labelled samples (tables), rendered as metric families
     finished_at: float = 0.0  # wall clock (UTC epoch seconds); set by the runner
 
     @classmethod

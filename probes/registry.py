@@ -8,6 +8,7 @@ from probes.base import ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
+from probes.snmp import SnmpProbe
 from probes.tcp import TCPProbe
 
 KINDS: dict[str, type[Any]] = {
@@ -15,6 +16,7 @@ KINDS: dict[str, type[Any]] = {
     "tcp": TCPProbe,
     "http": HTTPProbe,
     "dns": DNSProbe,
+    "snmp": SnmpProbe,
 }
 
 
@@ -23,9 +25,18 @@ def settings_model(kind: str) -> type[ProbeSettings]:
     return model
 
 
-def create_probes() -> dict[str, ProbeKind[Any]]:
-    """Fresh probe instances (they own caches and HTTP sessions; the daemon closes them)."""
-    return {name: cls() for name, cls in KINDS.items()}
+def create_probes(previous: dict[str, ProbeKind[Any]] | None = None) -> dict[str, ProbeKind[Any]]:
+    """Fresh probe instances (they own caches and HTTP sessions; the daemon closes them).
+
+    With `previous` (a config reload), a new instance that has an `inherit(old)` method takes over
+    the old instance's state worth keeping (SNMP counters, last sysUpTime), so a reload neither
+    resets counters nor misses a reboot."""
+    probes: dict[str, ProbeKind[Any]] = {name: cls() for name, cls in KINDS.items()}
+    for name, probe in probes.items():
+        inherit = getattr(probe, "inherit", None)
+        if previous is not None and name in previous and inherit is not None:
+            inherit(previous[name])
+    return probes
 
 
 async def close_probes(probes: dict[str, ProbeKind[Any]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -17,12 +18,14 @@ from probes import base
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
+os.environ.setdefault("TEST_METRICS_COMMUNITY", "public")
 CONFIG = """
 modules:
   ping: {kind: icmp}
   web: {kind: http, http: {scheme: https}}
+  snmp: {kind: snmp, snmp: {community: "${TEST_METRICS_COMMUNITY}"}}
 targets:
-  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web]}
+  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp]}
   - {name: osaka-edge, address: 127.0.0.2, labels: {prefecture: 27}, parent: tokyo-edge, modules: [ping]}
 services:
   - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge]}
@@ -44,7 +47,26 @@ def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, 
     web.phases.update({"connect": 0.001, "processing": 0.04})
     engine.observe("tokyo-edge/ping", ping, 1.0)
     engine.observe("tokyo-edge/web", web, 1.0)
+    engine.observe("tokyo-edge/snmp", snmp_result(), 1.0)
     return registry, collector, engine
+
+
+def snmp_result() -> ProbeResult:
+    """A device poll: system series and two interfaces (one with a quote and a backslash in its alias)."""
+    result = ProbeResult(ok=True, duration=0.02, finished_at=1_700_000_002.0)
+    result.series += [
+        base.Series("monitor_snmp_up", "1 if the SNMP agent answered.", "gauge", (), 1.0),
+        base.Series("monitor_device_uptime_seconds", "sysUpTime.", "gauge", (), 3600.5),
+        base.Series("monitor_device_reboots_total", "Reboots seen.", "counter", (), 2.0),
+    ]
+    for index, name, alias, octets in ((1, "Gi0/1", 'LGWAN "primary"', 2**40), (2, "Gi0/2", "back\\slash", 7.0)):
+        labels = (("if_index", str(index)), ("if_name", name), ("if_alias", alias))
+        result.series += [
+            base.Series("monitor_if_oper_status", "ifOperStatus.", "gauge", labels, 1.0),
+            base.Series("monitor_if_in_octets_total", "Octets in.", "counter", labels, float(octets)),
+            base.Series("monitor_if_utilization_ratio", "Utilisation.", "gauge", (*labels, ("direction", "in")), 0.25),
+        ]
+    return result
 
 
 def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -62,6 +84,25 @@ def test_fast_path_equals_prometheus_client_rendering(setup: tuple[CollectorRegi
     slow = generate_latest(registry).decode()
     assert samples(fast) == samples(slow)
     assert fast.count("# TYPE monitor_check_state gauge") == 1
+    assert fast.count("# TYPE monitor_if_in_octets_total counter") == 1
+    assert fast.count("# TYPE monitor_device_reboots_total counter") == 1
+
+
+def test_snmp_series_carry_check_and_interface_labels(
+    setup: tuple[CollectorRegistry, StateCollector, Engine],
+) -> None:
+    """Labelled SNMP series have the check's labels plus if_index/if_name/if_alias, with counters typed counter."""
+    registry, collector, _ = setup
+    text = exposition(registry, collector).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["monitor_if_in_octets"].type == "counter"
+    assert families["monitor_if_oper_status"].type == "gauge"
+    rows = {(s.labels["if_name"], s.labels["if_alias"]): s.value for s in families["monitor_if_in_octets"].samples}
+    assert rows == {("Gi0/1", 'LGWAN "primary"'): float(2**40), ("Gi0/2", "back\\slash"): 7.0}
+    sample = families["monitor_if_utilization_ratio"].samples[0]
+    assert sample.labels["check"] == "tokyo-edge/snmp" and sample.labels["prefecture"] == "13"
+    assert sample.labels["direction"] == "in"
+    assert families["monitor_snmp_up"].samples[0].value == 1.0
 
 
 def test_series_follow_state(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:

@@ -187,3 +187,29 @@ async def test_stalled_loop_skips_missed_slots_instead_of_bursting(load_yaml_con
     await sched.stop()
     assert len(runs) - before <= 4
     assert metric(registry, "monitor_probes_skipped_total") >= 4
+
+
+async def test_probe_soon_while_running_runs_again_right_after(load_yaml_config: Loader) -> None:
+    """probe_soon on a check that is running (a trap arriving mid-poll) runs it once more as soon as the
+    current run ends, instead of waiting for the next slot; a check not running starts at once."""
+    starts: list[float] = []
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+
+    async def execute(check: Check) -> None:
+        starts.append(loop.time())
+        started.set()
+        await asyncio.sleep(0.3)
+
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(CollectorRegistry()), 10)
+    sched.set_checks(checks(load_yaml_config, 1, interval="60s"))
+    await asyncio.wait_for(started.wait(), 12)  # the first run comes at its start-up offset
+    await asyncio.sleep(0.1)
+    sched.probe_soon(["t0/ping"])  # mid-run
+    await asyncio.sleep(0.5)
+    assert len(starts) == 2 and starts[1] - starts[0] == pytest.approx(0.3, abs=0.08)
+    await asyncio.sleep(0.4)
+    sched.probe_soon(["t0/ping"])  # idle: now
+    await asyncio.sleep(0.1)
+    assert len(starts) == 3
+    await sched.stop()

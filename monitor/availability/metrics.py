@@ -22,7 +22,7 @@ HELP = {
     "monitor_service_maintenance_seconds": "Planned maintenance (計画停止) so far in the SLO window.",
     "monitor_service_monitoring_gap_seconds": "Time without monitoring data so far in the SLO window.",
     "monitor_service_burn_rate": "Error budget burn rate over the window (1: the budget lasts exactly the SLO window).",
-    "monitor_service_in_service_hours": "1 while now is inside the service's hours (always, for 24h services).",
+    "monitor_service_in_service_time": "1 while now is inside the service's hours (always, for 24h services).",
 }
 
 
@@ -46,7 +46,7 @@ def slo_provider(
                 "monitor_service_downtime_seconds": s.window.downtime_seconds,
                 "monitor_service_maintenance_seconds": s.window.maintenance_seconds,
                 "monitor_service_monitoring_gap_seconds": s.window.gap_seconds,
-                "monitor_service_in_service_hours": float(s.in_service_hours),
+                "monitor_service_in_service_time": float(s.in_service_hours),
             }
             for metric, value in values.items():
                 if value is not None:  # no planned time yet: no ratio rather than a made-up one

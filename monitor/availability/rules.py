@@ -5,7 +5,7 @@ or 6x over 6h and 30m; ticket at 3x over 1d and 2h, or 1x over 3d and 6h).
 The SLI is `monitor_service_up`: 1 up or degraded, 0 down, and no sample at all during maintenance or
 while unknown, so `avg_over_time` leaves planned maintenance out by itself. Services whose SLO counts
 DEGRADED as down, or which only have office hours, get their own expressions (a subquery over
-`monitor_service_state` / `monitor_service_in_service_hours`).
+`monitor_service_state` / `monitor_service_in_service_time`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _good(spec: SLOSpec, selector: str) -> str | None:
     if not spec.degraded_up:
         good = f'{good} - on(service) group_left() monitor_service_state{{{selector},state="degraded"}}'
     if spec.hours is not None:
-        good = f"({good}) and on(service) monitor_service_in_service_hours{{{selector}}} == 1"
+        good = f"({good}) and on(service) monitor_service_in_service_time{{{selector}}} == 1"
     return good
 
 

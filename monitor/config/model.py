@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.traps import TrapsConfig
 from monitor.config.types import Duration, LabelName, Name, PrefectureCode, parse_duration, prefecture_code
 from probes.registry import KINDS, settings_model
 
@@ -132,6 +133,7 @@ class CheckConfig(Timing):
     port: int | None = Field(default=None, ge=1, le=65535)
     url: str | None = None  # http: full URL instead of scheme://address:port/path
     query_name: str | None = None  # dns: the name to ask for
+    interface: str | int | None = None  # snmp: watch this interface (ifName, ifDescr, ifAlias or ifIndex)
     reachability: bool | None = None
     enabled: bool = True
 
@@ -256,6 +258,7 @@ class MonitoringConfig(StrictModel):
     targets: list[TargetConfig] = []
     inventories: list[InventorySource] = []
     services: list[ServiceConfig] = []
+    traps: TrapsConfig | None = None  # the SNMP trap/inform listener (off when absent)
 
 
 __all__ = ["Module", "MonitoringConfig", "parse_duration"]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from monitor.config.prefectures import Prefecture, all_prefectures
+from monitor.demo import estate_snmp
 from monitor.demo.response_config import demo_response, example_response
 
 Plan = Literal["demo", "example"]
@@ -72,9 +73,17 @@ class Estate:
     servers: list[SimServer] = field(default_factory=list)
     dns_zone: dict[str, str] = field(default_factory=dict)  # name -> address
     parents: dict[str, str] = field(default_factory=dict)  # target -> its upstream device
+    snmp_devices: list[tuple[str, str, str]] = field(default_factory=list)  # (target, address, role)
+    files: dict[str, str] = field(default_factory=dict)  # other files the config refers to (secrets)
 
     def write(self, directory: Path, header: str = "") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            path = directory / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # an operator's real secret is never overwritten
+                path.write_text(text, encoding="utf-8")
+                path.chmod(0o600)
         for name, rows in self.csv_files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
             with (directory / name).open("w", encoding="utf-8", newline="") as fh:
@@ -127,6 +136,7 @@ def _modules(plan: Plan, icmp: bool) -> dict[str, Any]:
             "dns": {"port": ports["dns"], "query_name": f"juki.east.{DOMAIN}", "min_answers": 1},
         },
     }
+    modules.update(estate_snmp.snmp_modules(plan))
     if icmp:
         modules["icmp"] = {
             "kind": "icmp",
@@ -201,6 +211,13 @@ def build_estate(
             }
         )
     devices, circuits = _prefecture_rows(plan, prefs, estate)
+    access_points = [row for row in devices if row["role"] == "access-point"]
+    devices = [row for row in devices if row["role"] != "access-point"]
+    for row in access_points:  # YAML targets: their uplinks are interface checks, which CSV rows cannot carry
+        labels = {k: row[k] for k in ("tier", "prefecture", "system", "role")}
+        modules = row["modules"].split(";")
+        targets.append({"name": row["name"], "address": row["address"], "site": row["site"], "parent": row["parent"],
+                        "labels": labels, "modules": modules, "checks": estate_snmp.uplink_checks()})  # fmt: skip
     for pref in prefs:
         sites.append({"id": f"pref-{pref.code}", "kind": "prefecture", "prefecture": pref.code})
         services.append(
@@ -210,9 +227,11 @@ def build_estate(
                 "display_name_en": f"Prefecture network ({pref.name_en})",
                 "labels": {"tier": "prefecture", "prefecture": pref.code, "system": "pref-net"},
                 "rule": "all",
-                "targets": [f"pref{pref.code}-edge", f"pref{pref.code}-core", f"pref{pref.code}-fw"],
+                # reachability of the devices; an SNMP agent problem is not an outage of the network
+                "select": {"labels": {"prefecture": pref.code, "system": "pref-net"}, "kinds": ["icmp", "tcp"]},
             }
         )
+        services.append(estate_snmp.uplink_service(pref.code, pref.name_ja, pref.name_en))
     estate.csv_files = {"inventory/prefecture-devices.csv": devices, "inventory/lgwan-circuits.csv": circuits}
     for row in (*targets, *devices, *circuits):
         if row.get("parent"):
@@ -225,8 +244,10 @@ def build_estate(
         "targets": targets,
         "inventories": [{"csv": name} for name in estate.csv_files],
         "services": services,
+        "traps": estate_snmp.traps(plan),
     }
     estate.config.update(demo_response(listen, alertmanager_url) if plan == "demo" else example_response())
+    estate.files = dict(estate_snmp.SECRET_FILES[plan])
     return estate
 
 
@@ -236,7 +257,7 @@ def _prefecture_rows(
     ssh = PORTS[plan]["ssh"]
     # On a real network ICMP tells a dead device from a dead management port; loopback always answers ICMP,
     # so the demo watches devices through their management port only.
-    modules = "mgmt_ssh" if plan == "demo" else "icmp;mgmt_ssh"
+    modules = "mgmt_ssh;snmp_device" if plan == "demo" else "icmp;mgmt_ssh;snmp_device"
     circuit_modules = "mgmt_ssh" if plan == "demo" else "icmp"  # a circuit is up when its far end answers
     devices: list[dict[str, str]] = []
     circuits: list[dict[str, str]] = []
@@ -257,6 +278,7 @@ def _prefecture_rows(
                  "system": system, "role": role, "parent": parent, "modules": modules}
             )  # fmt: skip
             estate.servers.append(SimServer(name, address, ssh, "tcp"))
+            estate.snmp_devices.append((name, address, role))
         for m in range(1, MUNICIPALITIES_PER_PREFECTURE + 1):
             for index, role in enumerate(("primary", "backup")):
                 name = f"lgwan-{pref.code}-{m:02d}-{role}"
@@ -279,6 +301,10 @@ EXAMPLE_HEADER = """\
 # switch, firewall, LGWAN access point; inventory/prefecture-devices.csv) and municipal LGWAN connections
 # over primary and backup circuits (inventory/lgwan-circuits.csv; each pair is one service, rule "any":
 # DEGRADED with one circuit down, DOWN with both).
+# Prefecture devices are polled over SNMPv3 (authPriv SHA-256/AES; module snmp_device: system group,
+# interfaces, CPU/temperature/fan/power/BGP); each LGWAN access point's two uplinks are interface checks
+# (service lgwan-uplink-NN, rule "any"); the trap listener takes linkDown/linkUp and security traps.
+# The files under secrets/ are placeholders: put the real keys there (or use ${ENV_VAR} references).
 #
 # Addresses are private examples (10.x): replace them with your estate's. Validate offline with
 #   monitor check-config config/monitor.yml

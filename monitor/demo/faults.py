@@ -2,11 +2,16 @@
 
 Every change of a host's mode is logged (`fault_injected`, `fault_cleared`) and kept with its exact
 wall-clock time, so what the daemon saw can be compared with what really happened.
+
+SNMP faults act on the simulated agents: `link-down`/`link-up` take one interface down (and send the
+linkDown/linkUp trap a real device would send, from the device's address, to the demo's trap
+listener); `snmp-down` makes a device's agent stop answering while the device itself still does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -15,6 +20,8 @@ import structlog
 from aiohttp import web
 
 from monitor.demo.network import Mode, SimNetwork
+from monitor.demo.snmp_agent import SnmpAgents
+from probes import snmp_ber as ber
 
 log = structlog.get_logger()
 CYCLE_SECONDS = 720.0
@@ -35,6 +42,7 @@ class Scenario:
     mode: str  # a Mode, or "flap": down and up every 15 s for the duration
     duration: float
     note: str
+    interface: str | None = None  # link-down: the interface (ifName or ifAlias)
 
 
 def default_scenarios(network: SimNetwork) -> list[Scenario]:
@@ -47,6 +55,15 @@ def default_scenarios(network: SimNetwork) -> list[Scenario]:
 
     scenarios = [
         Scenario(20, f"pref{pref(12)}-edge", "down", 100, "prefecture edge router dies: its subtree is unreachable"),
+        Scenario(
+            30,
+            f"pref{pref(26)}-lgwan-ap",
+            "link-down",
+            150,
+            "LGWAN primary uplink cut: linkDown trap, uplink DOWN within seconds, uplinks DEGRADED",
+            interface="LGWAN uplink primary",
+        ),
+        Scenario(200, f"pref{pref(5)}-core", "snmp-down", 120, "SNMP agent hangs on a core switch (device answers)"),
         Scenario(40, f"lgwan-{pref(26)}-01-primary", "down", 150, "primary LGWAN circuit cut: link degraded"),
         Scenario(60, "chukan-east", "slow", 120, "intermediate server platform answers slowly"),
         Scenario(90, "card-west", "error", 90, "card management server answers 503"),
@@ -58,18 +75,61 @@ def default_scenarios(network: SimNetwork) -> list[Scenario]:
 
 
 class FaultInjector:
-    def __init__(self, network: SimNetwork) -> None:
+    def __init__(
+        self, network: SimNetwork, snmp: SnmpAgents | None = None, trap_to: tuple[str, int] | None = None
+    ) -> None:
         self.network = network
+        self.snmp = snmp
+        self.trap_to = trap_to  # where devices send their traps (the daemon's trap listener)
         self.records: list[FaultRecord] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._snmp_off: set[str] = set()
 
-    async def set(self, target: str, mode: Mode, note: str = "") -> FaultRecord:
-        await self.network.set_mode(target, mode)
-        record = FaultRecord(target, mode, time.time(), note)
+    async def set(self, target: str, mode: str, note: str = "", interface: str | None = None) -> FaultRecord:
+        if mode in ("link-down", "link-up"):
+            self._link(target, interface or "", mode == "link-up")
+        elif mode == "snmp-down":
+            self._snmp_off.add(target)
+        else:
+            if mode == "up":
+                self._snmp_off.discard(target)
+            await self.network.set_mode(target, cast(Mode, mode))
+        self._sync_snmp()
+        shown = f"{mode}:{interface}" if interface else mode
+        record = FaultRecord(target, shown, time.time(), note)
         self.records.append(record)
         del self.records[:-1000]
-        log.info("fault_cleared" if mode == "up" else "fault_injected", target=target, mode=mode, note=note)
+        cleared = mode in ("up", "link-up")
+        log.info("fault_cleared" if cleared else "fault_injected", target=target, mode=shown, note=note)
         return record
+
+    def _sync_snmp(self) -> None:
+        """A device's agent answers while the device is reachable and its agent is not hung."""
+        if self.snmp is None:
+            return
+        for name, device in self.snmp.devices.items():
+            device.silent = name in self._snmp_off or not self.network.reachable(name)
+
+    def _link(self, target: str, interface: str, up: bool) -> None:
+        if self.snmp is None or target not in self.snmp.devices:
+            raise KeyError(f"{target} has no simulated SNMP agent")
+        device = self.snmp.devices[target]
+        iface = device.set_link(interface, up)
+        if self.trap_to is None or device.silent:
+            return
+        trap = (1, 3, 6, 1, 6, 3, 1, 1, 5, 4 if up else 3)  # linkUp / linkDown (IF-MIB)
+        entry = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+        varbinds: list[ber.VarBind] = [
+            ((1, 3, 6, 1, 2, 1, 1, 3, 0), (ber.TIMETICKS, device.uptime_ticks())),
+            ((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), (ber.OBJECT_IDENTIFIER, trap)),
+            ((*entry, 1, iface.index), (ber.INTEGER, iface.index)),
+            ((*entry, 7, iface.index), (ber.INTEGER, iface.admin)),
+            ((*entry, 8, iface.index), (ber.INTEGER, iface.oper)),
+        ]
+        datagram = ber.encode(ber.V2C, device.community, ber.TRAP_V2, int(time.time()) % 2**31, varbinds)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((device.address, 0))  # from the device's own address: that is how the daemon knows it
+            sock.sendto(datagram, self.trap_to)
 
     async def _scenario(self, s: Scenario) -> None:
         if s.mode == "flap":
@@ -79,8 +139,13 @@ class FaultInjector:
                 await self.set(s.target, "down" if down else "up", s.note)
                 down = not down
                 await asyncio.sleep(15)
+        elif s.mode == "link-down":
+            await self.set(s.target, "link-down", s.note, s.interface)
+            await asyncio.sleep(s.duration)
+            await self.set(s.target, "link-up", s.note, s.interface)
+            return
         else:
-            await self.set(s.target, cast(Mode, s.mode), s.note)
+            await self.set(s.target, s.mode, s.note)
             await asyncio.sleep(s.duration)
         await self.set(s.target, "up", s.note)
 
@@ -113,16 +178,21 @@ class FaultInjector:
                 body: dict[str, Any] = await request.json()
             except ValueError:
                 raise web.HTTPBadRequest(text='body must be JSON: {"target": ..., "mode": ...}') from None
-            target, mode = body.get("target"), body.get("mode")
+            target, mode, interface = body.get("target"), body.get("mode"), body.get("interface")
             if target not in self.network.hosts:
                 raise web.HTTPNotFound(text=f"no simulated host {target!r}")
             if mode not in VALID:
                 raise web.HTTPBadRequest(text=f"mode must be one of {', '.join(VALID)}")
-            record = await self.set(str(target), cast(Mode, mode), "requested through the API")
+            if mode in ("link-down", "link-up") and not interface:
+                raise web.HTTPBadRequest(text=f'{mode} needs "interface" (an ifName or ifAlias)')
+            try:
+                record = await self.set(str(target), str(mode), "requested through the API", interface)
+            except KeyError as exc:
+                raise web.HTTPNotFound(text=str(exc.args[0])) from None
             return web.json_response(asdict(record))
 
         app.router.add_get("/demo/faults", listing)
         app.router.add_post("/demo/faults", inject)
 
 
-VALID = ("up", "down", "slow", "error")
+VALID = ("up", "down", "slow", "error", "link-down", "link-up", "snmp-down")

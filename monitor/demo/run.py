@@ -13,12 +13,15 @@ from pathlib import Path
 import structlog
 
 from monitor.config.loader import load_config
+from monitor.config.model import parse_listen
 from monitor.daemon import Daemon
 from monitor.demo.estate import DOMAIN, build_estate
+from monitor.demo.estate_snmp import SNMP_PORT
 from monitor.demo.faults import FaultInjector, default_scenarios
 from monitor.demo.network import SimNetwork
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
+from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 from probes.icmp import NOT_PERMITTED, socket_mode
 
 log = structlog.get_logger()
@@ -54,15 +57,19 @@ async def run_demo(args: argparse.Namespace) -> int:
     pki = DemoPKI.create(config_dir / "certs")
     config_path = estate.write(config_dir, HEADER)
     network = SimNetwork(estate, pki, short_cert_hosts=frozenset({f"card.east.{DOMAIN}"}))
-    injector = FaultInjector(network)
+    snmp = SnmpAgents(SNMP_PORT["demo"])
+    injector = FaultInjector(network, snmp, parse_listen(args.trap_listen))
     schedule: asyncio.Task[None] | None = None
     try:
         try:
             await network.start()
+            for name, address, role in estate.snmp_devices:
+                await snmp.add(SimDevice(name, address, b"public", demo_interfaces(name, role)))
         except OSError as exc:
             log.error("demo_network_failed", error=str(exc), hint="is another `monitor demo` running?")
             return 1
-        daemon = Daemon(load_config(config_path), data_dir=data_dir)
+        log.info("demo_snmp_agents_started", agents=len(snmp.devices), port=snmp.port, traps_to=args.trap_listen)
+        daemon = Daemon(load_config(config_path), data_dir=data_dir, trap_listen=args.trap_listen)
         daemon.route_hooks.append(injector.routes)
         if not args.no_faults:
             schedule = asyncio.create_task(injector.run_schedule(default_scenarios(network)))
@@ -84,6 +91,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         if schedule is not None:
             schedule.cancel()
         await injector.stop()
+        snmp.close()
         await network.stop()
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,39 @@ def test_probe_command_prints_phases_and_verdict(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert missing.returncode == 2 and 'no check or target named "nope/tcp"' in missing.stdout
+
+
+def test_demo_snmp_link_down_trap_and_metrics(tmp_path: Path) -> None:
+    """In the demo, cutting an LGWAN access point's primary uplink sends a linkDown trap: the uplink check
+    is DOWN within seconds (not at the next poll), the uplink pair DEGRADED, the trap counted; the
+    scrape with SNMP series passes promtool."""
+    port, traps = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["demo", "--listen", f"127.0.0.1:{port}", "--prefectures", "2", "--no-faults",
+            "--trap-listen", f"127.0.0.1:{traps}", "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    with daemon_process(args, tmp_path, "demo") as demo:
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 30, what="demo ready")
+
+        def check(check_id: str) -> dict[str, Any]:
+            return dict(json.loads(http_get(f"{base}/api/v1/checks/{check_id}")[1]))
+
+        uplink = "pref02-lgwan-ap/uplink-primary"
+        wait_for(lambda: check(uplink)["state"] == "up", 40, what="uplink up")
+        wait_for(lambda: check("pref02-lgwan-ap/snmp_device")["state"] == "up", 40, what="device check up")
+        body = {"target": "pref02-lgwan-ap", "mode": "link-down", "interface": "LGWAN uplink primary"}
+        started = time.monotonic()
+        status, _ = http_post(f"{base}/demo/faults", json.dumps(body).encode())
+        assert status == 200
+        wait_for(lambda: check(uplink)["state"] == "down", 15, what="uplink down")
+        assert time.monotonic() - started < 8  # the trap re-polls at once, then retry_interval 2 s to confirm
+        assert "link down: admin up, oper down" in check(uplink)["reason"]
+        services = json.loads(http_get(f"{base}/api/v1/services?q=")[1])["services"]
+        assert {s["name"]: s["state"] for s in services}["lgwan-uplink-02"] == "degraded"
+        metrics = http_get(f"{base}/metrics")[1]
+        text = metrics.decode()
+        assert 'monitor_snmp_traps_total{agent="127.20.2.4",outcome="accepted",trap="linkDown"} 1.0' in text
+        assert "monitor_if_utilization_ratio{" in text and "monitor_if_in_octets_total{" in text
+        if shutil.which("promtool"):
+            proc = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, check=False)
+            assert proc.returncode == 0, proc.stderr.decode()[:2000]
+        assert demo.proc.poll() is None, demo.output()

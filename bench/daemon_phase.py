@@ -1,0 +1,174 @@
+"""One phase with this daemon: start it on a generated config, wait the warm-up, measure a window
+with the daemon alone, then (optionally) start a Prometheus scraping its /metrics every 15 s and
+measure a second window with both.
+
+From the daemon's /metrics, read before and after each window: `monitor_probes_total` (probes
+done), `monitor_scheduler_lag_seconds` (p50/p99 from the bucket deltas), `monitor_probes_skipped_total`,
+and at the end `monitor_probe_success` (the verdict of each check's last probe).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from bench import promtext
+from bench.configs import Scenario, daemon_config, daemon_prometheus_config
+from bench.context import MONITOR, Context, Window, measure, prometheus_argv
+from bench.procs import free_port, http_get, wait_http
+
+LAG = "monitor_scheduler_lag_seconds"
+COUNTERS = ("monitor_probes_total", "monitor_probes_skipped_total", f"{LAG}_bucket")
+
+
+def _validate(config: str, env: dict[str, str] | None) -> None:
+    done = subprocess.run(
+        [str(MONITOR), "check-config", config],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"generated config is invalid:\n{done.stdout}{done.stderr}")
+
+
+def _lag(window: Window) -> dict[str, Any]:
+    before, after = window.before, window.after
+    delta = promtext.bucket_delta(promtext.buckets(before, LAG), promtext.buckets(after, LAG))
+    finite = sorted(le for le in delta if le != float("inf"))
+    over = {f"over_{le:g}s": delta[float("inf")] - delta[le] for le in finite if le in (0.1, 1.0)}
+    return {
+        "observations": delta[float("inf")],
+        "p50_s": promtext.histogram_quantile(0.5, delta),
+        "p99_s": promtext.histogram_quantile(0.99, delta),
+        "p999_s": promtext.histogram_quantile(0.999, delta),
+        **over,
+    }
+
+
+def _window_result(window: Window, scenario: Scenario) -> dict[str, Any]:
+    def probes(**match: str) -> float:
+        return promtext.total(window.after, "monitor_probes_total", **match) - promtext.total(
+            window.before, "monitor_probes_total", **match
+        )
+
+    rate = window.rate(probes())
+    done = rate * window.seconds  # probes in the CPU window
+    served = sum(window.farm_served.values())
+    cpu = window.cpu["daemon"]
+    result: dict[str, Any] = {
+        "window_s": round(window.seconds, 2),
+        "probes": round(done),
+        "probes_per_s": rate,
+        "expected_per_s": scenario.expected_rate,
+        "farm_served_per_s": served / window.seconds,
+        "failed_probes": probes(result="failure"),
+        "skipped_runs": promtext.total(window.after, "monitor_probes_skipped_total")
+        - promtext.total(window.before, "monitor_probes_skipped_total"),
+        "cpu_s": {k: round(v, 3) for k, v in window.cpu.items()},
+        "daemon_cpu_per_1k": 1000 * cpu / done if done else None,
+        "daemon_cpu_per_1k_by_farm_count": 1000 * cpu / served if served else None,
+        "daemon_cpu_per_1k_scheduled": 1000 * cpu / (scenario.expected_rate * window.seconds),
+        "daemon_cores": cpu / window.seconds,
+        "lag": _lag(window),
+        "farm_cpu_s": round(window.farm_cpu, 3),
+        "farm_served": window.farm_served,
+        "machine_busy": round(window.machine_busy, 3),
+        "other_cores": round(window.other_cores, 3),
+        "snapshot_span_s": round(window.snapshot_span, 2),
+        "metrics_scrape_s": round(window.snapshot_seconds, 3),  # the harness's /metrics GET at the window start
+    }
+    if "prometheus" in window.cpu:
+        both = cpu + window.cpu["prometheus"]
+        result["with_prometheus_cpu_per_1k"] = 1000 * both / done if done else None
+    return result
+
+
+def _verdicts(metrics_url: str, scenario: Scenario) -> dict[str, Any]:
+    found = promtext.scrape(metrics_url, ["monitor_probe_success", "monitor_check_state"])
+    success = [s.value for s in found if s.name == "monitor_probe_success"]
+    up = promtext.total(found, "monitor_check_state", state="up")
+    return {
+        "checks": scenario.checks,
+        "last_probe_ok": sum(success),
+        "last_probe_ok_share": sum(success) / scenario.checks,
+        "state_up_share": up / scenario.checks,
+    }
+
+
+def _prometheus_health(url: str) -> dict[str, Any]:
+    return {
+        "up": promtext.query_value(url, 'up{job="monitor"}'),
+        "scrape_duration_s": promtext.query_value(url, 'scrape_duration_seconds{job="monitor"}'),
+        "samples_scraped": promtext.query_value(url, 'scrape_samples_scraped{job="monitor"}'),
+        "scrapes": promtext.query_value(url, 'count_over_time(up{job="monitor"}[10m])'),
+    }
+
+
+def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, Any]:
+    workdir = ctx.dir(f"daemon-{scenario.name}")
+    config = str(daemon_config(scenario, ctx.farm.ports, workdir / "monitor.yml"))
+    _validate(config, ctx.daemon_env)
+    listen = f"127.0.0.1:{free_port()}"
+    argv = [str(MONITOR), "run", "--config", config, "--listen", listen, "--data-dir", str(workdir / "data")]
+    started = time.monotonic()
+    daemon = ctx.procs.start(f"daemon-{scenario.name}", argv, env=ctx.daemon_env)
+    wait_http(f"http://{listen}/readyz", daemon)
+    ready_s = time.monotonic() - started
+    metrics_url = f"http://{listen}/metrics"
+    warm_until = time.monotonic() + ctx.options.warmup
+    time.sleep(min(ctx.options.warmup / 2, 12.0))
+    t0 = time.monotonic()
+    body = http_get(metrics_url)  # the first /metrics fills the daemon's label caches: keep it out of the window
+    first_scrape = {"seconds": round(time.monotonic() - t0, 3), "bytes": len(body), "lines": body.count(b"\n")}
+    del body
+    ctx.log(f"  daemon ready in {ready_s:.1f}s; first /metrics {first_scrape}; warming up")
+    time.sleep(max(0.0, warm_until - time.monotonic()))
+
+    def snapshot() -> list[promtext.Sample]:
+        return promtext.scrape(metrics_url, COUNTERS)
+
+    alone = measure(ctx, {"daemon": daemon}, snapshot)
+    result: dict[str, Any] = {
+        "contender": "daemon",
+        "scenario": scenario.name,
+        "tcp_checks": scenario.tcp,
+        "http_checks": scenario.http,
+        "startup_s": round(ready_s, 2),
+        "first_metrics_scrape": first_scrape,
+        "alone": _window_result(alone, scenario),
+        "memory_mb": daemon.memory(),
+        "verdicts": _verdicts(metrics_url, scenario),
+    }
+    ctx.log(f"  alone: {summary(result['alone'])}")
+    if with_prometheus:
+        prom_dir = ctx.dir(f"prometheus-daemon-{scenario.name}")
+        prom_listen = f"127.0.0.1:{free_port()}"
+        prom_config = daemon_prometheus_config(listen, prom_dir / "prometheus.yml")
+        prometheus = ctx.procs.start(f"prometheus-daemon-{scenario.name}", prometheus_argv(prom_config, prom_listen))
+        wait_http(f"http://{prom_listen}/-/ready", prometheus)
+        time.sleep(ctx.options.prom_warmup)
+        both = measure(ctx, {"daemon": daemon, "prometheus": prometheus}, snapshot)
+        result["with_prometheus"] = _window_result(both, scenario)
+        result["with_prometheus"]["prometheus_memory_mb"] = prometheus.memory()
+        result["with_prometheus"]["scrape"] = _prometheus_health(f"http://{prom_listen}")
+        result["memory_mb_with_prometheus"] = daemon.memory()
+        ctx.log(f"  with its Prometheus: {summary(result['with_prometheus'])}")
+        ctx.procs.stop(prometheus)
+    ctx.procs.stop(daemon)
+    return result
+
+
+def summary(window: dict[str, Any]) -> str:
+    lag = window["lag"]
+    p99 = lag["p99_s"]
+    text = (
+        f"{window['probes_per_s']:.0f} probes/s, {window['daemon_cpu_per_1k']:.3f} CPU-s/1k probes, "
+        f"lag p99 {p99 * 1000 if p99 is not None else float('nan'):.1f} ms, failed {window['failed_probes']:.0f}"
+    )
+    if "with_prometheus_cpu_per_1k" in window:
+        text += f", with Prometheus {window['with_prometheus_cpu_per_1k']:.3f} CPU-s/1k"
+    return text

@@ -1,0 +1,223 @@
+"""Results: the machine's description, and the Markdown tables printed at the end of a run (and
+pasted into BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from bench.context import BLACKBOX, PROMETHEUS, REPO
+
+TARGET_RATIO = 0.5  # daemon CPU per 1,000 probes at most half the peer's
+TARGET_P99_S = 0.100
+TARGET_RSS_MB = 300.0
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "not found"
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "unknown"
+
+
+def machine() -> dict[str, Any]:
+    with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        models = re.findall(r"^model name\s*:\s*(.+)$", fh.read(), re.M)
+    try:
+        import uvloop
+
+        uvloop_version = uvloop.__version__
+    except ImportError:
+        uvloop_version = "not installed"
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": models[0] if models else platform.processor(),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "uvloop": uvloop_version,
+        "prometheus": _version([PROMETHEUS, "--version"]),
+        "blackbox_exporter": _version([BLACKBOX, "--version"]),
+    }
+
+
+def git_revision(rev: str | None) -> dict[str, Any]:
+    """The code under test: an exported revision, or the work tree (with its uncommitted changes)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+        return done.stdout.rstrip()
+
+    if rev:
+        return {"describe": git("rev-parse", "--short", rev), "source": f"git archive {rev}"}
+    changed = [line for line in git("status", "--porcelain", "--", "monitor", "probes").splitlines() if line]
+    return {"describe": git("describe", "--always", "--dirty"), "source": "work tree", "changed_files": changed}
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _pct(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.1f}%"
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _find(phases: list[dict[str, Any]], contender: str, scenario: str) -> dict[str, Any] | None:
+    return next((p for p in phases if p.get("contender") == contender and p.get("scenario") == scenario), None)
+
+
+CONTENDED_CORES = 0.3  # other work above this in a window makes its numbers doubtful
+
+
+def _flag(*windows: dict[str, Any], verdicts: tuple[dict[str, Any], ...] = ()) -> str:
+    """A mark for rows measured on a busy machine or with targets judged down on a healthy farm."""
+    marks = []
+    if any(w.get("other_cores", 0.0) > CONTENDED_CORES for w in windows):
+        marks.append("busy machine")
+    if any(v.get("last_probe_ok_share", 1.0) < 0.99 for v in verdicts):
+        marks.append("targets judged down")
+    return f" ⚠ {', '.join(marks)}" if marks else ""
+
+
+def comparison(phases: list[dict[str, Any]]) -> str:
+    rows = []
+    for scenario in ("tcp", "http"):
+        daemon, peer = _find(phases, "daemon", scenario), _find(phases, "peer", scenario)
+        if not daemon or not peer:
+            continue
+        alone, window = daemon["alone"], peer["window"]
+        with_prom = daemon.get("with_prometheus", {})
+        d, dp, p = alone["daemon_cpu_per_1k"], with_prom.get("with_prometheus_cpu_per_1k"), window["peer_cpu_per_1k"]
+        farm_d = 1000 * alone["farm_cpu_s"] / alone["probes"] if alone["probes"] else None
+        farm_p = 1000 * window["farm_cpu_s"] / window["probes"] if window["probes"] else None
+        flag = _flag(alone, window, verdicts=(daemon["verdicts"], peer["verdicts"]))
+        rows.append(
+            [
+                f"{scenario.upper()} ({'connect' if scenario == 'tcp' else 'GET 2xx'}){flag}",
+                f"{daemon['tcp_checks'] + daemon['http_checks']:,}",
+                f"{alone['probes_per_s']:.0f} / {window['probes_per_s']:.0f}",
+                _f(d),
+                _f(dp),
+                f"{_f(p)} ({_f(window['blackbox_cpu_per_1k'])} + {_f(window['prometheus_cpu_per_1k'])})",
+                _f(d / p if d and p else None, 2),
+                _f(dp / p if dp and p else None, 2),
+                f"{_pct(daemon['verdicts']['last_probe_ok_share'])} / {_pct(peer['verdicts']['last_probe_ok_share'])}",
+                f"{_f(farm_d)} / {_f(farm_p)}",
+                f"{alone['other_cores']:.2f} / {window['other_cores']:.2f}",
+            ]
+        )
+    header = [
+        "probe",
+        "checks",
+        "probes/s daemon / peer",
+        "daemon CPU-s per 1k",
+        "daemon + its Prometheus",
+        "peer: exporter + Prometheus",
+        "ratio daemon / peer",
+        "ratio with Prometheus",
+        "judged up daemon / peer",
+        "farm CPU-s per 1k (daemon / peer phase)",
+        "other load, cores (daemon / peer phase)",
+    ]
+    return _table(header, rows) if rows else ""
+
+
+def _daemon_row(phase: dict[str, Any], window: dict[str, Any], memory: dict[str, float]) -> list[str]:
+    return [
+        f"{phase['tcp_checks'] + phase['http_checks']:,}",
+        f"{window['probes_per_s']:.0f}",
+        _f(window["daemon_cpu_per_1k"]),
+        f"{window['daemon_cores'] * 100:.0f}%",
+        _ms(window["lag"]["p50_s"]),
+        _ms(window["lag"]["p99_s"]),
+        f"{memory.get('VmRSS', 0):.0f} ({memory.get('VmHWM', 0):.0f})",
+        f"{window['failed_probes']:.0f} / {window['skipped_runs']:.0f}",
+        f"{window['other_cores']:.2f}",
+    ]
+
+
+DAEMON_HEADER = [
+    "checks",
+    "probes/s",
+    "CPU-s per 1k probes",
+    "of a core",
+    "lag p50 ms",
+    "lag p99 ms",
+    "RSS MB (peak)",
+    "failed / skipped",
+    "other load, cores",
+]
+
+
+def mixed(phases: list[dict[str, Any]]) -> str:
+    phase = _find(phases, "daemon", "mixed")
+    if not phase:
+        return ""
+    rows = [["alone" + _flag(phase["alone"]), *_daemon_row(phase, phase["alone"], phase["memory_mb"])]]
+    if "with_prometheus" in phase:
+        w = phase["with_prometheus"]
+        row = _daemon_row(phase, w, phase.get("memory_mb_with_prometheus", {}))
+        row[2] += f" (+ Prometheus: {_f(w.get('with_prometheus_cpu_per_1k'))})"
+        rows.append(["scraped every 15 s" + _flag(w), *row])
+    table = _table(["daemon", *DAEMON_HEADER], rows)
+    windows = [("alone", phase["alone"], phase["memory_mb"])]
+    if "with_prometheus" in phase:
+        windows.append(("scraped", phase["with_prometheus"], phase.get("memory_mb_with_prometheus", {})))
+    verdicts = []
+    for name, window, memory in windows:
+        p99, rss = window["lag"]["p99_s"], memory.get("VmRSS", 0.0)
+        lag_ok = p99 is not None and p99 < TARGET_P99_S
+        verdicts.append(
+            f"{name}: p99 lag < 100 ms {'met' if lag_ok else 'MISSED'}, "
+            f"RSS < 300 MB {'met' if rss < TARGET_RSS_MB else 'MISSED'}"
+        )
+    checks = phase["tcp_checks"] + phase["http_checks"]
+    up = _pct(phase["verdicts"]["last_probe_ok_share"])
+    return f"{table}\n\nTargets at {checks:,} checks: {'; '.join(verdicts)}. Judged up: {up}."
+
+
+def scaling(phases: list[dict[str, Any]]) -> str:
+    rows = []
+    tcp_only = [p for p in phases if p.get("contender") == "daemon" and p.get("http_checks") == 0 and "alone" in p]
+    for phase in sorted(tcp_only, key=lambda p: p["tcp_checks"]):
+        row = _daemon_row(phase, phase["alone"], phase["memory_mb"])
+        row[0] += _flag(phase["alone"])
+        rows.append(row)
+    return _table(["TCP " + DAEMON_HEADER[0], *DAEMON_HEADER[1:]], rows) if rows else ""
+
+
+def markdown(results: dict[str, Any]) -> str:
+    phases = results["phases"]
+    m = results["machine"]
+    parts = [
+        f"Machine: {m['nproc']} x {m['cpu_model']}, kernel {m['kernel']}, Python {m['python']}, uvloop {m['uvloop']}",
+        f"Code: {results.get('git', {}).get('describe', '?')}. Window {results['options']['duration']:.0f} s after "
+        f"{results['options']['warmup']:.0f} s warm-up. 'Other load' is CPU used on the machine by anything but the "
+        "measured processes, the farm and the harness (another user's work): it competes for the 2 cores.",
+        "",
+    ]
+    if text := comparison(phases):
+        parts += ["### Daemon vs blackbox_exporter + Prometheus (CPU seconds per 1,000 probes)", text]
+    if text := mixed(phases):
+        parts += ["", "### Daemon, mixed TCP + HTTP", text]
+    if text := scaling(phases):
+        parts += ["", "### Daemon cost by number of TCP checks", text]
+    errors = [p for p in phases if "error" in p]
+    if errors:
+        parts += ["", "### Phases that failed", *(f"- {p['phase']}: {p['error']}" for p in errors)]
+    return "\n".join(parts)
