@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -159,34 +160,43 @@ def services_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
 
 
 class MetricsCache:
-    """Renders /metrics off the event loop, and shares one rendering between scrapes that overlap."""
+    """/metrics: a snapshot of the kept text is taken on the event loop (cheap), joined and compressed
+    in a thread, and shared by scrapes that overlap (Prometheus HA pairs)."""
 
-    def __init__(self, render: Callable[[], bytes], max_age: float = 1.0) -> None:
-        self._render = render
+    def __init__(self, daemon: DaemonView, max_age: float = 1.0) -> None:
+        self._daemon = daemon
         self._max_age = max_age
         self._body = b""
+        self._gzipped: bytes | None = None
         self._at = 0.0
         self._lock = asyncio.Lock()
 
-    async def get(self) -> bytes:
+    async def get(self, gzipped: bool) -> bytes:
         async with self._lock:
             if time.monotonic() - self._at > self._max_age:
-                self._body = await asyncio.to_thread(self._render)
+                snapshot = self._daemon.state_collector.snapshot()
+                self._body = await asyncio.to_thread(
+                    exposition, self._daemon.registry, self._daemon.state_collector, snapshot
+                )
+                self._gzipped = None
                 self._at = time.monotonic()
-            return self._body
+            if not gzipped:
+                return self._body
+            if self._gzipped is None:
+                self._gzipped = await asyncio.to_thread(gzip.compress, self._body, 1)
+            return self._gzipped
 
 
 def build_app(daemon: DaemonView) -> web.Application:
     app = web.Application(middlewares=[problem_middleware])
     guard = daemon.guard
-    cache = MetricsCache(lambda: exposition(daemon.registry, daemon.state_collector))
+    cache = MetricsCache(daemon)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        body = await cache.get()
-        response = web.Response(body=body, headers={"Content-Type": TEXT_FORMAT})
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            response.enable_compression()
-        return response
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        body = await cache.get(gzipped)
+        headers = {"Content-Type": TEXT_FORMAT, **({"Content-Encoding": "gzip"} if gzipped else {})}
+        return web.Response(body=body, headers=headers)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.api import build_app
 from monitor.availability.live import SLOTracker
-from monitor.availability.metrics import slo_provider
+from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
@@ -70,7 +70,7 @@ class Daemon:
         self.incidents = self.response.incidents
         self.slo = SLOTracker(self.store, lambda: self.engine, self.clock.now)
         self.monthly = MonthlyJob(self.store, lambda: self.engine.inventory, self.data_dir, self.clock.now)
-        self.state_collector.providers.append(slo_provider(self.slo.status, lambda: self.engine.inventory))
+        self.state_collector.providers.append(SLOProvider(self.slo.status, lambda: self.engine.inventory))
         # who hears about state changes: incidents (and playbooks), live SLO figures
         self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
@@ -105,6 +105,8 @@ class Daemon:
             inv.module_limits,
         )
         self._scheduler.set_checks(inv.checks)
+        self.state_collector.rebuild()
+        self.state_collector.attached = True  # from here on results keep its text up to date
         self._count_config(inv)
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(now)
@@ -245,10 +247,13 @@ class Daemon:
         result = await self._runner.run(check)
         outcome = self.engine.observe(check.id, result, self.clock.now())
         self.metrics.count_probe(check.kind, result.ok)
+        if (rt := self.engine.checks.get(check.id)) is not None:
+            self.state_collector.on_result(rt)
         if outcome.transitions or outcome.flapping or outcome.recheck:
             self._dispatch(outcome)
 
     def _dispatch(self, outcome: Outcome) -> None:
+        self.state_collector.on_outcome(outcome)
         for t in outcome.transitions:
             log.info(
                 "state_changed",
@@ -301,6 +306,7 @@ class Daemon:
         if self._runner is not None:
             self._runner.probes = self.probes
         self._dispatch(self.engine.apply_inventory(inventory, self.clock.now()))
+        self.state_collector.rebuild()  # removed checks and services leave /metrics
         if self._scheduler is not None:
             self._scheduler.set_limits(inventory.daemon.max_concurrent_probes, inventory.module_limits)
             self._scheduler.set_checks(inventory.checks)

@@ -1,10 +1,11 @@
-"""Prometheus metrics: the daemon's own health, and per-check/per-service state from a custom Collector.
+"""Prometheus metrics: the daemon's own health, and per-check/per-service state.
 
-Per-target series come from `StateCollector`, which reads the engine's current state at scrape
-time, so a check removed by a reload disappears by itself. prometheus-client's generic text writer
-needs ~3 s for the ~120k series of 10,000 checks, so `exposition()` writes those families itself
-from label strings escaped once per check (~60 ms), and renders everything else with
-`generate_latest`. Both paths produce the same samples (a test holds them to it).
+Per-target series come from `StateCollector`. For prometheus-client (`generate_latest`, tests) it is a
+custom Collector reading the engine's current state, so a check removed by a reload disappears by
+itself. For /metrics the same series are kept as text, rewritten when a result or state change
+arrives (monitor.metrics_text): a scrape of 10,000 checks then only joins chunks instead of spending
+seconds formatting 150,000 lines while the event loop waits. Both paths give the same samples (a test
+holds them to it).
 """
 
 from __future__ import annotations
@@ -12,78 +13,37 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
 from monitor.config.prefectures import all_prefectures
-from monitor.engine import CheckRuntime, Engine
-from monitor.inventory import METRIC_LABELS, Check, Service
-from monitor.state import ALL_STATES, State
-from probes import base
-
-CHECK_LABELS = ("check", "target", "module", "kind", *METRIC_LABELS)
-SERVICE_LABELS = ("service", "tier", "prefecture", "system")
-
-# (metric name, help, result value key, extra label name and value) for values a probe measured.
-VALUE_METRICS: tuple[tuple[str, str, str, tuple[str, str] | None], ...] = (
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MIN, ("stat", "min")),
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_AVG, ("stat", "avg")),
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MAX, ("stat", "max")),
-    ("monitor_icmp_jitter_seconds", "ICMP round-trip jitter of the last probe.", base.JITTER, None),
-    ("monitor_icmp_packet_loss_ratio", "Share of ICMP echo requests unanswered in the last probe.", base.LOSS, None),
-    ("monitor_http_status_code", "HTTP status code of the last probe.", base.HTTP_STATUS, None),
-    ("monitor_http_redirects", "Redirects followed in the last probe.", base.HTTP_REDIRECTS, None),
-    ("monitor_http_version", "HTTP version of the last response.", base.HTTP_VERSION, None),
-    ("monitor_http_content_length_bytes", "Body bytes read in the last probe.", base.CONTENT_LENGTH, None),
-    ("monitor_tls_cert_expiry_timestamp_seconds", "notAfter of the peer's leaf certificate.", base.TLS_NOT_AFTER, None),
-    (
-        "monitor_tls_earliest_cert_expiry_timestamp_seconds",
-        "Earliest notAfter in the peer's certificate chain.",
-        base.TLS_EARLIEST_NOT_AFTER,
-        None,
-    ),
-    ("monitor_crl_next_update_timestamp_seconds", "nextUpdate of the CRL served.", base.CRL_NEXT_UPDATE, None),
-    ("monitor_crl_this_update_timestamp_seconds", "thisUpdate of the CRL served.", base.CRL_THIS_UPDATE, None),
-    ("monitor_dns_answer_rrs", "Answer records in the last DNS response.", base.DNS_ANSWERS, None),
-    ("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", base.DNS_RCODE, None),
+from monitor.engine import CheckRuntime, Engine, Outcome
+from monitor.metrics_text import (
+    CHECK_LABELS,
+    CHECK_STATE,
+    FIXED,
+    PHASES,
+    SERVICE_LABELS,
+    SERVICE_UP,
+    VALUE_METRICS,
+    LiveText,
+    check_label_values,
+    join_labels,
+    number,
+    render_snapshot,
+    service_label_values,
 )
-PHASES = (
-    "resolve", "connect", "tls", "processing", "transfer", "dialogue", "query",
-    "system", "labels", "interfaces", "oids",  # SNMP
-)  # fmt: skip
+from monitor.state import ALL_STATES
+from probes import base
 
 _skip_state = contextvars.ContextVar("skip_state_collector", default=False)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(check: Check) -> tuple[str, ...]:
-    t = check.target
-    return (check.id, t.name, check.module, check.kind, *(t.labels.get(k, "") for k in METRIC_LABELS))
-
-
-def _service_labels(service: Service) -> tuple[str, ...]:
-    return (service.name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
-
-
 Row = tuple[tuple[str, ...], tuple[tuple[str, str], ...], float]  # check labels, a series' own labels, value
-
-
-def _number(value: float) -> str:
-    """What floatToGoString writes, faster for the common whole numbers (counters)."""
-    if value == 1:
-        return "1.0"
-    if value == 0:
-        return "0.0"
-    if value.is_integer() and -1e15 < value < 1e15:
-        return f"{int(value)}.0"
-    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 class Families:
@@ -148,39 +108,22 @@ class Families:
                 family.add_metric(self._row_values(names, row), row[2])
             yield family
 
-    def text(self, prefix_cache: dict[tuple[str, ...], str], row_cache: dict[tuple[tuple[str, str], ...], str]) -> str:
-        out: list[str] = []
-        append = out.append
-        for name, (help_text, names, kind) in self.meta.items():
-            help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-            append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
-            for values, value in self.samples[name]:
-                prefix = prefix_cache.get(values)
-                if prefix is None:
-                    prefix = prefix_cache[values] = _join(names, values)
-                append(f"{name}{{{prefix}}} {_number(value)}\n")
-            rows = self.rows.get(name)
-            if not rows:
-                continue
-            extra = names[len(CHECK_LABELS) :]
-            for row in rows:
-                check, own, value = row
-                head = prefix_cache.get(check)
-                if head is None:
-                    head = prefix_cache[check] = _join(CHECK_LABELS, check)
-                tail = row_cache.get(own)
-                if tail is None:
-                    if tuple(k for k, _ in own) != extra:  # label names differ from the family's: fill in
-                        own = tuple(zip(extra, self._row_values(names, row)[len(CHECK_LABELS) :], strict=True))
-                    tail = row_cache[row[1]] = ",".join(f'{k}="{_escape(v)}"' for k, v in own)
-                append(
-                    f"{name}{{{head},{tail}}} {_number(value)}\n" if tail else f"{name}{{{head}}} {_number(value)}\n"
-                )
-        return "".join(out)
+
+class Provider(Protocol):
+    """More per-subject families (SLO figures): for prometheus-client, and as text for /metrics."""
+
+    def add(self, fam: Families) -> None: ...
+
+    def text(self) -> str: ...
 
 
-def _join(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+def families_text(fam: Families) -> str:
+    """Exposition text of plain samples (not probe series): for providers' families."""
+    out = []
+    for name, (help_text, names, kind) in fam.meta.items():
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        out.extend(f"{name}{{{join_labels(names, values)}}} {number(value)}\n" for values, value in fam.samples[name])
+    return "".join(out)
 
 
 class StateCollector(Collector):
@@ -188,70 +131,66 @@ class StateCollector(Collector):
 
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
-        self._prefixes: dict[tuple[str, ...], str] = {}
-        self.providers: list[Callable[[Families], None]] = []  # more per-subject families (SLO figures)
-        self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped label text of table rows
+        self.providers: list[Provider] = []
+        self.live = LiveText()
+        self.attached = False  # True once a daemon keeps `live` up to date; otherwise exposition rebuilds it
+
+    # --- kept up to date by the daemon (event loop) -------------------------------------------
+
+    def rebuild(self) -> None:
+        self.live.rebuild(self._engine())
+
+    def on_result(self, rt: CheckRuntime) -> None:
+        self.live.check_result(rt)
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        engine = self._engine()
+        for t in outcome.transitions:
+            if t.kind == "check" and (rt := engine.checks.get(t.id)) is not None:
+                self.live.check_state(rt)
+            elif t.kind == "service" and (srt := engine.services.get(t.id)) is not None:
+                self.live.service(srt)
+        for check_id, _event in outcome.flapping:
+            if (rt := engine.checks.get(check_id)) is not None:
+                self.live.check_state(rt)
+
+    # --- prometheus-client's path ---------------------------------------------------------------
 
     def _gather(self) -> Families:
         engine = self._engine()
         fam = Families()
-        checks = list(engine.checks.values())  # engine replaces (never resizes) these dicts: safe in a thread
-        for rt in checks:
+        for rt in list(engine.checks.values()):
             self._check_samples(fam, rt)
         for srt in list(engine.services.values()):
-            labels = _service_labels(srt.service)
-            up = {State.UP: 1.0, State.DEGRADED: 1.0, State.DOWN: 0.0, State.UNREACHABLE: 0.0}.get(srt.state)
+            labels = service_label_values(srt.service)
+            up = SERVICE_UP.get(srt.state)
             if up is not None:  # no sample in maintenance or while unknown: the SLI skips those times
-                fam.add(
-                    "monitor_service_up", "1 if the service is up or degraded, 0 if down.", SERVICE_LABELS, labels, up
-                )
+                fam.add("monitor_service_up", FIXED["monitor_service_up"][0], SERVICE_LABELS, labels, up)
             for state in ALL_STATES:
-                fam.add(
-                    "monitor_service_state",
-                    "Current state of the service (1 for the current state).",
-                    (*SERVICE_LABELS, "state"),
-                    (*labels, state.value),
-                    1.0 if srt.state == state else 0.0,
-                )
+                fam.add("monitor_service_state", FIXED["monitor_service_state"][0], (*SERVICE_LABELS, "state"),
+                        (*labels, state.value), 1.0 if srt.state == state else 0.0)  # fmt: skip
         for provider in self.providers:
-            provider(fam)
+            provider.add(fam)
         return fam
 
     def _check_samples(self, fam: Families, rt: CheckRuntime) -> None:
-        labels = _labels(rt.check)
+        labels = check_label_values(rt.check)
         for state in ALL_STATES:
-            fam.add(
-                "monitor_check_state",
-                "Current state of the check (1 for the current state).",
-                (*CHECK_LABELS, "state"),
-                (*labels, state.value),
-                1.0 if rt.state == state else 0.0,
-            )
-        fam.add(
-            "monitor_check_flapping", "1 while the check is flapping.", CHECK_LABELS, labels, float(rt.machine.flapping)
-        )
+            fam.add(CHECK_STATE, FIXED[CHECK_STATE][0], (*CHECK_LABELS, "state"), (*labels, state.value),
+                    1.0 if rt.state == state else 0.0)  # fmt: skip
+        fam.add("monitor_check_flapping", FIXED["monitor_check_flapping"][0], CHECK_LABELS, labels,
+                float(rt.machine.flapping))  # fmt: skip
         result = rt.last
         if result is None:
             return
-        fam.add("monitor_probe_success", "1 if the last probe succeeded.", CHECK_LABELS, labels, float(result.ok))
-        fam.add("monitor_probe_duration_seconds", "Duration of the last probe.", CHECK_LABELS, labels, result.duration)
-        fam.add(
-            "monitor_probe_timestamp_seconds",
-            "When the last probe finished.",
-            CHECK_LABELS,
-            labels,
-            result.finished_at,
-        )
+        basics = {"monitor_probe_success": float(result.ok), "monitor_probe_duration_seconds": result.duration,
+                  "monitor_probe_timestamp_seconds": result.finished_at}  # fmt: skip
+        for name, basic in basics.items():
+            fam.add(name, FIXED[name][0], CHECK_LABELS, labels, basic)
         for phase in PHASES:
-            seconds = result.phases.get(phase)
-            if seconds is not None:
-                fam.add(
-                    "monitor_probe_phase_duration_seconds",
-                    "Duration of each phase of the last probe.",
-                    (*CHECK_LABELS, "phase"),
-                    (*labels, phase),
-                    seconds,
-                )
+            if phase in result.phases:
+                name = "monitor_probe_phase_duration_seconds"
+                fam.add(name, FIXED[name][0], (*CHECK_LABELS, "phase"), (*labels, phase), result.phases[phase])
         for name, help_text, key, extra in VALUE_METRICS:
             value = result.values.get(key)
             if value is None:
@@ -268,12 +207,16 @@ class StateCollector(Collector):
             return
         yield from self._gather().families()
 
-    def render_text(self) -> str:
-        if len(self._prefixes) > 500_000:  # labels of removed checks: start over
-            self._prefixes.clear()
-        if len(self._rows) > 4_000_000:  # interfaces renamed or gone
-            self._rows.clear()
-        return self._gather().text(self._prefixes, self._rows)
+    # --- /metrics ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> list[tuple[str, list[str]]]:
+        if not self.attached:
+            self.rebuild()
+        return self.live.snapshot()
+
+    def render(self, snapshot: list[tuple[str, list[str]]]) -> str:
+        """The text of a snapshot plus the providers' (may run in a thread)."""
+        return render_snapshot(snapshot) + "".join(provider.text() for provider in self.providers)
 
 
 @contextmanager
@@ -285,11 +228,14 @@ def _without_state() -> Iterator[None]:
         _skip_state.reset(token)
 
 
-def exposition(registry: CollectorRegistry, state: StateCollector) -> bytes:
-    """The /metrics body: the registry's metrics, with the state families written on the fast path."""
+def exposition(
+    registry: CollectorRegistry, state: StateCollector, snapshot: list[tuple[str, list[str]]] | None = None
+) -> bytes:
+    """The /metrics body: the registry's own metrics, then the state families as kept text. Take the
+    snapshot on the event loop and pass it when calling this from a thread."""
     with _without_state():
         head = generate_latest(registry)
-    return head + state.render_text().encode()
+    return head + state.render(snapshot if snapshot is not None else state.snapshot()).encode()
 
 
 class DaemonMetrics:

@@ -150,3 +150,40 @@ def test_promtool_check_metrics_passes(setup: tuple[CollectorRegistry, StateColl
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     assert proc.stdout.decode().strip() == "" and proc.stderr.decode().strip() == ""
+
+
+def test_kept_text_follows_incremental_updates(
+    setup: tuple[CollectorRegistry, StateCollector, Engine], load_yaml_config: Loader
+) -> None:
+    """Kept up to date result by result (as the daemon does), the /metrics text equals a fresh prometheus-client
+    rendering after state changes, a flapping change, values and phases that come and go, and a reload."""
+    registry, collector, engine = setup
+    collector.rebuild()
+    collector.attached = True
+
+    def observe(check: str, result: ProbeResult) -> None:
+        outcome = engine.observe(check, result, 2.0)
+        collector.on_result(engine.checks[check])
+        collector.on_outcome(outcome)
+
+    for _ in range(3):  # confirms DOWN: state series and the service change
+        observe(
+            "tokyo-edge/ping",
+            ProbeResult(ok=False, error="100% packet loss", duration=2.0, finished_at=1_700_000_010.0),
+        )
+    plain = ProbeResult(ok=True, duration=0.3, finished_at=1_700_000_011.0)  # no phases, no TLS facts any more
+    observe("tokyo-edge/web", plain)
+    series = snmp_result()
+    series.series = series.series[:2]  # the interfaces are gone from this poll
+    observe("tokyo-edge/snmp", series)
+    fast = exposition(registry, collector, collector.snapshot())
+    assert samples(fast.decode()) == samples(generate_latest(registry).decode())
+    assert b'monitor_check_state{check="tokyo-edge/ping"' in fast and b"monitor_if_in_octets_total" not in fast
+
+    engine.apply_inventory(
+        load_yaml_config(CONFIG.replace(", parent: tokyo-edge, modules: [ping]", ", modules: []")).inventory, 3.0
+    )
+    collector.rebuild()
+    after = exposition(registry, collector, collector.snapshot())
+    assert b'check="osaka-edge/ping"' not in after
+    assert samples(after.decode()) == samples(generate_latest(registry).decode())

@@ -1,4 +1,4 @@
-"""SLO figures as Prometheus series, added to the state collector's fast path."""
+"""SLO figures as Prometheus series, a provider of the state collector."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from monitor.availability.live import SLOStatus
 from monitor.inventory import Inventory
-from monitor.metrics import SERVICE_LABELS, Families
+from monitor.metrics import Families, families_text
+from monitor.metrics_text import SERVICE_LABELS
 
 WINDOW_LABELS = (*SERVICE_LABELS, "slo_window")
 BURN_LABELS = (*SERVICE_LABELS, "window")
@@ -26,12 +27,28 @@ HELP = {
 }
 
 
-def slo_provider(
-    status: Callable[[], dict[str, SLOStatus]], inventory: Callable[[], Inventory]
-) -> Callable[[Families], None]:
-    def add(fam: Families) -> None:
-        services = inventory().services
-        for name, s in status().items():
+class SLOProvider:
+    """The SLO families for both metrics paths; the text is cached while the figures are unchanged."""
+
+    def __init__(self, status: Callable[[], dict[str, SLOStatus]], inventory: Callable[[], Inventory]) -> None:
+        self._status = status
+        self._inventory = inventory
+        self._text: tuple[int, str] | None = None
+
+    def text(self) -> str:
+        status = self._status()  # the tracker hands out the same dict until it recomputes
+        if self._text is None or self._text[0] != id(status):
+            fam = Families()
+            self._add(fam, status)
+            self._text = (id(status), families_text(fam))
+        return self._text[1]
+
+    def add(self, fam: Families) -> None:
+        self._add(fam, self._status())
+
+    def _add(self, fam: Families, statuses: dict[str, SLOStatus]) -> None:
+        services = self._inventory().services
+        for name, s in statuses.items():
             service = services.get(name)
             if service is None:
                 continue
@@ -53,12 +70,5 @@ def slo_provider(
                     fam.add(metric, HELP[metric], WINDOW_LABELS, labels, value)
             for window, rate in s.burn_rates.items():
                 if rate is not None:
-                    fam.add(
-                        "monitor_service_burn_rate",
-                        HELP["monitor_service_burn_rate"],
-                        BURN_LABELS,
-                        (*base, window),
-                        rate,
-                    )
-
-    return add
+                    fam.add("monitor_service_burn_rate", HELP["monitor_service_burn_rate"], BURN_LABELS,
+                            (*base, window), rate)  # fmt: skip

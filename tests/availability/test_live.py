@@ -11,7 +11,7 @@ import pytest
 
 from monitor.availability.calc import RunningTotals, StateSpan, compute
 from monitor.availability.live import SLOTracker
-from monitor.availability.metrics import slo_provider
+from monitor.availability.metrics import SLOProvider
 from monitor.availability.periods import month_span
 from monitor.engine import Engine, Transition
 from monitor.metrics import Families
@@ -86,7 +86,7 @@ async def test_tracker_incremental_equals_full_and_gauges(load_yaml_config: Load
     expected_budget = 0.001 * (30 * 86400 - full.maintenance_seconds - full.gap_seconds)
     assert later.budget_total_seconds == pytest.approx(expected_budget)
     fam = Families()
-    slo_provider(lambda: {"portal": later}, lambda: inventory)(fam)
+    SLOProvider(lambda: {"portal": later}, lambda: inventory).add(fam)
     names = set(fam.meta)
     assert {"monitor_service_availability_ratio", "monitor_service_error_budget_remaining_seconds",
             "monitor_service_error_budget_remaining_ratio", "monitor_service_burn_rate"} <= names  # fmt: skip

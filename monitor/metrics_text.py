@@ -1,0 +1,225 @@
+"""The per-check and per-service part of /metrics, kept as text and updated as results arrive.
+
+At 10,000 checks /metrics has ~150,000 lines. Rendering them all at scrape time costs seconds of
+Python holding the interpreter lock, which stalls the event loop (and so the probe schedule) however
+it is threaded. Instead each check's lines are written when its result arrives (a few microseconds,
+spread over the probe path) into one chunk per metric family and check; a scrape only joins the
+chunks. Families stay contiguous, as the exposition format requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.utils import floatToGoString
+
+from monitor.engine import CheckRuntime, Engine, ServiceRuntime
+from monitor.inventory import METRIC_LABELS, Check, Service
+from monitor.state import ALL_STATES, State
+from probes import base
+
+CHECK_LABELS = ("check", "target", "module", "kind", *METRIC_LABELS)
+SERVICE_LABELS = ("service", "tier", "prefecture", "system")
+CHECK_STATE = "monitor_check_state"
+SERVICE_UP = {State.UP: 1.0, State.DEGRADED: 1.0, State.DOWN: 0.0, State.UNREACHABLE: 0.0}
+
+# (metric name, help, result value key, extra label name and value) for values a probe measured.
+VALUE_METRICS: tuple[tuple[str, str, str, tuple[str, str] | None], ...] = (
+    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MIN, ("stat", "min")),
+    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_AVG, ("stat", "avg")),
+    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MAX, ("stat", "max")),
+    ("monitor_icmp_jitter_seconds", "ICMP round-trip jitter of the last probe.", base.JITTER, None),
+    ("monitor_icmp_packet_loss_ratio", "Share of ICMP echo requests unanswered in the last probe.", base.LOSS, None),
+    ("monitor_http_status_code", "HTTP status code of the last probe.", base.HTTP_STATUS, None),
+    ("monitor_http_redirects", "Redirects followed in the last probe.", base.HTTP_REDIRECTS, None),
+    ("monitor_http_version", "HTTP version of the last response.", base.HTTP_VERSION, None),
+    ("monitor_http_content_length_bytes", "Body bytes read in the last probe.", base.CONTENT_LENGTH, None),
+    ("monitor_tls_cert_expiry_timestamp_seconds", "notAfter of the peer's leaf certificate.", base.TLS_NOT_AFTER, None),
+    (
+        "monitor_tls_earliest_cert_expiry_timestamp_seconds",
+        "Earliest notAfter in the peer's certificate chain.",
+        base.TLS_EARLIEST_NOT_AFTER,
+        None,
+    ),
+    ("monitor_crl_next_update_timestamp_seconds", "nextUpdate of the CRL served.", base.CRL_NEXT_UPDATE, None),
+    ("monitor_crl_this_update_timestamp_seconds", "thisUpdate of the CRL served.", base.CRL_THIS_UPDATE, None),
+    ("monitor_dns_answer_rrs", "Answer records in the last DNS response.", base.DNS_ANSWERS, None),
+    ("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", base.DNS_RCODE, None),
+)
+PHASES = (
+    "resolve", "connect", "tls", "processing", "transfer", "dialogue", "query",
+    "system", "labels", "interfaces", "oids",  # SNMP
+)  # fmt: skip
+# Fixed families in the order /metrics lists them: name -> (help, type)
+FIXED: dict[str, tuple[str, str]] = {
+    CHECK_STATE: ("Current state of the check (1 for the current state).", "gauge"),
+    "monitor_check_flapping": ("1 while the check is flapping.", "gauge"),
+    "monitor_probe_success": ("1 if the last probe succeeded.", "gauge"),
+    "monitor_probe_duration_seconds": ("Duration of the last probe.", "gauge"),
+    "monitor_probe_timestamp_seconds": ("When the last probe finished.", "gauge"),
+    "monitor_probe_phase_duration_seconds": ("Duration of each phase of the last probe.", "gauge"),
+    **{name: (help_text, "gauge") for name, help_text, _, _ in VALUE_METRICS},
+    "monitor_service_up": ("1 if the service is up or degraded, 0 if down.", "gauge"),
+    "monitor_service_state": ("Current state of the service (1 for the current state).", "gauge"),
+}
+_RESULT_FAMILIES = ("monitor_probe_success", "monitor_probe_duration_seconds", "monitor_probe_timestamp_seconds",
+                    "monitor_probe_phase_duration_seconds", *dict.fromkeys(v[0] for v in VALUE_METRICS))  # fmt: skip
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def join_labels(names: Iterable[str], values: Iterable[str]) -> str:
+    return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def number(value: float) -> str:
+    """What floatToGoString writes, faster for the common whole numbers (counters)."""
+    if value == 1:
+        return "1.0"
+    if value == 0:
+        return "0.0"
+    if value.is_integer() and -1e15 < value < 1e15:
+        return f"{int(value)}.0"
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
+def check_label_values(check: Check) -> tuple[str, ...]:
+    t = check.target
+    return (check.id, t.name, check.module, check.kind, *(t.labels.get(k, "") for k in METRIC_LABELS))
+
+
+def service_label_values(service: Service) -> tuple[str, ...]:
+    return (service.name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
+
+
+class LiveText:
+    """Exposition chunks per family and subject, rewritten when a subject changes."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, dict[str, str]] = {}  # family -> subject -> lines
+        self.meta: dict[str, tuple[str, str]] = {}  # family -> (help, type), also of probe series
+        self._prefix: dict[str, str] = {}  # check id -> escaped label text
+        self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped text of a series' own labels
+        self._series_names: dict[str, set[str]] = {}  # check id -> series families it wrote last time
+        self._reset()
+
+    def _reset(self) -> None:
+        self.families = {name: {} for name in FIXED}
+        self.meta = dict(FIXED)
+        self._prefix.clear()
+        self._series_names.clear()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def rebuild(self, engine: Engine) -> None:
+        """Everything from the engine's state: at start, after a reload (removed subjects disappear)."""
+        self._reset()
+        for rt in engine.checks.values():
+            self.check_state(rt)
+            self.check_result(rt)
+        for srt in engine.services.values():
+            self.service(srt)
+
+    def _check_prefix(self, rt: CheckRuntime) -> str:
+        prefix = self._prefix.get(rt.check.id)
+        if prefix is None:
+            prefix = self._prefix[rt.check.id] = join_labels(CHECK_LABELS, check_label_values(rt.check))
+        return prefix
+
+    def check_state(self, rt: CheckRuntime) -> None:
+        p = self._check_prefix(rt)
+        self.families[CHECK_STATE][rt.check.id] = "".join(
+            f'{CHECK_STATE}{{{p},state="{s.value}"}} {"1.0" if rt.state == s else "0.0"}\n' for s in ALL_STATES
+        )
+        flapping = "1.0" if rt.machine.flapping else "0.0"
+        self.families["monitor_check_flapping"][rt.check.id] = f"monitor_check_flapping{{{p}}} {flapping}\n"
+
+    def check_result(self, rt: CheckRuntime) -> None:
+        result = rt.last
+        cid = rt.check.id
+        fams = self.families
+        if result is None:
+            for name in _RESULT_FAMILIES:
+                fams[name].pop(cid, None)
+            return
+        p = self._check_prefix(rt)
+        fams["monitor_probe_success"][cid] = f"monitor_probe_success{{{p}}} {'1.0' if result.ok else '0.0'}\n"
+        fams["monitor_probe_duration_seconds"][cid] = (
+            f"monitor_probe_duration_seconds{{{p}}} {number(result.duration)}\n"
+        )
+        fams["monitor_probe_timestamp_seconds"][cid] = (
+            f"monitor_probe_timestamp_seconds{{{p}}} {number(result.finished_at)}\n"
+        )
+        phases = "".join(
+            f'monitor_probe_phase_duration_seconds{{{p},phase="{phase}"}} {number(result.phases[phase])}\n'
+            for phase in PHASES
+            if phase in result.phases
+        )
+        self._put("monitor_probe_phase_duration_seconds", cid, phases)
+        values = result.values
+        chunks: dict[str, str] = {}
+        for name, _help, key, extra in VALUE_METRICS:
+            value = values.get(key)
+            if value is not None:
+                label = f',{extra[0]}="{extra[1]}"' if extra else ""
+                chunks[name] = chunks.get(name, "") + f"{name}{{{p}{label}}} {number(value)}\n"
+        for name in dict.fromkeys(v[0] for v in VALUE_METRICS):
+            self._put(name, cid, chunks.get(name, ""))
+        self._series(cid, p, result.series)
+
+    def _series(self, cid: str, prefix: str, series: list[base.Series]) -> None:
+        """A probe's labelled samples (SNMP interfaces), one chunk per family; the first sample of a name
+        fixes its help and type."""
+        chunks: dict[str, list[str]] = {}
+        rows = self._rows
+        for sample in series:
+            if sample.name not in self.meta:
+                self.meta[sample.name] = (sample.help, sample.type)
+                self.families[sample.name] = {}
+            elif sample.name in FIXED:  # not ours to extend
+                continue
+            own = rows.get(sample.labels)
+            if own is None:
+                if len(rows) > 4_000_000:  # interfaces renamed or gone over a long time: start over
+                    rows.clear()
+                own = rows[sample.labels] = "".join(f',{k}="{escape(v)}"' for k, v in sample.labels)
+            chunks.setdefault(sample.name, []).append(f"{sample.name}{{{prefix}{own}}} {number(sample.value)}\n")
+        for name in self._series_names.get(cid, set()) - chunks.keys():
+            self.families[name].pop(cid, None)
+        for name, lines in chunks.items():
+            self.families[name][cid] = "".join(lines)
+        self._series_names[cid] = set(chunks)
+
+    def _put(self, family: str, subject: str, text: str) -> None:
+        if text:
+            self.families[family][subject] = text
+        else:
+            self.families[family].pop(subject, None)
+
+    def service(self, srt: ServiceRuntime) -> None:
+        name = srt.service.name
+        p = join_labels(SERVICE_LABELS, service_label_values(srt.service))
+        up = SERVICE_UP.get(srt.state)  # no sample in maintenance or while unknown: the SLI skips those times
+        self._put("monitor_service_up", name, f"monitor_service_up{{{p}}} {number(up)}\n" if up is not None else "")
+        self.families["monitor_service_state"][name] = "".join(
+            f'monitor_service_state{{{p},state="{s.value}"}} {"1.0" if srt.state == s else "0.0"}\n' for s in ALL_STATES
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def snapshot(self) -> list[tuple[str, list[str]]]:
+        """(family header, chunks) of every non-empty family. Cheap, so it runs on the event loop; the
+        join of the chunks (the expensive part) can then happen in a thread."""
+        out = []
+        for name, chunks in self.families.items():
+            if chunks:
+                help_text, kind = self.meta[name]
+                help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+                out.append((f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n", list(chunks.values())))
+        return out
+
+
+def render_snapshot(snapshot: list[tuple[str, list[str]]]) -> str:
+    return "".join(header + "".join(chunks) for header, chunks in snapshot)
