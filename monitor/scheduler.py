@@ -40,10 +40,13 @@ class SchedulerMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge("monitor_probes_in_flight", "Probes running now.", registry=registry)
-        self.waiting = Gauge(
-            "monitor_probes_waiting", "Probes due but waiting for a concurrency slot.", registry=registry
-        )
+        # plain counts on the probe path, read by the gauges at scrape time (no lock per probe)
+        self.in_flight = 0
+        self.waiting = 0
+        in_flight = Gauge("monitor_probes_in_flight", "Probes running now.", registry=registry)
+        in_flight.set_function(lambda: self.in_flight)
+        waiting = Gauge("monitor_probes_waiting", "Probes due but waiting for a concurrency slot.", registry=registry)
+        waiting.set_function(lambda: self.waiting)
         self.skipped = Counter(
             "monitor_probes_skipped_total",
             "Probe runs skipped because the previous run of the same check was still going.",
@@ -168,20 +171,20 @@ class Scheduler:
         metrics = self._metrics
         acquired: list[asyncio.Semaphore] = []
         try:
-            metrics.waiting.inc()
+            metrics.waiting += 1
             try:
                 for slot in slots:
                     await slot.acquire()
                     acquired.append(slot)
             finally:
-                metrics.waiting.dec()
+                metrics.waiting -= 1
             start = self._loop.time()
             metrics.lag.observe(max(0.0, start - due))
-            metrics.in_flight.inc()
+            metrics.in_flight += 1
             try:
                 await self._execute(check)
             finally:
-                metrics.in_flight.dec()
+                metrics.in_flight -= 1
         finally:
             for slot in acquired:
                 slot.release()

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import aiohttp
 from cryptography import x509
 from pydantic import Field
+from yarl import URL
 
 from probes import base, tls
 from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
@@ -147,6 +148,16 @@ class HTTPProbe:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._trace = _trace_config()
         self._tls = tls.ContextCache()
+        self._urls: dict[str, URL] = {}
+
+    def _parsed(self, url: str) -> URL:
+        """The same few URLs are probed over and over: parse (and IDNA-encode) each once."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 100_000:  # bounded: URLs built from ever-changing params cannot grow it forever
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
 
     def _session(self, settings: HTTPSettings) -> aiohttp.ClientSession:
         session = self._sessions.get(settings.cache_key)
@@ -158,6 +169,7 @@ class HTTPProbe:
                 ssl=self._tls.get(settings.tls_config),
                 family=family,
                 ttl_dns_cache=None,
+                happy_eyeballs_delay=None,  # one connect attempt at a time: a probe measures one path
             )
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -196,7 +208,7 @@ class HTTPProbe:
         try:
             async with self._session(settings).request(
                 settings.method,
-                url,
+                self._parsed(url),
                 headers=headers,
                 data=settings.body,
                 allow_redirects=settings.follow_redirects,
