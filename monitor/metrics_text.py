@@ -62,8 +62,10 @@ FIXED: dict[str, tuple[str, str]] = {
     "monitor_service_up": ("1 if the service is up or degraded, 0 if down.", "gauge"),
     "monitor_service_state": ("Current state of the service (1 for the current state).", "gauge"),
 }
+_VALUE_BY_KEY = {key: (name, f',{extra[0]}="{extra[1]}"' if extra else "") for name, _, key, extra in VALUE_METRICS}
+_PHASES = frozenset(PHASES)
 _RESULT_FAMILIES = ("monitor_probe_success", "monitor_probe_duration_seconds", "monitor_probe_timestamp_seconds",
-                    "monitor_probe_phase_duration_seconds", *dict.fromkeys(v[0] for v in VALUE_METRICS))  # fmt: skip
+                    "monitor_probe_phase_duration_seconds")  # fmt: skip
 
 
 def escape(value: str) -> str:
@@ -102,14 +104,14 @@ class LiveText:
         self.meta: dict[str, tuple[str, str]] = {}  # family -> (help, type), also of probe series
         self._prefix: dict[str, str] = {}  # check id -> escaped label text
         self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped text of a series' own labels
-        self._series_names: dict[str, set[str]] = {}  # check id -> series families it wrote last time
+        self._written: dict[str, set[str]] = {}  # check id -> value and series families it wrote last time
         self._reset()
 
     def _reset(self) -> None:
         self.families = {name: {} for name in FIXED}
         self.meta = dict(FIXED)
         self._prefix.clear()
-        self._series_names.clear()
+        self._written.clear()
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class LiveText:
         cid = rt.check.id
         fams = self.families
         if result is None:
-            for name in _RESULT_FAMILIES:
+            for name in (*_RESULT_FAMILIES, *self._written.pop(cid, ())):
                 fams[name].pop(cid, None)
             return
         p = self._check_prefix(rt)
@@ -153,24 +155,22 @@ class LiveText:
             f"monitor_probe_timestamp_seconds{{{p}}} {number(result.finished_at)}\n"
         )
         phases = "".join(
-            f'monitor_probe_phase_duration_seconds{{{p},phase="{phase}"}} {number(result.phases[phase])}\n'
-            for phase in PHASES
-            if phase in result.phases
+            f'monitor_probe_phase_duration_seconds{{{p},phase="{phase}"}} {number(seconds)}\n'
+            for phase, seconds in result.phases.items()
+            if phase in _PHASES
         )
         self._put("monitor_probe_phase_duration_seconds", cid, phases)
-        values = result.values
         chunks: dict[str, str] = {}
-        for name, _help, key, extra in VALUE_METRICS:
-            value = values.get(key)
-            if value is not None:
-                label = f',{extra[0]}="{extra[1]}"' if extra else ""
+        for key, value in result.values.items():  # a handful per probe: cheaper than walking VALUE_METRICS
+            spec = _VALUE_BY_KEY.get(key)
+            if spec is not None:
+                name, label = spec
                 chunks[name] = chunks.get(name, "") + f"{name}{{{p}{label}}} {number(value)}\n"
-        for name in dict.fromkeys(v[0] for v in VALUE_METRICS):
-            self._put(name, cid, chunks.get(name, ""))
-        self._series(cid, p, result.series)
+        self._series(cid, p, result.series, chunks)
 
-    def _series(self, cid: str, prefix: str, series: list[base.Series]) -> None:
-        """A probe's labelled samples (SNMP interfaces), one chunk per family; the first sample of a name
+    def _series(self, cid: str, prefix: str, series: list[base.Series], values: dict[str, str]) -> None:
+        """Writes the value chunks and a probe's labelled samples (SNMP interfaces), one chunk per family,
+        and drops the families this check wrote last time but not now. The first sample of a name
         fixes its help and type."""
         chunks: dict[str, list[str]] = {}
         rows = self._rows
@@ -186,11 +186,14 @@ class LiveText:
                     rows.clear()
                 own = rows[sample.labels] = "".join(f',{k}="{escape(v)}"' for k, v in sample.labels)
             chunks.setdefault(sample.name, []).append(f"{sample.name}{{{prefix}{own}}} {number(sample.value)}\n")
-        for name in self._series_names.get(cid, set()) - chunks.keys():
-            self.families[name].pop(cid, None)
-        for name, lines in chunks.items():
-            self.families[name][cid] = "".join(lines)
-        self._series_names[cid] = set(chunks)
+        written = {**values, **{name: "".join(lines) for name, lines in chunks.items()}}
+        before = self._written.get(cid)
+        if before:
+            for name in before - written.keys():
+                self.families[name].pop(cid, None)
+        for name, text in written.items():
+            self.families[name][cid] = text
+        self._written[cid] = set(written)
 
     def _put(self, family: str, subject: str, text: str) -> None:
         if text:

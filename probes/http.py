@@ -1,5 +1,7 @@
 """HTTP(S) probe: status, body checks, redirects, timing phases, TLS certificate facts, CRL freshness.
 
+Plain http goes through the small client in probes.http1; https and redirects through aiohttp.
+
 Each probe uses a fresh connection (like blackbox_exporter), so connect and TLS time are real every
 time. The body is read up to ``body_size_limit`` and no further: a target sending an endless or huge
 body costs bounded memory. aiohttp's own limits bound header sizes.
@@ -7,6 +9,7 @@ body costs bounded memory. aiohttp's own limits bound header sizes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import socket
@@ -19,12 +22,17 @@ from cryptography import x509
 from pydantic import Field
 from yarl import URL
 
-from probes import base, tls
+from probes import base, http1, tls
 from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
-from probes.net import IPProtocol, is_ip_literal
+from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
 
 USER_AGENT = "national-monitor/0.1 (+probe)"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class _PlainFailure(Exception):
+    """Why a plain-http exchange failed, in the words the probe reports."""
 
 
 class BasicAuth(ProbeSettings):
@@ -149,6 +157,7 @@ class HTTPProbe:
         self._trace = _trace_config()
         self._tls = tls.ContextCache()
         self._urls: dict[str, URL] = {}
+        self._redirecting: set[str] = set()  # plain-http URLs that answered with a redirect to follow
 
     def _parsed(self, url: str) -> URL:
         """The same few URLs are probed over and over: parse (and IDNA-encode) each once."""
@@ -174,7 +183,6 @@ class HTTPProbe:
             session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=[self._trace],
-                headers={"User-Agent": USER_AGENT},
                 auto_decompress=True,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 response_class=_Response,
@@ -189,11 +197,23 @@ class HTTPProbe:
 
     async def run(self, request: ProbeRequest, settings: HTTPSettings) -> ProbeResult:
         url = _url(request, settings)
-        headers = dict(settings.headers)
-        # a check's url names its own host: then neither SNI nor Host come from the target's hostname
-        own_url = "url" in request.params
-        server_hostname = settings.tls_config.server_name or (None if own_url else request.hostname)
-        if request.hostname and not own_url:
+        parsed = self._parsed(url)
+        headers = self._headers(request, settings)
+        if parsed.scheme == "http" and parsed.user is None and url not in self._redirecting:
+            result = await self._run_plain(parsed, headers, settings)
+            if result is not None:
+                return result
+            # it redirected: aiohttp follows redirects for this URL from now on (this time included)
+            if len(self._redirecting) > 100_000:
+                self._redirecting.clear()
+            self._redirecting.add(url)
+        return await self._run_aiohttp(request, parsed, headers, settings)
+
+    @staticmethod
+    def _headers(request: ProbeRequest, settings: HTTPSettings) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, **settings.headers}
+        # a check's url names its own host: then Host does not come from the target's hostname
+        if request.hostname and "url" not in request.params:
             port = request.port or settings.port
             default_port = 443 if settings.scheme == "https" else 80
             host = request.hostname if port in (None, default_port) else f"{request.hostname}:{port}"
@@ -203,12 +223,88 @@ class HTTPProbe:
         if settings.basic_auth is not None:
             credentials = f"{settings.basic_auth.username}:{settings.basic_auth.password.get_secret_value()}"
             headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        return headers
+
+    async def _run_plain(self, url: URL, headers: dict[str, str], settings: HTTPSettings) -> ProbeResult | None:
+        """Plain http through the small client, following redirects that stay on plain http. None when
+        one leads to https: the caller then runs the probe through aiohttp."""
+        timer = PhaseTimer()
+        method = settings.method
+        body = settings.body.encode() if settings.body is not None else None
+        redirects = 0
+        while True:
+            try:
+                response = await self._exchange(url, method, headers, body, settings, timer)
+            except _PlainFailure as failure:
+                return ProbeResult.failure(str(failure), phases=timer.phases)
+            location = response.headers.get("location")
+            if not (settings.follow_redirects and response.status in _REDIRECTS and location):
+                break
+            if redirects >= settings.max_redirects:
+                return ProbeResult.failure(f"more than {settings.max_redirects} redirects", phases=timer.phases)
+            redirects += 1
+            try:
+                target = url.join(URL(location))
+            except ValueError:
+                return ProbeResult.failure(f"invalid redirect location {location[:80]!r}", phases=timer.phases)
+            if target.scheme != "http" or target.user is not None:
+                return None
+            if target.origin() != url.origin():  # another host: what was meant for this one stays here
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "authorization")}
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None  # as browsers and aiohttp do
+            url = target
+        result = ProbeResult(ok=True, phases=timer.phases)
+        version = float(f"{response.version[0]}.{response.version[1]}")
+        self._inspect_response(response.status, response.reason, version, redirects, str(url), None, settings, result)
+        return self._judge_body(response.body, response.truncated, settings, result)
+
+    @staticmethod
+    async def _exchange(
+        url: URL, method: str, headers: dict[str, str], body: bytes | None, settings: HTTPSettings, timer: PhaseTimer
+    ) -> http1.Response:
+        """One request and its response on a fresh connection; phases add up over redirects."""
+        host = url.raw_host or ""
+        port = url.port or 80
+        try:
+            ip = await resolve(host, settings.ip_protocol)
+        except ResolveError as exc:
+            raise _PlainFailure(str(exc)) from None
+        timer.mark("resolve")
+        authority = f"[{host}]" if ":" in host else host
+        host_header = headers.get("Host") or (authority if port == 80 else f"{authority}:{port}")
+        others = {k: v for k, v in headers.items() if k != "Host"}
+        request = http1.build_request(method, url.raw_path_qs, host_header, others, body)
+        exchange = http1.Exchange(request, settings.body_size_limit, method == "HEAD", lambda: timer.mark("processing"))
+        transport = None
+        try:
+            transport, _ = await asyncio.get_running_loop().create_connection(lambda: exchange, ip, port)
+            timer.mark("connect")
+            response = await exchange.done
+            timer.mark("transfer")
+            return response
+        except OSError as exc:
+            raise _PlainFailure(tls.describe_ssl_error(exc)) from None
+        except http1.NoResponse:
+            raise _PlainFailure("server closed the connection without a response") from None
+        except http1.ResponseError as exc:
+            raise _PlainFailure(f"invalid HTTP response: {exc}") from None
+        except http1.BodyError as exc:
+            raise _PlainFailure(f"invalid HTTP body: {exc}") from None
+        finally:
+            if transport is not None:
+                transport.close()  # also when the runner's timeout cancels the probe
+
+    async def _run_aiohttp(
+        self, request: ProbeRequest, url: URL, headers: dict[str, str], settings: HTTPSettings
+    ) -> ProbeResult:
+        server_hostname = settings.tls_config.server_name or (None if "url" in request.params else request.hostname)
         timer = PhaseTimer()
         result = ProbeResult(ok=True, phases=timer.phases)
         try:
             async with self._session(settings).request(
                 settings.method,
-                self._parsed(url),
+                url,
                 headers=headers,
                 data=settings.body,
                 allow_redirects=settings.follow_redirects,
@@ -217,7 +313,17 @@ class HTTPProbe:
                 trace_request_ctx=timer,
             ) as response:
                 timer.mark("processing")
-                self._inspect_response(response, settings, result)
+                version = response.version
+                self._inspect_response(
+                    response.status,
+                    response.reason or "",
+                    float(f"{version.major}.{version.minor}") if version is not None else None,
+                    len(response.history),
+                    str(response.url),
+                    getattr(response, "ssl_object", None),
+                    settings,
+                    result,
+                )
                 body, truncated = await _read_capped(response, settings.body_size_limit)
                 timer.mark("transfer")
         except aiohttp.TooManyRedirects:
@@ -234,6 +340,9 @@ class HTTPProbe:
             return ProbeResult.failure(f"invalid HTTP body: {exc}", phases=timer.phases)
         except (aiohttp.ClientError, OSError) as exc:
             return ProbeResult.failure(f"http error: {exc or type(exc).__name__}", phases=timer.phases)
+        return self._judge_body(body, truncated, settings, result)
+
+    def _judge_body(self, body: bytes, truncated: bool, settings: HTTPSettings, result: ProbeResult) -> ProbeResult:
         result.values[base.CONTENT_LENGTH] = float(len(body))
         if truncated:
             return self._fail(result, f"body larger than body_size_limit ({settings.body_size_limit} bytes)")
@@ -243,20 +352,28 @@ class HTTPProbe:
             check_crl(body, result, time.time())
         return result
 
-    def _inspect_response(self, response: aiohttp.ClientResponse, settings: HTTPSettings, result: ProbeResult) -> None:
-        status = response.status
+    def _inspect_response(
+        self,
+        status: int,
+        reason: str,
+        version: float | None,
+        redirects: int,
+        final_url: str,
+        ssl_object: Any,
+        settings: HTTPSettings,
+        result: ProbeResult,
+    ) -> None:
         result.values[base.HTTP_STATUS] = float(status)
-        result.values[base.HTTP_REDIRECTS] = float(len(response.history))
-        if response.version is not None:
-            result.values[base.HTTP_VERSION] = float(f"{response.version.major}.{response.version.minor}")
-        result.info["final_url"] = str(response.url)
-        ssl_object = getattr(response, "ssl_object", None)
+        result.values[base.HTTP_REDIRECTS] = float(redirects)
+        if version is not None:
+            result.values[base.HTTP_VERSION] = version
+        result.info["final_url"] = final_url
         tls.certificate_facts(ssl_object, result)
         if settings.fail_if_not_ssl and ssl_object is None:
             self._fail(result, "connection is not TLS (fail_if_not_ssl)")
         elif not _status_ok(status, settings):
             wanted = settings.valid_status_codes or "2xx"
-            self._fail(result, f"HTTP status {status} {response.reason or ''}".rstrip() + f", expected {wanted}")
+            self._fail(result, f"HTTP status {status} {reason}".rstrip() + f", expected {wanted}")
 
     def _check_body(self, body: bytes, settings: HTTPSettings, result: ProbeResult) -> None:
         text = body.decode("utf-8", "replace")

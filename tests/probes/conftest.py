@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import dns.message
 import pytest
+import uvloop
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -484,3 +485,9 @@ def race(runner: ProbeRunner) -> Callable[[Check, Check], Awaitable[RaceOutcome]
         return RaceOutcome(hung_result, fast_result, elapsed["hung"], elapsed["fast"])
 
     return run
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Every probe test runs on the asyncio loop and on uvloop, which the daemon uses: their
+    transports, timers and error paths differ."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

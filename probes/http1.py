@@ -1,0 +1,279 @@
+"""A small HTTP/1.1 client for the common probe: plain http, one request, no redirect to follow.
+
+aiohttp is a general client (sessions, connection pools, cookies, tracing, redirects); a probe that
+opens one fresh connection, sends one request and reads one capped response needs none of that, and
+at thousands of checks aiohttp's per-request machinery was the largest cost of an HTTP probe. This
+is one asyncio.Protocol that parses the response as it arrives. It is strict (garbage is an error
+with a clear message) and bounded: headers at most 64 KiB, the body cut at the caller's limit.
+HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import cast
+
+MAX_HEAD = 65536
+_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\r\n]*))?")
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})(?:;[^\r\n]*)?")
+
+
+class ResponseError(Exception):
+    """The peer's bytes are not a valid HTTP/1.x response."""
+
+
+class BodyError(Exception):
+    """The head was valid but the body broke off or is malformed."""
+
+
+class NoResponse(Exception):
+    """The connection closed before any byte of a response."""
+
+
+@dataclass
+class Response:
+    status: int = 0
+    reason: str = ""
+    version: tuple[int, int] = (1, 1)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names; repeated names joined by ", "
+    body: bytes = b""
+    truncated: bool = False  # the body went on past the limit
+
+
+class _Decoder:
+    """Content-Encoding gzip/deflate, capped at `limit` decoded bytes."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(wbits) if encoding in ("gzip", "x-gzip", "deflate") else None
+        self._limit = limit
+        self._deflate_raw_tried = encoding != "deflate"
+
+    def feed(self, data: bytes, have: int) -> bytes:
+        if self._z is None:
+            return data
+        room = self._limit - have + 1  # one byte more than allowed tells "too large" without inflating a bomb
+        try:
+            return self._z.decompress(data, room)
+        except zlib.error:
+            if self._deflate_raw_tried:
+                raise BodyError("cannot decompress the body") from None
+            # some servers send raw deflate without the zlib header
+            self._deflate_raw_tried = True
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.feed(data, have)
+
+
+class Exchange(asyncio.Protocol):
+    """Writes the request when connected; `done` resolves with the Response or an error."""
+
+    def __init__(self, request: bytes, body_limit: int, head_only: bool, on_head: object = None) -> None:
+        self._request = request
+        self._limit = body_limit
+        self._head_only = head_only
+        self._on_head = on_head  # called once when the head has arrived (phase timing)
+        self._buf = bytearray()
+        self._response: Response | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._remaining: int | None = None  # Content-Length left, None: until close
+        self._chunked = False
+        self._chunk_state = "size"  # size, data, crlf, trailers, end
+        self._chunk_left = 0  # data bytes left in the current chunk
+        self._decoder: _Decoder | None = None
+        self._got_bytes = False
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+    # --- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self.transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        self._got_bytes = True
+        try:
+            if self._response is None:
+                self._buf += data
+                self._parse_head()
+            else:
+                self._feed_body(data)
+        except (ResponseError, BodyError) as exc:
+            self._finish(exc)
+
+    def eof_received(self) -> bool:
+        self._closed()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
+
+    # --- parsing -----------------------------------------------------------------------------------
+
+    def _parse_head(self) -> None:
+        while self._response is None:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buf) > MAX_HEAD:
+                    raise ResponseError(f"response head larger than {MAX_HEAD // 1024} KiB")
+                if self._buf and not b"HTTP/".startswith(bytes(self._buf[:5])):
+                    raise ResponseError(f"not HTTP: {bytes(self._buf[:40])!r}")
+                return
+            if end > MAX_HEAD:
+                raise ResponseError(f"response head larger than {MAX_HEAD // 1024} KiB")
+            head = bytes(self._buf[:end])
+            rest = bytes(self._buf[end + 4 :])
+            self._buf.clear()
+            response = self._head(head)
+            if 100 <= response.status < 200:  # interim (100 Continue, 103 Early Hints): the real one follows
+                self._buf += rest
+                continue
+            self._response = response
+            if callable(self._on_head):
+                self._on_head()
+            self._start_body(response)
+            if rest or self._complete():
+                self._feed_body(rest)
+
+    @staticmethod
+    def _head(head: bytes) -> Response:
+        lines = head.split(b"\r\n")
+        match = _STATUS_LINE.fullmatch(lines[0])
+        if match is None:
+            raise ResponseError(f"bad status line {lines[0][:80]!r}")
+        major, minor, status, reason = match.groups()
+        response = Response(status=int(status), reason=(reason or b"").decode("latin-1"))
+        response.version = (int(major), int(minor))
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip() or b" " in name:
+                raise ResponseError(f"bad header line {line[:80]!r}")
+            key = name.decode("latin-1").lower()
+            text = value.strip().decode("latin-1")
+            response.headers[key] = f"{response.headers[key]}, {text}" if key in response.headers else text
+        return response
+
+    def _start_body(self, response: Response) -> None:
+        headers = response.headers
+        if self._head_only or response.status in (204, 304):
+            self._remaining = 0
+            return
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._chunked = True
+        elif "content-length" in headers:
+            value = headers["content-length"]
+            if not value.isdigit():
+                raise ResponseError(f"bad Content-Length {value[:40]!r}")
+            self._remaining = int(value)
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding and encoding != "identity":
+            self._decoder = _Decoder(encoding, self._limit)
+
+    def _complete(self) -> bool:
+        return self._chunk_state == "end" if self._chunked else self._remaining == 0
+
+    def _feed_body(self, data: bytes) -> None:
+        if self._chunked:
+            self._buf += data
+            self._parse_chunks()
+        else:
+            if self._remaining is not None:
+                data = data[: self._remaining]
+                self._remaining -= len(data)
+            self._take(data)
+        if self._complete():
+            self._finish(None)
+
+    def _parse_chunks(self) -> None:
+        """Chunked transfer coding: size line, data, CRLF, ... a zero size, trailers, an empty line."""
+        buf = self._buf
+        while self._chunk_state != "end" and not self.done.done():
+            if self._chunk_state == "data":
+                if not buf:
+                    return
+                piece = bytes(buf[: self._chunk_left])
+                del buf[: len(piece)]
+                self._chunk_left -= len(piece)
+                if self._chunk_left == 0:
+                    self._chunk_state = "crlf"
+                self._take(piece)
+                continue
+            end = buf.find(b"\r\n")
+            if end < 0:
+                if len(buf) > 4096:
+                    raise BodyError(f"no line end in chunked framing after {len(buf)} bytes")
+                return
+            line = bytes(buf[:end])
+            del buf[: end + 2]
+            if self._chunk_state == "crlf":
+                if line:
+                    raise BodyError("chunk data longer than its size")
+                self._chunk_state = "size"
+            elif self._chunk_state == "size":
+                match = _CHUNK_SIZE.fullmatch(line.strip())
+                if match is None:
+                    raise BodyError(f"bad chunk size {line[:40]!r}")
+                self._chunk_left = int(match.group(1), 16)
+                self._chunk_state = "data" if self._chunk_left else "trailers"
+            elif not line:  # the empty line after the trailers
+                self._chunk_state = "end"
+
+    def _take(self, data: bytes) -> None:
+        if not data or self.done.done():
+            return
+        if self._decoder is not None:
+            data = self._decoder.feed(data, self._body_size)
+        self._body.append(data)
+        self._body_size += len(data)
+        if self._body_size > self._limit:
+            assert self._response is not None
+            self._response.truncated = True
+            self._finish(None)
+
+    def _closed(self) -> None:
+        if self.done.done():
+            return
+        if self._response is None:
+            if self._got_bytes:
+                self._finish(ResponseError("connection closed inside the response head"))
+            else:
+                self._finish(NoResponse())
+        elif self._chunked or self._remaining:
+            self._finish(BodyError("connection closed before the end of the body"))
+        else:
+            self._finish(None)  # body until close: the close ends it
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.done.done():
+            return
+        if error is not None:
+            self.done.set_exception(error)
+        else:
+            response = self._response
+            assert response is not None
+            body = b"".join(self._body)
+            response.body = body[: self._limit]
+            self.done.set_result(response)
+        if self.transport is not None:
+            self.transport.close()
+
+
+def build_request(method: str, target: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    """The request bytes. Header values come from config, so CR/LF in them is refused there."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lowered = {k.lower() for k in headers}
+    lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
+    if "accept" not in lowered:
+        lines.append("Accept: */*")
+    if "accept-encoding" not in lowered:
+        lines.append("Accept-Encoding: gzip, deflate")
+    lines.append("Connection: close")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
