@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor.api import build_app
 from monitor.availability.live import SLOTracker
@@ -31,6 +31,7 @@ from monitor.metrics import DaemonMetrics, StateCollector
 from monitor.response import ResponseSide
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
+from monitor.store.metrics import StoreCollector
 from monitor.store.sqlite import SQLiteStore
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
@@ -54,7 +55,10 @@ class Daemon:
     ) -> None:
         self.config_path = loaded.path
         self.inventory: Inventory = loaded.inventory
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        self.registry = registry
         self.clock = clock or SystemClock()
         self.listen = listen or self.inventory.daemon.listen
         self.data_dir = data_dir or self.inventory.daemon.data_dir
@@ -63,6 +67,7 @@ class Daemon:
         self.state_collector = StateCollector(lambda: self.engine)
         self.registry.register(self.state_collector)
         self.store = SQLiteStore(self.data_dir / "monitor.db")
+        self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
         self.ready = False
         self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self._dispatch)

@@ -162,6 +162,11 @@ class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_rep
 
         return await asyncio.to_thread(run)
 
+    @property
+    def backlog(self) -> int:
+        """Writes queued for the writer thread (grows while the disk is slow, locked or full)."""
+        return self._queue.qsize()
+
     async def flush(self) -> None:
         """Wait until everything queued so far is on disk."""
         await asyncio.to_thread(self._queue.join)
