@@ -38,3 +38,25 @@ def test_prometheus_config_is_valid() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("amtool") is None, reason="amtool (Debian package prometheus-alertmanager) not installed"
+)
+def test_alertmanager_config_is_valid() -> None:
+    """`amtool check-config` accepts the Alertmanager config the compose file mounts."""
+    proc = subprocess.run(
+        ["amtool", "check-config", "config/alertmanager/alertmanager.yml"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_compose_mounts_exist() -> None:
+    """Every file or directory the compose file mounts from the repository is there."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is missing"
