@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -97,15 +96,33 @@ async def live_cost(config: Path, data: Path) -> tuple[float, float]:
 
 
 def report_in_a_fresh_process(config: Path, data: Path, fmt: str) -> tuple[float, float, int]:
-    """`monitor report` as operators run it: wall seconds, peak RSS (MB) of that process, output size."""
+    """`monitor report` as operators run it: wall seconds, peak RSS (MB) of that process, output size.
+
+    The peak is the child's own VmHWM, polled until it exits. (getrusage(RUSAGE_CHILDREN) would not do:
+    the kernel keeps the high-water mark of the memory the child shared with this big process before exec.)"""
     out = data / f"report.{fmt}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "monitor", "report", "--config", str(config), "--data-dir", str(data),
-                    "--month", "2026-10", "--format", fmt, "--output", str(out)], check=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "report", "--config", str(config), "--data-dir",
+                             str(data), "--month", "2026-10", "--format", fmt, "--output", str(out)])  # fmt: skip
+    peak_kb = 0
+    while proc.poll() is None:
+        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        time.sleep(0.02)
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024, out.stat().st_size
+    if proc.returncode != 0:
+        raise RuntimeError(f"monitor report failed ({proc.returncode})")
+    return elapsed, peak_kb / 1024, out.stat().st_size
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # it just exited
+    return 0
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

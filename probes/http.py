@@ -292,6 +292,7 @@ class HTTPProbe:
         except http1.BodyError as exc:
             raise _PlainFailure(f"invalid HTTP body: {exc}") from None
         finally:
+            exchange.done.cancel()  # no-op when settled; else nobody is left to read its outcome
             if transport is not None:
                 transport.close()  # also when the runner's timeout cancels the probe
 

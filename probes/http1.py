@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -70,7 +71,9 @@ class _Decoder:
 class Exchange(asyncio.Protocol):
     """Writes the request when connected; `done` resolves with the Response or an error."""
 
-    def __init__(self, request: bytes, body_limit: int, head_only: bool, on_head: object = None) -> None:
+    def __init__(
+        self, request: bytes, body_limit: int, head_only: bool, on_head: Callable[[], None] | None = None
+    ) -> None:
         self._request = request
         self._limit = body_limit
         self._head_only = head_only
@@ -135,7 +138,7 @@ class Exchange(asyncio.Protocol):
                 self._buf += rest
                 continue
             self._response = response
-            if callable(self._on_head):
+            if self._on_head is not None:
                 self._on_head()
             self._start_body(response)
             if rest or self._complete():
