@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from monitor import heap
 from monitor.api import build_app
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
@@ -123,6 +124,8 @@ class Daemon:
         await self._start_traps(inv)
         self._spawn(self._heartbeat())
         self._install_signals()
+        heap.tune_collector()
+        heap.settle()
         self.ready = True
         log.info(
             "daemon_started",
@@ -294,6 +297,7 @@ class Daemon:
                 return False, exc.messages
             self._apply(loaded.inventory)
             await self.response.reload(loaded.inventory)
+            heap.settle()
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(self.clock.now())
             self.metrics.reloads.labels("success").inc()
