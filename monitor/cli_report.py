@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitor import heap
+
 
 def add_parser(sub: Any) -> None:
     report = sub.add_parser("report", help="the monthly availability report (月次稼働報告)")
@@ -32,6 +34,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.demo.response_config import DEMO_TOKEN_ENV
     from monitor.store.sqlite import SQLiteStore
 
+    heap.for_batch_run()
     try:
         parse_month(args.month)
     except ValueError as exc:
