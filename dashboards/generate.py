@@ -173,6 +173,18 @@ def state_table(title: str, description: str, expr: str, columns: list[str], ren
     )
 
 
+def merged_table(title: str, description: str, labels: dict[str, str], values: dict[str, str]) -> table.Panel:
+    """A table with one row per series and one value column per query, merged on the labels: `labels`
+    maps the label columns kept to their titles, `values` each query's expression to its column title."""
+    panel = table.Panel().title(title).description(description)
+    columns = dict(labels)
+    for i, (expr, column) in enumerate(values.items()):
+        ref = chr(ord("A") + i)
+        panel = panel.with_target(query(expr, instant=True, as_table=True, ref=ref))
+        columns[f"Value #{ref}"] = column
+    return panel.with_transformation(transform("merge", {})).with_transformation(keep_fields(*columns, rename=columns))
+
+
 def new_dashboard(uid: str, title: str, description: str, time_from: str = "now-6h") -> dashboard.Dashboard:
     return (
         dashboard.Dashboard(title)
@@ -299,31 +311,16 @@ def availability() -> dashboard.Dashboard:
         "now-24h",
     )
     table_panel = (
-        table.Panel()
-        .title("今月の稼働率")
-        .description("Per service: availability so far this month, objective, budget left (minutes).")
-        .with_target(query("monitor_service_availability_ratio", instant=True, as_table=True, ref="A"))
-        .with_target(query("monitor_service_slo_objective_ratio", instant=True, as_table=True, ref="B"))
-        .with_target(query("monitor_service_error_budget_remaining_seconds / 60", instant=True, as_table=True, ref="C"))
-        .with_target(query("monitor_service_downtime_seconds / 60", instant=True, as_table=True, ref="D"))
-        .with_transformation(transform("merge", {}))
-        .with_transformation(
-            keep_fields(
-                "service",
-                "tier",
-                "Value #A",
-                "Value #B",
-                "Value #C",
-                "Value #D",
-                rename={
-                    "service": "サービス",
-                    "tier": "区分",
-                    "Value #A": "稼働率",
-                    "Value #B": "目標",
-                    "Value #C": "残りバジェット(分)",
-                    "Value #D": "停止時間(分)",
-                },
-            )
+        merged_table(
+            "今月の稼働率",
+            "Per service: availability so far this month, objective, budget left (minutes).",
+            {"service": "サービス", "tier": "区分"},
+            {
+                "monitor_service_availability_ratio": "稼働率",
+                "monitor_service_slo_objective_ratio": "目標",
+                "monitor_service_error_budget_remaining_seconds / 60": "残りバジェット(分)",
+                "monitor_service_downtime_seconds / 60": "停止時間(分)",
+            },
         )
         .with_transformation(sort_by("稼働率"))
         .unit("percentunit")
@@ -392,30 +389,16 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         {"target": "対象", "role": "役割", "kind": "種別", "check": "チェック", "Value": "状態"},
     ).data_links([link("チェック詳細 (API)", f"{DAEMON}/api/v1/checks/${{__data.fields.check}}")])
     devices = (
-        table.Panel()
-        .title("ネットワーク機器 (SNMP)")
-        .description("SNMP agent answering (1), uptime since the last reboot, reboots seen.")
-        .with_target(query(f"monitor_snmp_up{{{sel}}}", instant=True, as_table=True, ref="A"))
-        .with_target(query(f"monitor_device_uptime_seconds{{{sel}}}", instant=True, as_table=True, ref="B"))
-        .with_target(query(f"monitor_device_reboots_total{{{sel}}}", instant=True, as_table=True, ref="C"))
-        .with_transformation(transform("merge", {}))
-        .with_transformation(
-            keep_fields(
-                "target",
-                "role",
-                "Value #A",
-                "Value #B",
-                "Value #C",
-                rename={
-                    "target": "機器",
-                    "role": "役割",
-                    "Value #A": "SNMP応答",
-                    "Value #B": "稼働時間",
-                    "Value #C": "再起動回数",
-                },
-            )
-        )
-        .override_by_name("稼働時間", [{"id": "unit", "value": "s"}])  # type: ignore[list-item]
+        merged_table(
+            "ネットワーク機器 (SNMP)",
+            "SNMP agent answering (1), uptime since the last reboot, reboots seen.",
+            {"target": "機器", "role": "役割"},
+            {
+                f"monitor_snmp_up{{{sel}}}": "SNMP応答",
+                f"monitor_device_uptime_seconds{{{sel}}}": "稼働時間",
+                f"monitor_device_reboots_total{{{sel}}}": "再起動回数",
+            },
+        ).override_by_name("稼働時間", [{"id": "unit", "value": "s"}])  # type: ignore[list-item]
     )
     utilisation = graph(
         "インタフェース使用率",
@@ -436,35 +419,22 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         ),
         unit="pps",
     )
-    oper = (
-        table.Panel()
-        .title("インタフェース状態")
-        .description("ifOperStatus (1 up, 2 down, ...) and ifAdminStatus; admin up but oper down is a link down.")
-        .with_target(query(f"monitor_if_oper_status{{{sel}}}", instant=True, as_table=True, ref="A"))
-        .with_target(query(f"monitor_if_admin_status{{{sel}}}", instant=True, as_table=True, ref="B"))
-        .with_transformation(transform("merge", {}))
-        .with_transformation(
-            keep_fields(
-                "target",
-                "if_name",
-                "if_alias",
-                "Value #A",
-                "Value #B",
-                rename={"target": "機器", "if_name": "IF", "if_alias": "説明", "Value #A": "Oper", "Value #B": "Admin"},
+    oper = merged_table(
+        "インタフェース状態",
+        "ifOperStatus (1 up, 2 down, ...) and ifAdminStatus; admin up but oper down is a link down.",
+        {"target": "機器", "if_name": "IF", "if_alias": "説明"},
+        {f"monitor_if_oper_status{{{sel}}}": "Oper", f"monitor_if_admin_status{{{sel}}}": "Admin"},
+    ).mappings(
+        [
+            ValueMap(
+                options={
+                    "1": ValueMappingResult(text="up", color="green", index=0),
+                    "2": ValueMappingResult(text="down", color="red", index=1),
+                    "3": ValueMappingResult(text="testing", color="yellow", index=2),
+                    "7": ValueMappingResult(text="lowerLayerDown", color="red", index=3),
+                }
             )
-        )
-        .mappings(
-            [
-                ValueMap(
-                    options={
-                        "1": ValueMappingResult(text="up", color="green", index=0),
-                        "2": ValueMappingResult(text="down", color="red", index=1),
-                        "3": ValueMappingResult(text="testing", color="yellow", index=2),
-                        "7": ValueMappingResult(text="lowerLayerDown", color="red", index=3),
-                    }
-                )
-            ]
-        )
+        ]
     )
     latency = graph(
         "遅延 (ICMP RTT / TCP 接続)",

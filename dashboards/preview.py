@@ -44,8 +44,7 @@ def sample_states() -> Overview:
     )
 
 
-def _panel_targets(title: str) -> list[dict[str, Any]]:
-    board = json.loads((OUT / "noc-overview.json").read_text(encoding="utf-8"))
+def _panel_targets(board: dict[str, Any], title: str) -> list[dict[str, Any]]:
     panel = next(p for p in board["panels"] if p["title"] == title)
     return list(panel["targets"])
 
@@ -67,20 +66,21 @@ def _legend(template: str, labels: dict[str, str]) -> str:
 
 def fetch(prometheus: str) -> Overview:
     """The overview's panels, answered by this Prometheus now."""
+    board = json.loads((OUT / "noc-overview.json").read_text(encoding="utf-8"))
     prefectures = {
         r["metric"]["prefecture"]: int(float(r["value"][1]))
-        for t in _panel_targets(PREFECTURES_PANEL)
+        for t in _panel_targets(board, PREFECTURES_PANEL)
         for r in _query(prometheus, t["expr"])
     }
     national = {
         r["metric"]["service"]: int(float(r["value"][1]))
-        for t in _panel_targets(NATIONAL_PANEL)
+        for t in _panel_targets(board, NATIONAL_PANEL)
         for r in _query(prometheus, t["expr"])
     }
     counters = {
         title: {
             _legend(t.get("legendFormat", ""), r["metric"]): float(r["value"][1])
-            for t in _panel_targets(title)
+            for t in _panel_targets(board, title)
             for r in _query(prometheus, t["expr"])
         }
         for title in COUNTER_PANELS

@@ -166,9 +166,9 @@ class LiveText:
             if spec is not None:
                 name, label = spec
                 chunks[name] = chunks.get(name, "") + f"{name}{{{p}{label}}} {number(value)}\n"
-        self._series(cid, p, result.series, chunks)
+        self._write_families(cid, p, result.series, chunks)
 
-    def _series(self, cid: str, prefix: str, series: list[base.Series], values: dict[str, str]) -> None:
+    def _write_families(self, cid: str, prefix: str, series: list[base.Series], values: dict[str, str]) -> None:
         """Writes the value chunks and a probe's labelled samples (SNMP interfaces), one chunk per family,
         and drops the families this check wrote last time but not now. The first sample of a name
         fixes its help and type."""

@@ -33,6 +33,7 @@ from monitor.inventory import Check, Target
 from monitor.runner import ProbeRunner
 from monitor.state import StatePolicy
 from probes.base import ProbeRequest, ProbeResult, ProbeSettings
+from probes.http import HTTPProbe
 from probes.registry import close_probes, create_probes
 
 LOOPBACK4 = "127.0.0.1"
@@ -341,6 +342,16 @@ class Peers:
             await runner.cleanup()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=1)
+
+
+@pytest.fixture
+async def http_probe() -> AsyncIterator[HTTPProbe]:
+    """An HTTPProbe whose sessions are closed after the test."""
+    probe = HTTPProbe()
+    try:
+        yield probe
+    finally:
+        await probe.close()
 
 
 @pytest.fixture

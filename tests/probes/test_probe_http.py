@@ -10,7 +10,6 @@ import gzip
 import ssl
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,16 +139,6 @@ async def start_site(peers: Any, *, host: str = LOOPBACK4, ssl_context: Any = No
 async def site(peers: Any) -> Site:
     """A plain HTTP test server on 127.0.0.1."""
     return await start_site(peers)
-
-
-@pytest.fixture
-async def http_probe() -> AsyncIterator[HTTPProbe]:
-    """An HTTPProbe whose sessions are closed after the test."""
-    probe = HTTPProbe()
-    try:
-        yield probe
-    finally:
-        await probe.close()
 
 
 def http_settings(**kw: Any) -> HTTPSettings:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,15 +15,6 @@ from probes.base import CONTENT_LENGTH, HTTP_REDIRECTS, HTTP_STATUS, HTTP_VERSIO
 from probes.http import HTTPProbe, HTTPSettings
 
 LOOPBACK4 = "127.0.0.1"
-
-
-@pytest.fixture
-async def http_probe() -> AsyncIterator[HTTPProbe]:
-    probe = HTTPProbe()
-    try:
-        yield probe
-    finally:
-        await probe.close()
 
 
 async def serve(
