@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.api_incidents import add_incident_routes
 from monitor.api_reports import add_report_routes
+from monitor.api_security import add_security_routes
 from monitor.auth import Guard, ProblemError, problem_middleware
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
@@ -238,6 +239,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/api/v1/checks/{check_id:.+}", check)
     add_incident_routes(app, daemon)  # type: ignore[arg-type]
     add_report_routes(app, daemon)  # type: ignore[arg-type]
+    add_security_routes(app, daemon)  # type: ignore[arg-type]
     for hook in daemon.route_hooks:
         hook(app)
     return app

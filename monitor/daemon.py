@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ from monitor.metrics import DaemonMetrics, StateCollector
 from monitor.response import ResponseSide
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
+from monitor.security.actions import SnmpControl
+from monitor.security.desk import SecurityDesk, SecurityMetrics
+from monitor.security.execute import Executor
 from monitor.store.metrics import StoreCollector
 from monitor.store.sqlite import SQLiteStore
 from monitor.trap_decode import TrapEvent
@@ -80,7 +83,8 @@ class Daemon:
         # who hears about state changes: incidents (and playbooks), live SLO figures
         self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
-        self.trap_listeners: list[Callable[[TrapEvent], None]] = []  # security/disconnect playbooks subscribe here
+        self.security = self._security_desk()
+        self.trap_listeners: list[Callable[[TrapEvent], None]] = [self.security.on_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
         self.traps: TrapReceiver | None = None
@@ -99,6 +103,7 @@ class Daemon:
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
         await self.response.start()
+        await self.security.start()
         self.monthly.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
@@ -154,6 +159,7 @@ class Daemon:
             await self._scheduler.stop()
         if self._http is not None:
             await self._http.cleanup()
+        await self.security.stop()
         await self.response.stop()
         self.monthly.stop()
         if self.traps is not None:
@@ -185,6 +191,29 @@ class Daemon:
             self.response.update_gauges()
             self.slo.prune()
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    # --- the disconnect playbook ------------------------------------------------------------
+
+    def _security_desk(self) -> SecurityDesk:
+        def probe_soon(checks: Iterable[str]) -> None:
+            if self._scheduler is not None:
+                self._scheduler.probe_soon(checks)
+
+        def last_result(check_id: str) -> Any:
+            rt = self.engine.checks.get(check_id)
+            return rt.last if rt is not None else None
+
+        def ifindex(check_id: str) -> int | None:
+            state = getattr(self.probes.get("snmp"), "states", {}).get(check_id)
+            return state.ifindex if state is not None else None
+
+        executor = Executor(SnmpControl(), probe_soon, last_result, self.clock.now)
+        desk = SecurityDesk(
+            self.store, self.clock, lambda: self.inventory, self.incidents, executor, ifindex,
+            self.response.maintenance_changed, self.response.outbox.wake, SecurityMetrics(self.registry),
+        )  # fmt: skip
+        self.response.extra_windows.append(desk.windows)
+        return desk
 
     # --- traps -----------------------------------------------------------------------------
 
@@ -255,6 +284,8 @@ class Daemon:
         result = await self._runner.run(check)
         outcome = self.engine.observe(check.id, result, self.clock.now())
         self.metrics.count_probe(check.kind, result.ok)
+        if check.id in self.security.detector.by_check:
+            self.security.on_result(check.id, result)
         if (rt := self.engine.checks.get(check.id)) is not None:
             self.state_collector.on_result(rt)
         if outcome.transitions or outcome.flapping or outcome.recheck:
@@ -297,6 +328,7 @@ class Daemon:
                 return False, exc.messages
             self._apply(loaded.inventory)
             await self.response.reload(loaded.inventory)
+            self.security.reload()
             heap.settle()
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(self.clock.now())

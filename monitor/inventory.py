@@ -13,9 +13,10 @@ from typing import Any
 
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
-from monitor.config.response_check import check_response, check_slo
+from monitor.config.response_check import check_response, check_security, check_slo
 from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
+from monitor.config.security_model import SecurityConfig
 from monitor.config.slo_model import SLOConfig
 from monitor.config.sources import Loc
 from monitor.config.traps import TrapsConfig
@@ -90,6 +91,7 @@ class Inventory:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     slo: SLOConfig = field(default_factory=SLOConfig)
     traps: TrapsConfig | None = None
+    security: SecurityConfig | None = None
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -140,6 +142,7 @@ class _Resolver:
             response=ResponseConfig(**{name: getattr(self.config, name) for name in ResponseConfig.model_fields}),
             slo=self.config.slo,
             traps=self.config.traps,
+            security=self.config.security,
         )
 
     def _sites(self) -> None:
@@ -354,5 +357,6 @@ def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
         resolver.issues
         + check_response(config, set(inventory.targets))
         + check_slo(config.slo, set(inventory.services))
+        + check_security(config.security, config, inventory)
     )
     return inventory, issues

@@ -3,7 +3,7 @@ maintenance windows, API tokens and the audit guard. The daemon owns one and fee
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
@@ -42,6 +42,7 @@ class ResponseSide:
         self.outbox = OutboxWorker(store, clock, lambda: self.notifiers, OutboxMetrics(registry))
         self.incidents = IncidentManager(store, clock, engine, self.outbox.wake)
         self._stored_windows: list[MaintenanceWindow] = []
+        self.extra_windows: list[Callable[[], Iterable[MaintenanceWindow]]] = []  # e.g. connections cut on purpose
         self.maintenance = MaintenanceDriver(
             self._windows, lambda: engine().inventory, self._apply_maintenance, clock.now
         )
@@ -92,7 +93,7 @@ class ResponseSide:
     def _windows(self) -> list[MaintenanceWindow]:
         loaded = self.clock.now()
         configured = [from_config(m, loaded) for m in self._engine().inventory.response.maintenance]
-        return configured + self._stored_windows
+        return configured + self._stored_windows + [w for source in self.extra_windows for w in source()]
 
     def _apply_maintenance(self, covered: set[str], names: dict[str, str]) -> None:
         engine = self._engine()

@@ -3,10 +3,12 @@ real playbooks, maintenance windows name real targets. Each problem at the path 
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.errors import Issue
 from monitor.config.response_model import ResponseConfig
+from monitor.config.security_model import SecurityConfig
 from monitor.config.slo_model import SLOConfig
 
 
@@ -76,4 +78,37 @@ def check_slo(slo: SLOConfig, services: set[str]) -> list[Issue]:
         for j, service in enumerate(rule.services):
             if service not in services:
                 issues.append(Issue(("slo", "rules", i, "services", j), f'unknown service "{service}"'))
+    return issues
+
+
+def check_security(security: SecurityConfig | None, response: ResponseConfig, inventory: Any) -> list[Issue]:
+    """Connections name a real SNMP interface check, real targets, playbooks, contacts and notifiers."""
+    if security is None:
+        return []
+    issues: list[Issue] = []
+    names = [c.name for c in security.connections]
+    for i, connection in enumerate(security.connections):
+        loc: tuple[str | int, ...] = ("security", "connections", i)
+        if names.count(connection.name) > 1:
+            issues.append(Issue((*loc, "name"), f'duplicate connection name "{connection.name}"'))
+        check = inventory.checks.get(connection.check)
+        if check is None:
+            issues.append(Issue((*loc, "check"), f'unknown check "{connection.check}" (write "target/check")'))
+        elif check.kind != "snmp" or "interface" not in check.request.params:
+            issues.append(Issue((*loc, "check"), f'"{connection.check}" is not an SNMP interface check'))
+        for j, target in enumerate(connection.targets):
+            if target not in inventory.targets:
+                issues.append(Issue((*loc, "targets", j), f'unknown target "{target}"'))
+        if problem := _known("security playbook", connection.playbook, set(security.playbooks)):
+            issues.append(Issue((*loc, "playbook"), problem))
+        if connection.notify is not None:
+            for k, via in enumerate(connection.notify.via):
+                if problem := _known("notifier", via, set(response.notifiers)):
+                    issues.append(Issue((*loc, "notify", "via", k), problem))
+            for k, contact in enumerate(connection.notify.contacts):
+                if problem := _known("contact", contact, set(response.contacts)):
+                    issues.append(Issue((*loc, "notify", "contacts", k), problem))
+    for name, book in security.playbooks.items():
+        if problem := _known("playbook", book.page, set(response.playbooks)):
+            issues.append(Issue(("security", "playbooks", name, "page"), problem))
     return issues

@@ -1,11 +1,13 @@
-"""The whole config file: monitoring (model.py), response (response_model.py) and SLOs (slo_model.py)."""
+"""The whole config file: monitoring (model.py), response (response_model.py), SLOs (slo_model.py)
+and the disconnect playbook (security_model.py)."""
 
 from __future__ import annotations
 
 from monitor.config.model import MonitoringConfig
 from monitor.config.response_model import ResponseConfig
+from monitor.config.security_model import SecuritySection
 from monitor.config.slo_model import SLOSection
 
 
-class Config(MonitoringConfig, ResponseConfig, SLOSection):
+class Config(MonitoringConfig, ResponseConfig, SLOSection, SecuritySection):
     pass

@@ -94,6 +94,22 @@ class ActionsMixin:
 
         return await self._act(incident_id, change)
 
+    async def open_now(self, incident: IncidentRecord, detail: dict[str, Any]) -> IncidentRecord:
+        """An incident raised by another part of the daemon (the disconnect playbook), its first level
+        paged at once: there are no children to wait for, so no group_wait."""
+        from monitor.incidents.manager import Batch
+
+        async with self._lock:
+            now = self.clock.now()
+            batch = Batch()
+            self.open[incident.key] = incident
+            batch.created.append((incident, IncidentEvent(0, now, "detected", None, detail)))
+            await self._commit(batch, now)  # type: ignore[attr-defined]
+            batch = Batch()
+            self._escalate(incident, now, batch, reason="detected")  # type: ignore[attr-defined]
+            await self._commit(batch, now)  # type: ignore[attr-defined]
+            return incident
+
     # --- Alertmanager webhook -------------------------------------------------------------
 
     async def receive_alerts(self, alerts: list[dict[str, Any]]) -> dict[str, int]:

@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from monitor.engine import Transition
-from monitor.store.records import AuditEntry, IncidentEvent, IncidentRecord, Interval, MaintenanceWindow, OutboxItem
+from monitor.store.records import (
+    AuditEntry,
+    IncidentEvent,
+    IncidentRecord,
+    Interval,
+    MaintenanceWindow,
+    OutboxItem,
+    SecurityIncident,
+)
 
 
 class Store(Protocol):
@@ -50,3 +58,13 @@ class Store(Protocol):
     async def audit(self, entry: AuditEntry) -> AuditEntry: ...
     async def audit_log(self, limit: int = 100, offset: int = 0) -> tuple[list[AuditEntry], int]: ...
     async def verify_audit_chain(self) -> tuple[bool, int | None]: ...
+
+    # the disconnect playbook
+    async def save_security_incident(self, incident: SecurityIncident) -> int: ...
+    async def open_security_incidents(self) -> list[SecurityIncident]: ...
+    async def get_security_incident(self, incident_id: int) -> SecurityIncident | None: ...
+    async def list_security_incidents(
+        self, open_only: bool = False, limit: int = 100, offset: int = 0
+    ) -> tuple[list[SecurityIncident], int]: ...
+    async def traffic_baselines(self) -> dict[tuple[str, str, int], tuple[float, int]]: ...
+    async def save_traffic_baselines(self, buckets: dict[tuple[str, str, int], tuple[float, int]]) -> None: ...

@@ -146,4 +146,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (service, month)
     );
     """,
+    # 4: the disconnect playbook: security incidents (one open per connection) and the traffic baselines
+    #    the anomaly detector learns (per connection, metric and hour of the week).
+    """
+    CREATE TABLE security_incidents (
+        id INTEGER PRIMARY KEY,
+        connection TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        opened_at REAL NOT NULL,
+        closed_at REAL,
+        body TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX security_incidents_open ON security_incidents (connection) WHERE closed_at IS NULL;
+    CREATE INDEX security_incidents_by_time ON security_incidents (opened_at);
+    CREATE TABLE traffic_baselines (
+        connection TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        hour_of_week INTEGER NOT NULL CHECK (hour_of_week BETWEEN 0 AND 167),
+        mean REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (connection, metric, hour_of_week)
+    );
+    """,
 )

@@ -108,3 +108,46 @@ class AuditEntry:
     prev_hash: str = ""
     hash: str = ""
     id: int = 0
+
+
+SECURITY_OPEN_PHASES = (
+    "proposed",  # a cut is proposed and waits for approval
+    "approved",  # approved, not executed yet
+    "cutting",  # the cut is being executed and verified
+    "cut_failed",  # the cut could not be executed or verified (execute retries)
+    "cut",  # cut and verified; stays so until a reconnect is approved
+    "reconnect_requested",
+    "reconnect_approved",
+    "reconnecting",
+    "reconnect_failed",
+)
+SECURITY_CLOSED_PHASES = ("denied", "reconnected")
+
+
+@dataclass(slots=True)
+class SecurityIncident:
+    """One case of unauthorized traffic on one connection, from detection to reconnect."""
+
+    connection: str
+    severity: str
+    opened_at: float
+    source: str  # what opened it: anomaly, trap or ids
+    summary: str
+    phase: str = "proposed"
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # the detections, newest last (bounded)
+    proposal: dict[str, Any] = field(default_factory=dict)  # the exact action: device, address, interface, method
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # {"step", "actor", "at"}
+    executions: list[dict[str, Any]] = field(default_factory=list)  # {"step", "attempt", "started_at", ...}
+    incident_id: int | None = None  # the incident that pages the security team
+    cut_at: float | None = None  # when the cut was verified
+    reconnected_at: float | None = None
+    closed_at: float | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+    updated_at: float = 0.0
+    id: int = 0
+
+    @property
+    def step(self) -> str:
+        """The step the phase belongs to: approvals and executions are counted per step."""
+        return "reconnect" if self.phase.startswith("reconnect") else "cut"

@@ -29,7 +29,7 @@ import structlog
 
 from monitor import __version__
 from monitor.engine import Transition
-from monitor.store import sql_admin, sql_incidents, sql_reports
+from monitor.store import sql_admin, sql_incidents, sql_reports, sql_security
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.records import Interval
 
@@ -67,7 +67,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-class SQLiteStore(sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_reports.ReportQueries):
+class SQLiteStore(
+    sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_reports.ReportQueries, sql_security.SecurityQueries
+):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._queue: queue.Queue[Any] = queue.Queue()

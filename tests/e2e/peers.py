@@ -9,12 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +182,30 @@ def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
     if status != 200 or data.get("status") != "success":
         raise ValueError(f"query failed: {body[:300]!r}")
     return list(data["data"]["result"])
+
+
+class Receiver:
+    """A webhook receiver on loopback recording every delivery (JSON body and idempotency key)."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                owner.deliveries.append(
+                    {"key": self.headers["Idempotency-Key"], "json": json.loads(body), "at": time.time()}
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def events(self) -> list[tuple[str, int, str]]:
+        return [(d["json"]["event"], d["json"]["level"], d["json"]["recipient"]) for d in self.deliveries]

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.peers import (
+    Receiver,
     alertmanager,
     alertmanager_available,
     am_alerts,
@@ -32,33 +31,6 @@ pytestmark = [
     pytest.mark.skipif(not alertmanager_available(), reason="prometheus-alertmanager (Debian package) not installed"),
 ]
 OPERATOR, ADMIN = "e2e-operator-1c9a", "e2e-admin-77d2"
-
-
-class Receiver:
-    """A webhook receiver on loopback recording every delivery (JSON body and idempotency key)."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[dict[str, Any]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.deliveries.append(
-                    {"key": self.headers["Idempotency-Key"], "json": json.loads(body), "at": time.time()}
-                )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def events(self) -> list[tuple[str, int, str]]:
-        return [(d["json"]["event"], d["json"]["level"], d["json"]["recipient"]) for d in self.deliveries]
 
 
 @pytest.fixture

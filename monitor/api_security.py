@@ -1,0 +1,158 @@
+"""API of the disconnect playbook: IDS events in (role ids), security incidents listed and acted on
+(approve, deny, execute, reconnect: role security or admin). Every call that changes something is
+audited, allowed or not, with the caller's address."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import Field, ValidationError
+
+from monitor.api_incidents import _int, body_of
+from monitor.auth import Guard, ProblemError
+from monitor.config.errors import issues_from_validation
+from monitor.config.model import StrictModel
+from monitor.config.response_model import Severity
+from monitor.security.anomaly import Detection
+from monitor.security.desk import SecurityDesk, SecurityError
+from monitor.security.notices import describe
+from monitor.store.records import SecurityIncident
+from monitor.timefmt import iso
+
+
+class Daemonish(Protocol):
+    security: SecurityDesk
+    guard: Guard
+
+
+class IdsEvent(StrictModel):
+    """What an IDS pushes: who (a connection, an organisation or a source address), what, how bad."""
+
+    signature: str = Field(min_length=1, max_length=500)
+    severity: Severity = "major"
+    connection: str | None = None
+    organisation: str | None = None
+    source: str | None = None  # an address of the organisation
+    detail: dict[str, Any] = {}
+
+    model_config = StrictModel.model_config | {"extra": "ignore"}  # IDS payloads carry more than we read
+
+
+def security_json(incident: SecurityIncident) -> dict[str, Any]:
+    body = asdict(incident)
+    for key in ("opened_at", "cut_at", "reconnected_at", "closed_at", "updated_at"):
+        body[key] = iso(body[key])
+    body["step"] = incident.step
+    body["proposal_text"] = describe(incident.proposal)
+    body["evidence_count"] = len(incident.evidence)
+    return body
+
+
+def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
+    guard = daemon.guard
+    desk = daemon.security
+
+    async def ingest(request: web.Request) -> web.Response:
+        who = await guard.require(request, "security.ingest", "security.event")
+        body = await body_of(request)
+        try:
+            event = IdsEvent.model_validate(body)
+        except ValidationError as exc:
+            errors = [f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues_from_validation(exc, IdsEvent)]
+            await guard.audit(request, who, "security.event", "invalid", None, errors=errors)
+            raise ProblemError(422, "invalid security event", "; ".join(errors), errors=errors) from None
+        connection = None
+        if event.connection:
+            connection = desk.connection(event.connection)
+        elif event.source:
+            try:
+                connection = desk.connection_for_address(ipaddress.ip_address(event.source.strip()))
+            except ValueError:
+                raise ProblemError(
+                    422, "invalid security event", f'source "{event.source}" is not an address'
+                ) from None
+        elif event.organisation:
+            connection = next(
+                (
+                    c
+                    for c in desk.config.connections
+                    if event.organisation in (c.organisation, c.organisation_en, c.name)
+                ),
+                None,
+            )
+        if connection is None:
+            desk.metrics.events.labels("ids", "unmapped").inc()
+            await guard.audit(request, who, "security.event", "unmapped", None, event=body)
+            raise ProblemError(
+                422,
+                "no connection matches",
+                "name a configured connection, organisation or an address inside a connection's addresses",
+            )
+        detection = Detection(
+            connection.name,
+            "ids",
+            event.severity,
+            f"IDS: {event.signature}",
+            time.time(),
+            {"from": who.name, **event.model_dump(exclude_none=True)},
+        )
+        incident, new = await desk.detect(detection)
+        obj = f"security:{incident.id}"
+        await guard.audit(request, who, "security.event", "ok", obj, signature=event.signature, new=new)
+        return web.json_response(
+            {"security_incident": incident.id, "connection": connection.name, "new": new, "phase": incident.phase},
+            status=201 if new else 200,
+        )
+
+    async def listing(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        limit = min(max(_int(request.query.get("limit", "100"), "limit"), 0), 1000)
+        offset = max(_int(request.query.get("offset", "0"), "offset"), 0)
+        items, total = await desk.store.list_security_incidents(request.query.get("status") == "open", limit, offset)
+        items = [desk.open.get(i.connection, i) if i.closed_at is None else i for i in items]  # newest in memory
+        return web.json_response(
+            {"count": total, "offset": offset, "security_incidents": [security_json(i) for i in items]}
+        )
+
+    async def show(request: web.Request) -> web.Response:
+        await guard.require(request, "read")
+        try:
+            incident = await desk.find(_int(request.match_info["id"], "id"))
+        except SecurityError as exc:
+            raise ProblemError(exc.status, "not found", str(exc)) from None
+        return web.json_response(security_json(incident))
+
+    def action(name: str, run: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            incident_id = _int(request.match_info["id"], "id")
+            obj = f"security:{incident_id}"
+            who = await guard.require(request, "security.approve", f"security.{name}", obj)
+            body = await body_of(request)
+            try:
+                result = await run(incident_id, who.name, body)
+            except SecurityError as exc:
+                await guard.audit(request, who, f"security.{name}", "rejected", obj, error=str(exc))
+                raise ProblemError(exc.status, "not possible", str(exc)) from None
+            await guard.audit(request, who, f"security.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
+            return web.json_response(security_json(result) if isinstance(result, SecurityIncident) else result)
+
+        return handler
+
+    def text(body: dict[str, Any], key: str, default: str) -> str:
+        return str(body.get(key) or default)[:2000]
+
+    routes: list[tuple[str, Any]] = [
+        ("approve", lambda i, a, b: desk.approve(i, a)),
+        ("deny", lambda i, a, b: desk.deny(i, a, text(b, "reason", "denied"))),
+        ("execute", lambda i, a, b: desk.execute(i, a, bool(b.get("dry_run", False)))),
+        ("reconnect", lambda i, a, b: desk.request_reconnect(i, a, text(b, "reason", "cleared"))),
+    ]
+    app.router.add_post("/api/v1/security-events", ingest)
+    app.router.add_get("/api/v1/security-incidents", listing)
+    app.router.add_get("/api/v1/security-incidents/{id}", show)
+    for name, run in routes:
+        app.router.add_post(f"/api/v1/security-incidents/{{id}}/{name}", action(name, run))

@@ -1,0 +1,172 @@
+"""Carrying out one step (cut or reconnect) of a security incident and verifying that it took.
+
+A step is recorded as started in the store before anything is sent, and as finished after. A daemon
+killed in between finds the step started but not finished: for an SNMP SET it reads ifAdminStatus
+first and sends nothing if the device already has the wanted value; webhooks and commands are sent
+again with the same idempotency key. Verification then decides, whatever happened before.
+
+Verification of a cut: ifAdminStatus down and ifOperStatus not up; traffic on the interface at most
+`max_rate_bytes`; a fresh probe of each of the organisation's targets fails. Of a reconnect: the
+interface up again and the organisation's targets answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.config.security_model import Connection, SecurityPlaybook
+from monitor.security.actions import ADMIN, ActionError, SnmpControl, call_webhook, run_command
+from monitor.store.records import SecurityIncident
+
+POLL_SECONDS = 0.25  # how often the interface is read while waiting for it to change
+TRAFFIC_SAMPLE_SECONDS = 1.0
+
+
+@dataclass
+class Edge:
+    """What the executor needs to know about the connection's edge device and the organisation."""
+
+    device: str  # target name
+    address: str
+    interface: str  # as configured on the check
+    if_index: int | None
+    read_settings: Any  # the check's SnmpSettings (for verification when the action is not SNMP)
+    org_checks: list[str]  # check ids of the organisation's targets
+
+
+def action_body(
+    incident: SecurityIncident, connection: Connection, edge: Edge, step: str, attempt: int
+) -> dict[str, Any]:
+    """What a webhook receives (and a command in its environment). The idempotency key is the same
+    when a step is resumed after a restart and new for a retry after a failure."""
+    return {
+        "version": 1,
+        "action": step,
+        "security_incident": incident.id,
+        "idempotency_key": f"security-{incident.id}-{step}-{attempt}",
+        "connection": connection.name,
+        "organisation": connection.organisation,
+        "device": edge.device,
+        "address": edge.address,
+        "interface": edge.interface,
+        "if_index": edge.if_index,
+    }
+
+
+class Executor:
+    def __init__(
+        self,
+        snmp: SnmpControl,
+        probe_soon: Callable[[Iterable[str]], None],
+        last_result: Callable[[str], Any],
+        now: Callable[[], float],
+    ) -> None:
+        self.snmp = snmp
+        self.probe_soon = probe_soon
+        self.last_result = last_result  # check id -> its latest ProbeResult (or None)
+        self.now = now
+
+    async def apply(
+        self,
+        incident: SecurityIncident,
+        connection: Connection,
+        book: SecurityPlaybook,
+        edge: Edge,
+        attempt: int,
+        resumed: bool,
+    ) -> str:
+        """Send the action of the incident's current step; returns what the device or receiver said."""
+        step = incident.step
+        action = book.action
+        if action.kind == "snmp_set":
+            assert action.snmp is not None
+            if edge.if_index is None:
+                raise ActionError(
+                    f"the ifIndex of {edge.interface} on {edge.device} is not known yet "
+                    "(its check has not polled it): set action.if_index"
+                )
+            wanted = ADMIN[step]
+            if resumed:
+                status = await self.snmp.status(action.snmp, edge.address, edge.if_index)
+                if status.admin == wanted:
+                    return f"ifAdminStatus.{edge.if_index} was already {wanted}: not sent again"
+            await self.snmp.set_admin(action.snmp, edge.address, edge.if_index, wanted)
+            return f"ifAdminStatus.{edge.if_index} set to {wanted} on {edge.address}"
+        body = action_body(incident, connection, edge, step, attempt)
+        if action.kind == "webhook":
+            return await call_webhook(action, body)
+        return await run_command(action, body)
+
+    async def verify(
+        self, incident: SecurityIncident, connection: Connection, book: SecurityPlaybook, edge: Edge, since: float
+    ) -> tuple[bool, list[str]]:
+        """(verified, findings) for the current step, waiting up to verify.timeout."""
+        cut = incident.step == "cut"
+        deadline = time.monotonic() + book.verify.timeout
+        jobs = []
+        creds = book.action.snmp if book.action.kind == "snmp_set" else edge.read_settings
+        if book.verify.interface and edge.if_index is not None and creds is not None:
+            jobs.append(self._interface(creds, edge, cut, book.verify.max_rate_bytes if cut else None, deadline))
+        if book.verify.targets and edge.org_checks:
+            jobs.append(self._targets(edge.org_checks, cut, since, deadline))
+        if not jobs:
+            return True, ["nothing to verify (verify.interface and verify.targets are off or not possible)"]
+        results = await asyncio.gather(*jobs)
+        return all(ok for ok, _ in results), [line for _, line in results]
+
+    async def _interface(
+        self, creds: Any, edge: Edge, cut: bool, max_rate: float | None, deadline: float
+    ) -> tuple[bool, str]:
+        assert edge.if_index is not None
+        last = "no answer from the device"
+        while True:
+            try:
+                status = await self.snmp.status(creds, edge.address, edge.if_index)
+                last = f"ifAdminStatus {status.admin}, ifOperStatus {status.oper}"
+                done = (status.admin == 2 and status.oper != 1) if cut else (status.admin == 1 and status.oper == 1)
+                if done:
+                    break
+            except ActionError as exc:
+                last = str(exc)
+            if time.monotonic() + POLL_SECONDS > deadline:
+                return False, f"interface: not {'down' if cut else 'up'} in time ({last})"
+            await asyncio.sleep(POLL_SECONDS)
+        if max_rate is None or status.octets is None:
+            return True, f"interface: {'down' if cut else 'up'} ({last})"
+        await asyncio.sleep(TRAFFIC_SAMPLE_SECONDS)
+        try:
+            later = await self.snmp.status(creds, edge.address, edge.if_index)
+        except ActionError as exc:
+            return False, f"traffic: could not read the counters again: {exc}"
+        if later.octets is None:
+            return True, f"interface: down ({last}); traffic not readable"
+        rate = max(0, later.octets - status.octets) / max(later.at - status.at, 1e-3)
+        if rate > max_rate:
+            return False, f"traffic: still {rate:,.0f} bytes/s after the cut (at most {max_rate:,.0f})"
+        return True, f"interface: down ({last}); traffic {rate:,.0f} bytes/s"
+
+    async def _targets(self, checks: list[str], cut: bool, since: float, deadline: float) -> tuple[bool, str]:
+        """A fresh result (finished after the action) of every check of the organisation's targets:
+        failures after a cut, successes after a reconnect."""
+        pending = set(checks)
+        asked = time.monotonic()
+        self.probe_soon(sorted(pending))
+        while pending:
+            for check_id in list(pending):
+                result = self.last_result(check_id)
+                if result is not None and result.finished_at > since and result.ok != cut:
+                    pending.discard(check_id)
+            if not pending:
+                break
+            if time.monotonic() + POLL_SECONDS > deadline:
+                state = "still answering" if cut else "not answering"
+                return False, f"targets: {len(pending)} of {len(checks)} {state} ({', '.join(sorted(pending)[:5])})"
+            if time.monotonic() - asked > 2.0:  # a result that raced the action: ask again
+                self.probe_soon(sorted(pending))
+                asked = time.monotonic()
+            await asyncio.sleep(POLL_SECONDS)
+        return True, f"targets: all {len(checks)} {'unreachable' if cut else 'answering'}"
