@@ -26,6 +26,9 @@ from monitor.config.security_model import CutAction, SnmpWrite
 from probes.snmp_settings import SnmpSettings
 from probes.snmp_v3 import _auth, _hlapi
 
+IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
+IF_ALIAS = "1.3.6.1.2.1.31.1.1.1.18"
 IF_ADMIN_STATUS = "1.3.6.1.2.1.2.2.1.7"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_HC_IN_OCTETS = "1.3.6.1.2.1.31.1.1.1.6"
@@ -58,7 +61,7 @@ class SnmpControl:
             self._engine = self._h.SnmpEngine()
         return self._h
 
-    async def _call(self, creds: SnmpWrite | SnmpSettings, address: str, op: str, varbinds: list[Any]) -> list[Any]:
+    async def _peer(self, creds: SnmpWrite | SnmpSettings, address: str) -> tuple[Any, Any]:
         h = self._setup()
         if creds.version == "3":
             assert creds.v3 is not None
@@ -68,6 +71,11 @@ class SnmpControl:
             auth = h.CommunityData(creds.community.get_secret_value(), mpModel=0 if creds.version == "1" else 1)
         cls = h.Udp6TransportTarget if ":" in address else h.UdpTransportTarget
         target = await cls.create((address, creds.port), timeout=creds.timeout, retries=creds.retries)
+        return auth, target
+
+    async def _call(self, creds: SnmpWrite | SnmpSettings, address: str, op: str, varbinds: list[Any]) -> list[Any]:
+        h = self._setup()
+        auth, target = await self._peer(creds, address)
         command = h.set_cmd if op == "set" else h.get_cmd
         indication, status, index, answer = await command(
             self._engine, auth, target, h.ContextData(), *varbinds, lookupMib=False
@@ -84,6 +92,23 @@ class SnmpControl:
 
         oid = h.ObjectIdentity(f"{IF_ADMIN_STATUS}.{if_index}")
         await self._call(creds, address, "set", [h.ObjectType(oid, Integer(value))])
+
+    async def find_index(self, creds: SnmpWrite | SnmpSettings, address: str, interface: str) -> int | None:
+        """The ifIndex whose ifName, ifDescr or ifAlias is `interface` (a number is taken as the ifIndex)."""
+        if interface.isdigit():
+            return int(interface)
+        h = self._setup()
+        auth, target = await self._peer(creds, address)
+        for column in (IF_NAME, IF_DESCR, IF_ALIAS):
+            walk = h.walk_cmd(self._engine, auth, target, h.ContextData(), h.ObjectType(h.ObjectIdentity(column)),
+                              lexicographicMode=False, lookupMib=False)  # fmt: skip
+            async for indication, status, _index, answer in walk:
+                if indication or status:
+                    raise ActionError(f"SNMP walk on {address}: {indication or status.prettyPrint()}")
+                for name, value in answer:
+                    if str(value) == interface:
+                        return int(tuple(name)[-1])
+        return None
 
     async def status(self, creds: SnmpWrite | SnmpSettings, address: str, if_index: int) -> InterfaceStatus:
         h = self._setup()

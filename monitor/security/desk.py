@@ -319,7 +319,9 @@ class SecurityDesk:
             affected={"security_incident": incident.id},
         )
 
-    def edge(self, connection: Connection) -> Edge:
+    def edge(self, connection: Connection, incident: SecurityIncident | None = None) -> Edge:
+        """The device and interface to act on. Once proposed, the proposal's ifIndex is the one
+        approved (a daemon just restarted has not polled the interface yet)."""
         inventory = self._inventory()
         check = inventory.checks[connection.check]
         book = self.playbook(connection)
@@ -328,7 +330,9 @@ class SecurityDesk:
             device=check.target.name,
             address=check.target.address,
             interface=str(check.request.params.get("interface")),
-            if_index=book.action.if_index or self._ifindex(connection.check),
+            if_index=book.action.if_index
+            or (incident.proposal.get("if_index") if incident is not None else None)
+            or self._ifindex(connection.check),
             read_settings=check.settings,
             org_checks=org_checks,
         )
@@ -411,7 +415,7 @@ class SecurityDesk:
         """Run the approved step now (or again after a failure); with dry_run only say what would be done."""
         incident = await self.find(incident_id)
         connection, book = self._resolve_parts(incident)
-        edge = self.edge(connection)
+        edge = self.edge(connection, incident)
         plan = notices.proposal(connection, book, edge) | {"step": incident.step}
         if dry_run or book.dry_run:
             await self._audit(actor, f"security.{incident.step}.dry_run", f"security:{incident.id}", plan=plan)
@@ -447,7 +451,7 @@ class SecurityDesk:
         except SecurityError as exc:
             log.error("security_step_impossible", id=incident.id, error=str(exc))
             return
-        edge = self.edge(connection)
+        edge = self.edge(connection, incident)
         running_phase = "cutting" if step == "cut" else "reconnecting"
         record = incident.executions[-1] if resumed and incident.executions else None
         if record is None or record.get("finished_at") is not None:

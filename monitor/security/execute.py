@@ -84,11 +84,10 @@ class Executor:
         action = book.action
         if action.kind == "snmp_set":
             assert action.snmp is not None
+            if edge.if_index is None:  # not known when the cut was proposed: ask the device
+                edge.if_index = await self.snmp.find_index(action.snmp, edge.address, edge.interface)
             if edge.if_index is None:
-                raise ActionError(
-                    f"the ifIndex of {edge.interface} on {edge.device} is not known yet "
-                    "(its check has not polled it): set action.if_index"
-                )
+                raise ActionError(f"{edge.device} ({edge.address}) has no interface {edge.interface}")
             wanted = ADMIN[step]
             if resumed:
                 status = await self.snmp.status(action.snmp, edge.address, edge.if_index)

@@ -9,6 +9,7 @@ artifacts/security-timings.json for BENCHMARKS.md.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +246,138 @@ def _cut_seconds(cut: dict[str, Any], approved_at: float) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(cut["cut_at"]).timestamp() - approved_at
+
+
+def test_security_trap_opens_the_incident_for_the_connection(daemon: Daemon, lab: Lab) -> None:
+    """A firewall trap (mapped as a security event) sent by the router with snmptrap names the
+    organisation's address in a varbind: the incident opens for that connection and pages."""
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        sent = lab.in_ns("snmptrap", "-v2c", "-c", "lab-read", f"{MGMT_HOST}:{daemon.trap_port}", "",
+                         TRAP_OID, f"{TRAP_OID}.2", "a", CONN_EDGE)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        incident = daemon.wait_phase("proposed", 10)
+        assert incident["source"] == "trap" and incident["severity"] == "critical"
+        assert "fwIntrusion" in incident["summary"]
+        wait_for(lambda: pages(daemon.hook, "firing"), 10, what="the security page")
+        assert lab.link_state() == "UP"  # nothing is cut without approval
+
+
+def test_ids_events_need_the_ids_role_and_a_known_organisation(daemon: Daemon, lab: Lab) -> None:
+    """No token (anonymous: a viewer), a wrong token and a viewer token are refused (and audited); an event for no known
+    connection is a clear 422; a good one opens the incident, a second one adds evidence to it."""
+    event = {"signature": "ET TROJAN beacon", "severity": "major", "source": CONN_EDGE}
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        assert daemon.post("/api/v1/security-events", event, token="")[0] == 403  # anonymous is a viewer here
+        assert daemon.post("/api/v1/security-events", event, token="not-a-token")[0] == 401
+        assert daemon.post("/api/v1/security-events", event, token=VIEWER)[0] == 403
+        status, problem = daemon.post("/api/v1/security-events", {**event, "source": "192.0.2.1"}, token=IDS)
+        assert status == 422 and problem["title"] == "no connection matches"
+        status, problem = daemon.post("/api/v1/security-events", {"severity": "bad"}, token=IDS)
+        assert status == 422 and "signature" in problem["detail"]
+        status, first = daemon.post("/api/v1/security-events", event, token=IDS)
+        assert status == 201 and first["new"] is True and first["connection"] == "city-a"
+        status, second = daemon.post("/api/v1/security-events", {**event, "organisation": "A市", "source": None},
+                                     token=IDS)  # fmt: skip
+        assert status == 200 and second["new"] is False and second["security_incident"] == first["security_incident"]
+        assert len(daemon.security()[0]["evidence"]) == 2
+        audit = daemon.get("/api/v1/audit?limit=100", token=ADMIN)["entries"]
+    outcomes = [(e["action"], e["outcome"]) for e in audit if e["action"] == "security.event"]
+    assert ("security.event", "unauthenticated") in outcomes and ("security.event", "denied") in outcomes
+    assert ("security.event", "unmapped") in outcomes and ("security.event", "invalid") in outcomes
+
+
+def test_kill_9_in_mid_cut_resumes_without_sending_twice(daemon: Daemon, lab: Lab) -> None:
+    """The router's agent is frozen, so the SET is in flight when the daemon is killed with SIGKILL.
+    The agent then takes the queued SET; the restarted daemon finds the step started, reads
+    ifAdminStatus, sends nothing again, verifies and finishes the cut."""
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        # one whole cut and reconnect first: the daemon's SNMPv3 engine knows the router's engine id,
+        # so the frozen agent holds the SET itself (not the discovery before it)
+        _, warm = daemon.post("/api/v1/security-events", {"signature": "scan", "source": CONN_EDGE}, token=IDS)
+        assert daemon.post(f"/api/v1/security-incidents/{warm['security_incident']}/approve")[0] == 200
+        daemon.wait_phase("cut", 20)
+        assert daemon.post(f"/api/v1/security-incidents/{warm['security_incident']}/reconnect")[0] == 200
+        daemon.wait_phase("reconnected", 30)
+        status, opened = daemon.post("/api/v1/security-events", {"signature": "exfil", "source": CONN_EDGE}, token=IDS)
+        assert status == 201
+        lab.pause_agent(True)
+        try:
+            code, _ = http_post(f"{daemon.base}/api/v1/security-incidents/{opened['security_incident']}/approve",
+                                b"{}", token=ALICE)  # fmt: skip
+            assert code == 200
+            daemon.wait_phase("cutting", 5)
+            time.sleep(0.3)
+            proc.stop(signal.SIGKILL)
+        finally:
+            lab.pause_agent(False)
+    wait_for(lambda: lab.link_state() == "DOWN", 10, what="the queued SET to reach the router")
+    with daemon.start("daemon-2") as proc:
+        cut = daemon.wait_phase("cut", 30)
+        cut["object"] = f"security:{cut['id']}"
+        assert cut["id"] == opened["security_incident"]
+        executions = cut["executions"]
+        assert len(executions) == 1 and executions[0]["outcome"] == "verified"
+        assert "not sent again" in executions[0]["result"]
+        audit = daemon.get("/api/v1/audit?limit=200", token=ADMIN)["entries"]
+        assert proc.proc.poll() is None
+    executed = [e for e in audit if e["action"] == "security.cut.executed" and e["object"] == cut["object"]]
+    assert len(executed) == 1 and executed[0]["detail"]["resumed"] is True
+    assert any(e["action"] == "security.resume" for e in audit)
+
+
+def test_two_approvers_and_deny(daemon: Daemon, lab: Lab) -> None:
+    """With approvals: 2 the same person cannot approve twice; a second person's approval cuts.
+    A denied reconnect keeps the connection cut; a denied proposal closes the incident and resolves
+    its page."""
+    write_config(daemon.config, daemon.hook.url, daemon.trap_port, approvals=2)
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        _, false_alarm = daemon.post("/api/v1/security-events", {"signature": "scan", "source": CONN_EDGE}, token=IDS)
+        status, denied = daemon.post(
+            f"/api/v1/security-incidents/{false_alarm['security_incident']}/deny", {"reason": "pen test"}
+        )
+        assert status == 200 and denied["phase"] == "denied" and denied["closed_at"] is not None
+        page = daemon.get(f"/api/v1/incidents/{denied['incident_id']}")
+        assert page["status"] == "resolved" and page["resolve_reason"] == "denied: pen test"
+
+        _, opened = daemon.post("/api/v1/security-events", {"signature": "scan", "source": CONN_EDGE}, token=IDS)
+        assert opened["new"] is True
+        sid = opened["security_incident"]
+        assert daemon.post(f"/api/v1/security-incidents/{sid}/approve")[0] == 200
+        status, problem = daemon.post(f"/api/v1/security-incidents/{sid}/approve")
+        assert status == 409 and "2 different approvers" in problem["detail"]
+        assert lab.link_state() == "UP"
+        assert daemon.post(f"/api/v1/security-incidents/{sid}/approve", token=BOB)[0] == 200
+        daemon.wait_phase("cut", 20)
+        assert lab.link_state() == "DOWN"
+        assert daemon.post(f"/api/v1/security-incidents/{sid}/reconnect", {"reason": "cleared"})[0] == 200
+        assert daemon.wait_phase("reconnect_requested", 5)
+        status, body = daemon.post(f"/api/v1/security-incidents/{sid}/deny", {"reason": "not cleared"}, token=BOB)
+        assert status == 200 and body["phase"] == "cut"
+        assert lab.link_state() == "DOWN"
+        lab.set_link(True)  # put the lab back by hand for the next case
+
+        _, second = daemon.post("/api/v1/security-events", {"signature": "x", "connection": "city-b"}, token=IDS)
+        assert second["title"] == "no connection matches"
+    del proc
+
+
+def test_automatic_cut_for_configured_severity(daemon: Daemon, lab: Lab) -> None:
+    """A playbook with automatic: [critical] cuts on a critical event without waiting for anyone."""
+    write_config(daemon.config, daemon.hook.url, daemon.trap_port, automatic="[critical]")
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        event = {"signature": "ransomware C2", "severity": "critical", "source": CONN_EDGE}
+        assert daemon.post("/api/v1/security-events", event, token=IDS)[0] == 201
+        cut = daemon.wait_phase("cut", 20)
+        assert cut["approvals"][0]["actor"] == "system" and cut["approvals"][0]["automatic"] is True
+        assert lab.link_state() == "DOWN"
+        assert daemon.post(f"/api/v1/security-incidents/{cut['id']}/deny", {"reason": "too late"})[0] == 409
+        status, _ = daemon.post(f"/api/v1/security-incidents/{cut['id']}/reconnect")
+        assert status == 200
+        daemon.wait_phase("reconnected", 30)
+        assert lab.link_state() == "UP"
+    del proc
