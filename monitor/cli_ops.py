@@ -111,7 +111,8 @@ def maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: Any) -> None:
+def common_options() -> argparse.ArgumentParser:
+    """--url, --token, --json, --timeout: how every API command reaches the daemon."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", default=os.environ.get("MONITOR_URL", DEFAULT_URL), help="the daemon (default $MONITOR_URL)"
@@ -120,7 +121,12 @@ def add_parsers(sub: Any) -> None:
         "--token", default=os.environ.get("MONITOR_TOKEN"), help="bearer token (default $MONITOR_TOKEN)"
     )
     common.add_argument("--json", action="store_true", help="print the API's JSON")
-    common.add_argument("--timeout", type=float, default=15.0)
+    common.add_argument("--timeout", type=float, default=30.0)
+    return common
+
+
+def add_parsers(sub: Any) -> None:
+    common = common_options()
 
     inc = sub.add_parser("incidents", help="list, show and act on incidents through the daemon's API")
     inc_sub = inc.add_subparsers(dest="action", required=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,3 +383,36 @@ def test_automatic_cut_for_configured_severity(daemon: Daemon, lab: Lab) -> None
         daemon.wait_phase("reconnected", 30)
         assert lab.link_state() == "UP"
     del proc
+
+
+def cli(daemon: Daemon, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "security", *args, "--url", daemon.base, "--token", token],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_cli_drives_the_playbook(daemon: Daemon, lab: Lab) -> None:
+    """`monitor security event|list|execute --dry-run|approve|reconnect` through the API, with its roles."""
+    with daemon.start() as proc:
+        daemon.wait_ready(proc)
+        made = cli(daemon, IDS, "event", "--signature", "worm", "--source", CONN_EDGE, "--severity", "critical")
+        assert made.returncode == 0 and "opened, proposed" in made.stdout, made.stderr
+        sid = daemon.security()[0]["id"]
+        listed = cli(daemon, VIEWER, "list", "--open")
+        assert listed.returncode == 0 and f"{sid}" in listed.stdout and "city-a" in listed.stdout
+        refused = cli(daemon, VIEWER, "approve", str(sid))
+        assert refused.returncode != 0 and "HTTP 403" in refused.stderr
+        dry = cli(daemon, ALICE, "execute", str(sid), "--dry-run")
+        assert dry.returncode == 0 and dry.stdout.startswith("dry run, nothing changed: Proposed cut of A市")
+        assert lab.link_state() == "UP"
+        approved = cli(daemon, ALICE, "approve", str(sid))
+        assert approved.returncode == 0, approved.stderr
+        daemon.wait_phase("cut", 20)
+        assert lab.link_state() == "DOWN"
+        again = cli(daemon, ALICE, "execute", str(sid))
+        assert again.returncode != 0 and "HTTP 409" in again.stderr
+        back = cli(daemon, BOB, "reconnect", str(sid), "cleared by the city")
+        assert back.returncode == 0, back.stderr
+        daemon.wait_phase("reconnected", 30)
+        assert lab.link_state() == "UP"

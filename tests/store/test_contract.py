@@ -12,7 +12,14 @@ import pytest
 from monitor.engine import Transition
 from monitor.state import State
 from monitor.store.base import Store
-from monitor.store.records import AuditEntry, IncidentEvent, IncidentRecord, MaintenanceWindow, OutboxItem
+from monitor.store.records import (
+    AuditEntry,
+    IncidentEvent,
+    IncidentRecord,
+    MaintenanceWindow,
+    OutboxItem,
+    SecurityIncident,
+)
 from monitor.store.sqlite import SQLiteStore
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda tmp: SQLiteStore(tmp / "contract.db")}
@@ -143,3 +150,35 @@ async def test_state_intervals_from_transitions(store: Store) -> None:
         ("up", 100.0, 150.0),
         ("down", 150.0, None),
     ]
+
+
+async def test_security_incidents_one_open_per_connection(store: Store) -> None:
+    """A security incident round-trips whole; a second open one for the same connection is refused;
+    once closed, the connection may have a new one; listing can be limited to open ones."""
+    made = SecurityIncident(connection="city-a", severity="critical", opened_at=100.0, source="ids", summary="C2",
+                            evidence=[{"at": 100.0, "source": "ids"}], proposal={"method": "snmp_set", "if_index": 3})  # fmt: skip
+    first = await store.save_security_incident(made)
+    made.approvals.append({"step": "cut", "actor": "alice", "at": 101.0})
+    made.phase = "cut"
+    await store.save_security_incident(made)
+    assert await store.get_security_incident(first) == made
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.save_security_incident(SecurityIncident("city-a", "major", 102.0, "trap", "again"))
+    made.phase, made.closed_at = "reconnected", 200.0
+    await store.save_security_incident(made)
+    second = await store.save_security_incident(SecurityIncident("city-a", "major", 300.0, "anomaly", "again"))
+    assert [i.id for i in await store.open_security_incidents()] == [second]
+    everything, total = await store.list_security_incidents()
+    assert total == 2 and [i.id for i in everything] == [second, first]
+    only_open, open_total = await store.list_security_incidents(open_only=True)
+    assert open_total == 1 and only_open[0].id == second
+
+
+async def test_traffic_baselines_upsert(store: Store) -> None:
+    """Baselines are stored per (connection, metric, hour of week) and updated in place."""
+    await store.save_traffic_baselines({("city-a", "in_bytes", 10): (1000.0, 5), ("city-a", "in_bytes", 11): (5.0, 1)})
+    await store.save_traffic_baselines({("city-a", "in_bytes", 10): (1100.0, 6)})
+    assert await store.traffic_baselines() == {
+        ("city-a", "in_bytes", 10): (1100.0, 6),
+        ("city-a", "in_bytes", 11): (5.0, 1),
+    }
