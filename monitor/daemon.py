@@ -35,6 +35,7 @@ from monitor.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
 from monitor.security.desk import SecurityDesk, SecurityMetrics
 from monitor.security.execute import Executor
+from monitor.state import State
 from monitor.store.metrics import StoreCollector
 from monitor.store.sqlite import SQLiteStore
 from monitor.trap_decode import TrapEvent
@@ -207,7 +208,11 @@ class Daemon:
             state = getattr(self.probes.get("snmp"), "states", {}).get(check_id)
             return state.ifindex if state is not None else None
 
-        executor = Executor(SnmpControl(), probe_soon, last_result, self.clock.now)
+        def machine_up(check_id: str) -> bool:
+            rt = self.engine.checks.get(check_id)
+            return rt is not None and rt.machine.state == State.UP
+
+        executor = Executor(SnmpControl(), probe_soon, last_result, machine_up)
         desk = SecurityDesk(
             self.store, self.clock, lambda: self.inventory, self.incidents, executor, ifindex,
             self.response.maintenance_changed, self.response.outbox.wake, SecurityMetrics(self.registry),

@@ -101,6 +101,7 @@ class SecurityDesk:
         self.open: dict[str, SecurityIncident] = {}  # by connection
         self._lock = asyncio.Lock()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._settling: dict[int, SecurityIncident] = {}  # reconnected; window kept until their checks are UP
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -478,7 +479,7 @@ class SecurityDesk:
         await self._audit(
             "system", f"security.{step}.executed", obj, attempt=record["attempt"], result=said, resumed=resumed
         )
-        ok, findings = await self.executor.verify(incident, connection, book, edge, record["started_at"])
+        ok, findings = await self.executor.verify(incident, connection, book, edge, self.clock.now())
         if not ok:
             await self._step_failed(incident, record, "verification failed: " + "; ".join(findings))
             return
@@ -496,6 +497,17 @@ class SecurityDesk:
         await self._note(incident, f"{notices.STEP_JA[step]}を確認しました / {step} verified: " + "; ".join(findings))
         await self._notify_organisation(incident, connection, step)
         if step == "reconnect":
+            await self._lift_window(incident, connection, book)
+
+    async def _lift_window(self, incident: SecurityIncident, connection: Connection, book: SecurityPlaybook) -> None:
+        """End the desk's maintenance window once the connection's checks are UP by their own probes."""
+        self._settling[incident.id] = incident
+        try:
+            waiting = await self.executor.settle(self._window_checks(connection), book.verify.timeout + 60.0)
+            if waiting:
+                log.warning("security_window_lifted_with_checks_down", id=incident.id, checks=waiting)
+        finally:
+            self._settling.pop(incident.id, None)
             await self._maintenance_changed()
 
     async def _step_failed(self, incident: SecurityIncident, record: dict[str, Any], why: str) -> None:
@@ -555,14 +567,17 @@ class SecurityDesk:
 
     # --- maintenance while cut -------------------------------------------------------------
 
+    def _window_checks(self, connection: Connection) -> list[str]:
+        inventory = self._inventory()
+        return [connection.check, *(c for t in connection.targets for c in inventory.checks_by_target.get(t, ()))]
+
     def windows(self) -> Iterable[MaintenanceWindow]:
         """A window per cut connection over its interface check and the organisation's checks."""
-        inventory = self._inventory()
-        for incident in self.open.values():
+        for incident in [*self.open.values(), *self._settling.values()]:
             connection = self.connection(incident.connection)
-            if connection is None or incident.phase not in CUT_PHASES:
+            if connection is None or (incident.phase not in CUT_PHASES and incident.id not in self._settling):
                 continue
-            checks = [connection.check, *(c for t in connection.targets for c in inventory.checks_by_target.get(t, ()))]
+            checks = self._window_checks(connection)
             started = next((e["started_at"] for e in incident.executions if e["step"] == "cut"), incident.updated_at)
             yield MaintenanceWindow(
                 name=f"security-cut-{incident.id}",

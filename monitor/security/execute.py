@@ -23,7 +23,7 @@ from monitor.security.actions import ADMIN, ActionError, SnmpControl, call_webho
 from monitor.store.records import SecurityIncident
 
 POLL_SECONDS = 0.25  # how often the interface is read while waiting for it to change
-TRAFFIC_SAMPLE_SECONDS = 1.0
+TRAFFIC_SAMPLE_SECONDS = 0.5
 
 
 @dataclass
@@ -63,12 +63,12 @@ class Executor:
         snmp: SnmpControl,
         probe_soon: Callable[[Iterable[str]], None],
         last_result: Callable[[str], Any],
-        now: Callable[[], float],
+        machine_up: Callable[[str], bool],
     ) -> None:
         self.snmp = snmp
         self.probe_soon = probe_soon
         self.last_result = last_result  # check id -> its latest ProbeResult (or None)
-        self.now = now
+        self.machine_up = machine_up  # check id -> is its own state (under any maintenance) UP?
 
     async def apply(
         self,
@@ -149,7 +149,7 @@ class Executor:
         return True, f"interface: down ({last}); traffic {rate:,.0f} bytes/s"
 
     async def _targets(self, checks: list[str], cut: bool, since: float, deadline: float) -> tuple[bool, str]:
-        """A fresh result (finished after the action) of every check of the organisation's targets:
+        """A fresh result (a probe started after the action) of every check of the organisation's targets:
         failures after a cut, successes after a reconnect."""
         pending = set(checks)
         asked = time.monotonic()
@@ -157,15 +157,27 @@ class Executor:
         while pending:
             for check_id in list(pending):
                 result = self.last_result(check_id)
-                if result is not None and result.finished_at > since and result.ok != cut:
+                fresh = result is not None and result.finished_at - result.duration >= since  # started after the action
+                if fresh and result.ok != cut:
                     pending.discard(check_id)
             if not pending:
                 break
             if time.monotonic() + POLL_SECONDS > deadline:
                 state = "still answering" if cut else "not answering"
                 return False, f"targets: {len(pending)} of {len(checks)} {state} ({', '.join(sorted(pending)[:5])})"
-            if time.monotonic() - asked > 2.0:  # a result that raced the action: ask again
+            if time.monotonic() - asked > 1.0:  # no fresh result yet (the probe was busy): ask again
                 self.probe_soon(sorted(pending))
                 asked = time.monotonic()
             await asyncio.sleep(POLL_SECONDS)
         return True, f"targets: all {len(checks)} {'unreachable' if cut else 'answering'}"
+
+    async def settle(self, checks: list[str], within: float) -> list[str]:
+        """After a reconnect: wait until these checks are UP by their own probes (successes_to_up), so
+        that lifting the desk's maintenance window shows no stale DOWN. Returns those still not UP."""
+        deadline = time.monotonic() + within
+        self.probe_soon(checks)
+        while True:
+            waiting = [c for c in checks if not self.machine_up(c)]
+            if not waiting or time.monotonic() > deadline:
+                return waiting
+            await asyncio.sleep(POLL_SECONDS)

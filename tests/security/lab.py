@@ -1,4 +1,4 @@
-"""A lab organisation edge router: a network namespace with net-snmp snmpd (write access through a
+"""A lab organisation edge router (and the daemon config and client the lab tests and benchmark use): a network namespace with net-snmp snmpd (write access through a
 v2c community and an SNMPv3 authPriv user) and two veth pairs to the host:
 
     host mg-h 198.18.5.1/30  <->  mg-n 198.18.5.2  (management: SNMP, traps)
@@ -11,6 +11,7 @@ stays between the host and this namespace.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,12 +21,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.e2e.peers import Process, Receiver, daemon_process, free_port, http_get, http_post, wait_for
 
 MGMT_HOST, MGMT_EDGE = "198.18.5.1", "198.18.5.2"
 CONN_HOST, CONN_EDGE = "198.18.6.1", "198.18.6.2"
 V3_USER, V3_AUTH, V3_PRIV = "cutter", "lab-auth-pass-1", "lab-priv-pass-1"
+ROOT = Path(__file__).parents[2]
+ALICE, BOB, IDS, VIEWER, ADMIN = "sec-alice-5e1f", "sec-bob-91ac", "ids-feed-33d0", "viewer-7b2e", "admin-0c4d"
+TRAP_OID = "1.3.6.1.4.1.99999.1.1"
+LAB_ENV = {"SEC_ALICE": ALICE, "SEC_BOB": BOB, "SEC_IDS": IDS, "SEC_VIEWER": VIEWER, "SEC_ADMIN": ADMIN,
+           "LAB_AUTH": V3_AUTH, "LAB_PRIV": V3_PRIV, "LAB_READ": "lab-read", "HOOK_SECRET": "hook-secret-1"}  # fmt: skip
 
 
 def need_lab() -> None:
@@ -143,3 +152,106 @@ def flood(seconds: float, rate_bytes: float) -> int:
             else:
                 time.sleep(0.002)
     return sent
+
+
+def write_config(path: Path, hook: str, trap_port: int, approvals: int = 1, automatic: str = "[]") -> None:
+    path.write_text(
+        f"""
+defaults: {{interval: 1s, timeout: 1s, retry_interval: 500ms, failures_to_down: 2, successes_to_up: 1}}
+modules:
+  edge_snmp: {{kind: snmp, snmp: {{version: 2c, community: "${{LAB_READ}}", timeout: 500ms, retries: 1}}}}
+  ping: {{kind: icmp, timeout: 1s, icmp: {{count: 1}}}}
+targets:
+  - name: org-edge
+    address: {MGMT_EDGE}
+    labels: {{tier: lgwan, prefecture: 13}}
+    checks: [{{module: edge_snmp, name: uplink, interface: cn-n}}]
+  - {{name: city-a-gw, address: {CONN_EDGE}, modules: [ping], parent: org-edge}}
+notifiers:
+  hook: {{kind: webhook, url: "{hook}", secret: "${{HOOK_SECRET}}", timeout: 2s}}
+contacts:
+  sec: {{name: セキュリティ当番, webhook: hook}}
+  city: {{name: A市情報政策課, webhook: hook}}
+playbooks:
+  default: {{levels: [{{notify: [{{contacts: [sec], via: [hook]}}]}}]}}
+  security: {{levels: [{{notify: [{{contacts: [sec], via: [hook]}}]}}]}}
+auth:
+  tokens:
+    - {{name: alice, role: security, token: "${{SEC_ALICE}}"}}
+    - {{name: bob, role: security, token: "${{SEC_BOB}}"}}
+    - {{name: ids-feed, role: ids, token: "${{SEC_IDS}}"}}
+    - {{name: watcher, role: viewer, token: "${{SEC_VIEWER}}"}}
+    - {{name: auditor, role: admin, token: "${{SEC_ADMIN}}"}}
+traps:
+  listen: {MGMT_HOST}:{trap_port}
+  communities: ["${{LAB_READ}}"]
+  mappings: [{{oid: {TRAP_OID}, name: fwIntrusion, event: security}}]
+security:
+  connections:
+    - name: city-a
+      organisation: A市
+      organisation_en: City A
+      check: org-edge/uplink
+      addresses: [{CONN_EDGE}/30]
+      targets: [city-a-gw]
+      notify: {{contacts: [city], via: [hook]}}
+      anomaly: {{ceiling_bytes: 300000, duration: 2s, severity: major}}
+      playbook: lgwan
+  playbooks:
+    lgwan:
+      page: security
+      approvals: {approvals}
+      automatic: {automatic}
+      action:
+        kind: snmp_set
+        snmp:
+          version: 3
+          timeout: 2s
+          v3: {{username: {V3_USER}, auth_protocol: SHA-256, auth_key: "${{LAB_AUTH}}", priv_key: "${{LAB_PRIV}}"}}
+      verify: {{timeout: 15s}}
+""",
+        encoding="utf-8",
+    )
+
+
+class Daemon:
+    def __init__(self, tmp: Path, hook: Receiver) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.trap_port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.config = tmp / "monitor.yml"
+        self.hook = hook
+
+    def start(self, name: str = "daemon") -> Any:
+        args = ["run", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
+                "--data-dir", str(self.tmp / "data")]  # fmt: skip
+        return daemon_process(args, self.tmp, name)
+
+    def get(self, path: str, token: str = VIEWER) -> Any:
+        status, body = http_get(self.base + path, token=token)
+        assert status == 200, body
+        return json.loads(body)
+
+    def post(self, path: str, body: dict[str, Any] | None = None, token: str = ALICE) -> tuple[int, Any]:
+        status, raw = http_post(self.base + path, json.dumps(body or {}).encode(), token=token, timeout=30)
+        return status, json.loads(raw) if raw else None
+
+    def security(self) -> list[dict[str, Any]]:
+        return list(self.get("/api/v1/security-incidents")["security_incidents"])
+
+    def wait_ready(self, proc: Process) -> None:
+        def ready() -> bool:
+            assert proc.proc.poll() is None, proc.output()[-3000:]
+            checks = self.get("/api/v1/targets")["targets"]
+            return all(c["state"] == "up" for t in checks for c in t["checks"])
+
+        wait_for(ready, 30, what="the lab's checks up")
+
+    def wait_phase(self, phase: str, timeout: float = 30.0) -> dict[str, Any]:
+        return dict(wait_for(lambda: next((s for s in self.security() if s["phase"] == phase), None), timeout,
+                             what=f"a security incident in phase {phase}"))  # fmt: skip
+
+
+def pages(hook: Receiver, event: str) -> list[dict[str, Any]]:
+    return [d for d in hook.deliveries if d["json"].get("event") == event]

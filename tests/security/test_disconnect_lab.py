@@ -19,25 +19,29 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.peers import Process, Receiver, daemon_process, free_port, http_get, http_post, wait_for
+from tests.e2e.peers import Receiver, http_post, wait_for
 from tests.security.lab import (
+    ADMIN,
+    ALICE,
+    BOB,
     CONN_EDGE,
-    MGMT_EDGE,
+    IDS,
+    LAB_ENV,
     MGMT_HOST,
-    V3_AUTH,
-    V3_PRIV,
-    V3_USER,
+    ROOT,
+    TRAP_OID,
+    VIEWER,
+    Daemon,
     Lab,
     flood,
     need_lab,
+    pages,
     start_lab,
     stop_lab,
+    write_config,
 )
 
 pytestmark = [pytest.mark.slow]
-ROOT = Path(__file__).parents[2]
-ALICE, BOB, IDS, VIEWER, ADMIN = "sec-alice-5e1f", "sec-bob-91ac", "ids-feed-33d0", "viewer-7b2e", "admin-0c4d"
-TRAP_OID = "1.3.6.1.4.1.99999.1.1"
 
 
 @pytest.fixture(scope="module")
@@ -50,109 +54,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"SEC_ALICE": ALICE, "SEC_BOB": BOB, "SEC_IDS": IDS, "SEC_VIEWER": VIEWER, "SEC_ADMIN": ADMIN,
-                        "LAB_AUTH": V3_AUTH, "LAB_PRIV": V3_PRIV, "LAB_READ": "lab-read",
-                        "HOOK_SECRET": "hook-secret-1"}.items():  # fmt: skip
+    for name, value in LAB_ENV.items():
         monkeypatch.setenv(name, value)
-
-
-def write_config(path: Path, hook: str, trap_port: int, approvals: int = 1, automatic: str = "[]") -> None:
-    path.write_text(
-        f"""
-defaults: {{interval: 1s, timeout: 1s, retry_interval: 500ms, failures_to_down: 2, successes_to_up: 1}}
-modules:
-  edge_snmp: {{kind: snmp, snmp: {{version: 2c, community: "${{LAB_READ}}", timeout: 500ms, retries: 1}}}}
-  ping: {{kind: icmp, timeout: 1s, icmp: {{count: 1}}}}
-targets:
-  - name: org-edge
-    address: {MGMT_EDGE}
-    labels: {{tier: lgwan, prefecture: 13}}
-    checks: [{{module: edge_snmp, name: uplink, interface: cn-n}}]
-  - {{name: city-a-gw, address: {CONN_EDGE}, modules: [ping], parent: org-edge}}
-notifiers:
-  hook: {{kind: webhook, url: "{hook}", secret: "${{HOOK_SECRET}}", timeout: 2s}}
-contacts:
-  sec: {{name: セキュリティ当番, webhook: hook}}
-  city: {{name: A市情報政策課, webhook: hook}}
-playbooks:
-  default: {{levels: [{{notify: [{{contacts: [sec], via: [hook]}}]}}]}}
-  security: {{levels: [{{notify: [{{contacts: [sec], via: [hook]}}]}}]}}
-auth:
-  tokens:
-    - {{name: alice, role: security, token: "${{SEC_ALICE}}"}}
-    - {{name: bob, role: security, token: "${{SEC_BOB}}"}}
-    - {{name: ids-feed, role: ids, token: "${{SEC_IDS}}"}}
-    - {{name: watcher, role: viewer, token: "${{SEC_VIEWER}}"}}
-    - {{name: auditor, role: admin, token: "${{SEC_ADMIN}}"}}
-traps:
-  listen: {MGMT_HOST}:{trap_port}
-  communities: ["${{LAB_READ}}"]
-  mappings: [{{oid: {TRAP_OID}, name: fwIntrusion, event: security}}]
-security:
-  connections:
-    - name: city-a
-      organisation: A市
-      organisation_en: City A
-      check: org-edge/uplink
-      addresses: [{CONN_EDGE}/30]
-      targets: [city-a-gw]
-      notify: {{contacts: [city], via: [hook]}}
-      anomaly: {{ceiling_bytes: 300000, duration: 2s, severity: major}}
-      playbook: lgwan
-  playbooks:
-    lgwan:
-      page: security
-      approvals: {approvals}
-      automatic: {automatic}
-      action:
-        kind: snmp_set
-        snmp:
-          version: 3
-          timeout: 2s
-          v3: {{username: {V3_USER}, auth_protocol: SHA-256, auth_key: "${{LAB_AUTH}}", priv_key: "${{LAB_PRIV}}"}}
-      verify: {{timeout: 15s}}
-""",
-        encoding="utf-8",
-    )
-
-
-class Daemon:
-    def __init__(self, tmp: Path, hook: Receiver) -> None:
-        self.tmp = tmp
-        self.port = free_port()
-        self.trap_port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.config = tmp / "monitor.yml"
-        self.hook = hook
-
-    def start(self, name: str = "daemon") -> Any:
-        args = ["run", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
-                "--data-dir", str(self.tmp / "data")]  # fmt: skip
-        return daemon_process(args, self.tmp, name)
-
-    def get(self, path: str, token: str = VIEWER) -> Any:
-        status, body = http_get(self.base + path, token=token)
-        assert status == 200, body
-        return json.loads(body)
-
-    def post(self, path: str, body: dict[str, Any] | None = None, token: str = ALICE) -> tuple[int, Any]:
-        status, raw = http_post(self.base + path, json.dumps(body or {}).encode(), token=token, timeout=30)
-        return status, json.loads(raw) if raw else None
-
-    def security(self) -> list[dict[str, Any]]:
-        return list(self.get("/api/v1/security-incidents")["security_incidents"])
-
-    def wait_ready(self, proc: Process) -> None:
-        def ready() -> bool:
-            assert proc.proc.poll() is None, proc.output()[-3000:]
-            checks = self.get("/api/v1/targets")["targets"]
-            return all(c["state"] == "up" for t in checks for c in t["checks"])
-
-        wait_for(ready, 30, what="the lab's checks up")
-
-    def wait_phase(self, phase: str, timeout: float = 30.0) -> dict[str, Any]:
-        return dict(wait_for(lambda: next((s for s in self.security() if s["phase"] == phase), None), timeout,
-                             what=f"a security incident in phase {phase}"))  # fmt: skip
 
 
 @pytest.fixture
@@ -164,10 +67,6 @@ def daemon(tmp_path: Path, env: None, lab: Lab) -> Iterator[Daemon]:
     yield made
     hook.server.shutdown()
     lab.set_link(True)
-
-
-def pages(hook: Receiver, event: str) -> list[dict[str, Any]]:
-    return [d for d in hook.deliveries if d["json"].get("event") == event]
 
 
 def keep_timings(**figures: float) -> None:
@@ -227,6 +126,13 @@ def test_flood_is_detected_paged_cut_after_approval_and_reconnected(daemon: Daem
         assert lab.link_state() == "UP"
         assert done["closed_at"] is not None
         wait_for(lambda: pages(daemon.hook, "security_reconnect"), 10, what="the reconnect notice")
+        # the desk's window is lifted once the checks are up by their own probes: no stale DOWN, no page
+        wait_for(lambda: all(c["state"] == "up" for t in daemon.get("/api/v1/targets")["targets"] for c in t["checks"]),
+                 15, what="the connection's checks up again")  # fmt: skip
+        time.sleep(1.0)
+        assert [
+            i for i in daemon.get("/api/v1/incidents?status=resolved")["incidents"] if i["key"].startswith("target:")
+        ] == []
 
         audit = daemon.get("/api/v1/audit?limit=1000", token=ADMIN)
     assert audit["chain_valid"] is True
