@@ -18,7 +18,8 @@ from monitor.config.errors import issues_from_validation
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Severity
 from monitor.security.anomaly import Detection
-from monitor.security.desk import SecurityDesk, SecurityError
+from monitor.security.desk import SecurityDesk
+from monitor.security.errors import SecurityError
 from monitor.security.notices import describe
 from monitor.store.records import SecurityIncident
 from monitor.timefmt import iso
