@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from monitor.api_incidents import add_incident_routes
 from monitor.api_reports import add_report_routes
 from monitor.api_security import add_security_routes
+from monitor.api_status import add_notice_routes, add_status_routes
 from monitor.auth import Guard, ProblemError, problem_middleware
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
@@ -240,6 +241,8 @@ def build_app(daemon: DaemonView) -> web.Application:
     add_incident_routes(app, daemon)  # type: ignore[arg-type]
     add_report_routes(app, daemon)  # type: ignore[arg-type]
     add_security_routes(app, daemon)  # type: ignore[arg-type]
+    add_status_routes(app, daemon)  # type: ignore[arg-type]
+    add_notice_routes(app, daemon)  # type: ignore[arg-type]
     for hook in daemon.route_hooks:
         hook(app)
     return app

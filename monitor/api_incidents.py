@@ -14,8 +14,10 @@ from pydantic import ValidationError
 from monitor.auth import Guard, ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.response_model import MaintenanceConfig
+from monitor.config.status_model import Recovery
 from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
+from monitor.incidents.policy import recovery_objective
 from monitor.maintenance import from_config, occurrence
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
@@ -30,7 +32,7 @@ class Daemonish(Protocol):
     async def maintenance_changed(self) -> None: ...
 
 
-def incident_json(incident: IncidentRecord, now: float) -> dict[str, Any]:
+def incident_json(incident: IncidentRecord, now: float, recovery: Recovery | None = None) -> dict[str, Any]:
     affected = dict(incident.affected)
     children = list(affected.get("children", []))
     affected["children"] = children[:100]
@@ -58,6 +60,20 @@ def incident_json(incident: IncidentRecord, now: float) -> dict[str, Any]:
         "resolve_reason": incident.resolve_reason,
         "merged_into": incident.merged_into,
         "affected": affected,
+        **recovery_json(incident, now, recovery),
+    }
+
+
+def recovery_json(incident: IncidentRecord, now: float, recovery: Recovery | None) -> dict[str, Any]:
+    """目標復旧時間 on the incident: the objective, when it falls due, and how much of it has gone."""
+    objective = recovery_objective(incident.labels, incident.severity, recovery) if recovery is not None else None
+    if objective is None:
+        return {"recovery_objective_seconds": None, "recovery_due_at": None, "recovery_elapsed_ratio": None}
+    elapsed = (incident.resolved_at or now) - incident.opened_at
+    return {
+        "recovery_objective_seconds": objective,
+        "recovery_due_at": iso(incident.opened_at + objective),
+        "recovery_elapsed_ratio": round(elapsed / objective, 3) if objective > 0 else None,
     }
 
 
@@ -97,9 +113,8 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         offset = _int(request.query.get("offset", "0"), "offset")
         items, total = await daemon.store.list_incidents(status, min(max(limit, 0), 1000), max(offset, 0))
         now = guard.clock.now()
-        return web.json_response(
-            {"count": total, "offset": offset, "incidents": [incident_json(i, now) for i in items]}
-        )
+        rows = [incident_json(i, now, daemon.inventory.recovery) for i in items]
+        return web.json_response({"count": total, "offset": offset, "incidents": rows})
 
     async def show_incident(request: web.Request) -> web.Response:
         await guard.require(request, "read")
@@ -107,7 +122,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         incident = daemon.incidents.find(incident_id) or await daemon.store.get_incident(incident_id)
         if incident is None:
             raise ProblemError(404, "no such incident", f"no incident #{incident_id}")
-        body = incident_json(incident, guard.clock.now())
+        body = incident_json(incident, guard.clock.now(), daemon.inventory.recovery)
         body["timeline"] = [
             {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail}
             for e in await daemon.store.incident_events(incident_id)
@@ -131,7 +146,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
                 await guard.audit(request, who, f"incident.{name}", "rejected", obj, error=str(exc))
                 raise ProblemError(exc.status, "not possible", str(exc)) from None
             await guard.audit(request, who, f"incident.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
-            return web.json_response(incident_json(incident, guard.clock.now()))
+            return web.json_response(incident_json(incident, guard.clock.now(), daemon.inventory.recovery))
 
         return handler
 

@@ -23,13 +23,16 @@ from monitor.store.records import AuditEntry
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "incident.write", "maintenance.write", "config.reload"}),
-    "security": frozenset({"read", "incident.write", "maintenance.write", "config.reload", "security.approve"}),
+    "operator": frozenset({"read", "incident.write", "maintenance.write", "notice.write", "config.reload"}),
+    "security": frozenset(
+        {"read", "incident.write", "maintenance.write", "notice.write", "config.reload", "security.approve"}
+    ),
     "admin": frozenset(
         {
             "read",
             "incident.write",
             "maintenance.write",
+            "notice.write",
             "config.reload",
             "security.approve",
             "audit.read",

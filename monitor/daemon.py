@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor import heap
 from monitor.api import build_app
+from monitor.api_status import add_status_routes
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
@@ -36,6 +37,8 @@ from monitor.security.actions import SnmpControl
 from monitor.security.desk import SecurityDesk, SecurityMetrics
 from monitor.security.execute import Executor
 from monitor.state import State
+from monitor.status.notices import NoticeDesk
+from monitor.status.page import StatusView
 from monitor.store.metrics import StoreCollector
 from monitor.store.sqlite import SQLiteStore
 from monitor.trap_decode import TrapEvent
@@ -85,6 +88,10 @@ class Daemon:
         self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self.security = self._security_desk()
+        self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
+        self.incidents.watchers.append(self.notices.on_incident)
+        self.status_view = StatusView(self.store, lambda: self.engine, self.response.planned_windows, self.clock.now)
+        self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self.security.on_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
@@ -126,6 +133,7 @@ class Daemon:
         self._http = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await self._http.setup()
         await web.TCPSite(self._http, host, port, reuse_address=True).start()
+        await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
         self._spawn(self._heartbeat())
@@ -160,6 +168,9 @@ class Daemon:
             await self._scheduler.stop()
         if self._http is not None:
             await self._http.cleanup()
+        if self._status_http is not None:
+            await self._status_http.cleanup()
+        await self.notices.stop()
         await self.security.stop()
         await self.response.stop()
         self.monthly.stop()
@@ -192,6 +203,19 @@ class Daemon:
             self.response.update_gauges()
             self.slo.prune()
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _start_status_listener(self, inventory: Inventory) -> None:
+        """The public status page alone on its own address (e.g. the LGWAN side), when configured."""
+        page = inventory.status_page
+        if page is None or page.listen is None:
+            return
+        app = web.Application()
+        add_status_routes(app, self)
+        self._status_http = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._status_http.setup()
+        host, port = parse_listen(page.listen)
+        await web.TCPSite(self._status_http, host, port, reuse_address=True).start()
+        log.info("status_page_listening", listen=page.listen)
 
     # --- the disconnect playbook ------------------------------------------------------------
 

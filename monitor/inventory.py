@@ -13,12 +13,13 @@ from typing import Any
 
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
-from monitor.config.response_check import check_response, check_security, check_slo
+from monitor.config.response_check import check_response, check_security, check_slo, check_status
 from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
 from monitor.config.security_model import SecurityConfig
 from monitor.config.slo_model import SLOConfig
 from monitor.config.sources import Loc
+from monitor.config.status_model import NoticePolicy, Recovery, StatusPage
 from monitor.config.traps import TrapsConfig
 from monitor.config.types import format_duration, prefecture_code
 from monitor.services import Rule
@@ -92,6 +93,9 @@ class Inventory:
     slo: SLOConfig = field(default_factory=SLOConfig)
     traps: TrapsConfig | None = None
     security: SecurityConfig | None = None
+    status_page: StatusPage | None = None
+    notices: NoticePolicy = field(default_factory=NoticePolicy)
+    recovery: Recovery = field(default_factory=Recovery)
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
@@ -143,6 +147,9 @@ class _Resolver:
             slo=self.config.slo,
             traps=self.config.traps,
             security=self.config.security,
+            status_page=self.config.status_page,
+            notices=self.config.notices,
+            recovery=self.config.recovery,
         )
 
     def _sites(self) -> None:
@@ -358,5 +365,6 @@ def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
         + check_response(config, set(inventory.targets))
         + check_slo(config.slo, set(inventory.services))
         + check_security(config.security, config, inventory)
+        + check_status(config, inventory)
     )
     return inventory, issues

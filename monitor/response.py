@@ -90,10 +90,13 @@ class ResponseSide:
         self._stored_windows = await self.store.maintenance_windows()
         self.maintenance.reconcile()
 
-    def _windows(self) -> list[MaintenanceWindow]:
+    def planned_windows(self) -> list[MaintenanceWindow]:
+        """Planned maintenance: the config's windows and those made through the API or CLI."""
         loaded = self.clock.now()
-        configured = [from_config(m, loaded) for m in self._engine().inventory.response.maintenance]
-        return configured + self._stored_windows + [w for source in self.extra_windows for w in source()]
+        return [from_config(m, loaded) for m in self._engine().inventory.response.maintenance] + self._stored_windows
+
+    def _windows(self) -> list[MaintenanceWindow]:
+        return self.planned_windows() + [w for source in self.extra_windows for w in source()]
 
     def _apply_maintenance(self, covered: set[str], names: dict[str, str]) -> None:
         engine = self._engine()

@@ -112,3 +112,26 @@ def check_security(security: SecurityConfig | None, response: ResponseConfig, in
         if problem := _known("playbook", book.page, set(response.playbooks)):
             issues.append(Issue(("security", "playbooks", name, "page"), problem))
     return issues
+
+
+def check_status(config: Any, inventory: Any) -> list[Issue]:
+    """Public services show real services; subscribers are real contacts reached by real notifiers."""
+    issues: list[Issue] = []
+    page = config.status_page
+    public = {s.id for s in page.services} if page is not None else set()
+    if page is not None:
+        for i, service in enumerate(page.services):
+            for j, name in enumerate(service.services):
+                if name not in inventory.services:
+                    issues.append(Issue(("status_page", "services", i, "services", j), f'unknown service "{name}"'))
+    for i, sub in enumerate(config.notices.subscribers):
+        loc: tuple[str | int, ...] = ("notices", "subscribers", i)
+        if problem := _known("contact", sub.contact, set(config.contacts)):
+            issues.append(Issue((*loc, "contact"), problem))
+        for k, via in enumerate(sub.via):
+            if problem := _known("notifier", via, set(config.notifiers)):
+                issues.append(Issue((*loc, "via", k), problem))
+        for k, name in enumerate(sub.services):
+            if problem := _known("public service", name, public):
+                issues.append(Issue((*loc, "services", k), problem))
+    return issues

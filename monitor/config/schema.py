@@ -1,5 +1,6 @@
 """The whole config file: monitoring (model.py), response (response_model.py), SLOs (slo_model.py)
-and the disconnect playbook (security_model.py)."""
+the disconnect playbook (security_model.py)
+and what the governments are told (status_model.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from monitor.config.model import MonitoringConfig
 from monitor.config.response_model import ResponseConfig
 from monitor.config.security_model import SecuritySection
 from monitor.config.slo_model import SLOSection
+from monitor.config.status_model import StatusSection
 
 
-class Config(MonitoringConfig, ResponseConfig, SLOSection, SecuritySection):
+class Config(MonitoringConfig, ResponseConfig, SLOSection, SecuritySection, StatusSection):
     pass

@@ -19,7 +19,7 @@ import yaml
 
 from monitor.config.prefectures import Prefecture, all_prefectures
 from monitor.demo import estate_snmp
-from monitor.demo.response_config import demo_response, example_response
+from monitor.demo.response_config import demo_response, example_response, status_sections
 
 Plan = Literal["demo", "example"]
 MUNICIPALITIES_PER_PREFECTURE = 2
@@ -247,6 +247,7 @@ def build_estate(
         "traps": estate_snmp.traps(plan),
     }
     estate.config.update(demo_response(listen, alertmanager_url) if plan == "demo" else example_response())
+    estate.config.update(status_sections())
     estate.files = dict(estate_snmp.SECRET_FILES[plan])
     return estate
 

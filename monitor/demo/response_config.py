@@ -13,8 +13,11 @@ SEVERITY_RULES = [
     {"match": {"tier": "prefecture"}, "severity": "major"},
     {"match": {"tier": "municipality"}, "severity": "minor"},
 ]
-DEMO_TOKEN_ENV = {"operator": "MONITOR_DEMO_OPERATOR_TOKEN", "admin": "MONITOR_DEMO_ADMIN_TOKEN",
-                  "alertmanager": "MONITOR_DEMO_ALERTMANAGER_TOKEN"}  # fmt: skip
+DEMO_TOKEN_ENV = {
+    "operator": "MONITOR_DEMO_OPERATOR_TOKEN",
+    "admin": "MONITOR_DEMO_ADMIN_TOKEN",
+    "alertmanager": "MONITOR_DEMO_ALERTMANAGER_TOKEN",
+}
 
 
 def demo_response(listen: str, alertmanager_url: str | None) -> dict[str, Any]:
@@ -137,5 +140,52 @@ def example_response() -> dict[str, Any]:
                 {"name": "noc-console", "role": "operator", "token_sha256": "0" * 64},
                 {"name": "alertmanager", "role": "alertmanager", "token_sha256": "1" * 64},
             ],
+        },
+    }
+
+
+PUBLIC_NAMES = {  # internal national system -> how residents and governments name it
+    "juki-net": ("住民基本台帳ネットワークシステム", "Resident Registry Network"),
+    "card-mgmt": ("マイナンバーカード関連サービス", "My Number Card services"),
+    "jpki-ocsp": ("公的個人認証サービス（失効確認）", "JPKI revocation checking (OCSP)"),
+    "jpki-crl": ("公的個人認証サービス（失効リスト配布）", "JPKI revocation lists (CRL)"),
+    "chukan": ("自治体中間サーバー・プラットフォーム", "Intermediate server platform"),
+}
+
+
+def status_sections() -> dict[str, Any]:
+    """The public status page (national services, LGWAN per prefecture) and recovery-time objectives."""
+    national = [
+        {"id": system, "name": ja, "name_en": en, "group": "全国サービス", "services": [system]}
+        for system, (ja, en) in PUBLIC_NAMES.items()
+    ]
+    regional = [
+        {
+            "id": "lgwan",
+            "name": "総合行政ネットワーク（LGWAN）",
+            "name_en": "LGWAN",
+            "group": "LGWAN",
+            "select": {"system": "lgwan"},
+            "prefectures": True,
+        },
+        {
+            "id": "pref-net",
+            "name": "都道府県ネットワーク",
+            "name_en": "Prefecture networks",
+            "group": "LGWAN",
+            "select": {"system": "pref-net"},
+            "prefectures": True,
+        },
+    ]
+    return {
+        "status_page": {"services": national + regional},
+        "notices": {"auto_draft": ["critical"]},
+        "recovery": {
+            "objectives": [
+                {"match": {"severity": "critical"}, "objective": "1h"},
+                {"match": {"severity": "major"}, "objective": "4h"},
+            ],
+            "default": "8h",
+            "warn_at": 0.8,
         },
     }

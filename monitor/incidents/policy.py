@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from monitor.config.response_model import SEVERITIES, IncidentPolicy, OfficeHours, Routing, labels_match
+from monitor.config.status_model import Recovery
 
 DEGRADED_SEVERITY = "minor"  # a service that still works (a backup circuit carries the traffic)
 
@@ -71,3 +72,12 @@ def choose_playbook(labels: dict[str, str], severity: str, routing: Routing, now
                 return route.off_hours_playbook
             return route.playbook
     return "default"
+
+
+def recovery_objective(labels: dict[str, str], severity: str, recovery: Recovery) -> float | None:
+    """目標復旧時間 of an incident, in seconds: the first rule matching its labels (and severity)."""
+    subject = {**labels, "severity": severity}
+    for rule in recovery.objectives:
+        if labels_match(rule.match, subject):
+            return rule.objective
+    return recovery.default

@@ -168,4 +168,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (connection, metric, hour_of_week)
     );
     """,
+    # 5: notices (お知らせ) for the status page and the governments' contacts.
+    """
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('draft', 'published', 'closed')),
+        incident_id INTEGER,
+        published_at REAL,
+        created_at REAL NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX notices_by_incident ON notices (incident_id);
+    CREATE INDEX notices_by_status ON notices (status, id);
+    """,
 )

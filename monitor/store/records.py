@@ -151,3 +151,34 @@ class SecurityIncident:
     def step(self) -> str:
         """The step the phase belongs to: approvals and executions are counted per step."""
         return "reconnect" if self.phase.startswith("reconnect") else "cut"
+
+
+NOTICE_STATUSES = ("draft", "published", "closed")
+
+
+@dataclass(slots=True)
+class Notice:
+    """お知らせ: what the governments are told, drafted from a template and published by an operator."""
+
+    template: str  # occurred, investigating, estimate, recovered, planned
+    title: str  # Japanese
+    title_en: str
+    body: str
+    body_en: str
+    created_at: float
+    created_by: str
+    status: str = "draft"
+    services: list[str] = field(default_factory=list)  # public service ids
+    prefectures: list[str] = field(default_factory=list)  # JIS codes (LGWAN notices)
+    incident_id: int | None = None
+    maintenance_id: int | None = None
+    starts_at: float | None = None  # when the trouble began / the planned stop begins
+    ends_at: float | None = None  # recovered at / the planned stop ends
+    estimate_at: float | None = None  # expected recovery (復旧見込み)
+    updated_at: float = 0.0
+    updated_by: str | None = None
+    published_at: float | None = None  # first publication
+    published_by: str | None = None
+    closed_at: float | None = None
+    revision: int = 0  # bumped by every change after publication (subscribers are told of each)
+    id: int = 0

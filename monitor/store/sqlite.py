@@ -29,7 +29,7 @@ import structlog
 
 from monitor import __version__
 from monitor.engine import Transition
-from monitor.store import sql_admin, sql_incidents, sql_reports, sql_security
+from monitor.store import sql_admin, sql_incidents, sql_notices, sql_reports, sql_security
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.records import Interval
 
@@ -68,7 +68,11 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class SQLiteStore(
-    sql_incidents.IncidentQueries, sql_admin.AdminQueries, sql_reports.ReportQueries, sql_security.SecurityQueries
+    sql_incidents.IncidentQueries,
+    sql_admin.AdminQueries,
+    sql_reports.ReportQueries,
+    sql_security.SecurityQueries,
+    sql_notices.NoticeQueries,
 ):
     def __init__(self, path: Path) -> None:
         self.path = path

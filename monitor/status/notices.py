@@ -1,0 +1,268 @@
+"""Notices (お知らせ): drafted from a template (by an operator, or by the daemon when a critical
+incident opens), edited, published by an operator, updated and closed. Publishing (and every update of
+a published notice) is mailed to the subscribed government contacts through the outbox, once per
+revision. Drafts are never public."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from monitor.config.response_model import labels_match
+from monitor.config.status_model import PublicService
+from monitor.inventory import Inventory
+from monitor.status.templates import TEMPLATES, render
+from monitor.store.base import Store
+from monitor.store.records import AuditEntry, IncidentRecord, Notice, OutboxItem
+from monitor.timefmt import jst
+
+log = structlog.get_logger()
+EDITABLE = (
+    "template",
+    "services",
+    "prefectures",
+    "starts_at",
+    "ends_at",
+    "estimate_at",
+    "incident_id",
+    "maintenance_id",
+    "title",
+    "title_en",
+    "body",
+    "body_en",
+)
+
+
+class NoticeError(Exception):
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def members(service: PublicService, inventory: Inventory) -> list[str]:
+    """The internal services a public service shows."""
+    chosen = [s for s in service.services if s in inventory.services]
+    if service.select:
+        chosen += [n for n, s in inventory.services.items() if labels_match(service.select, dict(s.labels))]
+    return list(dict.fromkeys(chosen))
+
+
+def public_services(inventory: Inventory) -> list[PublicService]:
+    return list(inventory.status_page.services) if inventory.status_page is not None else []
+
+
+def affected_public(inventory: Inventory, internal: set[str]) -> list[str]:
+    """Public service ids that show any of these internal services."""
+    return [p.id for p in public_services(inventory) if internal & set(members(p, inventory))]
+
+
+class NoticeDesk:
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], float],
+        inventory: Callable[[], Inventory],
+        wake_outbox: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.now = now
+        self._inventory = inventory
+        self._wake_outbox = wake_outbox
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._drafted: set[int] = set()  # incidents a draft was made for in this run (the store knows the rest)
+
+    # --- drafting --------------------------------------------------------------------------
+
+    def _names(self, ids: list[str]) -> tuple[list[str], list[str]]:
+        by_id = {p.id: p for p in public_services(self._inventory())}
+        chosen = [by_id[i] for i in ids if i in by_id]
+        return [p.name for p in chosen], [p.name_en or p.name for p in chosen]
+
+    def _render(self, notice: Notice) -> None:
+        ja, en = self._names(notice.services)
+        notice.title, notice.title_en, notice.body, notice.body_en = render(
+            notice.template, ja, en, notice.starts_at, notice.ends_at, notice.estimate_at
+        )
+
+    def _validate(self, values: dict[str, Any]) -> None:
+        if values.get("template") is not None and values["template"] not in TEMPLATES:
+            raise NoticeError(f"template must be one of {', '.join(TEMPLATES)}", 422)
+        known = {p.id for p in public_services(self._inventory())}
+        unknown = [s for s in values.get("services") or [] if s not in known]
+        if unknown:
+            raise NoticeError(
+                f"unknown public services: {', '.join(map(str, unknown))} (known: "
+                f"{', '.join(sorted(known)) or 'none: configure status_page.services'})",
+                422,
+            )
+
+    async def create(self, actor: str, values: dict[str, Any]) -> Notice:
+        self._validate(values)
+        now = self.now()
+        notice = Notice(
+            template=values.get("template") or "occurred",
+            title="",
+            title_en="",
+            body="",
+            body_en="",
+            created_at=now,
+            created_by=actor,
+            updated_at=now,
+            updated_by=actor,
+        )
+        for key in EDITABLE:
+            if values.get(key) is not None:
+                setattr(notice, key, values[key])
+        texts = {k: values.get(k) for k in ("title", "title_en", "body", "body_en")}
+        self._render(notice)
+        for key, text in texts.items():  # what the operator wrote wins over the template
+            if text:
+                setattr(notice, key, str(text))
+        await self.store.save_notice(notice)
+        return notice
+
+    async def update(self, notice_id: int, actor: str, values: dict[str, Any]) -> Notice:
+        notice = await self._get(notice_id)
+        if notice.status == "closed":
+            raise NoticeError(f"notice #{notice_id} is closed")
+        self._validate(values)
+        texts = {k: values[k] for k in ("title", "title_en", "body", "body_en") if values.get(k)}
+        changed = [k for k in EDITABLE if k in values and k not in texts and values[k] != getattr(notice, k)]
+        for key in changed:
+            setattr(notice, key, values[key])
+        if changed:
+            self._render(notice)
+        for key, text in texts.items():
+            setattr(notice, key, str(text))
+        notice.updated_at, notice.updated_by = self.now(), actor
+        if values.get("status") == "closed":
+            notice.status, notice.closed_at = "closed", self.now()
+        elif notice.status == "published" and (changed or texts):
+            notice.revision += 1
+            await self._send(notice, values.get("notify", True))
+        await self.store.save_notice(notice)
+        return notice
+
+    async def publish(self, notice_id: int, actor: str) -> Notice:
+        notice = await self._get(notice_id)
+        if notice.status != "draft":
+            raise NoticeError(f"notice #{notice_id} is {notice.status}, not a draft")
+        now = self.now()
+        notice.status, notice.published_at, notice.published_by = "published", now, actor
+        notice.updated_at, notice.updated_by = now, actor
+        await self.store.save_notice(notice)
+        await self._send(notice, True)
+        return notice
+
+    async def _get(self, notice_id: int) -> Notice:
+        notice = await self.store.get_notice(notice_id)
+        if notice is None:
+            raise NoticeError(f"no notice #{notice_id}", 404)
+        return notice
+
+    # --- drafts from incidents -------------------------------------------------------------
+
+    def on_incident(self, incident: IncidentRecord) -> None:
+        """Incident manager hook (after each commit): a critical incident with a public impact gets a
+        draft notice, once; an operator publishes it."""
+        inventory = self._inventory()
+        if incident.status == "resolved" or incident.severity not in inventory.notices.auto_draft:
+            return
+        if incident.id in self._drafted or not incident.id:
+            return
+        internal = set(incident.affected.get("services", {})) | (
+            {incident.labels["service"]} if incident.labels.get("service") else set()
+        )
+        ids = affected_public(inventory, internal)
+        if not ids:
+            return
+        self._drafted.add(incident.id)
+        task = asyncio.ensure_future(self._draft(incident, ids))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _draft(self, incident: IncidentRecord, ids: list[str]) -> None:
+        if (await self.store.notices_for_incidents([incident.id])).get(incident.id):
+            return  # drafted before a restart, or written by hand
+        prefectures = [incident.labels["prefecture"]] if incident.labels.get("prefecture") else []
+        notice = await self.create(
+            "system",
+            {
+                "template": "occurred",
+                "services": ids,
+                "prefectures": prefectures,
+                "incident_id": incident.id,
+                "starts_at": incident.opened_at,
+            },
+        )
+        await self.store.audit(
+            AuditEntry(
+                at=self.now(),
+                actor="system",
+                action="notice.draft",
+                outcome="ok",
+                object=f"notice:{notice.id}",
+                detail={"incident": incident.id},
+            )
+        )
+        log.info("notice_drafted", notice=notice.id, incident=incident.id, services=ids)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- subscribers -----------------------------------------------------------------------
+
+    async def _send(self, notice: Notice, notify: bool) -> None:
+        if not notify:
+            return
+        inventory = self._inventory()
+        config = inventory.response
+        items = []
+        subject = f"[お知らせ] {notice.title} / {notice.title_en}"
+        published = jst(notice.published_at or notice.updated_at)[:16]
+        text = (
+            f"{notice.title}\n掲載: {published}  更新: {jst(notice.updated_at)[:16]}\n\n"
+            f"{notice.body}\n\n----- English -----\n{notice.title_en}\n\n{notice.body_en}\n"
+        )
+        for sub in inventory.notices.subscribers:
+            if sub.services and not set(sub.services) & set(notice.services):
+                continue
+            if sub.prefectures and notice.prefectures and not set(sub.prefectures) & set(notice.prefectures):
+                continue
+            contact = config.contacts[sub.contact]
+            for via in sub.via:
+                kind = config.notifiers[via].kind
+                if kind == "alertmanager" or (kind == "email" and not contact.email):
+                    continue
+                payload: dict[str, Any] = (
+                    {"to": contact.email, "to_name": contact.name, "subject": subject, "body": text}
+                    if kind == "email"
+                    else {
+                        "version": 1,
+                        "event": "notice",
+                        "recipient": contact.name,
+                        "subject": subject,
+                        "text": text,
+                        "notice": notice.id,
+                        "revision": notice.revision,
+                    }
+                )
+                items.append(
+                    OutboxItem(
+                        dedup_key=f"notice:{notice.id}:{notice.revision}:{via}:{sub.contact}",
+                        incident_id=notice.incident_id,
+                        level=0,
+                        channel=via,
+                        recipient=sub.contact,
+                        kind="notice",
+                        payload=payload,
+                        not_before=self.now(),
+                        created_at=self.now(),
+                    )
+                )
+        if items:
+            await self.store.enqueue(items)
+            self._wake_outbox()
