@@ -17,7 +17,7 @@ from monitor.config.response_model import MaintenanceConfig
 from monitor.config.status_model import Recovery
 from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
-from monitor.incidents.policy import recovery_objective
+from monitor.incidents.policy import peak_severity, recovery_objective
 from monitor.maintenance import from_config, occurrence
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
@@ -66,7 +66,8 @@ def incident_json(incident: IncidentRecord, now: float, recovery: Recovery | Non
 
 def recovery_json(incident: IncidentRecord, now: float, recovery: Recovery | None) -> dict[str, Any]:
     """目標復旧時間 on the incident: the objective, when it falls due, and how much of it has gone."""
-    objective = recovery_objective(incident.labels, incident.severity, recovery) if recovery is not None else None
+    severity = peak_severity(incident.severity, incident.affected)
+    objective = recovery_objective(incident.labels, severity, recovery) if recovery is not None else None
     if objective is None:
         return {"recovery_objective_seconds": None, "recovery_due_at": None, "recovery_elapsed_ratio": None}
     elapsed = (incident.resolved_at or now) - incident.opened_at

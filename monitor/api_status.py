@@ -50,9 +50,8 @@ def add_status_routes(app: web.Application, daemon: Daemonish) -> None:
         notices, _ = await view.store.list_notices(("published", "closed"), 50)
         config = daemon.inventory.status_page
         title = config.title if config is not None else "お知らせ"
-        base = f"{request.scheme}://{request.host}"
         updated = iso(max((n.updated_at for n in notices), default=view.now()))
-        xml = render_atom([notice_json(n) for n in notices], title, base, updated or "")
+        xml = render_atom([notice_json(n) for n in notices], title, updated or "")
         return web.Response(text=xml, content_type="application/atom+xml", charset="utf-8", headers=PUBLIC_HEADERS)
 
     app.router.add_get("/status", page)

@@ -7,7 +7,7 @@ from datetime import datetime
 from html import escape
 
 from monitor.availability.periods import JST
-from monitor.availability.report import Report, Row
+from monitor.availability.report import Report, Row, recovery_summary
 from monitor.timefmt import jst
 
 TEXT = {
@@ -21,6 +21,8 @@ TEXT = {
         "detected": "検知", "notified": "初回通知", "acked": "受付", "recovered": "復旧", "root": "原因箇所",
         "severity": "重要度", "affected": "影響サービス", "minutes": "分", "hours": "時間", "none": "なし",
         "gap": "監視欠測", "met_count": "目標達成サービス", "links_not_met": "目標未達の回線",
+        "recovery": "目標復旧時間", "objective": "目標", "within": "目標内に復旧", "breaches": "目標超過",
+        "first_notice": "初回お知らせまで", "duration": "復旧まで",
         "formula": "稼働率 =（計画サービス時間 − 障害停止時間）÷ 計画サービス時間。計画停止と監視欠測は計画サービス時間から除く。",
     },
     "en": {
@@ -34,6 +36,8 @@ TEXT = {
         "acked": "Acknowledged", "recovered": "Recovered", "root": "Root cause", "severity": "Severity",
         "affected": "Affected services", "minutes": "min", "hours": "h", "none": "none", "gap": "Monitoring gaps",
         "met_count": "Services meeting their target", "links_not_met": "Links below target",
+        "recovery": "Recovery-time objectives", "objective": "Objective", "within": "Recovered within objective",
+        "breaches": "Objective missed", "first_notice": "To first notice", "duration": "To recovery",
         "formula": "Availability = (planned service time − downtime) ÷ planned service time; planned maintenance and "
         "monitoring gaps are taken out of the planned service time.",
     },
@@ -145,6 +149,23 @@ def _incidents(report: Report, t: dict[str, str]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _recovery(report: Report, t: dict[str, str]) -> str:
+    summary = recovery_summary(report)
+    judged = [line for line in report.incidents if line.objective is not None or line.first_notice is not None]
+    head = (f'<tr><th>#</th><th class="l">{t["name"]}</th><th>{t["objective"]}</th><th>{t["duration"]}</th>'
+            f'<th>{t["within"]}</th><th>{t["first_notice"]}</th></tr>')  # fmt: skip
+    rows = []
+    for line in judged:
+        i = line.incident
+        verdict = {True: t["yes"], False: t["no"], None: "—"}[line.within_objective]
+        notice = _min(line.first_notice - i.opened_at) if line.first_notice is not None else "—"
+        rows.append(f'<tr><td>{i.id}</td><td class="l">{escape(i.title)}</td><td>{_min(line.objective)}</td>'
+                    f"<td>{_min(line.recovery_seconds)}</td><td>{verdict}</td><td>{notice}</td></tr>")  # fmt: skip
+    lead = (f"<p>{t['within']}: {summary['within_objective']} / {summary['incidents_with_objective']} · "
+            f"{t['breaches']}: {len(summary['breached'])}</p>")  # fmt: skip
+    return lead + (f"<table>{head}{''.join(rows)}</table>" if rows else f"<p>{t['none']}</p>")
+
+
 def render_html(report: Report, lang: str = "ja") -> str:
     t = TEXT.get(lang, TEXT["ja"])
     start = datetime.fromtimestamp(report.period[0], JST)
@@ -179,6 +200,7 @@ def render_html(report: Report, lang: str = "ja") -> str:
 <p>{t["links_not_met"]}:</p><ul>{missed or f"<li>{t['none']}</li>"}</ul></section>
 <section><h2>{t["daily"]} [{t["minutes"]}]</h2>{daily_chart}</section>
 <section><h2>{t["incidents"]}</h2>{_incidents(report, t)}</section>
+<section><h2>{t["recovery"]}</h2>{_recovery(report, t)}</section>
 <section><h2>{t["trend"]}</h2>{trend}</section>
 <h2>{t["services"]}</h2>{_table(report.services, t, t["name"])}
 </body></html>

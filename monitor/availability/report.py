@@ -1,6 +1,7 @@
 """The monthly availability report (月次稼働報告): per service, per prefecture, per LGWAN link and per
-system, with the incident list, daily downtime and a 12-month trend. Built from the store; rendered
-as HTML (html_report.py), CSV (Excel-friendly) or JSON (schema in docs/report-schema.md)."""
+system, with the incident list, recovery-time objectives, daily downtime and a 12-month trend. Built from
+the store; rendered as HTML (html_report.py), CSV (Excel-friendly) or JSON (schema
+national-monitor/availability-report/v1, described in the README)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from monitor.availability.calc import Availability, compute
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
+from monitor.incidents.policy import peak_severity, recovery_objective
 from monitor.inventory import Inventory, Service
 from monitor.store.records import IncidentRecord
 from monitor.store.sql_reports import MonthRollup
@@ -57,6 +59,23 @@ class IncidentLine:
     incident: IncidentRecord
     first_notified: float | None
     services: list[str]
+    objective: float | None = None  # 目標復旧時間, seconds
+    first_notice: float | None = None  # first publication of a notice tied to it (お知らせ)
+
+    @property
+    def recovery_seconds(self) -> float | None:
+        i = self.incident
+        return None if i.resolved_at is None else i.resolved_at - i.opened_at
+
+    @property
+    def within_objective(self) -> bool | None:
+        """True: recovered within its objective; False: recovered late, or still open past it; None: no
+        objective, or still open and not yet late."""
+        if self.objective is None:
+            return None
+        if self.recovery_seconds is not None:
+            return self.recovery_seconds <= self.objective
+        return False if self.incident.affected.get("recovery_breached_at") else None
 
 
 @dataclass
@@ -127,8 +146,12 @@ class ReportBuilder:
         for name, service in self.inventory.services.items():
             spec = slo_for(service, self.inventory.slo)
             hours = service_spans(start, end, spec.hours) if spec.hours is not None else None
-            result[name] = (spec, compute(spans.get(name, []), (start, max(start, end)), hours,
-                                          sorted(fixes.get(name, [])), spec.degraded_up))  # fmt: skip
+            result[name] = (
+                spec,
+                compute(
+                    spans.get(name, []), (start, max(start, end)), hours, sorted(fixes.get(name, [])), spec.degraded_up
+                ),
+            )
         return result
 
     async def rollup(self, year: int, month: int, now: float) -> list[MonthRollup]:
@@ -182,6 +205,7 @@ class ReportBuilder:
         trend = await self._trend(year, month, now, figures)
         incidents = await self.store.incidents_between(start, min(end, now))
         first = await self.store.first_notifications([i.id for i in incidents])
+        notices = await self.store.notices_for_incidents([i.id for i in incidents])
         by_service: dict[str, list[int]] = defaultdict(list)
         lines = []
         for incident in incidents:
@@ -193,7 +217,10 @@ class ReportBuilder:
             )
             for name in names:
                 by_service[name].append(incident.id)
-            lines.append(IncidentLine(incident, first.get(incident.id), names))
+            published = [n.published_at for n in notices.get(incident.id, []) if n.published_at is not None]
+            severity = peak_severity(incident.severity, incident.affected)
+            objective = recovery_objective(incident.labels, severity, self.inventory.recovery)
+            lines.append(IncidentLine(incident, first.get(incident.id), names, objective, min(published, default=None)))
         services = [
             self._row(s, figures[s.name], by_service.get(s.name, []), trend.get(s.name, []))
             for s in self.inventory.services.values()
@@ -213,8 +240,16 @@ class ReportBuilder:
     @staticmethod
     def _row(service: Service, figures: tuple[SLOSpec, Availability], incidents: list[int], trend: list[Any]) -> Row:
         spec, availability = figures
-        return Row(service.name, service.display_name, service.display_name_en, dict(service.labels), spec.objective,
-                   availability, incidents, trend)  # fmt: skip
+        return Row(
+            service.name,
+            service.display_name,
+            service.display_name_en,
+            dict(service.labels),
+            spec.objective,
+            availability,
+            incidents,
+            trend,
+        )
 
     @staticmethod
     def _prefectures(services: list[Row]) -> list[Row]:
@@ -289,6 +324,28 @@ def incident_json(line: IncidentLine) -> dict[str, Any]:
         "acknowledged_by": i.acked_by,
         "recovered_at": iso(i.resolved_at),
         "duration_minutes": _minutes((i.resolved_at or 0) - i.opened_at) if i.resolved_at else None,
+        "recovery_objective_minutes": _minutes(line.objective),
+        "recovered_within_objective": line.within_objective,
+        "first_notice_at": iso(line.first_notice),
+        "time_to_first_notice_minutes": _minutes(line.first_notice - i.opened_at) if line.first_notice else None,
+    }
+
+
+def recovery_summary(report: Report) -> dict[str, Any]:
+    """目標復旧時間: how many incidents had an objective, how many were recovered within it, the breaches,
+    and how soon the first notice was published after detection."""
+    judged = [line for line in report.incidents if line.objective is not None]
+    notice_delays = sorted(
+        line.first_notice - line.incident.opened_at for line in report.incidents if line.first_notice is not None
+    )
+    return {
+        "incidents_with_objective": len(judged),
+        "within_objective": sum(1 for line in judged if line.within_objective is True),
+        "breached": [line.incident.id for line in judged if line.within_objective is False],
+        "incidents_with_notice": len(notice_delays),
+        "median_time_to_first_notice_minutes": _minutes(notice_delays[len(notice_delays) // 2])
+        if notice_delays
+        else None,
     }
 
 
@@ -305,6 +362,7 @@ def to_json(report: Report) -> str:
         "systems": [row_json(r) for r in report.systems],
         "lgwan_links": [row_json(r) for r in report.lgwan_links],
         "incidents": [incident_json(line) for line in report.incidents],
+        "recovery": recovery_summary(report),
         "daily_downtime_minutes": [{"date": d, "minutes": round(m, 2)} for d, m in report.daily_downtime],
     }
     return json.dumps(body, ensure_ascii=False)  # no indent: only then does json use its C encoder

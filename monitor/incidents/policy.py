@@ -81,3 +81,10 @@ def recovery_objective(labels: dict[str, str], severity: str, recovery: Recovery
         if labels_match(rule.match, subject):
             return rule.objective
     return recovery.default
+
+
+def peak_severity(severity: str, affected: dict[str, object]) -> str:
+    """The worst severity an incident has had: a recovery objective is judged by it, not by the milder
+    severity an incident may fall to while it recovers (one of two servers back: minor)."""
+    peak = affected.get("peak_severity")
+    return worst([severity, peak]) if isinstance(peak, str) else severity

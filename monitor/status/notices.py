@@ -72,6 +72,7 @@ class NoticeDesk:
         self._inventory = inventory
         self._wake_outbox = wake_outbox
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._drafting = asyncio.Lock()  # drafts one at a time: two incidents of one outage make one notice
         self._drafted: set[int] = set()  # incidents a draft was made for in this run (the store knows the rest)
 
     # --- drafting --------------------------------------------------------------------------
@@ -173,9 +174,8 @@ class NoticeDesk:
             return
         if incident.id in self._drafted or not incident.id:
             return
-        internal = set(incident.affected.get("services", {})) | (
-            {incident.labels["service"]} if incident.labels.get("service") else set()
-        )
+        # only services the problem actually takes down or degrades (a server whose twin carries on is no news)
+        internal = set(incident.affected.get("services", {}))
         ids = affected_public(inventory, internal)
         if not ids:
             return
@@ -185,8 +185,16 @@ class NoticeDesk:
         task.add_done_callback(self._tasks.discard)
 
     async def _draft(self, incident: IncidentRecord, ids: list[str]) -> None:
+        async with self._drafting:
+            await self._draft_one(incident, ids)
+
+    async def _draft_one(self, incident: IncidentRecord, ids: list[str]) -> None:
         if (await self.store.notices_for_incidents([incident.id])).get(incident.id):
             return  # drafted before a restart, or written by hand
+        live, _ = await self.store.list_notices(("draft", "published"), 200)
+        if any(set(ids) <= set(n.services) for n in live):  # one outage, several incidents: one notice
+            log.info("notice_not_drafted", incident=incident.id, reason="a live notice covers these services")
+            return
         prefectures = [incident.labels["prefecture"]] if incident.labels.get("prefecture") else []
         notice = await self.create(
             "system",

@@ -28,7 +28,7 @@ from monitor.store.base import Store
 from monitor.store.records import MaintenanceWindow, Notice
 from monitor.timefmt import iso
 
-HISTORY_MAX_AGE = 300.0  # seconds between history rebuilds
+HISTORY_MAX_AGE = 60.0  # seconds between history rebuilds (today's bar moves)
 STATES = {  # public state -> (Japanese, English)
     "operational": ("正常に稼働しています", "Operational"),
     "degraded": ("一部に影響が出ています", "Partially affected"),

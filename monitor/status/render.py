@@ -161,8 +161,9 @@ def jst_short(iso_text: str | None) -> str:
     return jst(datetime.fromisoformat(iso_text).timestamp())[:16]
 
 
-def render_atom(snapshot_notices: list[dict[str, Any]], title: str, base_url: str, updated: str) -> str:
-    """Atom 1.0 of the notices (published and closed), newest first."""
+def render_atom(snapshot_notices: list[dict[str, Any]], title: str, updated: str) -> str:
+    """Atom 1.0 of the notices (published and closed), newest first. Links are relative to the feed's own
+    address (RFC 4287 allows it), so the feed names no host: it is the same behind any proxy or on LGWAN."""
     entries = []
     for n in snapshot_notices:
         content = f"{n['body']}\n\n{n['title_en']}\n{n['body_en']}"
@@ -171,13 +172,13 @@ def render_atom(snapshot_notices: list[dict[str, Any]], title: str, base_url: st
             f"<id>tag:national-monitor,2026:notice/{n['id']}</id>"
             f"<title>{xml_escape(n['title'])}</title>"
             f"<updated>{n['updated_at']}</updated><published>{n['published_at']}</published>"
-            f'<link href="{xml_escape(base_url)}/status#notice-{n["id"]}"/>'
+            f'<link href="/status#notice-{n["id"]}"/>'
             f'<content type="text">{xml_escape(content)}</content>'
             "</entry>"
         )
     return (
         '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
         f"<id>tag:national-monitor,2026:status</id><title>{xml_escape(title)}</title><updated>{updated}</updated>"
-        f'<link rel="self" href="{xml_escape(base_url)}/status/feed.xml"/>'
+        '<link rel="self" href="/status/feed.xml"/>'
         f"<author><name>{xml_escape(title)}</name></author>" + "".join(entries) + "</feed>"
     )

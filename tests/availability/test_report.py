@@ -20,7 +20,7 @@ from monitor.availability.report import Report, ReportBuilder, to_csv, to_json
 from monitor.engine import Transition
 from monitor.inventory import Inventory
 from monitor.state import State
-from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
+from monitor.store.records import IncidentEvent, IncidentRecord, Notice, OutboxItem
 from monitor.store.sql_reports import Correction
 from monitor.store.sqlite import SQLiteStore
 from tests.availability.test_calc import MIN, at
@@ -43,6 +43,8 @@ services:
 slo:
   rules:
     - {match: {system: lgwan}, objective: 0.995}
+recovery:
+  objectives: [{match: {severity: critical}, objective: 20m}, {match: {system: lgwan}, objective: 1h}]
 """
 
 
@@ -195,3 +197,38 @@ async def test_html_renders_in_chromium_to_png_and_pdf(seeded: tuple[SQLiteStore
         subprocess.run([*flags, *extra, html.as_uri()], check=True, capture_output=True, timeout=120)  # noqa: ASYNC221
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+async def test_recovery_objectives_section_matches_the_scenario(seeded: tuple[SQLiteStore, Inventory]) -> None:
+    """Scripted: juki-east (critical, objective 20 min) recovered after 30 min, its notice published 12 min
+    after detection: a breach; an LGWAN circuit (objective 1 h) recovered after 40 min: within; a
+    prefecture incident with no objective is not judged; one still open past its objective is a breach."""
+    store, _ = seeded
+    lgwan = IncidentRecord("target:c1", "minor", "c1 障害", "c1 down", at("2026-11-25T09:00"),
+                           labels={"target": "c1", "system": "lgwan"}, status="resolved",
+                           resolved_at=at("2026-11-25T09:40"))  # fmt: skip
+    pref = IncidentRecord("target:pref27-edge", "major", "pref27-edge 障害", "pref27-edge down", at("2026-11-26T01:00"),
+                          labels={"target": "pref27-edge"}, status="resolved", resolved_at=at("2026-11-26T05:00"))  # fmt: skip
+    stuck = IncidentRecord("target:juki-east", "minor", "juki-east 障害", "juki-east down", at("2026-11-30T22:00"),
+                           labels={"target": "juki-east"}, affected={"peak_severity": "critical",
+                           "recovery_breached_at": at("2026-11-30T22:20")})  # fmt: skip
+    ids = [await store.create_incident(i) for i in (lgwan, pref, stuck)]
+    juki_id = (await store.incidents_between(*month_span(2026, 11)))[0].id
+    notice = Notice("occurred", "【障害発生】住基", "[Disruption] Juki", "本文", "body", at("2026-11-10T10:05"), "system",
+                    status="published", incident_id=juki_id, published_at=at("2026-11-10T10:12"))  # fmt: skip
+    await store.save_notice(notice)
+    data = json.loads(to_json(await build(seeded)))
+    assert data["recovery"] == {
+        "incidents_with_objective": 3,
+        "within_objective": 1,
+        "breached": [juki_id, ids[2]],
+        "incidents_with_notice": 1,
+        "median_time_to_first_notice_minutes": 12.0,
+    }
+    lines = {i["id"]: i for i in data["incidents"]}
+    assert lines[juki_id]["recovery_objective_minutes"] == 20.0 and lines[juki_id]["recovered_within_objective"] is False
+    assert lines[juki_id]["time_to_first_notice_minutes"] == 12.0
+    assert lines[ids[0]]["recovery_objective_minutes"] == 60.0 and lines[ids[0]]["recovered_within_objective"] is True
+    assert lines[ids[1]]["recovery_objective_minutes"] is None and lines[ids[1]]["recovered_within_objective"] is None
+    html = render_html(await build(seeded), "ja")
+    assert "目標復旧時間" in html and "目標内に復旧: 1 / 3" in html
