@@ -226,7 +226,9 @@ async def test_recovery_objectives_section_matches_the_scenario(seeded: tuple[SQ
         "median_time_to_first_notice_minutes": 12.0,
     }
     lines = {i["id"]: i for i in data["incidents"]}
-    assert lines[juki_id]["recovery_objective_minutes"] == 20.0 and lines[juki_id]["recovered_within_objective"] is False
+    assert (
+        lines[juki_id]["recovery_objective_minutes"] == 20.0 and lines[juki_id]["recovered_within_objective"] is False
+    )
     assert lines[juki_id]["time_to_first_notice_minutes"] == 12.0
     assert lines[ids[0]]["recovery_objective_minutes"] == 60.0 and lines[ids[0]]["recovered_within_objective"] is True
     assert lines[ids[1]]["recovery_objective_minutes"] is None and lines[ids[1]]["recovered_within_objective"] is None
