@@ -117,6 +117,7 @@ class NoticeDesk:
         for key in EDITABLE:
             if values.get(key) is not None:
                 setattr(notice, key, values[key])
+        await self._window_times(notice)
         texts = {k: values.get(k) for k in ("title", "title_en", "body", "body_en")}
         self._render(notice)
         for key, text in texts.items():  # what the operator wrote wins over the template
@@ -157,6 +158,17 @@ class NoticeDesk:
         await self.store.save_notice(notice)
         await self._send(notice, True)
         return notice
+
+    async def _window_times(self, notice: Notice) -> None:
+        """A notice about a maintenance window (API/CLI) takes the window's times unless given its own."""
+        if notice.maintenance_id is None or (notice.starts_at is not None and notice.ends_at is not None):
+            return
+        window = next((w for w in await self.store.maintenance_windows() if w.id == notice.maintenance_id), None)
+        if window is None:
+            raise NoticeError(f"no maintenance window #{notice.maintenance_id}", 422)
+        if window.starts_at is not None:
+            notice.starts_at = notice.starts_at or window.starts_at
+            notice.ends_at = notice.ends_at or window.ends_at
 
     async def _get(self, notice_id: int) -> Notice:
         notice = await self.store.get_notice(notice_id)

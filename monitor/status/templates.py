@@ -28,6 +28,8 @@ def render(
     estimate_at: float | None,
 ) -> tuple[str, str, str, str]:
     """(title, title_en, body, body_en) of a notice."""
+    if template not in LABELS:
+        raise ValueError(f"unknown template {template!r} (templates: {', '.join(TEMPLATES)})")
     what = "、".join(services_ja) or "一部のサービス"
     what_en = ", ".join(services_en) or "some services"
     label, label_en = LABELS[template]
@@ -68,7 +70,7 @@ def render(
             f"The disruption of {what_en} that began at about {since} (JST) was resolved at {until} (JST). "
             "We apologise for the inconvenience."
         )
-    elif template == "planned":
+    else:  # planned
         body = (
             f"保守作業のため、{since}から{until}まで、{what}を計画停止いたします。\n"
             "この間、当該サービスはご利用いただけません。ご理解とご協力をお願いいたします。"
@@ -77,6 +79,4 @@ def render(
             f"For maintenance, {what_en} will be unavailable from {since} to {until} (JST). "
             "Thank you for your understanding."
         )
-    else:
-        raise ValueError(f"unknown template {template!r} (templates: {', '.join(TEMPLATES)})")
     return f"【{label}】{what}", f"[{label_en}] {what_en}", body, body_en

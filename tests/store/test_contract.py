@@ -17,6 +17,7 @@ from monitor.store.records import (
     IncidentEvent,
     IncidentRecord,
     MaintenanceWindow,
+    Notice,
     OutboxItem,
     SecurityIncident,
 )
@@ -182,3 +183,18 @@ async def test_traffic_baselines_upsert(store: Store) -> None:
         ("city-a", "in_bytes", 10): (1100.0, 6),
         ("city-a", "in_bytes", 11): (5.0, 1),
     }
+
+
+async def test_notices_round_trip_and_by_incident(store: Store) -> None:
+    """A notice round-trips whole; lists filter by status, newest first; notices are found by incident."""
+    draft = Notice("occurred", "【障害発生】住基", "[Disruption] Juki", "本文", "body", 100.0, "system",
+                   services=["juki"], incident_id=7)  # fmt: skip
+    first = await store.save_notice(draft)
+    draft.status, draft.published_at, draft.revision = "published", 110.0, 1
+    await store.save_notice(draft)
+    assert await store.get_notice(first) == draft
+    planned = Notice("planned", "【計画停止】", "[Planned]", "本文", "body", 120.0, "yamada")
+    second = await store.save_notice(planned)
+    assert [n.id for n in (await store.list_notices())[0]] == [second, first]
+    assert [n.id for n in (await store.list_notices(("published",)))[0]] == [first]
+    assert await store.notices_for_incidents([7, 8]) == {7: [draft]}
