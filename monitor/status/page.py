@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.availability.calc import compute
+from monitor.availability.calc import _CATEGORY, DOWN, UP
 from monitor.availability.periods import JST
 from monitor.config.prefectures import all_prefectures
 from monitor.config.status_model import PublicService
@@ -72,21 +73,29 @@ def _day_bounds(now: float, days: int) -> list[tuple[str, float, float]]:
 def build_history(
     spans: dict[str, list[tuple[Any, ...]]], services: dict[str, list[str]], now: float, days: int
 ) -> History:
-    """Availability per day of each public service: its members' downtime pooled over their planned time."""
+    """Availability per day of each public service: its members' downtime pooled over their monitored
+    time (up, degraded, down, unreachable; maintenance and gaps are out, as in the reports). One pass over
+    each member's spans, each span's seconds spread over the days it covers."""
     bounds = _day_bounds(now, days)
+    edges = [b[1] for b in bounds] + [bounds[-1][2]]
+    first, last = edges[0], edges[-1]
     ratios: dict[str, list[float | None]] = {}
     for public_id, names in services.items():
-        row: list[float | None] = []
-        for _day, start, end in bounds:
-            planned = down = 0.0
-            for name in names:
-                if name not in spans:
+        up = [0.0] * len(bounds)
+        down = [0.0] * len(bounds)
+        for name in names:
+            for span in spans.get(name, ()):
+                category = _CATEGORY.get(span[0])
+                if category not in (UP, DOWN):
                     continue
-                figures = compute(spans[name], (start, end))
-                planned += figures.planned_seconds
-                down += figures.downtime_seconds
-            row.append(None if planned <= 0 else max(0.0, 1.0 - down / planned))
-        ratios[public_id] = row
+                lo, hi = max(span[1], first), min(span[2] if span[2] is not None else last, last)
+                index = max(0, bisect_right(edges, lo) - 1)
+                target = up if category == UP else down
+                while lo < hi and index < len(bounds):
+                    cut = min(hi, edges[index + 1])
+                    target[index] += cut - lo
+                    lo, index = cut, index + 1
+        ratios[public_id] = [None if u + d <= 0 else u / (u + d) for u, d in zip(up, down, strict=True)]
     return History(now, [d for d, _, _ in bounds], ratios)
 
 
