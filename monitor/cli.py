@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, cli_ops, cli_report, cli_security
+from monitor import __version__, cli_notices, cli_ops, cli_report, cli_security
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.logs import setup_logging
 
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub)
     cli_report.add_parser(sub)
     cli_security.add_parser(sub)
+    cli_notices.add_parser(sub)
     return parser
 
 

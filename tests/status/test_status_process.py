@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -179,6 +180,18 @@ def test_status_page_notices_and_recovery_objectives(
                                    {"template": "estimate", "estimate_at": time.time() + 3600}, method="PATCH")  # fmt: skip
             assert status == 200 and updated["revision"] == 1 and updated["title"].startswith("【復旧見込み】")
 
+            # from a shell: a planned-stop notice for LGWAN in Osaka, published and later closed
+            made = cli(base, "create", "--template", "planned", "--service", "lgwan", "--prefecture", "27",
+                       "--starts", "2030-01-05T01:00", "--ends", "2030-01-05T03:00")  # fmt: skip
+            planned_id = int(made.split()[1].lstrip("#"))
+            assert "【計画停止のお知らせ】総合行政ネットワーク" in made
+            assert "published" in cli(base, "publish", str(planned_id))
+            osaka = wait_for(lambda: [d for d in hook.deliveries if d["json"].get("recipient") == "大阪府 情報政策課"],
+                             10, what="Osaka's notice")  # fmt: skip
+            assert "2030-01-05 01:00" in osaka[0]["json"]["text"]
+            assert f"{planned_id}" in cli(base, "list", "--status", "published")
+            assert "closed" in cli(base, "close", str(planned_id))
+
             gates["juki-east-api"].open()
             gates["juki-west-api"].open()
             wait_for(lambda: get(f"/api/v1/incidents/{incident['id']}")["status"] == "resolved", 15, what="recovery")
@@ -222,3 +235,10 @@ def screenshot(url: str) -> None:
                     f"--screenshot={out}", "--window-size=1100,1400", url], capture_output=True, timeout=60)  # fmt: skip
     assert out.exists() and out.stat().st_size > 20_000
     assert re.match(rb"\x89PNG", out.read_bytes()[:4])
+
+
+def cli(base: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "monitor", "notices", *args, "--url", base, "--token", OPERATOR],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
