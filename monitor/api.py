@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from monitor.api_incidents import add_incident_routes
 from monitor.api_reports import add_report_routes
 from monitor.api_security import add_security_routes
+from monitor.api_session import add_session_routes
 from monitor.api_status import add_notice_routes, add_status_routes
 from monitor.auth import Guard, ProblemError, problem_middleware
 from monitor.engine import CheckRuntime, Engine
@@ -195,12 +196,16 @@ def build_app(daemon: DaemonView) -> web.Application:
     cache = MetricsCache(daemon)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
+        if guard.tokens.auth.protect_metrics:
+            await guard.require(request, "read")
         gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
         body = await cache.get(gzipped)
         headers = {"Content-Type": TEXT_FORMAT, **({"Content-Encoding": "gzip"} if gzipped else {})}
         return web.Response(body=body, headers=headers)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
+        if guard.tokens.auth.protect_metrics:
+            await guard.require(request, "read")
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
@@ -243,6 +248,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     add_security_routes(app, daemon)  # type: ignore[arg-type]
     add_status_routes(app, daemon)  # type: ignore[arg-type]
     add_notice_routes(app, daemon)  # type: ignore[arg-type]
+    add_session_routes(app, daemon)
     for hook in daemon.route_hooks:
         hook(app)
     return app

@@ -10,6 +10,8 @@ it was allowed.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +20,11 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config.response_model import Auth
+from monitor.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "incident.write", "maintenance.write", "notice.write", "config.reload"}),
@@ -61,21 +65,36 @@ def token_digest(token: str) -> str:
 
 
 class Tokens:
+    """Who the configured credentials are: API tokens (with their expiry), console users, the anonymous role."""
+
     def __init__(self, auth: Auth) -> None:
+        self.auth = auth
         self.anonymous = Principal("anonymous", None if auth.anonymous == "none" else auth.anonymous)
-        self._by_digest: dict[str, Principal] = {}
+        self._by_digest: dict[str, tuple[Principal, float | None]] = {}
         for token in auth.tokens:
             digest = token.token_sha256 or token_digest(token.token.get_secret_value())  # type: ignore[union-attr]
-            self._by_digest[digest] = Principal(token.name, token.role)
+            expires = token.expires.timestamp() if token.expires is not None else None
+            self._by_digest[digest] = (Principal(token.name, token.role), expires)
+        self.users = {u.name: u for u in auth.users}
 
     def principal(self, authorization: str | None) -> Principal | None:
-        """The caller; None when a token was given but is not valid."""
+        """The caller; None when a token was given but is not valid. An expired token is a 401 of its own."""
         if not authorization:
             return self.anonymous
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return self._by_digest.get(token_digest(token.strip()))
+        found = self._by_digest.get(token_digest(token.strip()))
+        if found is None:
+            return None
+        who, expires = found
+        if expires is not None and time.time() >= expires:
+            raise ProblemError(401, "token expired", f'the token "{who.name}" expired; ask for a new one')
+        return who
+
+    def user(self, name: str) -> Principal | None:
+        user = self.users.get(name)
+        return Principal(user.name, user.role) if user is not None else None
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
@@ -97,9 +116,43 @@ class Guard:
         self._tokens = tokens
         self.store = store
         self.clock = clock
+        limits = tokens().auth.sessions
+        self.sessions = SessionStore(limits.idle_timeout, limits.max_age)
+        self.logins = LoginLimiter(limits.login_attempts, limits.login_window)
+
+    def configure(self) -> None:
+        """After a reload: new session limits apply to the sessions already open."""
+        limits = self._tokens().auth.sessions
+        self.sessions.idle_timeout, self.sessions.max_age = limits.idle_timeout, limits.max_age
+        self.logins.attempts, self.logins.window = limits.login_attempts, limits.login_window
+
+    @property
+    def tokens(self) -> Tokens:
+        return self._tokens()
 
     def caller(self, request: web.Request) -> Principal | None:
-        return self._tokens().principal(request.headers.get("Authorization"))
+        """By bearer token, else by console session (state-changing requests need its CSRF token), else by
+        the trusted reverse proxy's user header, else anonymous. None: credentials given but not valid."""
+        tokens = self._tokens()
+        authorization = request.headers.get("Authorization")
+        if authorization:
+            return tokens.principal(authorization)
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            session = self.sessions.get(sid)
+            if session is None:
+                return None  # expired or unknown: log in again
+            if request.method not in SAFE_METHODS and not hmac.compare_digest(
+                request.headers.get(CSRF_HEADER, ""), session.csrf
+            ):
+                raise ProblemError(403, "CSRF token missing or wrong", f"send the session's token in {CSRF_HEADER}")
+            return Principal(session.name, session.role)
+        proxy = tokens.auth.proxy
+        if proxy is not None and (name := request.headers.get(proxy.user_header)):
+            if request.remote not in proxy.trusted:
+                return None  # a user header from anyone but the proxy is a forgery
+            return tokens.user(name.strip())
+        return tokens.anonymous
 
     async def audit(
         self, request: web.Request, who: Principal | None, action: str, outcome: str, obj: str | None = None,

@@ -96,6 +96,19 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitor.sessions import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    if len(password) < 12:
+        print("error: use at least 12 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo.run import run_demo
 
@@ -147,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     demo.add_argument("--no-uvloop", action="store_true")
     demo.set_defaults(func=cmd_demo)
+    hashing = sub.add_parser("hash-password", help="print the scrypt hash of a console password (auth.users)")
+    hashing.add_argument("--password-stdin", action="store_true", help="read it from stdin instead of a prompt")
+    hashing.set_defaults(func=cmd_hash_password)
     cli_ops.add_parsers(sub)
     cli_report.add_parser(sub)
     cli_security.add_parser(sub)

@@ -81,6 +81,7 @@ class ResponseSide:
     async def reload(self, inventory: Inventory) -> None:
         """New tokens, notifiers and config windows; incidents and the outbox carry on."""
         self.tokens = Tokens(inventory.response.auth)
+        self.guard.configure()
         old, self.notifiers = self.notifiers, create_notifiers(inventory.response.notifiers)
         for notifier in old.values():
             await notifier.close()

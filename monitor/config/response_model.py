@@ -179,11 +179,19 @@ def _token_hash(value: str) -> str:
     return value
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    """A time without an offset is JST."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+    return value
+
+
 class Token(StrictModel):
     name: Name  # who: appears in the audit log and timelines
     role: Role
     token: Secret | None = None  # the token itself, from ${ENV} or a file
     token_sha256: Annotated[str, AfterValidator(_token_hash)] | None = None  # or only its hash
+    expires: Annotated[datetime | None, AfterValidator(_aware)] = None  # refused (401) from then on
 
     @model_validator(mode="after")
     def _one(self) -> Token:
@@ -192,9 +200,43 @@ class Token(StrictModel):
         return self
 
 
+def _password_hash(value: str) -> str:
+    if not re.fullmatch(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+", value):
+        raise ValueError("password_hash must come from `monitor hash-password` (scrypt$N$r$p$salt$hash)")
+    return value
+
+
+class User(StrictModel):
+    """A person who logs in to the console (the password is only ever stored as a scrypt hash)."""
+
+    name: Name
+    role: Literal["viewer", "operator", "security", "admin"]
+    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = None  # none: reverse-proxy login only
+
+
+class ProxyAuth(StrictModel):
+    """SSO behind a reverse proxy: the proxy authenticates and names the user in a header, which is
+    believed only from these addresses; the user must be listed under users (that gives the role)."""
+
+    user_header: str = "X-Forwarded-User"
+    trusted: list[str] = ["127.0.0.1", "::1"]
+
+
+class Sessions(StrictModel):
+    idle_timeout: Duration = 3600.0
+    max_age: Duration = 12 * 3600.0
+    secure_cookie: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came by https
+    login_attempts: int = Field(default=5, ge=1, le=1000)  # failed logins per address (and per user) ...
+    login_window: Duration = 300.0  # ... within this window before 429
+
+
 class Auth(StrictModel):
     anonymous: Literal["none", "viewer"] = "viewer"  # what a request without a token may do
     tokens: list[Token] = []
+    users: list[User] = []  # console logins
+    proxy: ProxyAuth | None = None
+    sessions: Sessions = Sessions()
+    protect_metrics: bool = False  # /metrics and /healthz need the read permission too
 
 
 class ResponseConfig(StrictModel):

@@ -1,0 +1,100 @@
+"""Console login and logout, and who the caller is (`GET /api/v1/session`, which also hands the console
+its CSRF token). Failed logins are limited per address and per user name, and audited."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from monitor.auth import Guard, ProblemError
+from monitor.sessions import COOKIE, verify_password
+
+
+class Daemonish(Protocol):
+    guard: Guard
+
+
+async def _credentials(request: web.Request) -> tuple[str, str]:
+    if request.content_type == "application/json":
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            raise ProblemError(400, "invalid JSON body") from None
+    else:
+        body = await request.post()
+    if not hasattr(body, "get") or not body.get("name") or not body.get("password"):
+        raise ProblemError(400, "name and password are required")
+    return str(body["name"])[:128], str(body["password"])[:1024]
+
+
+def add_session_routes(app: web.Application, daemon: Daemonish) -> None:
+    guard = daemon.guard
+
+    async def login(request: web.Request) -> web.Response:
+        name, password = await _credentials(request)
+        keys = (f"addr:{request.remote}", f"user:{name}")
+        wait = guard.logins.blocked(*keys)
+        if wait > 0:
+            await guard.audit(request, None, "session.login", "rate_limited", f"user:{name}")
+            error = ProblemError(429, "too many failed logins", f"try again in {wait:.0f} s")
+            error.response.headers["Retry-After"] = str(int(wait) + 1)
+            raise error
+        user = guard.tokens.users.get(name)
+        ok = (
+            user is not None
+            and user.password_hash is not None
+            and await asyncio.to_thread(verify_password, password, user.password_hash)
+        )
+        if not ok or user is None:
+            guard.logins.failed(*keys)
+            await guard.audit(request, None, "session.login", "denied", f"user:{name}")
+            raise ProblemError(401, "wrong name or password")
+        guard.logins.succeeded(*keys)
+        sid, session = guard.sessions.create(user.name, user.role)
+        who = guard.tokens.user(user.name)
+        await guard.audit(request, who, "session.login", "ok", f"user:{name}")
+        response = web.json_response({"name": user.name, "role": user.role, "csrf_token": session.csrf})
+        secure = guard.tokens.auth.sessions.secure_cookie
+        response.set_cookie(
+            COOKIE,
+            sid,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            secure=secure == "always" or (secure == "auto" and request.secure),
+        )
+        return response
+
+    async def logout(request: web.Request) -> web.Response:
+        who = guard.caller(request)
+        guard.sessions.drop(request.cookies.get(COOKIE))
+        await guard.audit(request, who, "session.logout", "ok")
+        response = web.json_response({"status": "logged out"})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    async def whoami(request: web.Request) -> web.Response:
+        who = guard.caller(request)
+        if who is None:
+            raise ProblemError(401, "not logged in")
+        session = guard.sessions.get(request.cookies.get(COOKIE))
+        return web.json_response(
+            {
+                "name": who.name,
+                "role": who.role,
+                "csrf_token": session.csrf if session else None,
+                "permissions": sorted(p for p in _permissions(who.role)),
+            }
+        )
+
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/api/v1/session", whoami)
+
+
+def _permissions(role: str | None) -> frozenset[str]:
+    from monitor.auth import PERMISSIONS
+
+    return PERMISSIONS.get(role or "", frozenset())
