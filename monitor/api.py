@@ -19,6 +19,7 @@ from monitor.api_status import add_notice_routes, add_status_routes
 from monitor.auth import Guard, ProblemError, problem_middleware
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
+from monitor.openapi import document
 from monitor.state import State
 from monitor.timefmt import iso
 
@@ -249,6 +250,14 @@ def build_app(daemon: DaemonView) -> web.Application:
     add_status_routes(app, daemon)  # type: ignore[arg-type]
     add_notice_routes(app, daemon)  # type: ignore[arg-type]
     add_session_routes(app, daemon)
+    from monitor.api_console import add_console_routes  # it builds on this module's helpers
+
+    add_console_routes(app, daemon)  # type: ignore[arg-type]
     for hook in daemon.route_hooks:
         hook(app)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document(app))
+
+    app.router.add_get("/api/v1/openapi.json", openapi)
     return app

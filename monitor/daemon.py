@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor import heap
 from monitor.api import build_app
+from monitor.api_console import EventHub
 from monitor.api_status import add_status_routes
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
@@ -90,6 +91,9 @@ class Daemon:
         self.security = self._security_desk()
         self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
         self.incidents.watchers.append(self.notices.on_incident)
+        self.events = EventHub()  # live updates for the console
+        self.listeners.append(self.events.on_outcome)
+        self.incidents.watchers.append(self.events.on_incident)
         self.status_view = StatusView(self.store, lambda: self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self.security.on_trap]

@@ -1,0 +1,246 @@
+// The operator console: one page, hash routes, the daemon's JSON API with the session cookie (writes send
+// the session's CSRF token), live updates by Server-Sent Events. Japanese first; English by the button.
+"use strict";
+
+const T = {
+  ja: {title: "監視コンソール", nav_board: "ボード", nav_incidents: "インシデント", nav_targets: "監視対象",
+    nav_maintenance: "計画停止", nav_security: "接続遮断", nav_reports: "月次報告", nav_audit: "監査ログ",
+    login: "ログイン", logout: "ログアウト", name: "ユーザー名", password: "パスワード", cancel: "キャンセル",
+    national: "全国システム", prefectures: "都道府県", lgwan: "LGWAN接続", problems: "障害（原因別）",
+    incidents: "インシデント", none: "なし", children: "配下到達不能", since: "発生", ack: "受付", note: "メモ",
+    escalate: "エスカレーション", resolve: "解決", level: "レベル", status: "状態", severity: "重要度",
+    next: "次のエスカレーション", who: "担当", timeline: "経過", search: "検索", state: "状態", all: "すべて",
+    checks: "チェック", recent: "直近の結果", reason: "理由", create: "作成", cancel_window: "中止",
+    reason_text: "理由", start: "開始", end: "終了", targets: "対象", approve: "承認", deny: "却下",
+    execute: "実行", dry_run: "ドライラン", reconnect: "再接続", phase: "フェーズ", proposal: "提案内容",
+    month: "対象月", open: "表示", export: "エクスポート", live: "ライブ更新中", offline: "更新が途切れています",
+    anonymous: "閲覧のみ（ログインしていません）", denied: "権限がありません", lgwan_links: "回線",
+    up: "正常", degraded: "劣化", down: "停止", unreachable: "到達不能", maintenance: "計画停止", unknown: "不明"},
+  en: {title: "Monitoring console", nav_board: "Board", nav_incidents: "Incidents", nav_targets: "Targets",
+    nav_maintenance: "Maintenance", nav_security: "Disconnects", nav_reports: "Reports", nav_audit: "Audit log",
+    login: "Log in", logout: "Log out", name: "User name", password: "Password", cancel: "Cancel",
+    national: "National systems", prefectures: "Prefectures", lgwan: "LGWAN links", problems: "Problems (by root cause)",
+    incidents: "Incidents", none: "none", children: "unreachable below", since: "since", ack: "Acknowledge",
+    note: "Note", escalate: "Escalate", resolve: "Resolve", level: "Level", status: "Status", severity: "Severity",
+    next: "Next escalation", who: "Owner", timeline: "Timeline", search: "Search", state: "State", all: "all",
+    checks: "Checks", recent: "Recent results", reason: "Reason", create: "Create", cancel_window: "Cancel",
+    reason_text: "Reason", start: "Start", end: "End", targets: "Targets", approve: "Approve", deny: "Deny",
+    execute: "Execute", dry_run: "Dry run", reconnect: "Reconnect", phase: "Phase", proposal: "Proposal",
+    month: "Month", open: "Open", export: "Export", live: "live", offline: "live updates interrupted",
+    anonymous: "read-only (not logged in)", denied: "not allowed", lgwan_links: "links",
+    up: "up", degraded: "degraded", down: "down", unreachable: "unreachable", maintenance: "maintenance",
+    unknown: "unknown"},
+};
+let lang = localStorage.getItem("lang") || "ja";
+let me = {name: "anonymous", role: null, csrf_token: null, permissions: []};
+const $ = (sel) => document.querySelector(sel);
+const t = (key) => (T[lang][key] || key);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const when = (iso) => iso ? new Date(iso).toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", {timeZone: "Asia/Tokyo"}) : "—";
+const badge = (state) => `<span class="badge s-${esc(state)}">${esc(t(state))}</span>`;
+const may = (perm) => me.permissions.includes(perm);
+
+async function api(method, path, body) {
+  const headers = {"Accept": "application/json"};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+  const response = await fetch(path, {method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new Error((data && data.title ? `${data.title}: ${data.detail || ""}` : response.statusText));
+  return data;
+}
+
+async function refreshWho() {
+  try { me = await api("GET", "/api/v1/session"); } catch (e) { me = {name: "anonymous", role: null, permissions: []}; }
+  const logged = me.csrf_token || (me.role && me.name !== "anonymous");
+  $("#who").innerHTML = logged
+    ? `${esc(me.name)} (${esc(me.role)}) <button id="logout" type="button">${t("logout")}</button>`
+    : `<span class="muted">${t("anonymous")}</span> <button id="login-open" type="button">${t("login")}</button>`;
+  $("#logout")?.addEventListener("click", async () => { await api("POST", "/logout", {}); await refreshWho(); route(); });
+  $("#login-open")?.addEventListener("click", () => $("#login").showModal());
+}
+
+function translateStatic() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  $("#lang").textContent = lang === "ja" ? "English" : "日本語";
+  document.title = t("title");
+}
+
+// --- pages ---------------------------------------------------------------------------------
+
+async function boardPage() {
+  const b = await api("GET", "/api/v1/board");
+  const counts = Object.entries(b.targets).map(([s, n]) => `<span>${badge(s)} ${n}</span>`).join("");
+  const national = b.national.map((s) => `<a class="cell s-${esc(s.state)}" href="#/targets?q=">${esc(s.display_name)}<small>${t(s.state)}</small></a>`).join("");
+  const prefs = b.prefectures.map((p) => `<a class="cell s-${esc(p.state)}" href="#/targets?prefecture=${p.code}" title="${esc(p.region)}">${esc(lang === "ja" ? p.name : p.name_en)}<small>${p.down ? `✕${p.down}` : ""}${p.unreachable ? ` ⋯${p.unreachable}` : ""}</small></a>`).join("");
+  const lgwan = Object.entries(b.lgwan.states).map(([s, n]) => `<span>${badge(s)} ${n}</span>`).join("");
+  const problems = b.problems.map((p) => `<tr data-target="${esc(p.target)}"><td>${badge(p.state)}</td><td><a href="#/targets/${encodeURIComponent(p.target)}">${esc(p.target)}</a></td><td>${when(p.since)}</td><td>${p.children ? `+${p.children} ${t("children")}` : ""}</td><td class="muted">${esc(p.reasons.join("; "))}</td></tr>`).join("");
+  const incidents = b.incidents.map((i) => `<tr><td><a href="#/incidents/${i.id}">#${i.id}</a></td><td>${esc(lang === "ja" ? i.title : i.title_en)}</td><td>${esc(i.severity)}</td><td>${esc(i.status)}</td><td>L${i.level}</td><td>${esc(i.acked_by || "")}</td></tr>`).join("");
+  return `<div class="counts">${counts}</div>
+  <div class="row"><section><h2>${t("problems")} (${b.problems_total})</h2><table id="problems">${problems || `<tr><td>${t("none")}</td></tr>`}</table></section>
+  <section><h2>${t("incidents")}</h2><table id="incident-list">${incidents || `<tr><td>${t("none")}</td></tr>`}</table></section></div>
+  <section><h2>${t("national")}</h2><div class="grid">${national}</div></section>
+  <section><h2>${t("prefectures")}</h2><div class="grid" id="prefectures">${prefs}</div></section>
+  <section><h2>${t("lgwan")} (${b.lgwan.count} ${t("lgwan_links")})</h2><div class="counts">${lgwan}</div></section>`;
+}
+
+async function incidentsPage() {
+  const data = await api("GET", "/api/v1/incidents?limit=200");
+  const rows = data.incidents.map((i) => `<tr><td><a href="#/incidents/${i.id}">#${i.id}</a></td><td>${esc(lang === "ja" ? i.title : i.title_en)}</td><td>${esc(i.severity)}</td><td>${esc(i.status)}</td><td>L${i.level}</td><td>${esc(i.acked_by || "")}</td><td>${when(i.opened_at)}</td><td>${i.next_escalation_in_seconds != null ? Math.round(i.next_escalation_in_seconds) + "s" : ""}</td></tr>`).join("");
+  return `<section><h2>${t("incidents")} (${data.count})</h2><table><tr><th>#</th><th></th><th>${t("severity")}</th><th>${t("status")}</th><th>${t("level")}</th><th>${t("who")}</th><th>${t("since")}</th><th>${t("next")}</th></tr>${rows}</table></section>`;
+}
+
+async function incidentPage(id) {
+  const i = await api("GET", `/api/v1/incidents/${id}`);
+  const events = i.timeline.map((e) => `<li>${when(e.at)} <b>${esc(e.kind)}</b> ${esc(e.actor || "")} <span class="muted">${esc(JSON.stringify(e.detail))}</span></li>`).join("");
+  const can = may("incident.write") && i.status !== "resolved";
+  const buttons = can ? `<div class="actions"><button id="act-ack" class="primary" ${i.status === "acknowledged" ? "disabled" : ""}>${t("ack")}</button><button id="act-escalate">${t("escalate")}</button><button id="act-resolve" class="danger">${t("resolve")}</button>
+    <input id="note-text" placeholder="${t("note")}"><button id="act-note">${t("note")}</button></div>` : "";
+  setTimeout(() => {
+    const act = async (path, body) => { try { await api("POST", `/api/v1/incidents/${id}/${path}`, body); route(); } catch (e) { alert(e.message); } };
+    $("#act-ack")?.addEventListener("click", () => act("ack", {}));
+    $("#act-escalate")?.addEventListener("click", () => act("escalate", {}));
+    $("#act-resolve")?.addEventListener("click", () => act("resolve", {reason: "resolved from the console"}));
+    $("#act-note")?.addEventListener("click", () => act("notes", {text: $("#note-text").value}));
+  });
+  return `<section id="incident" data-status="${esc(i.status)}"><h2>#${i.id} ${esc(lang === "ja" ? i.title : i.title_en)}</h2>
+  <p>${t("severity")}: ${esc(i.severity)} · ${t("status")}: <b>${esc(i.status)}</b> · ${t("level")} ${i.level} · ${t("who")}: ${esc(i.acked_by || "—")} · ${t("next")}: ${when(i.next_escalation_at)}</p>
+  <p class="muted">${esc(i.reason || "")}</p>${buttons}<h2>${t("timeline")}</h2><ul class="timeline">${events}</ul></section>`;
+}
+
+function spark(recent) {
+  if (!recent.length) return "";
+  const max = Math.max(...recent.map((r) => r.duration_seconds), 0.001);
+  const pts = recent.map((r, k) => `${(k / Math.max(recent.length - 1, 1)) * 120},${20 - (r.duration_seconds / max) * 18}`).join(" ");
+  return `<svg class="spark" width="120" height="20"><polyline fill="none" stroke="#58a6ff" points="${pts}"/></svg>`;
+}
+
+async function targetsPage(query) {
+  const params = new URLSearchParams(query);
+  params.set("limit", "500");
+  const data = await api("GET", `/api/v1/targets?${params}`);
+  const rows = data.targets.map((x) => `<tr><td>${badge(x.state)}</td><td><a href="#/targets/${encodeURIComponent(x.name)}">${esc(x.name)}</a></td><td>${esc(x.labels.prefecture || "")}</td><td>${esc(x.labels.system || "")}</td><td>${esc(x.labels.tier || "")}</td><td class="muted">${esc(x.root_cause ? "⇐ " + x.root_cause : x.checks.map((c) => c.reason).filter(Boolean).join("; "))}</td></tr>`).join("");
+  setTimeout(() => $("#filter")?.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target); const q = new URLSearchParams();
+    for (const [k, v] of f.entries()) if (v) q.set(k, v);
+    location.hash = `#/targets?${q}`;
+  }));
+  const states = ["", "down", "unreachable", "degraded", "maintenance", "up", "unknown"].map((s) => `<option value="${s}" ${params.get("state") === s ? "selected" : ""}>${s ? t(s) : t("all")}</option>`).join("");
+  return `<section><form id="filter" class="row"><input name="q" placeholder="${t("search")}" value="${esc(params.get("q") || "")}"><input name="prefecture" placeholder="13" size="4" value="${esc(params.get("prefecture") || "")}"><input name="system" placeholder="system" value="${esc(params.get("system") || "")}"><input name="tier" placeholder="tier" value="${esc(params.get("tier") || "")}"><select name="state">${states}</select><button>${t("search")}</button></form>
+  <h2>${data.count}</h2><table>${rows}</table></section>`;
+}
+
+async function targetPage(name) {
+  const data = await api("GET", `/api/v1/targets?q=${encodeURIComponent(name)}&history=1`);
+  const x = data.targets.find((y) => y.name === name);
+  if (!x) return `<section>${t("none")}</section>`;
+  const checks = x.checks.map((c) => `<tr><td>${badge(c.state)}</td><td>${esc(c.name)}</td><td>${esc(c.kind)}</td><td>${spark(c.recent || [])}</td><td>${esc(c.reason || "")}</td><td>${c.last ? when(c.last.finished_at) : ""}</td></tr>`).join("");
+  return `<section><h2>${esc(x.name)} ${badge(x.state)}</h2><p class="muted">${esc(x.address)} · ${esc(JSON.stringify(x.labels))}${x.root_cause ? " · ⇐ " + esc(x.root_cause) : ""}</p>
+  <h2>${t("checks")}</h2><table>${checks}</table></section>`;
+}
+
+async function maintenancePage() {
+  const data = await api("GET", "/api/v1/maintenance");
+  const rows = data.maintenance.map((w) => `<tr><td>${w.id || "-"}</td><td>${esc(w.name)}</td><td>${w.starts_at ? `${when(w.starts_at)} – ${when(w.ends_at)}` : esc(`cron ${w.cron} / ${w.duration}s`)}</td><td>${esc((w.scope.targets || []).join(", ") || JSON.stringify(w.scope.labels))}</td><td>${esc(w.reason)}</td><td>${w.active ? badge("maintenance") : ""}</td><td>${w.id && may("maintenance.write") ? `<button data-cancel="${w.id}">${t("cancel_window")}</button>` : ""}</td></tr>`).join("");
+  setTimeout(() => {
+    document.querySelectorAll("[data-cancel]").forEach((b) => b.addEventListener("click", async () => { await api("DELETE", `/api/v1/maintenance/${b.dataset.cancel}`); route(); }));
+    $("#new-window")?.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      try {
+        await api("POST", "/api/v1/maintenance", {name: f.get("name"), reason: f.get("reason"), targets: f.get("targets").split(",").map((s) => s.trim()).filter(Boolean), start: f.get("start"), end: f.get("end")});
+        route();
+      } catch (e) { $("#window-error").textContent = e.message; }
+    });
+  });
+  const form = may("maintenance.write") ? `<form id="new-window" class="row"><input name="name" placeholder="name" required><input name="reason" placeholder="${t("reason_text")}" required><input name="targets" placeholder="${t("targets")}"><label>${t("start")} <input name="start" type="datetime-local" required></label><label>${t("end")} <input name="end" type="datetime-local" required></label><button class="primary">${t("create")}</button><span id="window-error" class="error"></span></form>` : "";
+  return `<section><h2>${t("nav_maintenance")}</h2>${form}<table id="windows">${rows}</table></section>`;
+}
+
+async function securityPage() {
+  const data = await api("GET", "/api/v1/security-incidents");
+  const can = may("security.approve");
+  const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>`).join("");
+  setTimeout(() => document.querySelectorAll("[data-sec]").forEach((b) => b.addEventListener("click", async () => {
+    const action = b.dataset.sec === "dry_run" ? "execute" : b.dataset.sec;
+    try {
+      const out = await api("POST", `/api/v1/security-incidents/${b.dataset.id}/${action}`, b.dataset.sec === "dry_run" ? {dry_run: true} : {});
+      if (out.dry_run) alert(out.text); route();
+    } catch (e) { alert(e.message); }
+  })));
+  return `<section><h2>${t("nav_security")}</h2><table id="security">${rows || `<tr><td>${t("none")}</td></tr>`}</table></section>`;
+}
+
+async function reportsPage() {
+  const month = new Date().toLocaleString("sv-SE", {timeZone: "Asia/Tokyo"}).slice(0, 7);
+  return `<section><h2>${t("nav_reports")}</h2><form id="report-form"><label>${t("month")} <input id="report-month" type="month" value="${month}"></label></form>
+  <p id="report-links"></p></section>${setTimeout(() => {
+    const draw = () => { const m = $("#report-month").value; $("#report-links").innerHTML = ["html", "csv", "json"].map((f) => `<a href="/api/v1/reports/${m}?format=${f}&lang=${lang}" target="_blank">${m} ${f.toUpperCase()}</a>`).join(" · "); };
+    $("#report-month")?.addEventListener("change", draw); draw();
+  }) && ""}`;
+}
+
+async function auditPage() {
+  if (!may("audit.read")) return `<section>${t("denied")}</section>`;
+  const data = await api("GET", "/api/v1/audit?limit=500");
+  const rows = data.entries.map((e) => `<tr><td>${e.id}</td><td>${when(e.at)}</td><td>${esc(e.actor)}</td><td>${esc(e.action)}</td><td>${esc(e.outcome)}</td><td>${esc(e.object || "")}</td><td>${esc(e.source || "")}</td></tr>`).join("");
+  const blob = URL.createObjectURL(new Blob([JSON.stringify(data.entries, null, 2)], {type: "application/json"}));
+  return `<section><h2>${t("nav_audit")} · chain ${data.chain_valid ? "✓" : "✕"} · <a download="audit.json" href="${blob}">${t("export")}</a></h2><table>${rows}</table></section>`;
+}
+
+// --- routing and live updates ---------------------------------------------------------------
+
+async function route() {
+  const hash = location.hash || "#/";
+  const [path, query] = hash.slice(1).split("?");
+  const parts = path.split("/").filter(Boolean);
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === `#/${parts[0] || ""}`));
+  let html;
+  try {
+    if (!parts.length) html = await boardPage();
+    else if (parts[0] === "incidents") html = parts[1] ? await incidentPage(parts[1]) : await incidentsPage();
+    else if (parts[0] === "targets") html = parts[1] ? await targetPage(decodeURIComponent(parts[1])) : await targetsPage(query || "");
+    else if (parts[0] === "maintenance") html = await maintenancePage();
+    else if (parts[0] === "security") html = await securityPage();
+    else if (parts[0] === "reports") html = await reportsPage();
+    else if (parts[0] === "audit") html = await auditPage();
+    else html = await boardPage();
+  } catch (e) { html = `<section class="error">${esc(e.message)}</section>`; }
+  $("#view").innerHTML = html;
+  $("#view").dataset.page = parts[0] || "board";
+}
+
+let pending = null;
+function live() {
+  const source = new EventSource("/api/v1/events");
+  const again = () => { // coalesce bursts: one redraw per 250 ms at most, and only of live pages
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; const p = $("#view").dataset.page; if (["board", "incidents", "security"].includes(p) || (p === "targets" && !location.hash.includes("/targets/"))) route(); }, 250);
+  };
+  source.addEventListener("change", again);
+  source.addEventListener("incident", again);
+  source.addEventListener("resync", again);
+  source.onopen = () => { $("#live").className = "live"; $("#live").title = t("live"); };
+  source.onerror = () => { $("#live").className = "live off"; $("#live").title = t("offline"); };
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", async () => {
+  translateStatic();
+  $("#lang").addEventListener("click", () => { lang = lang === "ja" ? "en" : "ja"; localStorage.setItem("lang", lang); translateStatic(); refreshWho(); route(); });
+  $("#login-cancel").addEventListener("click", () => $("#login").close());
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      await api("POST", "/login", {name: f.get("name"), password: f.get("password")});
+      $("#login").close(); $("#login-error").textContent = ""; await refreshWho(); route();
+    } catch (e) { $("#login-error").textContent = e.message; }
+  });
+  await refreshWho();
+  await route();
+  live();
+});
