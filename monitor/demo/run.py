@@ -22,6 +22,7 @@ from monitor.demo.network import SimNetwork
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
+from monitor.sessions import hash_password
 from probes.icmp import NOT_PERMITTED, socket_mode
 
 log = structlog.get_logger()
@@ -42,6 +43,15 @@ def _demo_tokens(data_dir: Path) -> Path:
     return directory
 
 
+def _demo_user(directory: Path) -> dict[str, str]:
+    """A console login for this run (demo-operator, random password in demo-tokens/console.password)."""
+    password = secrets.token_urlsafe(12)
+    path = directory / "console.password"
+    path.touch(mode=0o600)
+    path.write_text(password + "\n", encoding="utf-8")
+    return {"name": "demo-operator", "role": "operator", "password_hash": hash_password(password)}
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="monitor-demo-")) if temporary else Path(args.data_dir)
@@ -54,6 +64,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     )
     estate.config["daemon"].update(listen=args.listen, data_dir=str(data_dir.resolve()))
     tokens_dir = _demo_tokens(data_dir)
+    estate.config["auth"]["users"] = [_demo_user(tokens_dir)]
     pki = DemoPKI.create(config_dir / "certs")
     config_path = estate.write(config_dir, HEADER)
     network = SimNetwork(estate, pki, short_cert_hosts=frozenset({f"card.east.{DOMAIN}"}))
@@ -76,6 +87,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         base = f"http://{args.listen}"
         log.info(
             "demo_ready",
+            console=f"{base}/ (log in as demo-operator, password in {tokens_dir / 'console.password'})",
+            status_page=f"{base}/status",
             metrics=f"{base}/metrics",
             services=f"{base}/api/v1/services",
             targets=f"{base}/api/v1/targets?state=down",
