@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-slo bench-security clean
+.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-slo bench-security bench-console clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -42,6 +42,9 @@ bench: system-deps setup
 
 bench-snmp: system-deps setup
 	$(BIN)/python -m bench.snmp_bench
+
+bench-console: system-deps setup
+	$(BIN)/python -m bench.console_bench
 
 bench-security: system-deps setup
 	$(BIN)/python -m bench.security_bench

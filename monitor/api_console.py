@@ -28,7 +28,8 @@ from monitor.timefmt import iso
 
 STATIC = Path(__file__).parent / "console"
 PROBLEM_STATES = (State.DOWN, State.DEGRADED)
-MAX_PROBLEMS = 500
+MAX_INCIDENTS = 100  # the newest open ones; the incidents page lists them all
+MAX_PROBLEMS = 200  # the rest are counted (problems_total) and listed on the targets page
 HEARTBEAT = 15.0
 
 
@@ -112,12 +113,13 @@ def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[s
                 "target": name,
                 "state": state.value,
                 "since": iso(since),
-                "labels": dict(target.labels),
+                "prefecture": target.labels.get("prefecture"),
                 "reasons": [f"{c.check.name}: {c.reason}" for c in failing][:5],
                 "children": children,
             }
         )
-    problems.sort(key=lambda p: (p["state"] != "down", -int(p["children"]), str(p["since"] or "")))
+    problems.sort(key=lambda p: str(p["since"] or ""), reverse=True)  # the newest first: what just broke
+    problems.sort(key=lambda p: p["state"] != "down")  # (stable) outages before degradations
     services = list(engine.services.values())
     national = [
         {"name": s.service.name, "display_name": s.service.display_name, "state": s.state.value}
@@ -157,8 +159,9 @@ def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[s
                 "next_escalation_at": iso(i.next_escalation_at),
                 "children": len(i.affected.get("children", [])),
             }
-            for i in sorted(incidents, key=lambda i: i.id, reverse=True)
+            for i in sorted(incidents, key=lambda i: i.id, reverse=True)[:MAX_INCIDENTS]
         ],
+        "incidents_total": len(incidents),
     }
 
 

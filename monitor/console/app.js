@@ -80,7 +80,7 @@ async function boardPage() {
   const incidents = b.incidents.map((i) => `<tr><td><a href="#/incidents/${i.id}">#${i.id}</a></td><td>${esc(lang === "ja" ? i.title : i.title_en)}</td><td>${esc(i.severity)}</td><td>${esc(i.status)}</td><td>L${i.level}</td><td>${esc(i.acked_by || "")}</td></tr>`).join("");
   return `<div class="counts">${counts}</div>
   <div class="row"><section><h2>${t("problems")} (${b.problems_total})</h2><table id="problems">${problems || `<tr><td>${t("none")}</td></tr>`}</table></section>
-  <section><h2>${t("incidents")}</h2><table id="incident-list">${incidents || `<tr><td>${t("none")}</td></tr>`}</table></section></div>
+  <section><h2><a href="#/incidents">${t("incidents")} (${b.incidents_total})</a></h2><table id="incident-list">${incidents || `<tr><td>${t("none")}</td></tr>`}</table></section></div>
   <section><h2>${t("national")}</h2><div class="grid">${national}</div></section>
   <section><h2>${t("prefectures")}</h2><div class="grid" id="prefectures">${prefs}</div></section>
   <section><h2>${t("lgwan")} (${b.lgwan.count} ${t("lgwan_links")})</h2><div class="counts">${lgwan}</div></section>`;
@@ -223,8 +223,9 @@ function live() {
   source.addEventListener("change", again);
   source.addEventListener("incident", again);
   source.addEventListener("resync", again);
+  source.addEventListener("hello", () => { document.body.dataset.live = "open"; again(); }); // (re)connected: catch up
   source.onopen = () => { $("#live").className = "live"; $("#live").title = t("live"); };
-  source.onerror = () => { $("#live").className = "live off"; $("#live").title = t("offline"); };
+  source.onerror = () => { $("#live").className = "live off"; $("#live").title = t("offline"); document.body.dataset.live = "lost"; };
 }
 
 window.addEventListener("hashchange", route);
@@ -240,7 +241,6 @@ document.addEventListener("DOMContentLoaded", async () => {
       $("#login").close(); $("#login-error").textContent = ""; await refreshWho(); route();
     } catch (e) { $("#login-error").textContent = e.message; }
   });
-  await refreshWho();
-  await route();
-  live();
+  live(); // before the first draw: a change while the board loads is not missed
+  await Promise.all([refreshWho(), route()]);
 });
