@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -29,7 +32,7 @@ def chromium_path() -> str:
 class Browser:
     def __init__(self) -> None:
         self.port = free_port()
-        self.profile = tempfile.TemporaryDirectory(prefix="cdp-")
+        self.profile = tempfile.TemporaryDirectory(prefix="cdp-", ignore_cleanup_errors=True)
         self.proc: subprocess.Popen[bytes] | None = None
         self.session: aiohttp.ClientSession | None = None
         self.ws: Any = None
@@ -40,7 +43,7 @@ class Browser:
             [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-extensions", f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile.name}",
              "--window-size=1400,1000", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
     async def __aenter__(self) -> Browser:
@@ -68,8 +71,9 @@ class Browser:
         if self.session is not None:
             await self.session.close()
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)  # chromium and its helper processes
+            await asyncio.to_thread(self.proc.wait, 10)
         self.profile.cleanup()
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
