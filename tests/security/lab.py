@@ -11,6 +11,7 @@ stays between the host and this namespace.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ V3_USER, V3_AUTH, V3_PRIV = "cutter", "lab-auth-pass-1", "lab-priv-pass-1"
 ROOT = Path(__file__).parents[2]
 ALICE, BOB, IDS, VIEWER, ADMIN = "sec-alice-5e1f", "sec-bob-91ac", "ids-feed-33d0", "viewer-7b2e", "admin-0c4d"
 TRAP_OID = "1.3.6.1.4.1.99999.1.1"
+CONSOLE_PASSWORD = "alice console password"
 LAB_ENV = {"SEC_ALICE": ALICE, "SEC_BOB": BOB, "SEC_IDS": IDS, "SEC_VIEWER": VIEWER, "SEC_ADMIN": ADMIN,
            "LAB_AUTH": V3_AUTH, "LAB_PRIV": V3_PRIV, "LAB_READ": "lab-read", "HOOK_SECRET": "hook-secret-1"}  # fmt: skip
 
@@ -182,6 +184,7 @@ auth:
     - {{name: ids-feed, role: ids, token: "${{SEC_IDS}}"}}
     - {{name: watcher, role: viewer, token: "${{SEC_VIEWER}}"}}
     - {{name: auditor, role: admin, token: "${{SEC_ADMIN}}"}}
+  users: [{{name: alice, role: security, password_hash: "{console_hash()}"}}]
 traps:
   listen: {MGMT_HOST}:{trap_port}
   communities: ["${{LAB_READ}}"]
@@ -255,3 +258,10 @@ class Daemon:
 
 def pages(hook: Receiver, event: str) -> list[dict[str, Any]]:
     return [d for d in hook.deliveries if d["json"].get("event") == event]
+
+
+@functools.cache
+def console_hash() -> str:
+    from monitor.sessions import hash_password
+
+    return hash_password(CONSOLE_PASSWORD)

@@ -8,6 +8,7 @@ artifacts/security-timings.json for BENCHMARKS.md.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from tests.security.lab import (
     ALICE,
     BOB,
     CONN_EDGE,
+    CONSOLE_PASSWORD,
     IDS,
     LAB_ENV,
     MGMT_HOST,
@@ -322,3 +324,32 @@ def test_cli_drives_the_playbook(daemon: Daemon, lab: Lab) -> None:
         assert back.returncode == 0, back.stderr
         daemon.wait_phase("reconnected", 30)
         assert lab.link_state() == "UP"
+
+
+async def test_a_disconnect_approved_in_the_console(daemon: Daemon, lab: Lab) -> None:
+    """The security officer logs in to the console, sees the pending cut with its exact proposal and
+    approves it there: the router's interface really goes down (artifacts/console-security.png)."""
+    from tests.console.cdp import Browser
+
+    with daemon.start() as proc:
+        await asyncio.to_thread(daemon.wait_ready, proc)
+        status, opened = daemon.post("/api/v1/security-events", {"signature": "beacon", "source": CONN_EDGE}, token=IDS)
+        assert status == 201
+        async with Browser() as browser:
+            await browser.goto(daemon.base + "/#/security")
+            await browser.wait("document.querySelector('#login-open') !== null")
+            await browser.js("document.querySelector('#login-open').click()")
+            await browser.js(f"""(() => {{ const f = document.querySelector('#login-form');
+                f.name.value = 'alice'; f.password.value = {json.dumps(CONSOLE_PASSWORD)}; f.requestSubmit(); }})()""")
+            await browser.wait("document.querySelector('#who').textContent.includes('alice')")
+            row = f"#security tr[data-security='{opened['security_incident']}']"
+            await browser.wait(f"document.querySelector(\"{row}\")?.textContent.includes('ifAdminStatus')")
+            await browser.js(f"document.querySelector(\"{row} button[data-sec='approve']\").click()")
+            await asyncio.to_thread(daemon.wait_phase, "cut", 20)
+            await browser.wait(f"document.querySelector(\"{row} b\")?.textContent === 'cut'", 10)  # live, no reload
+            await browser.screenshot(ROOT / "artifacts" / "console-security.png")
+        assert lab.link_state() == "DOWN"
+        approvals = daemon.security()[0]["approvals"]
+        assert [(a["actor"], a["step"]) for a in approvals] == [("alice", "cut")]
+        assert daemon.post(f"/api/v1/security-incidents/{opened['security_incident']}/reconnect")[0] == 200
+        await asyncio.to_thread(daemon.wait_phase, "reconnected", 30)
