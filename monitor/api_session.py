@@ -22,8 +22,13 @@ async def _credentials(request: web.Request) -> tuple[str, str]:
             body: Any = await request.json()
         except ValueError:
             raise ProblemError(400, "invalid JSON body") from None
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            body = await request.post()
+        except (ValueError, AssertionError, web.HTTPException):  # e.g. multipart without a boundary
+            raise ProblemError(400, "unreadable form body") from None
     else:
-        body = await request.post()
+        raise ProblemError(415, "send JSON or a form", "Content-Type: application/json or a form")
     if not hasattr(body, "get") or not body.get("name") or not body.get("password"):
         raise ProblemError(400, "name and password are required")
     return str(body["name"])[:128], str(body["password"])[:1024]

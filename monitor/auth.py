@@ -164,7 +164,7 @@ class Guard:
             role=who.role if who else None,
             action=action,
             outcome=outcome,
-            object=obj,
+            object=None if obj is None else str(obj)[:500],  # callers' JSON may put anything here
             source=request.remote,
             detail=detail,
         )
