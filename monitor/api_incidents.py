@@ -18,7 +18,7 @@ from monitor.config.status_model import Recovery
 from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.policy import peak_severity, recovery_objective
-from monitor.maintenance import from_config, occurrence
+from monitor.maintenance import from_config, occurrence, occurrences
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
 
@@ -182,8 +182,14 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
             *await daemon.store.maintenance_windows(),
         ]:
             active = occurrence(w, now)
+            upcoming = [{"start": iso(a), "end": iso(b)} for a, b in occurrences(w, now, now + 62 * 86400.0, 31)]
             windows.append(
-                window_json(w) | {"active": active is not None, "active_until": iso(active[1]) if active else None}
+                window_json(w)
+                | {
+                    "active": active is not None,
+                    "active_until": iso(active[1]) if active else None,
+                    "upcoming": upcoming,
+                }
             )
         return web.json_response({"count": len(windows), "maintenance": windows})
 

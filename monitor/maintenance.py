@@ -75,6 +75,23 @@ def next_start(window: MaintenanceWindow, now: float) -> float | None:
     return fire.timestamp() if fire else None
 
 
+def occurrences(window: MaintenanceWindow, now: float, horizon: float, limit: int = 10) -> list[tuple[float, float]]:
+    """The window's occurrences going on at `now` or starting before `horizon` (at most `limit`)."""
+    out = []
+    active = occurrence(window, now)
+    if active is not None:
+        out.append(active)
+    cursor = now
+    while len(out) < limit:
+        start = next_start(window, cursor)
+        if start is None or start > horizon:
+            break
+        end = window.ends_at if window.ends_at is not None else start + (window.duration or 0.0)
+        out.append((start, end))
+        cursor = start + 1.0
+    return out
+
+
 def covered_checks(window: MaintenanceWindow, inventory: Inventory) -> set[str]:
     targets = set(window.scope.get("targets") or [])
     selector = window.scope.get("labels") or {}

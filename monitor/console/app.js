@@ -74,7 +74,13 @@ async function boardPage() {
   const b = await api("GET", "/api/v1/board");
   const counts = Object.entries(b.targets).map(([s, n]) => `<span>${badge(s)} ${n}</span>`).join("");
   const national = b.national.map((s) => `<a class="cell s-${esc(s.state)}" href="#/targets?q=">${esc(s.display_name)}<small>${t(s.state)}</small></a>`).join("");
-  const prefs = b.prefectures.map((p) => `<a class="cell s-${esc(p.state)}" href="#/targets?prefecture=${p.code}" title="${esc(p.region)}">${esc(lang === "ja" ? p.name : p.name_en)}<small>${p.down ? `✕${p.down}` : ""}${p.unreachable ? ` ⋯${p.unreachable}` : ""}</small></a>`).join("");
+  const regions = [];
+  for (const p of b.prefectures) { // JIS order is geographic: one row per region, north to south
+    const last = regions[regions.length - 1];
+    if (!last || last.name !== p.region) regions.push({name: p.region, name_en: p.region_en, cells: []});
+    regions[regions.length - 1].cells.push(`<a class="cell s-${esc(p.state)}" href="#/targets?prefecture=${p.code}">${esc(lang === "ja" ? p.name : p.name_en)}<small>${p.down ? `✕${p.down}` : ""}${p.unreachable ? ` ⋯${p.unreachable}` : ""}</small></a>`);
+  }
+  const prefs = regions.map((r) => `<div class="region"><span class="muted">${esc(lang === "ja" ? r.name : r.name_en)}</span><div class="grid">${r.cells.join("")}</div></div>`).join("");
   const lgwan = Object.entries(b.lgwan.states).map(([s, n]) => `<span>${badge(s)} ${n}</span>`).join("");
   const problems = b.problems.map((p) => `<tr data-target="${esc(p.target)}"><td>${badge(p.state)}</td><td><a href="#/targets/${encodeURIComponent(p.target)}">${esc(p.target)}</a></td><td>${when(p.since)}</td><td>${p.children ? `+${p.children} ${t("children")}` : ""}</td><td class="muted">${esc(p.reasons.join("; "))}</td></tr>`).join("");
   const incidents = b.incidents.map((i) => `<tr><td><a href="#/incidents/${i.id}">#${i.id}</a></td><td>${esc(lang === "ja" ? i.title : i.title_en)}</td><td>${esc(i.severity)}</td><td>${esc(i.status)}</td><td>L${i.level}</td><td>${esc(i.acked_by || "")}</td></tr>`).join("");
@@ -82,7 +88,7 @@ async function boardPage() {
   <div class="row"><section><h2>${t("problems")} (${b.problems_total})</h2><table id="problems">${problems || `<tr><td>${t("none")}</td></tr>`}</table></section>
   <section><h2><a href="#/incidents">${t("incidents")} (${b.incidents_total})</a></h2><table id="incident-list">${incidents || `<tr><td>${t("none")}</td></tr>`}</table></section></div>
   <section><h2>${t("national")}</h2><div class="grid">${national}</div></section>
-  <section><h2>${t("prefectures")}</h2><div class="grid" id="prefectures">${prefs}</div></section>
+  <section><h2>${t("prefectures")}</h2><div id="prefectures">${prefs}</div></section>
   <section><h2>${t("lgwan")} (${b.lgwan.count} ${t("lgwan_links")})</h2><div class="counts">${lgwan}</div></section>`;
 }
 
@@ -157,7 +163,34 @@ async function maintenancePage() {
     });
   });
   const form = may("maintenance.write") ? `<form id="new-window" class="row"><input name="name" placeholder="name" required><input name="reason" placeholder="${t("reason_text")}" required><input name="targets" placeholder="${t("targets")}"><label>${t("start")} <input name="start" type="datetime-local" required></label><label>${t("end")} <input name="end" type="datetime-local" required></label><button class="primary">${t("create")}</button><span id="window-error" class="error"></span></form>` : "";
-  return `<section><h2>${t("nav_maintenance")}</h2>${form}<table id="windows">${rows}</table></section>`;
+  return `<section><h2>${t("nav_maintenance")}</h2>${form}${calendar(data.maintenance)}<table id="windows">${rows}</table></section>`;
+}
+
+function calendar(windows) {
+  // This month and the next in JST, each day listing the windows that touch it (recurring ones expanded).
+  const day = (d) => d.toLocaleDateString("sv-SE", {timeZone: "Asia/Tokyo"});
+  const marks = {};
+  for (const w of windows) for (const o of w.upcoming) {
+    for (let d = new Date(o.start); d < new Date(o.end); d = new Date(d.getTime() + 86400000)) (marks[day(d)] ||= []).push(w.name);
+    (marks[day(new Date(o.start))] ||= []).includes(w.name) || marks[day(new Date(o.start))].push(w.name);
+  }
+  const now = new Date();
+  const first = new Date(day(now).slice(0, 8) + "01T00:00:00+09:00");
+  const weekday = new Date(first.getTime() + 9 * 3600000).getUTCDay(); // the 1st's weekday in JST
+  const start = new Date(first.getTime() - weekday * 86400000);
+  const head = (lang === "ja" ? ["日", "月", "火", "水", "木", "金", "土"] : ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]).map((d) => `<th>${d}</th>`).join("");
+  let rows = "";
+  for (let week = 0; week < 6; week++) {
+    rows += "<tr>";
+    for (let k = 0; k < 7; k++) {
+      const d = new Date(start.getTime() + (week * 7 + k) * 86400000 + 12 * 3600000);
+      const key = day(d);
+      const names = [...new Set(marks[key] || [])];
+      rows += `<td class="${key === day(now) ? "today" : ""}"><span class="muted">${key.slice(5)}</span>${names.map((n) => `<div class="badge s-maintenance">${esc(n)}</div>`).join("")}</td>`;
+    }
+    rows += "</tr>";
+  }
+  return `<table id="calendar" class="calendar"><tr>${head}</tr>${rows}</table>`;
 }
 
 async function securityPage() {

@@ -22,7 +22,7 @@ from monitor.availability.periods import JST
 from monitor.config.prefectures import all_prefectures
 from monitor.config.status_model import PublicService
 from monitor.engine import Engine
-from monitor.maintenance import covered_checks, next_start, occurrence
+from monitor.maintenance import covered_checks, occurrences
 from monitor.state import State
 from monitor.status.notices import members, public_services
 from monitor.store.base import Store
@@ -207,27 +207,11 @@ class StatusView:
             affected = [pid for pid, ids in service_checks.items() if ids & checks]
             if not affected:
                 continue
-            for start, end in _occurrences(window, now, horizon):
+            for start, end in occurrences(window, now, horizon):
                 planned.append(
                     {"services": affected, "starts_at": iso(start), "ends_at": iso(end), "active": start <= now < end}
                 )
         return sorted(planned, key=lambda p: str(p["starts_at"]))[:100]
-
-
-def _occurrences(window: MaintenanceWindow, now: float, horizon: float, limit: int = 10) -> list[tuple[float, float]]:
-    out = []
-    active = occurrence(window, now)
-    if active is not None:
-        out.append(active)
-    cursor = now
-    while len(out) < limit:
-        start = next_start(window, cursor)
-        if start is None or start > horizon:
-            break
-        end = window.ends_at if window.ends_at is not None else start + (window.duration or 0.0)
-        out.append((start, end))
-        cursor = start + 1.0
-    return out
 
 
 def notice_json(notice: Notice) -> dict[str, Any]:

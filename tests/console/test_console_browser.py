@@ -69,6 +69,12 @@ async def test_log_in_see_a_failure_live_acknowledge_and_schedule(tmp_path: Path
             await browser.wait("document.querySelector('#who').textContent.includes('yamada')")
             await browser.screenshot(ARTIFACTS / "console-board.png")
 
+            await asyncio.to_thread(_post_window, base)  # a window tomorrow shows on the calendar
+            await browser.goto(base + "/#/maintenance")
+            await browser.wait("document.querySelector('#calendar')?.textContent.includes('night-work')")
+            await browser.screenshot(ARTIFACTS / "console-calendar.png")
+            await browser.goto(base + "/#/")
+            await browser.wait("document.body.dataset.live === 'open'")
             gates["pref13-edge"].close()  # the prefecture's edge router fails: its children become unreachable
             down_at = await asyncio.to_thread(wait_for, lambda: _state(base, "pref13-edge") == "down" and time.time(),
                                               15, 0.05, "edge down")  # fmt: skip
@@ -94,8 +100,14 @@ async def test_log_in_see_a_failure_live_acknowledge_and_schedule(tmp_path: Path
                 f.name.value = 'edge-swap'; f.reason.value = 'ルータ交換'; f.targets.value = 'pref13-edge';
                 f.start.value = '2030-01-05T01:00'; f.end.value = '2030-01-05T03:00'; f.requestSubmit(); })()""")
             await browser.wait("document.querySelector('#windows').textContent.includes('edge-swap')")
+            await browser.wait("document.querySelector('#calendar') !== null")
             windows = json.loads(http_get(f"{base}/api/v1/maintenance")[1])["maintenance"]
-            assert [(w["name"], w["created_by"]) for w in windows] == [("edge-swap", "yamada")]
+            upcoming = {w["name"]: w["upcoming"] for w in windows}
+            assert upcoming["edge-swap"] == [] and len(upcoming["night-work"]) == 1  # 2030 is beyond the 62 days
+            assert [(w["name"], w["created_by"]) for w in windows] == [
+                ("night-work", "yamada"),
+                ("edge-swap", "yamada"),
+            ]
             await browser.screenshot(ARTIFACTS / "console-maintenance.png")
     (ARTIFACTS / "console-timings.json").write_text(
         json.dumps({"state_change_to_browser_seconds": round(shown_after, 3)})
@@ -110,3 +122,19 @@ def _state(base: str, target: str) -> str | None:
 def _open_incident(base: str) -> int | None:
     items = json.loads(http_get(f"{base}/api/v1/incidents?status=open")[1])["incidents"]
     return items[0]["id"] if items else None
+
+
+def _post_window(base: str) -> None:
+    """Tomorrow 02:00-04:00 JST on a target with no checks failing, by the same operator's session."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    login = urllib.request.Request(f"{base}/login", data=json.dumps({"name": "yamada", "password": PASSWORD}).encode(),
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    csrf = json.loads(opener.open(login, timeout=10).read())["csrf_token"]
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 9 * 3600 + 86400))
+    body = {"name": "night-work", "reason": "作業", "targets": ["pref13-fw"], "start": f"{tomorrow}T02:00:00",
+            "end": f"{tomorrow}T04:00:00"}  # fmt: skip
+    request = urllib.request.Request(f"{base}/api/v1/maintenance", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "X-CSRF-Token": csrf})  # fmt: skip
+    assert opener.open(request, timeout=10).status == 201
