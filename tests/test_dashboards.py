@@ -26,6 +26,7 @@ from tests.e2e.peers import (
     prom_query,
     prometheus,
     prometheus_available,
+    victoriametrics,
     wait_for,
 )
 
@@ -119,7 +120,8 @@ def test_every_panel_query_returns_data_from_prometheus_scraping_the_demo(tmp_pa
     """The demo daemon (paging a real Alertmanager; one prefecture's edge router cut, so incidents and an
     unreachable subtree exist; an LGWAN uplink cut in another, so a linkDown trap arrives) scraped by a real
     Prometheus with the generated rules: every query parses and returns data, and every metric name a
-    dashboard uses is in the scrape or is a rule Prometheus records."""
+    dashboard uses is in the scrape or is a rule Prometheus records. Prometheus remote-writes to a real
+    VictoriaMetrics (the long-term store), which must answer every query too."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     rules = [str(p) for p in sorted((ROOT / "config" / "prometheus" / "rules").glob("*.yml"))]
@@ -128,7 +130,8 @@ def test_every_panel_query_returns_data_from_prometheus_scraping_the_demo(tmp_pa
                 "--trap-listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d")]  # fmt: skip
         with (
             daemon_process(args, tmp_path, "demo") as demo,
-            prometheus(tmp_path, [f"127.0.0.1:{port}"], "2s", rules) as prom,
+            victoriametrics(tmp_path) as vm,
+            prometheus(tmp_path, [f"127.0.0.1:{port}"], "2s", rules, remote_write=f"{vm}/api/v1/write") as prom,
         ):
             wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 60, what="demo ready")
             wait_for(
@@ -172,6 +175,22 @@ def test_every_panel_query_returns_data_from_prometheus_scraping_the_demo(tmp_pa
                 wait_for(check_all, 120, interval=5, what="every panel query returning data")
             except AssertionError:
                 pytest.fail("\n".join(problems))
+            # long-term storage: the same queries answered by VictoriaMetrics from Prometheus' remote_write
+            missing: list[str] = []
+
+            def check_vm() -> bool:
+                missing.clear()
+                for file, panel, target in queries():
+                    if not metric_names(target["expr"]) & NEED_AN_EVENT and not prom_query(
+                        vm, substitute(target["expr"], "03")
+                    ):
+                        missing.append(f"{file} / {panel['title']}: no data from VictoriaMetrics")
+                return not missing
+
+            try:
+                wait_for(check_vm, 90, interval=5, what="every panel query returning data from VictoriaMetrics")
+            except AssertionError:
+                pytest.fail("\n".join(missing))
             overview = preview.fetch(prom)  # the live preview: an artifact for people to look at
             assert demo.proc.poll() is None, demo.output()
     assert overview.prefectures["02"] == 3  # the cut edge router's prefecture is DOWN

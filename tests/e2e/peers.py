@@ -104,9 +104,14 @@ def prometheus_available() -> bool:
 
 @contextmanager
 def prometheus(
-    tmp: Path, scrape_targets: list[str], interval: str = "1s", rule_files: list[str] | None = None
+    tmp: Path,
+    scrape_targets: list[str],
+    interval: str = "1s",
+    rule_files: list[str] | None = None,
+    remote_write: str | None = None,
 ) -> Iterator[str]:
-    """A real Prometheus scraping `scrape_targets` (host:port); yields its base URL."""
+    """A real Prometheus scraping `scrape_targets` (host:port), optionally remote-writing everything to
+    `remote_write`; yields its base URL."""
     port = free_port()
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -114,6 +119,8 @@ def prometheus(
     }
     if rule_files:
         config["rule_files"] = rule_files
+    if remote_write:
+        config["remote_write"] = [{"url": remote_write, "queue_config": {"batch_send_deadline": "1s"}}]
     (tmp / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
     proc = Process(
         [
@@ -128,6 +135,23 @@ def prometheus(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 30, what="prometheus ready")
+        yield base
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def victoriametrics(tmp: Path) -> Iterator[str]:
+    """A real VictoriaMetrics (Debian victoria-metrics) on a free port; yields its base URL."""
+    port = free_port()
+    proc = Process(
+        ["victoria-metrics", f"-storageDataPath={tmp / 'vm-data'}", f"-httpListenAddr=127.0.0.1:{port}",
+         "-retentionPeriod=1", "-search.latencyOffset=0s", "-search.disableCache"],
+        tmp / "victoriametrics.log",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_get(f"{base}/health")[0] == 200, 30, what="victoriametrics ready")
         yield base
     finally:
         proc.stop()
