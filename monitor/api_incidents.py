@@ -15,9 +15,8 @@ from monitor.auth import Guard, ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.response_model import MaintenanceConfig
 from monitor.config.status_model import Recovery
-from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
-from monitor.incidents.policy import peak_severity, recovery_objective
+from monitor.incidents.policy import incident_objective
 from monitor.maintenance import from_config, occurrence, occurrences
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
@@ -66,8 +65,7 @@ def incident_json(incident: IncidentRecord, now: float, recovery: Recovery | Non
 
 def recovery_json(incident: IncidentRecord, now: float, recovery: Recovery | None) -> dict[str, Any]:
     """目標復旧時間 on the incident: the objective, when it falls due, and how much of it has gone."""
-    severity = peak_severity(incident.severity, incident.affected)
-    objective = recovery_objective(incident.labels, severity, recovery) if recovery is not None else None
+    objective = incident_objective(incident, recovery) if recovery is not None else None
     if objective is None:
         return {"recovery_objective_seconds": None, "recovery_due_at": None, "recovery_elapsed_ratio": None}
     elapsed = (incident.resolved_at or now) - incident.opened_at
@@ -141,11 +139,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
             obj = f"incident:{incident_id}"
             who = await guard.require(request, "incident.write", f"incident.{name}", obj)
             body = await body_of(request)
-            try:
-                incident = await run(incident_id, who.name, body)
-            except IncidentActionError as exc:
-                await guard.audit(request, who, f"incident.{name}", "rejected", obj, error=str(exc))
-                raise ProblemError(exc.status, "not possible", str(exc)) from None
+            incident = await guard.attempt(request, who, f"incident.{name}", obj, run(incident_id, who.name, body))
             await guard.audit(request, who, f"incident.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
             return web.json_response(incident_json(incident, guard.clock.now(), daemon.inventory.recovery))
 

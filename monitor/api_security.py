@@ -133,11 +133,7 @@ def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
             obj = f"security:{incident_id}"
             who = await guard.require(request, "security.approve", f"security.{name}", obj)
             body = await body_of(request)
-            try:
-                result = await run(incident_id, who.name, body)
-            except SecurityError as exc:
-                await guard.audit(request, who, f"security.{name}", "rejected", obj, error=str(exc))
-                raise ProblemError(exc.status, "not possible", str(exc)) from None
+            result = await guard.attempt(request, who, f"security.{name}", obj, run(incident_id, who.name, body))
             await guard.audit(request, who, f"security.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
             return web.json_response(security_json(result) if isinstance(result, SecurityIncident) else result)
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from monitor.api_incidents import _int, body_of
 from monitor.auth import Guard, ProblemError
-from monitor.status.notices import NoticeDesk, NoticeError
+from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView, notice_json
 from monitor.status.render import render_atom, render_html
 from monitor.store.records import NOTICE_STATUSES, Notice
@@ -116,11 +116,8 @@ def add_notice_routes(app: web.Application, daemon: Daemonish) -> None:
             obj = f"notice:{notice_id}" if notice_id else None
             who = await guard.require(request, "notice.write", f"notice.{action}", obj)
             body = _times(await body_of(request))
-            try:
-                notice = await run(int(notice_id) if notice_id and notice_id.isdigit() else 0, who.name, body)
-            except NoticeError as exc:
-                await guard.audit(request, who, f"notice.{action}", "rejected", obj, error=str(exc))
-                raise ProblemError(exc.status, "not possible", str(exc)) from None
+            work = run(int(notice_id) if notice_id and notice_id.isdigit() else 0, who.name, body)
+            notice = await guard.attempt(request, who, f"notice.{action}", obj, work)
             await guard.audit(
                 request,
                 who,

@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from monitor.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry
 
+T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
@@ -109,6 +110,14 @@ class ProblemError(Exception):
         self.response = problem(status, title, detail, **extra)
 
 
+class Refused(Exception):
+    """An action that does not apply to its object as it stands; `status` is the answer (404, 409, 422)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Guard:
     """Checks permissions and writes the audit log for the API handlers."""
 
@@ -169,6 +178,16 @@ class Guard:
             detail=detail,
         )
         await self.store.audit(entry)
+
+    async def attempt(
+        self, request: web.Request, who: Principal, action: str, obj: str | None, work: Awaitable[T]
+    ) -> T:
+        """Await the action; a refusal is audited and answered as problem+json."""
+        try:
+            return await work
+        except Refused as exc:
+            await self.audit(request, who, action, "rejected", obj, error=str(exc))
+            raise ProblemError(exc.status, "not possible", str(exc)) from None
 
     async def require(
         self, request: web.Request, permission: str, action: str | None = None, obj: str | None = None

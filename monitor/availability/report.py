@@ -18,7 +18,7 @@ from monitor.availability.calc import Availability, compute
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
-from monitor.incidents.policy import peak_severity, recovery_objective
+from monitor.incidents.policy import incident_objective
 from monitor.inventory import Inventory, Service
 from monitor.store.records import IncidentRecord
 from monitor.store.sql_reports import MonthRollup
@@ -218,8 +218,7 @@ class ReportBuilder:
             for name in names:
                 by_service[name].append(incident.id)
             published = [n.published_at for n in notices.get(incident.id, []) if n.published_at is not None]
-            severity = peak_severity(incident.severity, incident.affected)
-            objective = recovery_objective(incident.labels, severity, self.inventory.recovery)
+            objective = incident_objective(incident, self.inventory.recovery)
             lines.append(IncidentLine(incident, first.get(incident.id), names, objective, min(published, default=None)))
         services = [
             self._row(s, figures[s.name], by_service.get(s.name, []), trend.get(s.name, []))

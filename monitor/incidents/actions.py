@@ -7,6 +7,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from monitor.auth import Refused
 from monitor.config.response_model import SEVERITIES
 from monitor.incidents import messages
 from monitor.incidents.policy import choose_playbook
@@ -19,12 +20,8 @@ if TYPE_CHECKING:
 ALERT_SEVERITY = {"page": "critical", "ticket": "minor", "critical": "critical", "warning": "warning"}
 
 
-class IncidentActionError(Exception):
+class IncidentActionError(Refused):
     """The action does not apply to this incident (it answers 404 or 409)."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ActionsMixin:

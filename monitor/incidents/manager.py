@@ -23,7 +23,7 @@ from monitor.clock import Clock
 from monitor.engine import Engine, Outcome, Transition
 from monitor.incidents import messages, paging
 from monitor.incidents.actions import ActionsMixin
-from monitor.incidents.policy import choose_playbook, incident_severity, peak_severity, recovery_objective, worst
+from monitor.incidents.policy import choose_playbook, incident_objective, incident_severity, peak_severity, worst
 from monitor.state import State
 from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
@@ -385,7 +385,7 @@ class IncidentManager(ActionsMixin):
         """目標復旧時間: at `warn_at` of the objective page the next level (acknowledged or not: missing
         the objective is for the next level to know); at the objective, record the breach. Once each."""
         recovery = self._engine().inventory.recovery
-        objective = recovery_objective(incident.labels, peak_severity(incident.severity, incident.affected), recovery)
+        objective = incident_objective(incident, recovery)
         if objective is None:
             return
         elapsed = now - incident.opened_at

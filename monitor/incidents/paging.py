@@ -6,6 +6,7 @@ after a restart or a retried transaction, is a no-op, so each page goes out once
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +87,33 @@ def next_times(config: ResponseConfig, incident: IncidentRecord, now: float) -> 
     escalate = now + level.ack_timeout if level.ack_timeout and incident.level < len(book.levels) else None
     repeat = now + level.repeat if level.repeat else None
     return escalate, repeat
+
+
+def contact_messages(
+    config: ResponseConfig,
+    recipients: Iterable[tuple[str, str]],
+    *,
+    kind: str,
+    dedup: str,
+    subject: str,
+    text: str,
+    webhook: dict[str, Any],
+    incident_id: int | None,
+    now: float,
+) -> list[OutboxItem]:
+    """Outbox items telling contacts something that is not a page (a notice, a cut): by mail or webhook,
+    never Alertmanager (it pages our own staff). `recipients` are (notifier, contact) pairs; each item's
+    dedup key is `{dedup}:{notifier}:{contact}`, so each goes out once."""
+    items = []
+    for via, name in recipients:
+        contact = config.contacts[name]
+        channel = config.notifiers[via].kind
+        if channel == "alertmanager" or (channel == "email" and not contact.email):
+            continue
+        payload: dict[str, Any] = (
+            {"to": contact.email, "to_name": contact.name, "subject": subject, "body": text}
+            if channel == "email"
+            else {"version": 1, "event": kind, "recipient": contact.name, "subject": subject, "text": text, **webhook}
+        )
+        items.append(OutboxItem(f"{dedup}:{via}:{name}", incident_id, 0, via, name, kind, payload, now, now))
+    return items

@@ -12,6 +12,7 @@ import holidays
 
 from monitor.config.response_model import SEVERITIES, IncidentPolicy, OfficeHours, Routing, labels_match
 from monitor.config.status_model import Recovery
+from monitor.store.records import IncidentRecord
 
 DEGRADED_SEVERITY = "minor"  # a service that still works (a backup circuit carries the traffic)
 
@@ -88,3 +89,8 @@ def peak_severity(severity: str, affected: dict[str, object]) -> str:
     severity an incident may fall to while it recovers (one of two servers back: minor)."""
     peak = affected.get("peak_severity")
     return worst([severity, peak]) if isinstance(peak, str) else severity
+
+
+def incident_objective(incident: IncidentRecord, recovery: Recovery) -> float | None:
+    """The recovery objective an incident is held to, by the worst severity it reached."""
+    return recovery_objective(incident.labels, peak_severity(incident.severity, incident.affected), recovery)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from monitor.auth import Refused
 
-class SecurityError(Exception):
+
+class SecurityError(Refused):
     """An action that does not apply (answers 404, 409 or 422)."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.config.response_model import ResponseConfig
 from monitor.config.security_model import Connection, SecurityPlaybook
+from monitor.incidents.paging import contact_messages
 from monitor.store.records import OutboxItem, SecurityIncident
 from monitor.timefmt import jst
 
@@ -98,39 +99,9 @@ def organisation_notices(
     if connection.notify is None:
         return []
     subject, body = _text(connection, incident, step)
-    items = []
-    for via in connection.notify.via:
-        kind = config.notifiers[via].kind
-        if kind == "alertmanager":
-            continue  # Alertmanager pages our own staff; organisations are told by mail or webhook
-        for name in connection.notify.contacts:
-            contact = config.contacts[name]
-            if kind == "email" and not contact.email:
-                continue
-            payload: dict[str, Any] = (
-                {"to": contact.email, "to_name": contact.name, "subject": subject, "body": body}
-                if kind == "email"
-                else {
-                    "version": 1,
-                    "event": f"security_{step}",
-                    "recipient": contact.name,
-                    "subject": subject,
-                    "text": body,
-                    "connection": connection.name,
-                    "security_incident": incident.id,
-                }
-            )
-            items.append(
-                OutboxItem(
-                    dedup_key=f"security:{incident.id}:{step}:{via}:{name}",
-                    incident_id=incident.incident_id,
-                    level=0,
-                    channel=via,
-                    recipient=name,
-                    kind=f"security_{step}",
-                    payload=payload,
-                    not_before=now,
-                    created_at=now,
-                )
-            )
-    return items
+    recipients = [(via, name) for via in connection.notify.via for name in connection.notify.contacts]
+    return contact_messages(
+        config, recipients, kind=f"security_{step}", dedup=f"security:{incident.id}:{step}", subject=subject,
+        text=body, webhook={"connection": connection.name, "security_incident": incident.id},
+        incident_id=incident.incident_id, now=now,
+    )  # fmt: skip

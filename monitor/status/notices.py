@@ -11,12 +11,14 @@ from typing import Any
 
 import structlog
 
+from monitor.auth import Refused
 from monitor.config.response_model import labels_match
-from monitor.config.status_model import PublicService
+from monitor.config.status_model import PublicService, Subscriber
+from monitor.incidents.paging import contact_messages
 from monitor.inventory import Inventory
 from monitor.status.templates import TEMPLATES, render
 from monitor.store.base import Store
-from monitor.store.records import AuditEntry, IncidentRecord, Notice, OutboxItem
+from monitor.store.records import AuditEntry, IncidentRecord, Notice
 from monitor.timefmt import jst
 
 log = structlog.get_logger()
@@ -36,10 +38,8 @@ EDITABLE = (
 )
 
 
-class NoticeError(Exception):
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
+class NoticeError(Refused):
+    """A notice action that does not apply (a closed notice, an unknown template or service)."""
 
 
 def members(service: PublicService, inventory: Inventory) -> list[str]:
@@ -239,50 +239,27 @@ class NoticeDesk:
         if not notify:
             return
         inventory = self._inventory()
-        config = inventory.response
-        items = []
         subject = f"[お知らせ] {notice.title} / {notice.title_en}"
         published = jst(notice.published_at or notice.updated_at)[:16]
         text = (
             f"{notice.title}\n掲載: {published}  更新: {jst(notice.updated_at)[:16]}\n\n"
             f"{notice.body}\n\n----- English -----\n{notice.title_en}\n\n{notice.body_en}\n"
         )
-        for sub in inventory.notices.subscribers:
-            if sub.services and not set(sub.services) & set(notice.services):
-                continue
-            if sub.prefectures and notice.prefectures and not set(sub.prefectures) & set(notice.prefectures):
-                continue
-            contact = config.contacts[sub.contact]
-            for via in sub.via:
-                kind = config.notifiers[via].kind
-                if kind == "alertmanager" or (kind == "email" and not contact.email):
-                    continue
-                payload: dict[str, Any] = (
-                    {"to": contact.email, "to_name": contact.name, "subject": subject, "body": text}
-                    if kind == "email"
-                    else {
-                        "version": 1,
-                        "event": "notice",
-                        "recipient": contact.name,
-                        "subject": subject,
-                        "text": text,
-                        "notice": notice.id,
-                        "revision": notice.revision,
-                    }
-                )
-                items.append(
-                    OutboxItem(
-                        dedup_key=f"notice:{notice.id}:{notice.revision}:{via}:{sub.contact}",
-                        incident_id=notice.incident_id,
-                        level=0,
-                        channel=via,
-                        recipient=sub.contact,
-                        kind="notice",
-                        payload=payload,
-                        not_before=self.now(),
-                        created_at=self.now(),
-                    )
-                )
+        recipients = [
+            (via, s.contact) for s in inventory.notices.subscribers if _subscribed(s, notice) for via in s.via
+        ]
+        items = contact_messages(
+            inventory.response, recipients, kind="notice", dedup=f"notice:{notice.id}:{notice.revision}",
+            subject=subject, text=text, webhook={"notice": notice.id, "revision": notice.revision},
+            incident_id=notice.incident_id, now=self.now(),
+        )  # fmt: skip
         if items:
             await self.store.enqueue(items)
             self._wake_outbox()
+
+
+def _subscribed(sub: Subscriber, notice: Notice) -> bool:
+    """Empty lists mean everything; a notice naming no prefecture concerns every prefecture."""
+    services = not sub.services or bool(set(sub.services) & set(notice.services))
+    prefectures = not sub.prefectures or not notice.prefectures or bool(set(sub.prefectures) & set(notice.prefectures))
+    return services and prefectures
