@@ -104,16 +104,16 @@ async function incidentPage(id) {
   const can = may("incident.write") && i.status !== "resolved";
   const buttons = can ? `<div class="actions"><button id="act-ack" class="primary" ${i.status === "acknowledged" ? "disabled" : ""}>${t("ack")}</button><button id="act-escalate">${t("escalate")}</button><button id="act-resolve" class="danger">${t("resolve")}</button>
     <input id="note-text" placeholder="${t("note")}"><button id="act-note">${t("note")}</button></div>` : "";
-  setTimeout(() => {
+  const bind = () => {
     const act = async (path, body) => { try { await api("POST", `/api/v1/incidents/${id}/${path}`, body); route(); } catch (e) { alert(e.message); } };
     $("#act-ack")?.addEventListener("click", () => act("ack", {}));
     $("#act-escalate")?.addEventListener("click", () => act("escalate", {}));
     $("#act-resolve")?.addEventListener("click", () => act("resolve", {reason: "resolved from the console"}));
     $("#act-note")?.addEventListener("click", () => act("notes", {text: $("#note-text").value}));
-  });
-  return `<section id="incident" data-status="${esc(i.status)}"><h2>#${i.id} ${esc(lang === "ja" ? i.title : i.title_en)}</h2>
+  };
+  return {bind, html: `<section id="incident" data-status="${esc(i.status)}"><h2>#${i.id} ${esc(lang === "ja" ? i.title : i.title_en)}</h2>
   <p>${t("severity")}: ${esc(i.severity)} · ${t("status")}: <b>${esc(i.status)}</b> · ${t("level")} ${i.level} · ${t("who")}: ${esc(i.acked_by || "—")} · ${t("next")}: ${when(i.next_escalation_at)}</p>
-  <p class="muted">${esc(i.reason || "")}</p>${buttons}<h2>${t("timeline")}</h2><ul class="timeline">${events}</ul></section>`;
+  <p class="muted">${esc(i.reason || "")}</p>${buttons}<h2>${t("timeline")}</h2><ul class="timeline">${events}</ul></section>`};
 }
 
 function spark(recent) {
@@ -128,15 +128,15 @@ async function targetsPage(query) {
   params.set("limit", "500");
   const data = await api("GET", `/api/v1/targets?${params}`);
   const rows = data.targets.map((x) => `<tr><td>${badge(x.state)}</td><td><a href="#/targets/${encodeURIComponent(x.name)}">${esc(x.name)}</a></td><td>${esc(x.labels.prefecture || "")}</td><td>${esc(x.labels.system || "")}</td><td>${esc(x.labels.tier || "")}</td><td class="muted">${esc(x.root_cause ? "⇐ " + x.root_cause : x.checks.map((c) => c.reason).filter(Boolean).join("; "))}</td></tr>`).join("");
-  setTimeout(() => $("#filter")?.addEventListener("submit", (ev) => {
+  const bind = () => $("#filter")?.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target); const q = new URLSearchParams();
     for (const [k, v] of f.entries()) if (v) q.set(k, v);
     location.hash = `#/targets?${q}`;
-  }));
+  });
   const states = ["", "down", "unreachable", "degraded", "maintenance", "up", "unknown"].map((s) => `<option value="${s}" ${params.get("state") === s ? "selected" : ""}>${s ? t(s) : t("all")}</option>`).join("");
-  return `<section><form id="filter" class="row"><input name="q" placeholder="${t("search")}" value="${esc(params.get("q") || "")}"><input name="prefecture" placeholder="13" size="4" value="${esc(params.get("prefecture") || "")}"><input name="system" placeholder="system" value="${esc(params.get("system") || "")}"><input name="tier" placeholder="tier" value="${esc(params.get("tier") || "")}"><select name="state">${states}</select><button>${t("search")}</button></form>
-  <h2>${data.count}</h2><table>${rows}</table></section>`;
+  return {bind, html: `<section><form id="filter" class="row"><input name="q" placeholder="${t("search")}" value="${esc(params.get("q") || "")}"><input name="prefecture" placeholder="13" size="4" value="${esc(params.get("prefecture") || "")}"><input name="system" placeholder="system" value="${esc(params.get("system") || "")}"><input name="tier" placeholder="tier" value="${esc(params.get("tier") || "")}"><select name="state">${states}</select><button>${t("search")}</button></form>
+  <h2>${data.count}</h2><table>${rows}</table></section>`};
 }
 
 async function targetPage(name) {
@@ -151,7 +151,7 @@ async function targetPage(name) {
 async function maintenancePage() {
   const data = await api("GET", "/api/v1/maintenance");
   const rows = data.maintenance.map((w) => `<tr><td>${w.id || "-"}</td><td>${esc(w.name)}</td><td>${w.starts_at ? `${when(w.starts_at)} – ${when(w.ends_at)}` : esc(`cron ${w.cron} / ${w.duration}s`)}</td><td>${esc((w.scope.targets || []).join(", ") || JSON.stringify(w.scope.labels))}</td><td>${esc(w.reason)}</td><td>${w.active ? badge("maintenance") : ""}</td><td>${w.id && may("maintenance.write") ? `<button data-cancel="${w.id}">${t("cancel_window")}</button>` : ""}</td></tr>`).join("");
-  setTimeout(() => {
+  const bind = () => {
     document.querySelectorAll("[data-cancel]").forEach((b) => b.addEventListener("click", async () => { await api("DELETE", `/api/v1/maintenance/${b.dataset.cancel}`); route(); }));
     $("#new-window")?.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -161,9 +161,9 @@ async function maintenancePage() {
         route();
       } catch (e) { $("#window-error").textContent = e.message; }
     });
-  });
+  };
   const form = may("maintenance.write") ? `<form id="new-window" class="row"><input name="name" placeholder="name" required><input name="reason" placeholder="${t("reason_text")}" required><input name="targets" placeholder="${t("targets")}"><label>${t("start")} <input name="start" type="datetime-local" required></label><label>${t("end")} <input name="end" type="datetime-local" required></label><button class="primary">${t("create")}</button><span id="window-error" class="error"></span></form>` : "";
-  return `<section><h2>${t("nav_maintenance")}</h2>${form}${calendar(data.maintenance)}<table id="windows">${rows}</table></section>`;
+  return {bind, html: `<section><h2>${t("nav_maintenance")}</h2>${form}${calendar(data.maintenance)}<table id="windows">${rows}</table></section>`};
 }
 
 function calendar(windows) {
@@ -197,23 +197,24 @@ async function securityPage() {
   const data = await api("GET", "/api/v1/security-incidents");
   const can = may("security.approve");
   const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>`).join("");
-  setTimeout(() => document.querySelectorAll("[data-sec]").forEach((b) => b.addEventListener("click", async () => {
+  const bind = () => document.querySelectorAll("[data-sec]").forEach((b) => b.addEventListener("click", async () => {
     const action = b.dataset.sec === "dry_run" ? "execute" : b.dataset.sec;
     try {
       const out = await api("POST", `/api/v1/security-incidents/${b.dataset.id}/${action}`, b.dataset.sec === "dry_run" ? {dry_run: true} : {});
       if (out.dry_run) alert(out.text); route();
     } catch (e) { alert(e.message); }
-  })));
-  return `<section><h2>${t("nav_security")}</h2><table id="security">${rows || `<tr><td>${t("none")}</td></tr>`}</table></section>`;
+  }));
+  return {bind, html: `<section><h2>${t("nav_security")}</h2><table id="security">${rows || `<tr><td>${t("none")}</td></tr>`}</table></section>`};
 }
 
 async function reportsPage() {
   const month = new Date().toLocaleString("sv-SE", {timeZone: "Asia/Tokyo"}).slice(0, 7);
-  return `<section><h2>${t("nav_reports")}</h2><form id="report-form"><label>${t("month")} <input id="report-month" type="month" value="${month}"></label></form>
-  <p id="report-links"></p></section>${setTimeout(() => {
-    const draw = () => { const m = $("#report-month").value; $("#report-links").innerHTML = ["html", "csv", "json"].map((f) => `<a href="/api/v1/reports/${m}?format=${f}&lang=${lang}" target="_blank">${m} ${f.toUpperCase()}</a>`).join(" · "); };
-    $("#report-month")?.addEventListener("change", draw); draw();
-  }) && ""}`;
+  const bind = () => {
+    const links = () => { const m = $("#report-month").value; $("#report-links").innerHTML = ["html", "csv", "json"].map((f) => `<a href="/api/v1/reports/${m}?format=${f}&lang=${lang}" target="_blank">${m} ${f.toUpperCase()}</a>`).join(" · "); };
+    $("#report-month")?.addEventListener("change", links); links();
+  };
+  return {bind, html: `<section><h2>${t("nav_reports")}</h2><form id="report-form"><label>${t("month")} <input id="report-month" type="month" value="${month}"></label></form>
+  <p id="report-links"></p></section>`};
 }
 
 async function auditPage() {
@@ -226,23 +227,27 @@ async function auditPage() {
 
 // --- routing and live updates ---------------------------------------------------------------
 
+let drawing = 0; // the latest route() wins: an older, slower draw (say, from before a login) must not overwrite it
 async function route() {
+  const mine = ++drawing;
   const hash = location.hash || "#/";
   const [path, query] = hash.slice(1).split("?");
   const parts = path.split("/").filter(Boolean);
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === `#/${parts[0] || ""}`));
-  let html;
+  let page; // the page's HTML, or {html, bind} when it has controls to wire up once drawn
   try {
-    if (!parts.length) html = await boardPage();
-    else if (parts[0] === "incidents") html = parts[1] ? await incidentPage(parts[1]) : await incidentsPage();
-    else if (parts[0] === "targets") html = parts[1] ? await targetPage(decodeURIComponent(parts[1])) : await targetsPage(query || "");
-    else if (parts[0] === "maintenance") html = await maintenancePage();
-    else if (parts[0] === "security") html = await securityPage();
-    else if (parts[0] === "reports") html = await reportsPage();
-    else if (parts[0] === "audit") html = await auditPage();
-    else html = await boardPage();
-  } catch (e) { html = `<section class="error">${esc(e.message)}</section>`; }
-  $("#view").innerHTML = html;
+    if (!parts.length) page = await boardPage();
+    else if (parts[0] === "incidents") page = parts[1] ? await incidentPage(parts[1]) : await incidentsPage();
+    else if (parts[0] === "targets") page = parts[1] ? await targetPage(decodeURIComponent(parts[1])) : await targetsPage(query || "");
+    else if (parts[0] === "maintenance") page = await maintenancePage();
+    else if (parts[0] === "security") page = await securityPage();
+    else if (parts[0] === "reports") page = await reportsPage();
+    else if (parts[0] === "audit") page = await auditPage();
+    else page = await boardPage();
+  } catch (e) { page = `<section class="error">${esc(e.message)}</section>`; }
+  if (mine !== drawing) return;
+  $("#view").innerHTML = page.html ?? page;
+  page.bind?.();
   $("#view").dataset.page = parts[0] || "board";
 }
 
