@@ -344,7 +344,9 @@ async def test_a_disconnect_approved_in_the_console(daemon: Daemon, lab: Lab) ->
             await browser.wait("document.querySelector('#who').textContent.includes('alice')")
             row = f"#security tr[data-security='{opened['security_incident']}']"
             await browser.wait(f"document.querySelector(\"{row}\")?.textContent.includes('ifAdminStatus')")
-            await browser.wait(f"document.querySelector(\"{row} button[data-sec='approve']\") !== null")  # drawn after the login
+            await browser.wait(
+                f"document.querySelector(\"{row} button[data-sec='approve']\") !== null"
+            )  # drawn after the login
             await browser.js(f"document.querySelector(\"{row} button[data-sec='approve']\").click()")
             await asyncio.to_thread(daemon.wait_phase, "cut", 20)
             await browser.wait(f"document.querySelector(\"{row} b\")?.textContent === 'cut'", 10)  # live, no reload
