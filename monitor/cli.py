@@ -11,6 +11,7 @@ from typing import Any
 
 from monitor import __version__, cli_notices, cli_ops, cli_report, cli_security
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
+from monitor.demo import lab
 from monitor.logs import setup_logging
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub)
     cli_report.add_parser(sub)
     cli_security.add_parser(sub)
+    lab.add_parser(sub)
     cli_notices.add_parser(sub)
     return parser
 

@@ -104,6 +104,7 @@ def _modules(plan: Plan, icmp: bool) -> dict[str, Any]:
             "kind": "tcp",
             "timeout": "3s",
             "reachability": True,
+            "degraded": {"latency": "1s"},  # a management port this slow: a lossy or congested path
             "tcp": {"port": ports["ssh"], "query_response": [{"expect": "^SSH-2\\.0-"}]},
         },
         "https": {

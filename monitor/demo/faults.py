@@ -1,11 +1,26 @@
-"""Fault injection for the simulated network, on a schedule or on request, with ground truth.
+"""Fault injection for the simulated network, at once, at a time or on a schedule, with ground truth.
 
-Every change of a host's mode is logged (`fault_injected`, `fault_cleared`) and kept with its exact
-wall-clock time, so what the daemon saw can be compared with what really happened.
+Every fault and its end is logged (`fault_injected`, `fault_cleared`) and kept with its exact wall-clock
+time, so what the daemon saw can be compared with what really happened (`GET /lab/faults`).
 
-SNMP faults act on the simulated agents: `link-down`/`link-up` take one interface down (and send the
-linkDown/linkUp trap a real device would send, from the device's address, to the demo's trap
-listener); `snmp-down` makes a device's agent stop answering while the device itself still does.
+Faults (`MODES`):
+  down, kill     the device dies (kill: it reboots when it comes back, so sysUpTime starts again);
+                 every host behind it is cut off too
+  cut            the link to the host is cut: it and everything behind it are unreachable, the device
+                 itself keeps running (no reboot)
+  degrade        the host answers late (latency over the 1 s thresholds) and, as root, loses `loss` % of
+                 the packets sent to it, in the kernel
+  slow, error    HTTP answers late / with 503
+  reboot         the device restarts: sysUpTime and every counter from zero (unreachable for `for`
+                 seconds first, if given)
+  snmp-down      the device's SNMP agent hangs while the device answers
+  link-down/-up  one interface (ifName or ifAlias) goes down/up, with the linkDown/linkUp trap a real
+                 device sends, from the device's address, to the trap listener
+  flap           an interface (or, without one, the whole host) goes down and up every 15 s
+  fill           an interface carries `fill` x its usual traffic (default: 95 % of its line rate)
+  up             everything on the target back to normal
+As root (`kernel_faults.py`), down/kill/cut also drop every packet to the hosts cut off, so probes time
+out as on a real network instead of being refused.
 """
 
 from __future__ import annotations
@@ -14,17 +29,28 @@ import asyncio
 import socket
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import structlog
 from aiohttp import web
 
+from monitor.demo import kernel_faults
 from monitor.demo.network import Mode, SimNetwork
-from monitor.demo.snmp_agent import SnmpAgents
+from monitor.demo.snmp_agent import SimDevice, SnmpAgents
 from probes import snmp_ber as ber
 
 log = structlog.get_logger()
 CYCLE_SECONDS = 720.0
+FLAP_SECONDS = 15.0
+MODES = ("up", "down", "kill", "cut", "degrade", "slow", "error", "reboot", "snmp-down", "link-down", "link-up",
+         "flap", "fill")  # fmt: skip
+INTERFACE_MODES = ("link-down", "link-up", "fill")
+UNREACHABLE = ("down", "kill", "cut")
+
+
+class FaultError(ValueError):
+    """A fault that cannot be applied: unknown target, mode or interface."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +59,28 @@ class FaultRecord:
     mode: str
     at: float  # UTC epoch seconds
     note: str
+    kernel: bool = False  # real packet loss / drops in the kernel, not only the simulated hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    target: str
+    mode: str
+    note: str = ""
+    interface: str | None = None
+    duration: float | None = None  # seconds until it is undone (flap: how long it flaps)
+    loss: float = 0.0  # degrade: percent of packets dropped (root only)
+    fill: float | None = None  # fill: traffic as a multiple of the usual rate
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     start: float  # seconds into the cycle
     target: str
-    mode: str  # a Mode, or "flap": down and up every 15 s for the duration
+    mode: str
     duration: float
     note: str
-    interface: str | None = None  # link-down: the interface (ifName or ifAlias)
+    interface: str | None = None  # link-down, flap, fill: the interface (ifName or ifAlias)
 
 
 def default_scenarios(network: SimNetwork) -> list[Scenario]:
@@ -76,32 +114,123 @@ def default_scenarios(network: SimNetwork) -> list[Scenario]:
 
 class FaultInjector:
     def __init__(
-        self, network: SimNetwork, snmp: SnmpAgents | None = None, trap_to: tuple[str, int] | None = None
+        self,
+        network: SimNetwork,
+        snmp: SnmpAgents | None = None,
+        trap_to: tuple[str, int] | None = None,
+        kernel: kernel_faults.KernelFaults | None = None,
     ) -> None:
         self.network = network
         self.snmp = snmp
         self.trap_to = trap_to  # where devices send their traps (the daemon's trap listener)
+        self.kernel = kernel  # real drops in the kernel (root), or None: simulated faults only
         self.records: list[FaultRecord] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._snmp_off: set[str] = set()
+        self._killed: set[str] = set()  # devices that reboot when they come back
+        self._links_down: set[tuple[str, str]] = set()
+        self._filled: set[tuple[str, str]] = set()
+        self._host_faults: dict[str, tuple[str, float]] = {}  # target -> (mode, loss %) for the kernel
 
-    async def set(self, target: str, mode: str, note: str = "", interface: str | None = None) -> FaultRecord:
+    # --- applying ----------------------------------------------------------------------------
+
+    def check(self, fault: Fault) -> None:
+        """FaultError if the fault names an unknown target, mode or interface."""
+        if fault.mode not in MODES:
+            raise FaultError(f"mode must be one of {', '.join(MODES)}")
+        if fault.target not in self.network.hosts and not (self.snmp and fault.target in self.snmp.devices):
+            raise FaultError(f"no simulated host {fault.target!r}")
+        if fault.mode in (*INTERFACE_MODES, "reboot", "snmp-down") or (fault.mode == "flap" and fault.interface):
+            device = self._device(fault.target)
+            if fault.mode in INTERFACE_MODES or fault.mode == "flap":
+                if not fault.interface:
+                    raise FaultError(f'{fault.mode} needs "interface" (an ifName or ifAlias)')
+                try:
+                    device.interface(fault.interface)
+                except KeyError as exc:
+                    raise FaultError(str(exc.args[0])) from None
+        if not 0 <= fault.loss <= 100:
+            raise FaultError("loss is a percentage, 0-100")
+
+    async def apply(self, fault: Fault, at: float | None = None) -> FaultRecord | None:
+        """Apply a fault now (its record) or at the epoch time `at` (None); `duration` undoes it later."""
+        self.check(fault)
+        if at is not None and at > time.time():
+            self._spawn(self._later(fault, at))
+            return None
+        if fault.mode == "flap":
+            self._spawn(self._flap(fault))
+            return self._record(fault.target, f"flap:{fault.interface}" if fault.interface else "flap", fault.note)
+        if fault.mode == "reboot" and fault.duration:
+            record = await self.set(Fault(fault.target, "down", fault.note))
+            self._spawn(self._undo_after(Fault(fault.target, "reboot", fault.note), fault.duration, then_up=True))
+            return record
+        record = await self.set(fault)
+        if fault.duration:
+            self._spawn(self._undo_after(self._undo(fault), fault.duration))
+        return record
+
+    async def set(self, fault: Fault) -> FaultRecord:
+        """Apply one change now and log it."""
+        target, mode = fault.target, fault.mode
         if mode in ("link-down", "link-up"):
-            self._link(target, interface or "", mode == "link-up")
+            self._link(target, fault.interface or "", mode == "link-up")
+        elif mode == "fill":
+            self._fill(target, fault.interface or "", fault.fill)
         elif mode == "snmp-down":
             self._snmp_off.add(target)
+        elif mode == "reboot":
+            self._device(target).reboot()
         else:
-            if mode == "up":
-                self._snmp_off.discard(target)
-            await self.network.set_mode(target, cast(Mode, mode))
+            await self._host(target, mode, fault.loss)
         self._sync_snmp()
-        shown = f"{mode}:{interface}" if interface else mode
-        record = FaultRecord(target, shown, time.time(), note)
+        kernel = self._sync_kernel(target)
+        if mode == "fill" and fault.fill == 1.0:
+            mode = "unfill"  # back to its usual traffic
+        shown = f"{mode}:{fault.interface}" if fault.interface else mode
+        return self._record(target, shown, fault.note, kernel)
+
+    async def _host(self, target: str, mode: str, loss: float) -> None:
+        if mode == "up":
+            self._snmp_off.discard(target)
+            for key in [k for k in self._links_down if k[0] == target]:
+                self._link(target, key[1], True)
+            for key in [k for k in self._filled if k[0] == target]:
+                self._fill(target, key[1], 1.0)
+            if target in self._killed and self.snmp and target in self.snmp.devices:
+                self.snmp.devices[target].reboot()  # powered on again
+            self._killed.discard(target)
+            self._host_faults.pop(target, None)
+        else:
+            if mode == "kill":
+                self._killed.add(target)
+            self._host_faults[target] = (mode, loss)
+        if target in self.network.hosts:
+            host_mode = {"kill": "down", "cut": "down", "degrade": "slow"}.get(mode, mode)
+            await self.network.set_mode(target, cast(Mode, host_mode))
+
+    def _record(self, target: str, mode: str, note: str, kernel: bool = False) -> FaultRecord:
+        record = FaultRecord(target, mode, time.time(), note, kernel)
         self.records.append(record)
-        del self.records[:-1000]
-        cleared = mode in ("up", "link-up")
-        log.info("fault_cleared" if cleared else "fault_injected", target=target, mode=shown, note=note)
+        del self.records[:-5000]
+        cleared = mode == "up" or mode.startswith(("link-up", "unfill"))
+        log.info("fault_cleared" if cleared else "fault_injected", target=target, mode=mode, note=note, kernel=kernel)
         return record
+
+    @staticmethod
+    def _undo(fault: Fault) -> Fault:
+        if fault.mode == "link-down":
+            return Fault(fault.target, "link-up", fault.note, fault.interface)
+        if fault.mode == "fill":
+            return Fault(fault.target, "fill", fault.note, fault.interface, fill=1.0)
+        return Fault(fault.target, "up", fault.note)
+
+    # --- the simulated devices and the kernel ----------------------------------------------
+
+    def _device(self, target: str) -> SimDevice:
+        if self.snmp is None or target not in self.snmp.devices:
+            raise FaultError(f"{target} has no simulated SNMP agent")
+        return self.snmp.devices[target]
 
     def _sync_snmp(self) -> None:
         """A device's agent answers while the device is reachable and its agent is not hung."""
@@ -110,11 +239,35 @@ class FaultInjector:
         for name, device in self.snmp.devices.items():
             device.silent = name in self._snmp_off or not self.network.reachable(name)
 
+    def _sync_kernel(self, target: str) -> bool:
+        """Drop in the kernel what the host faults say: all packets to cut-off hosts, a share to lossy ones."""
+        if self.kernel is None:
+            return False
+        loss: dict[str, float] = {}
+        for name, (mode, percent) in self._host_faults.items():
+            if mode in UNREACHABLE and name in self.network.hosts:
+                for address in self.network.addresses(self.network.subtree(name)):
+                    loss[address] = 100.0
+            elif mode == "degrade" and percent and name in self.network.hosts:
+                for address in self.network.addresses([name]):
+                    loss[address] = max(loss.get(address, 0.0), percent)
+        self.kernel.apply(loss)
+        return target in self._host_faults and self._host_faults[target][0] in (*UNREACHABLE, "degrade")
+
+    def _fill(self, target: str, interface: str, factor: float | None) -> None:
+        device = self._device(target)
+        iface = device.interface(interface)
+        if factor is None:  # near line rate
+            factor = 0.95 * iface.speed_mbps * 1e6 / max(iface.rate_bps, 1.0)
+        device.set_fill(interface, factor)
+        key = (target, interface)
+        self._filled.discard(key) if factor == 1.0 else self._filled.add(key)
+
     def _link(self, target: str, interface: str, up: bool) -> None:
-        if self.snmp is None or target not in self.snmp.devices:
-            raise KeyError(f"{target} has no simulated SNMP agent")
-        device = self.snmp.devices[target]
+        device = self._device(target)
         iface = device.set_link(interface, up)
+        key = (target, interface)
+        self._links_down.discard(key) if up else self._links_down.add(key)
         if self.trap_to is None or device.silent:
             return
         trap = (1, 3, 6, 1, 6, 3, 1, 1, 5, 4 if up else 3)  # linkUp / linkDown (IF-MIB)
@@ -131,68 +284,117 @@ class FaultInjector:
             sock.bind((device.address, 0))  # from the device's own address: that is how the daemon knows it
             sock.sendto(datagram, self.trap_to)
 
-    async def _scenario(self, s: Scenario) -> None:
-        if s.mode == "flap":
-            end = time.monotonic() + s.duration
-            down = True
-            while time.monotonic() < end:
-                await self.set(s.target, "down" if down else "up", s.note)
-                down = not down
-                await asyncio.sleep(15)
-        elif s.mode == "link-down":
-            await self.set(s.target, "link-down", s.note, s.interface)
-            await asyncio.sleep(s.duration)
-            await self.set(s.target, "link-up", s.note, s.interface)
-            return
+    # --- time ------------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _later(self, fault: Fault, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.time()))
+        await self.apply(fault)
+
+    async def _undo_after(self, undo: Fault, seconds: float, then_up: bool = False) -> None:
+        await asyncio.sleep(seconds)
+        await self.set(undo)
+        if then_up:
+            await self.set(Fault(undo.target, "up", undo.note))
+
+    async def _flap(self, fault: Fault) -> None:
+        end = time.monotonic() + (fault.duration or 120.0)
+        down = True
+        while time.monotonic() < end:
+            if fault.interface:
+                await self.set(Fault(fault.target, "link-down" if down else "link-up", fault.note, fault.interface))
+            else:
+                await self.set(Fault(fault.target, "down" if down else "up", fault.note))
+            down = not down
+            await asyncio.sleep(FLAP_SECONDS)
+        if fault.interface:
+            await self.set(Fault(fault.target, "link-up", fault.note, fault.interface))
         else:
-            await self.set(s.target, s.mode, s.note)
-            await asyncio.sleep(s.duration)
-        await self.set(s.target, "up", s.note)
+            await self.set(Fault(fault.target, "up", fault.note))
 
     async def run_schedule(self, scenarios: list[Scenario], cycle: float = CYCLE_SECONDS) -> None:
         while True:
             started = time.monotonic()
             for s in sorted(scenarios, key=lambda x: x.start):
                 await asyncio.sleep(max(0.0, started + s.start - time.monotonic()))
-                task = asyncio.create_task(self._scenario(s))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                await self.apply(Fault(s.target, s.mode, s.note, s.interface, s.duration))
             await asyncio.sleep(max(0.0, started + cycle - time.monotonic()))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.kernel is not None:
+            self.kernel.close()
 
-    def routes(self, app: web.Application) -> None:
-        """GET /demo/faults: hosts, modes and the fault log. POST /demo/faults {"target", "mode"}."""
+    # --- the API ---------------------------------------------------------------------------
+
+    def routes(self, app: web.Application, path: str = "/demo/faults") -> None:
+        """GET: hosts, their modes and the ground-truth log. POST {"target", "mode", "interface"?, "for"?,
+        "at"? (epoch seconds, ISO 8601 or "+SECONDS"), "loss"?, "fill"?, "note"?}."""
 
         async def listing(_: web.Request) -> web.Response:
             modes = {name: host.mode for name, host in self.network.hosts.items()}
-            return web.json_response(
-                {"modes": modes, "log": [asdict(r) for r in self.records[-200:]], "valid_modes": list(VALID)}
-            )
+            return web.json_response({
+                "modes": modes, "valid_modes": list(MODES), "kernel": self.kernel is not None,
+                "log": [asdict(r) for r in self.records[-2000:]],
+            })  # fmt: skip
 
         async def inject(request: web.Request) -> web.Response:
             try:
                 body: dict[str, Any] = await request.json()
+                if not isinstance(body, dict):
+                    raise ValueError
             except ValueError:
-                raise web.HTTPBadRequest(text='body must be JSON: {"target": ..., "mode": ...}') from None
-            target, mode, interface = body.get("target"), body.get("mode"), body.get("interface")
-            if target not in self.network.hosts:
-                raise web.HTTPNotFound(text=f"no simulated host {target!r}")
-            if mode not in VALID:
-                raise web.HTTPBadRequest(text=f"mode must be one of {', '.join(VALID)}")
-            if mode in ("link-down", "link-up") and not interface:
-                raise web.HTTPBadRequest(text=f'{mode} needs "interface" (an ifName or ifAlias)')
+                raise web.HTTPBadRequest(text='body must be a JSON object: {"target": ..., "mode": ...}') from None
             try:
-                record = await self.set(str(target), str(mode), "requested through the API", interface)
-            except KeyError as exc:
-                raise web.HTTPNotFound(text=str(exc.args[0])) from None
+                fault, at = fault_from_json(body)
+                record = await self.apply(fault, at)
+            except FaultError as exc:
+                status = web.HTTPNotFound if str(exc).startswith("no simulated host") else web.HTTPBadRequest
+                raise status(text=str(exc)) from None
+            if record is None:
+                return web.json_response({"scheduled_at": at, **asdict(fault)}, status=202)
             return web.json_response(asdict(record))
 
-        app.router.add_get("/demo/faults", listing)
-        app.router.add_post("/demo/faults", inject)
+        app.router.add_get(path, listing)
+        app.router.add_post(path, inject)
 
 
-VALID = ("up", "down", "slow", "error", "link-down", "link-up", "snmp-down")
+def fault_from_json(body: dict[str, Any]) -> tuple[Fault, float | None]:
+    """A fault from the API's JSON, and when to apply it (None: now). FaultError when malformed."""
+    target, mode = body.get("target"), body.get("mode")
+    if not isinstance(target, str) or not isinstance(mode, str):
+        raise FaultError('"target" and "mode" are required strings')
+    try:
+        duration = float(body["for"]) if body.get("for") is not None else None
+        loss = float(body.get("loss") or 0.0)
+        fill = float(body["fill"]) if body.get("fill") is not None else None
+    except (TypeError, ValueError):
+        raise FaultError('"for", "loss" and "fill" are numbers') from None
+    interface = body.get("interface")
+    fault = Fault(target, mode, str(body.get("note") or "requested through the API"),
+                  str(interface) if interface is not None else None, duration, loss, fill)  # fmt: skip
+    return fault, parse_when(body.get("at"))
+
+
+def parse_when(value: Any) -> float | None:
+    """None (now), epoch seconds, "+SECONDS" from now, or an ISO 8601 time with its offset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        if text.startswith("+"):
+            return time.time() + float(text[1:])
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise FaultError(f'"at" must be epoch seconds, "+SECONDS" or ISO 8601 with an offset, not {text!r}') from None
+    if when.tzinfo is None:
+        raise FaultError(f'"at" {text!r} needs an offset (+09:00 for JST)')
+    return when.timestamp()

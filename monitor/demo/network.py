@@ -4,9 +4,11 @@ Every host has a mode the fault injector changes:
   up    - answers normally
   down  - its listeners are closed (connection refused), like a dead device or a cut link; every
           host behind it in the topology is cut off too
-  slow  - HTTP answers after SLOW_SECONDS (over the demo's 1 s latency threshold: DEGRADED)
+  slow  - HTTP answers and TCP banners come after SLOW_SECONDS (over the demo's 1 s latency
+          thresholds: DEGRADED)
   error - HTTP answers 503 (the check fails)
-Loopback always answers ICMP, so demo faults act on TCP/HTTP/DNS listeners.
+Loopback always answers ICMP, so these modes act on TCP/HTTP/DNS listeners; as root the lab adds real
+packet loss and cuts in the kernel on top (`kernel_faults.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from monitor.demo.pki import DemoPKI
 
 log = structlog.get_logger()
 Mode = Literal["up", "down", "slow", "error"]
-SLOW_SECONDS = 2.5
+SLOW_SECONDS = 1.6  # over the 1 s latency thresholds, well inside the 3-5 s timeouts
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 national-backbone-demo\r\n"
 
 
@@ -105,6 +107,20 @@ class SimNetwork:
         if self._app_runner is not None:
             await self._app_runner.cleanup()
 
+    def subtree(self, name: str) -> list[str]:
+        """The host and every host behind it in the topology."""
+        return [other for other in self.hosts if self._behind(other, name)]
+
+    def _behind(self, name: str, ancestor: str) -> bool:
+        while name:
+            if name == ancestor:
+                return True
+            name = self.estate.parents.get(name, "")
+        return False
+
+    def addresses(self, names: list[str]) -> list[str]:
+        return sorted({server.address for name in names for server in self.hosts[name].servers})
+
     def reachable(self, name: str) -> bool:
         """Up itself, and every device upstream of it up."""
         while name in self.hosts:
@@ -167,7 +183,11 @@ class SimNetwork:
     # --- behaviour -------------------------------------------------------------------------
 
     async def _banner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sockname = writer.get_extra_info("sockname")
+        host = self._by_address.get(sockname[0]) if sockname else None
         try:
+            if host is not None and host.mode == "slow":
+                await asyncio.sleep(SLOW_SECONDS)
             writer.write(BANNER)
             await writer.drain()
             await asyncio.wait_for(reader.read(256), timeout=2.0)

@@ -37,6 +37,20 @@ class SimInterface:
     admin: int = 1
     oper: int = 1
     last_change: float = 0.0  # monotonic time of the last oper change
+    fill: float = 1.0  # traffic as a multiple of rate_bps ("fill a link" sets it near line rate)
+    counted: float = 0.0  # bits counted up to `counted_at`, so a rate change never rewrites the past
+    counted_at: float = field(default_factory=time.monotonic)
+
+    def bits_per_second(self) -> float:
+        return self.rate_bps * self.fill if self.oper == 1 else 0.0
+
+    def bits(self, now: float) -> float:
+        return self.counted + (now - self.counted_at) * self.bits_per_second()
+
+    def rebase(self, now: float, counted: float | None = None) -> None:
+        """Fold the traffic so far into `counted` before the rate changes (or reset it, at a reboot)."""
+        self.counted = self.bits(now) if counted is None else counted
+        self.counted_at = now
 
 
 @dataclass
@@ -67,10 +81,9 @@ class SimDevice:
         return int(25 + 15 * math.sin(phase / 600 * 2 * math.pi))
 
     def _octets(self, iface: SimInterface, out: bool) -> int:
-        seconds = time.monotonic() - self.counter_base
         factor = 0.6 if out else 1.0  # traffic is asymmetric, as on real uplinks
         wobble = 1.0 + 0.2 * ((iface.index * 7919) % 13) / 13
-        return int(seconds * iface.rate_bps * factor * wobble / 8) if iface.oper == 1 else 0
+        return int(iface.bits(time.monotonic()) * factor * wobble / 8)
 
     def build(self) -> None:
         g: dict[OID, Callable[[], Value]] = {
@@ -141,11 +154,23 @@ class SimDevice:
         iface = self.interface(wanted)
         new = 1 if up else 2
         if iface.oper != new:
-            iface.oper, iface.last_change = new, time.monotonic()
+            now = time.monotonic()
+            iface.rebase(now)
+            iface.oper, iface.last_change = new, now
+        return iface
+
+    def set_fill(self, wanted: str | int, fill: float) -> SimInterface:
+        """Traffic on an interface as a multiple of its usual rate (1.0 = normal)."""
+        iface = self.interface(wanted)
+        iface.rebase(time.monotonic())
+        iface.fill = fill
         return iface
 
     def reboot(self) -> None:
-        self.started = self.counter_base = time.monotonic()
+        """sysUpTime and every counter start again from zero, as after a power cycle."""
+        now = self.started = self.counter_base = time.monotonic()
+        for iface in self.interfaces:
+            iface.rebase(now, counted=0.0)
 
     # --- requests --------------------------------------------------------------------------
 

@@ -1,0 +1,77 @@
+"""Real packet loss and cuts for simulated hosts on loopback, in the kernel (nftables; root only).
+
+Every simulated host has an address of its own on `lo`, so an nftables rule on the output hook that
+drops packets to that address (all of them: a cut; a random share: loss) acts on exactly that host: a
+probe sees retransmitted SYNs, late answers and timeouts from the kernel, not a simulation of them.
+The rules live in a table of their own (`ip monitor_lab`), rewritten whole and atomically on each change
+and deleted at `close()` (and at start, in case a killed lab left one behind).
+
+`tc netem` would add latency too, but kernels without the sch_netem module (this CI machine's) cannot
+load it; latency is therefore simulated by the hosts themselves (a late banner or answer).
+Without root or without `nft`, `available()` is False and the lab falls back to simulated faults only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import structlog
+
+log = structlog.get_logger()
+TABLE = "monitor_lab"
+
+
+class KernelFaultError(RuntimeError):
+    pass
+
+
+def available() -> bool:
+    return os.geteuid() == 0 and shutil.which("nft") is not None
+
+
+def _nft(script: str) -> None:
+    done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise KernelFaultError(f"nft: {done.stderr.strip()}")
+
+
+class KernelFaults:
+    def __init__(self) -> None:
+        self.loss: dict[str, float] = {}  # address -> percent of packets to it dropped (100 = cut)
+        self.ready = False
+
+    def apply(self, loss: dict[str, float]) -> None:
+        """Make the kernel drop exactly these shares of the packets to these addresses (all others pass)."""
+        if loss == self.loss:
+            return
+        self.loss = dict(loss)
+        self._apply()
+
+    def _apply(self) -> None:
+        if not self.ready:
+            self._delete()
+            self.ready = True
+        rules = []
+        for address, percent in sorted(self.loss.items()):
+            if percent >= 100:
+                rules.append(f"add rule ip {TABLE} out ip daddr {address} drop")
+            elif percent > 0:
+                rules.append(f"add rule ip {TABLE} out ip daddr {address} numgen random mod 100 < {int(percent)} drop")
+        _nft(
+            f"add table ip {TABLE}\n"
+            f"add chain ip {TABLE} out {{ type filter hook output priority 0; policy accept; }}\n"
+            f"flush chain ip {TABLE} out\n" + "\n".join(rules) + "\n"
+        )
+        log.info("kernel_faults_applied", rules=len(rules))
+
+    @staticmethod
+    def _delete() -> None:
+        subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True, timeout=10)
+
+    def close(self) -> None:
+        if self.ready:
+            self._delete()
+        self.loss.clear()
+        self.ready = False
