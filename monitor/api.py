@@ -103,6 +103,8 @@ def targets_json(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
     text = query.get("q", "").lower()
     matched = []
     for name, target in engine.inventory.targets.items():
+        if name in engine.inventory.context:  # another shard's: listed there
+            continue
         if text and text not in name.lower() and text not in target.address:
             continue
         if not _matches(target.labels, query):

@@ -72,14 +72,14 @@ class EventHub:
 
 def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[str, Any]:
     inventory = engine.inventory
-    states = {name: target_state(engine, name) for name in inventory.targets}
+    states = {name: target_state(engine, name) for name in inventory.targets if name not in inventory.context}
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state.value] = counts.get(state.value, 0) + 1
     by_pref: dict[str, list[State]] = {}
     for name, target in inventory.targets.items():
         code = target.labels.get("prefecture")
-        if code:
+        if code and name in states:
             by_pref.setdefault(code, []).append(states[name])
     prefectures = []
     for pref in all_prefectures():

@@ -13,6 +13,7 @@ from monitor import __version__, cli_notices, cli_ops, cli_report, cli_security
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.demo import lab
 from monitor.logs import setup_logging
+from monitor.sharding import parse_shard
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
 DEFAULT_TRAP_LISTEN = "127.0.0.1:10162"
@@ -65,7 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     setup_logging(args.log_level or loaded.config.daemon.log_level)
-    daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir)
+    try:
+        shard = parse_shard(args.shard) if args.shard else (1, 1)
+    except ValueError as exc:
+        print(f"monitor run: {exc}", file=sys.stderr)
+        return 2
+    daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir, trap_listen=args.trap_listen, shard=shard)
 
     async def main() -> int:
         await daemon.run()
@@ -128,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, help="store directory (default: config daemon.data_dir)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--no-uvloop", action="store_true", help="use the default asyncio event loop")
+    run.add_argument("--shard", metavar="i/N", help="probe and export only share i of N (stable hash; see README)")
+    run.add_argument("--trap-listen", metavar="HOST:PORT", help="receive SNMP traps here (overrides traps.listen)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate config files offline (exit 1 if invalid)")

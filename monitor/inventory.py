@@ -65,6 +65,7 @@ class Check:
     policy: StatePolicy
     degraded: Thresholds
     reachability: bool  # its result decides whether the target (and so its children) is reachable
+    exported: bool = True  # False: probed by this shard only to know reachability (another shard owns it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,8 @@ class Inventory:
     status_page: StatusPage | None = None
     notices: NoticePolicy = field(default_factory=NoticePolicy)
     recovery: Recovery = field(default_factory=Recovery)
+    shard: tuple[int, int] = (1, 1)  # this daemon's share of the estate (--shard i/N)
+    context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
 
 
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:

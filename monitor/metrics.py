@@ -253,6 +253,14 @@ class DaemonMetrics:
         self.reloads = Counter("monitor_config_reloads_total", "Config reload attempts.", ["result"], registry=registry)
         self.checks = Gauge("monitor_checks", "Checks configured, by probe kind.", ["kind"], registry=registry)
         self.services = Gauge("monitor_services", "Services configured.", registry=registry)
+        self.shard = Gauge(
+            "monitor_shard_info", "This daemon's share of the estate (--shard i/N).", ["shard", "of"], registry=registry
+        )
+        self.context_checks = Gauge(
+            "monitor_shard_context_checks",
+            "Other shards' checks probed here only to know reachability (root cause); not exported.",
+            registry=registry,
+        )
         self.probes = Counter(
             "monitor_probes_total", "Probes run, by kind and result.", ["kind", "result"], registry=registry
         )

@@ -131,6 +131,8 @@ class LiveText:
         return prefix
 
     def check_state(self, rt: CheckRuntime) -> None:
+        if not rt.check.exported:  # another shard's: it exports it
+            return
         p = self._check_prefix(rt)
         self.families[CHECK_STATE][rt.check.id] = "".join(
             f'{CHECK_STATE}{{{p},state="{s.value}"}} {"1.0" if rt.state == s else "0.0"}\n' for s in ALL_STATES
@@ -139,6 +141,8 @@ class LiveText:
         self.families["monitor_check_flapping"][rt.check.id] = f"monitor_check_flapping{{{p}}} {flapping}\n"
 
     def check_result(self, rt: CheckRuntime) -> None:
+        if not rt.check.exported:
+            return
         result = rt.last
         cid = rt.check.id
         fams = self.families

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from monitor.demo import kernel_faults
-from tests.e2e.peers import ROOT, Process, free_port, http_get, wait_for
+from tests.e2e.peers import ROOT, Process, free_port, http_get, prom_query, prometheus, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +142,83 @@ def test_a_reboot_is_detected_and_its_counter_reset_is_not_read_as_traffic(lab: 
         assert max(values) < 0.5, values
         time.sleep(10)
     assert lab.targets()["pref03-core"]["state"] == "up"
+
+
+def test_two_shards_split_the_estate_and_prometheus_sees_the_union_once(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--shard 1/2` and `--shard 2/2` on the same lab: every check and service exported by exactly one of
+    them, SLO rules over the union give one series per service, and a core owned by one shard makes the
+    other shard's targets behind it UNREACHABLE (it probes the core as context) without a page there."""
+    from monitor.config.loader import load_config
+    from monitor.sharding import shard_inventory
+
+    env = {**os.environ, **dict(line.split("=", 1) for line in (lab.config_dir / "lab.env").read_text().splitlines())}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # the config names its tokens
+    config = lab.config_dir / "monitor.yml"
+    whole = load_config(config).inventory
+    parts = [shard_inventory(whole, i, 2) for i in (1, 2)]
+    owner = next(i for i, p in enumerate(parts) if "east-core" not in p.context)
+    other = 1 - owner
+    behind = sorted(
+        t for t in parts[other].targets if t not in parts[other].context and whole.targets[t].parent == "east-core"
+    )
+    assert behind, "the other shard owns targets right behind east-core"
+    ports = [free_port(), free_port()]
+    shards = []
+    try:
+        for i, port in enumerate(ports):
+            args = ["run", "--config", str(config), "--shard", f"{i + 1}/2", "--listen", f"127.0.0.1:{port}",
+                    "--data-dir", str(tmp_path / f"shard{i + 1}"), "--trap-listen", f"127.0.0.1:{free_port()}"]  # fmt: skip
+            shards.append(Process([sys.executable, "-m", "monitor", *args], tmp_path / f"shard{i + 1}.log", env))
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        for base in bases:
+            wait_for(lambda b=base: http_get(f"{b}/readyz")[0] == 200, 60, what="shard ready")
+        rules = tmp_path / "rules"
+        subprocess.run([sys.executable, "-m", "monitor", "rules", "--config", str(config), "--output", str(rules)],
+                       check=True, capture_output=True, env=env, cwd=ROOT)  # fmt: skip
+        with prometheus(
+            tmp_path, [b.removeprefix("http://") for b in bases], rule_files=[str(rules / "slo-rules.yml")]
+        ) as prom:
+            checks = wait_for(
+                lambda: len(prom_query(prom, 'monitor_check_state{state="up"} == 1')) == len(whole.checks)
+                and prom_query(prom, 'monitor_check_state{state="up"} == 1'),
+                60, what="every check up, in the union",
+            )  # fmt: skip
+            assert len({s["metric"]["check"] for s in checks}) == len(whole.checks)  # each once
+            assert {s["metric"]["check"] for s in checks} == set(whole.checks)
+            slo = wait_for(
+                lambda: len(r := prom_query(prom, "service:monitor_sli_errors:ratio_rate5m")) >= len(whole.services)
+                and r,
+                60, what="SLO rules over every service",
+            )  # fmt: skip
+            assert sorted(s["metric"]["service"] for s in slo) == sorted(whole.services)
+            shard_info = prom_query(prom, "monitor_shard_info")
+            assert sorted(s["metric"]["shard"] for s in shard_info) == ["1", "2"]
+
+        cut = lab.fault("east-core", "cut", "--note", "national core isolated")
+        mine = Lab(lab.api, bases[other], lab.config_dir, shards[other])
+        states = wait_for(
+            lambda: (t := mine.targets()) and all(t[n]["state"] == "unreachable" for n in behind) and t,
+            40, what="the other shard's targets behind east-core unreachable",
+        )  # fmt: skip
+        assert "east-core" not in states  # another shard's: listed there
+        assert all(states[n]["root_cause"] == "east-core" for n in behind)
+        owning = Lab(lab.api, bases[owner], lab.config_dir, shards[owner])
+        wait_for(lambda: [i for i in owning.incidents() if i["status"] != "resolved"], 40, what="incident, owner")
+        time.sleep(12)  # past group_wait: nothing opens on the other shard
+        # A child seen down before its parent opens an incident that waits group_wait; here the parent is another
+        # shard's, so it is resolved "parent is down" before anyone is paged.
+        since_cut = [i for i in mine.incidents() if datetime.fromisoformat(i["opened_at"]).timestamp() >= cut["at"]]
+        for incident in since_cut:
+            detail = json.loads(http_get(f"{mine.base}/api/v1/incidents/{incident['id']}")[1])
+            assert detail["status"] == "resolved", detail
+            assert not [e for e in detail["timeline"] if e["kind"] == "notified"], detail["timeline"]
+        opened = [i for i in owning.incidents() if datetime.fromisoformat(i["opened_at"]).timestamp() >= cut["at"]]
+        assert [i["key"] for i in opened if i["status"] != "resolved"] == ["target:east-core"]  # the rest merged
+    finally:
+        lab.fault("east-core", "up")
+        for proc in shards:
+            proc.stop()
+    wait_for(lambda: all(t["state"] == "up" for t in lab.targets().values()), 60, what="all back up")
