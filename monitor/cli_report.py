@@ -18,7 +18,13 @@ def add_parser(sub: Any) -> None:
     source = report.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", type=Path, help="the inventory the report is about")
     source.add_argument("--demo", action="store_true", help="the demo's inventory (from --data-dir/demo-config)")
-    report.add_argument("--data-dir", type=Path, help="the daemon's store (default: the config's daemon.data_dir)")
+    report.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        help="the daemon's store (default: the config's daemon.data_dir); given N times, the stores of "
+        "`monitor run --shard 1/N` .. N/N in that order: one report over the union",
+    )
     report.add_argument("--month", required=True, help="YYYY-MM (a calendar month in JST)")
     report.add_argument("--format", choices=["html", "csv", "json"], default="html")
     report.add_argument("--lang", choices=["ja", "en"], default="ja", help="language of the HTML report")
@@ -29,9 +35,10 @@ def add_parser(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from monitor.availability.html_report import render_html
     from monitor.availability.periods import parse_month
-    from monitor.availability.report import ReportBuilder, to_csv, to_json
+    from monitor.availability.report import ReportBuilder, merge_reports, to_csv, to_json
     from monitor.cli import load_or_complain
     from monitor.demo.response_config import DEMO_TOKEN_ENV
+    from monitor.sharding import shard_inventory
     from monitor.store.sqlite import SQLiteStore
 
     heap.for_batch_run()
@@ -40,31 +47,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    dirs: list[Path] = args.data_dir or []
     if args.demo:
-        if args.data_dir is None:
+        if len(dirs) != 1:
             print("error: --demo needs --data-dir (the directory given to `monitor demo --data-dir`)", file=sys.stderr)
             return 2
         for env in DEMO_TOKEN_ENV.values():  # the demo's config names its API tokens; a report needs none
             os.environ.setdefault(env, "unused-by-reports")
-        config_path = args.data_dir / "demo-config" / "monitor.yml"
+        config_path = dirs[0] / "demo-config" / "monitor.yml"
     else:
         config_path = args.config
     loaded = load_or_complain(config_path)
     if loaded is None:
         return 1
     inventory = loaded.inventory
-    store = SQLiteStore((args.data_dir or inventory.daemon.data_dir) / "monitor.db")
+    stores = [SQLiteStore(d / "monitor.db") for d in dirs or [inventory.daemon.data_dir]]
     try:
-        store.open_readonly()
+        for store in stores:
+            store.open_readonly()
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
     async def build() -> bytes:
+        now = time.time()
+        parts = []
         try:
-            report = await ReportBuilder(store, inventory).build(args.month, time.time())
+            for index, store in enumerate(stores, start=1):
+                share = shard_inventory(inventory, index, len(stores))
+                parts.append(await ReportBuilder(store, share).build(args.month, now))
         finally:
-            await store.close(time.time())
+            for store in stores:
+                await store.close(now)
+        report = parts[0] if len(parts) == 1 else merge_reports(parts, list(inventory.services))
         if args.format == "html":
             return render_html(report, args.lang).encode()
         return to_csv(report) if args.format == "csv" else to_json(report).encode()

@@ -142,7 +142,7 @@ def _incidents(report: Report, t: dict[str, str]) -> str:
             return "—" if ts is None else jst(ts).replace(" JST", "")
 
         rows.append(
-            f'<tr><td>{i.id}</td><td class="l">{escape(i.title)}</td><td>{escape(i.severity)}</td><td>{when(i.opened_at)}</td>'
+            f'<tr><td>{line.label or i.id}</td><td class="l">{escape(i.title)}</td><td>{escape(i.severity)}</td><td>{when(i.opened_at)}</td>'
             f"<td>{when(line.first_notified)}</td><td>{when(i.acked_at)}</td><td>{when(i.resolved_at)}</td>"
             f'<td class="l">{escape(i.labels.get("target") or i.key)}</td><td class="l">{escape(", ".join(line.services[:6]))}</td></tr>'
         )  # fmt: skip

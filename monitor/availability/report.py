@@ -6,6 +6,7 @@ national-monitor/availability-report/v1, described in the README)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from bisect import bisect_right
@@ -61,6 +62,7 @@ class IncidentLine:
     services: list[str]
     objective: float | None = None  # 目標復旧時間, seconds
     first_notice: float | None = None  # first publication of a notice tied to it (お知らせ)
+    label: str = ""  # how the report names it when not by its id: "2-15" is incident 15 of shard 2
 
     @property
     def recovery_seconds(self) -> float | None:
@@ -231,7 +233,7 @@ class ReportBuilder:
             services=services,
             prefectures=self._prefectures(services),
             systems=self._systems(services),
-            lgwan_links=[r for r in services if r.labels.get("system") == "lgwan" or r.key.startswith("lgwan-link")],
+            lgwan_links=_lgwan_links(services),
             incidents=lines,
             daily_downtime=_daily(services, (start, min(end, now))),
         )
@@ -268,6 +270,43 @@ class ReportBuilder:
         for row in services:
             by_system[row.labels.get("system") or "-"].append(row)
         return [_pool(system, system, system, rows, {"system": system}) for system, rows in sorted(by_system.items())]
+
+
+def _lgwan_links(services: list[Row]) -> list[Row]:
+    return [r for r in services if r.labels.get("system") == "lgwan" or r.key.startswith("lgwan-link")]
+
+
+def merge_reports(parts: list[Report], order: list[str]) -> Report:
+    """One report over the shards' reports (`monitor run --shard i/N`, `parts[i-1]` from shard i): each
+    service is in exactly one part. Incident numbers repeat across shards' stores, so in the union an
+    incident is numbered SHARD x 1,000,000 + its id and labelled "SHARD-ID"."""
+    rank = {name: k for k, name in enumerate(order)}
+    services: list[Row] = []
+    incidents: list[IncidentLine] = []
+    for shard, part in enumerate(parts, start=1):
+
+        def qualified(i: int, shard: int = shard) -> int:
+            return shard * 1_000_000 + i
+
+        for row in part.services:
+            services.append(dataclasses.replace(row, incident_ids=[qualified(i) for i in row.incident_ids]))
+        for line in part.incidents:
+            incident = dataclasses.replace(line.incident, id=qualified(line.incident.id))
+            incidents.append(dataclasses.replace(line, incident=incident, label=f"{shard}-{line.incident.id}"))
+    services.sort(key=lambda r: rank.get(r.key, len(rank)))
+    incidents.sort(key=lambda line: line.incident.opened_at)
+    first = parts[0]
+    return Report(
+        month=first.month,
+        period=first.period,
+        generated_at=max(p.generated_at for p in parts),
+        services=services,
+        prefectures=ReportBuilder._prefectures(services),
+        systems=ReportBuilder._systems(services),
+        lgwan_links=_lgwan_links(services),
+        incidents=incidents,
+        daily_downtime=_daily(services, (first.period[0], min(first.period[1], first.generated_at))),
+    )
 
 
 # --- CSV and JSON ------------------------------------------------------------------------------
@@ -311,6 +350,7 @@ def incident_json(line: IncidentLine) -> dict[str, Any]:
     i = line.incident
     return {
         "id": i.id,
+        **({"label": line.label} if line.label else {}),
         "title": i.title,
         "title_en": i.title_en,
         "severity": i.severity,

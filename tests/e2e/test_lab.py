@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -222,3 +223,14 @@ def test_two_shards_split_the_estate_and_prometheus_sees_the_union_once(
         for proc in shards:
             proc.stop()
     wait_for(lambda: all(t["state"] == "up" for t in lab.targets().values()), 60, what="all back up")
+    # the monthly report over the union of the two shards' stores: every service once, the core's incident in it
+    month = datetime.now(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m")
+    args = ["report", "--config", str(config), "--month", month, "--format", "json"]
+    for i in (1, 2):
+        args += ["--data-dir", str(tmp_path / f"shard{i}")]
+    done = subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert sorted(s["service"] for s in report["services"]) == sorted(whole.services)
+    core = [i for i in report["incidents"] if i["root_cause"] == "east-core"]
+    assert len(core) == 1 and core[0]["label"] == f"{owner + 1}-{core[0]['id'] % 1_000_000}"
