@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-slo bench-security bench-console clean
+.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-slo bench-security bench-console bench-detection clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -48,6 +48,9 @@ bench-console: system-deps setup
 
 bench-security: system-deps setup
 	$(BIN)/python -m bench.security_bench
+
+bench-detection: system-deps setup
+	$(BIN)/python -m bench.detection_bench
 
 bench-incidents: setup
 	$(BIN)/python -m bench.incidents_bench

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run as real peers (Prometheus, promtool, Alertmanager, net-snmp,
 # blackbox/snmp exporters for the benchmarks, VictoriaMetrics for long-term metrics, docker-compose to validate the compose file, iproute2 for
-# network namespaces, Chromium and Japanese fonts to render the HTML report). Installs only what is
+# network namespaces, nftables for the lab's real drops, Chromium and Japanese fonts to render the HTML report). Installs only what is
 # missing; needs root (or sudo).
 set -euo pipefail
 
 packages=(prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-snmp-exporter
-          snmpd snmp docker-compose iproute2 dnsutils chromium fonts-noto-cjk victoria-metrics)
+          snmpd snmp docker-compose iproute2 nftables dnsutils chromium fonts-noto-cjk victoria-metrics)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
