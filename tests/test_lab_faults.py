@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,11 @@ def test_kernel_cut_and_loss_act_on_exactly_one_address() -> None:
         server.close()
     listed = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert kernel_faults.TABLE not in listed
+
+
+def test_the_unauthenticated_fault_api_listens_on_loopback_only(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "lab", "run", "--listen", "0.0.0.0:9320", "--config-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "lab_listen_not_loopback" in done.stderr

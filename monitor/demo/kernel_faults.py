@@ -37,6 +37,12 @@ def _nft(script: str) -> None:
         raise KernelFaultError(f"nft: {done.stderr.strip()}")
 
 
+def clear_leftovers() -> None:
+    """Remove the drops a killed lab left behind (they would cut the demo's or the next lab's hosts)."""
+    if available():
+        KernelFaults._delete()
+
+
 class KernelFaults:
     def __init__(self) -> None:
         self.loss: dict[str, float] = {}  # address -> percent of packets to it dropped (100 = cut)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import secrets
@@ -134,7 +135,21 @@ def _write_tokens(config_dir: Path) -> Path:
     return path
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def run_lab(args: argparse.Namespace) -> int:
+    host, port = parse_listen(args.listen)
+    if not ipaddress.ip_address(host).is_loopback:  # the fault API has no authentication: loopback only
+        log.error(
+            "lab_listen_not_loopback", listen=args.listen, hint="the fault API listens on 127.0.0.0/8 or ::1 only"
+        )
+        return 2
+    kernel_faults.clear_leftovers()
     use_kernel = args.kernel == "on" or (args.kernel == "auto" and kernel_faults.available())
     if args.kernel == "on" and not kernel_faults.available():
         log.error("lab_kernel_faults_unavailable", reason="needs root and nft")
@@ -163,7 +178,6 @@ async def run_lab(args: argparse.Namespace) -> int:
             for name, address, role in estate.snmp_devices:
                 await snmp.add(SimDevice(name, address, b"public", demo_interfaces(name, role)))
             await runner.setup()
-            host, port = parse_listen(args.listen)
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             log.error("lab_start_failed", error=str(exc), hint="is a `monitor demo` or another lab running?")

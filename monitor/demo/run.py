@@ -15,6 +15,7 @@ import structlog
 from monitor.config.loader import load_config
 from monitor.config.model import parse_listen
 from monitor.daemon import Daemon
+from monitor.demo import kernel_faults
 from monitor.demo.estate import DOMAIN, build_estate
 from monitor.demo.estate_snmp import SNMP_PORT
 from monitor.demo.faults import FaultInjector, default_scenarios
@@ -56,6 +57,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="monitor-demo-")) if temporary else Path(args.data_dir)
     config_dir = data_dir / "demo-config"
+    kernel_faults.clear_leftovers()  # a killed `monitor lab` must not keep dropping packets to these hosts
     icmp = socket_mode() is not None
     if not icmp:
         log.warning("demo_without_icmp", reason=NOT_PERMITTED)
