@@ -39,6 +39,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.cli import load_or_complain
     from monitor.demo.response_config import DEMO_TOKEN_ENV
     from monitor.sharding import shard_inventory
+    from monitor.store import open_store
     from monitor.store.sqlite import SQLiteStore
 
     heap.for_batch_run()
@@ -61,7 +62,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     inventory = loaded.inventory
-    stores = [SQLiteStore(d / "monitor.db") for d in dirs or [inventory.daemon.data_dir]]
+    if dirs:
+        stores = [SQLiteStore(d / "monitor.db") for d in dirs]
+    else:
+        stores = [open_store(inventory.daemon, inventory.daemon.data_dir)]
     try:
         for store in stores:
             store.open_readonly()

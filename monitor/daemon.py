@@ -41,8 +41,8 @@ from monitor.sharding import shard_inventory
 from monitor.state import State
 from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
+from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
-from monitor.store.sqlite import SQLiteStore
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
@@ -78,7 +78,7 @@ class Daemon:
         self.engine = Engine(self.inventory)
         self.state_collector = StateCollector(lambda: self.engine)
         self.registry.register(self.state_collector)
-        self.store = SQLiteStore(self.data_dir / "monitor.db")
+        self.store = open_store(self.inventory.daemon, self.data_dir)
         self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
         self.ready = False

@@ -26,6 +26,7 @@ from pydantic import (
 from monitor.config.traps import TrapsConfig
 from monitor.config.types import Duration, LabelName, Name, PrefectureCode, parse_duration, prefecture_code
 from probes.registry import KINDS, settings_model
+from probes.secret import Secret
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
@@ -232,6 +233,9 @@ class DaemonConfig(StrictModel):
     data_dir: Path = Path("data")
     max_concurrent_probes: int = Field(default=1000, ge=1, le=20000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the store on a PostgreSQL server instead of SQLite in data_dir: a libpq DSN or URI, as a secret reference
+    # (${ENV_VAR} or {file: path}: it usually holds a password)
+    postgresql: Secret | None = None
 
     @field_validator("listen")
     @classmethod

@@ -130,13 +130,12 @@ class IncidentQueries:
         restart). Returns how many were new."""
 
         def job(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.executemany(
-                f"INSERT OR IGNORE INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_OUTBOX_COLUMNS))})",
+            cur = conn.executemany(
+                f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_OUTBOX_COLUMNS))}) ON CONFLICT DO NOTHING",
                 [[_encode(c, getattr(item, c)) for c in _OUTBOX_COLUMNS] for item in items],
             )
-            return conn.total_changes - before
+            return int(cur.rowcount)  # the rows inserted; duplicates are not counted
 
         result: int = await self.write(job)
         return result

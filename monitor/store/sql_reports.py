@@ -68,7 +68,12 @@ class ReportQueries:
     async def save_rollups(self, rollups: list[MonthRollup]) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "INSERT OR REPLACE INTO availability_months VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO availability_months VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (service, month) DO UPDATE "
+                "SET service_seconds = excluded.service_seconds, maintenance_seconds = excluded.maintenance_seconds, "
+                "gap_seconds = excluded.gap_seconds, downtime_seconds = excluded.downtime_seconds, "
+                "outages = excluded.outages, longest_outage_seconds = excluded.longest_outage_seconds, "
+                "objective = excluded.objective",
                 [(r.service, r.month, r.service_seconds, r.maintenance_seconds, r.gap_seconds, r.downtime_seconds,
                   r.outages, r.longest_outage_seconds, r.objective) for r in rollups],
             )  # fmt: skip

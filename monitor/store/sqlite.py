@@ -86,27 +86,39 @@ class SQLiteStore(
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    RETRYABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # busy, locked, disk full: try again
+    BEGIN = "BEGIN IMMEDIATE"
+
+    def _connect(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return connect(self.path)
+
+    def _migrate(self, conn: Any) -> None:
+        migrate(conn)
+
+    def _schema_version(self, conn: Any) -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
     def open(self, now: float) -> None:
         """Migrate, recover from an unclean stop, start this run, start the writer thread."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(self.path)
-        migrate(self._writer)
+        self._writer = self._connect()
+        self._migrate(self._writer)
         self._recover()
         cur = self._writer.execute(
             "INSERT INTO daemon_runs (started, last_seen, version) VALUES (?, ?, ?)", (now, now, __version__)
         )
         self.run_id = int(cur.lastrowid or 0)
-        self._reader = connect(self.path)
+        self._reader = self._connect()
         self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._thread.start()
 
     def open_readonly(self) -> None:
         """Reads only, beside a running daemon (reports from the command line): no migration, no
         recovery, no run of its own. Writes fail."""
-        if not self.path.exists():
+        if isinstance(self.path, Path) and not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}")
-        self._reader = connect(self.path)
-        version = int(self._reader.execute("PRAGMA user_version").fetchone()[0])
+        self._reader = self._connect()
+        version = self._schema_version(self._reader)
         if version != len(MIGRATIONS):
             raise RuntimeError(f"the store at {self.path} has schema {version}, this program needs {len(MIGRATIONS)}")
 
@@ -204,7 +216,7 @@ class SQLiteStore(
         def transaction() -> Any:
             conn = self._writer
             assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self.BEGIN)
             try:
                 result = call.job(conn)
             except BaseException:
@@ -226,7 +238,7 @@ class SQLiteStore(
         while True:
             try:
                 return action()
-            except sqlite3.OperationalError as exc:
+            except self.RETRYABLE as exc:
                 self.write_errors += 1
                 log.error("store_write_failed", error=str(exc), retry_in=delay)
                 time.sleep(delay)
@@ -237,7 +249,7 @@ class SQLiteStore(
             return
         conn = self._writer
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self.BEGIN)
         try:
             for kind, payload in items:
                 if kind == "transition":

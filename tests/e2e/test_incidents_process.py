@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from tests import pg
 from tests.e2e.peers import (
     Receiver,
     alertmanager,
@@ -190,14 +192,21 @@ def test_alertmanager_down_during_outage_delivers_later_once(
 
 
 @pytest.mark.usefixtures("env")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_9_during_level_one_wait_pages_level_two_once_on_time(
-    tmp_path: Path, receiver: Receiver, gates: dict[str, TCPGate]
+    tmp_path: Path, receiver: Receiver, gates: dict[str, TCPGate], backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 while waiting for the level-1 ack: after a restart level 2 is paged once, about ack_timeout after level 1,
-    and level 1 is not paged again."""
+    and level 1 is not paged again. On SQLite in the data directory and on a real PostgreSQL server."""
     am_port, port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     write_config(tmp_path / "monitor.yml", am_port, receiver.url, {"edge": gates["edge"]}, ack_timeout="8s")
+    if backend == "postgresql":
+        if not pg.available():
+            pytest.skip("postgresql (Debian package) not installed")
+        monkeypatch.setenv("E2E_PG_DSN", dsn := pg.fresh_database())
+        with (tmp_path / "monitor.yml").open("a", encoding="utf-8") as config:
+            config.write('daemon: {postgresql: "${E2E_PG_DSN}"}\n')
     with alertmanager(tmp_path, port=am_port):
         with start_daemon(tmp_path, tmp_path / "monitor.yml", port, "first") as first:
             wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 20, what="daemon ready")
@@ -215,3 +224,9 @@ def test_kill_9_during_level_one_wait_pages_level_two_once_on_time(
             assert receiver.events() == [("firing", 1, "監視オペレータ当番"), ("firing", 2, "統括責任者")]
             keys = [d["key"] for d in receiver.deliveries]
             assert len(keys) == len(set(keys))
+    if backend == "postgresql":  # everything was in the server, nothing in the data directory
+        assert not (tmp_path / "data" / "monitor.db").exists()
+        with psycopg.connect(dsn) as conn:
+            sent = conn.execute("SELECT level, channel FROM outbox WHERE status = 'sent' ORDER BY 1, 2").fetchall()
+            assert sent == [(1, "am"), (1, "hook"), (2, "am"), (2, "hook")]  # each page once, per channel
+            assert conn.execute("SELECT count(*) FROM daemon_runs").fetchone() == (2,)

@@ -12,6 +12,7 @@ import pytest
 from monitor.engine import Transition
 from monitor.state import State
 from monitor.store.base import Store
+from monitor.store.postgres import PostgresStore
 from monitor.store.records import (
     AuditEntry,
     IncidentEvent,
@@ -22,8 +23,11 @@ from monitor.store.records import (
     SecurityIncident,
 )
 from monitor.store.sqlite import SQLiteStore
+from tests import pg
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda tmp: SQLiteStore(tmp / "contract.db")}
+if pg.available():
+    BACKENDS["postgresql"] = lambda _tmp: PostgresStore(pg.fresh_database())
 
 
 @pytest.fixture(params=sorted(BACKENDS))
