@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -36,6 +36,9 @@ class DaemonView(Protocol):
     ready: bool
     route_hooks: list[Callable[[web.Application], None]]
     guard: Guard
+
+    @property
+    def leader(self) -> bool: ...
 
     async def reload(self) -> tuple[bool, list[str]]: ...
 
@@ -194,7 +197,20 @@ class MetricsCache:
 
 
 def build_app(daemon: DaemonView) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware])
+    @web.middleware
+    async def standby_middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """An HA standby shows what it sees but takes no actions: they would be lost (it pages nothing)."""
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.path.startswith("/api/v1/")
+            and not daemon.leader
+        ):
+            raise ProblemError(503, "standby", "this daemon is the HA standby: send actions to the leader")
+        return await handler(request)
+
+    app = web.Application(middlewares=[problem_middleware, standby_middleware])
     guard = daemon.guard
     cache = MetricsCache(daemon)
 

@@ -7,7 +7,9 @@ A reload that fails keeps the running config and sets monitor_config_last_reload
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,7 +30,8 @@ from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
 from monitor.config.traps import TrapsConfig
-from monitor.engine import Engine, Outcome
+from monitor.engine import Engine, Outcome, Transition
+from monitor.ha import Leadership
 from monitor.inventory import Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
 from monitor.response import ResponseSide
@@ -89,7 +92,8 @@ class Daemon:
         self.monthly = MonthlyJob(self.store, lambda: self.engine.inventory, self.data_dir, self.clock.now)
         self.state_collector.providers.append(SLOProvider(self.slo.status, lambda: self.engine.inventory))
         # who hears about state changes: incidents (and playbooks), live SLO figures
-        self.listeners: list[Callable[[Outcome], None]] = [self.response.on_outcome, self.slo.on_outcome]
+        self.listeners: list[Callable[[Outcome], None]] = [self._to_response, self.slo.on_outcome]
+        self.leadership: Leadership | None = None  # HA on a shared PostgreSQL store: who acts
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self.security = self._security_desk()
         self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
@@ -99,7 +103,7 @@ class Daemon:
         self.incidents.watchers.append(self.events.on_incident)
         self.status_view = StatusView(self.store, lambda: self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
-        self.trap_listeners: list[Callable[[TrapEvent], None]] = [self.security.on_trap]
+        self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
         self.traps: TrapReceiver | None = None
@@ -117,9 +121,15 @@ class Daemon:
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
-        await self.response.start()
-        await self.security.start()
-        self.monthly.start()
+        if hasattr(self.store, "hold_lease"):  # a store shared by several daemons: act only when leading
+            holder = f"{socket.gethostname()}:{os.getpid()}:{self.listen}"
+            self.leadership = Leadership(self.store, holder, self.inventory.daemon.lease, self._lead, self._follow)
+            self.store.owns_intervals = False
+            self.metrics.leader.set(0)
+        await self.response.start(lead=self.leader)
+        if self.leader:
+            await self.security.start()
+            self.monthly.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
         inv = self.inventory
@@ -144,6 +154,9 @@ class Daemon:
         self._index_agents(inv)
         await self._start_traps(inv)
         self._spawn(self._heartbeat())
+        if self.leadership is not None:
+            await self.leadership.step()  # leader at once when the lease is free; ready either way
+            self._spawn(self.leadership.run())
         self._install_signals()
         heap.tune_collector()
         heap.settle()
@@ -187,6 +200,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await close_probes(self.probes)
+        if self.leadership is not None:
+            await self.leadership.release()
         await self.store.close(self.clock.now())
         log.info("daemon_stopped")
 
@@ -320,7 +335,7 @@ class Daemon:
         result = await self._runner.run(check)
         outcome = self.engine.observe(check.id, result, self.clock.now())
         self.metrics.count_probe(check.kind, result.ok)
-        if check.id in self.security.detector.by_check:
+        if check.id in self.security.detector.by_check and self.leader:
             self.security.on_result(check.id, result)
         if (rt := self.engine.checks.get(check.id)) is not None:
             self.state_collector.on_result(rt)
@@ -344,7 +359,7 @@ class Daemon:
                 root_cause=t.root_cause,
             )
             self.metrics.transitions.labels(t.kind, t.new.value).inc()
-        if outcome.transitions:
+        if outcome.transitions and self.leader:
             self.store.record(outcome.transitions)
         for check_id, event in outcome.flapping:
             log.warning(
@@ -354,6 +369,53 @@ class Daemon:
             self._scheduler.probe_soon(outcome.recheck)
         for listener in self.listeners:
             listener(outcome)
+
+    # --- HA ----------------------------------------------------------------------------------
+
+    @property
+    def leader(self) -> bool:
+        return self.leadership is None or self.leadership.leader
+
+    def _to_response(self, outcome: Outcome) -> None:
+        if self.leader:
+            self.response.on_outcome(outcome)
+
+    def _security_trap(self, event: TrapEvent) -> None:
+        if self.leader:
+            self.security.on_trap(event)
+
+    async def _lead(self, since: float | None) -> None:
+        self.store.owns_intervals = True
+        if since is not None:
+            await self.store.close_open_intervals(since)  # type: ignore[attr-defined]
+        await self.response.lead()
+        await self.security.start()
+        self.monthly.start()
+        view = self._current_view()
+        if view.transitions:  # what this daemon sees now, as the incidents and the intervals must show it
+            self.store.record(view.transitions)
+            self.response.on_outcome(view)
+        self.metrics.leader.set(1)
+
+    async def _follow(self) -> None:
+        self.store.owns_intervals = False
+        await self.response.follow()
+        await self.security.stop()
+        self.monthly.stop()
+        self.metrics.leader.set(0)
+
+    def _current_view(self) -> Outcome:
+        now = self.clock.now()
+        view = Outcome()
+        for cid, rt in self.engine.checks.items():
+            if rt.check.exported and rt.state != State.UNKNOWN:
+                view.transitions.append(
+                    Transition("check", cid, State.UNKNOWN, rt.state, now, rt.reason, rt.root_cause)
+                )
+        for name, srt in self.engine.services.items():
+            if srt.state != State.UNKNOWN:
+                view.transitions.append(Transition("service", name, State.UNKNOWN, srt.state, now))
+        return view
 
     # --- reload ----------------------------------------------------------------------------
 

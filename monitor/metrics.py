@@ -256,6 +256,12 @@ class DaemonMetrics:
         self.shard = Gauge(
             "monitor_shard_info", "This daemon's share of the estate (--shard i/N).", ["shard", "of"], registry=registry
         )
+        self.leader = Gauge(
+            "monitor_ha_leader",
+            "1 while this daemon holds the leader lease (HA) or runs alone, 0 on a standby.",
+            registry=registry,
+        )
+        self.leader.set(1)
         self.context_checks = Gauge(
             "monitor_shard_context_checks",
             "Other shards' checks probed here only to know reachability (root cause); not exported.",

@@ -62,16 +62,27 @@ class ResponseSide:
             "monitor_checks_in_maintenance", "Checks inside a planned maintenance window now.", registry=registry
         )
 
-    async def start(self) -> None:
+    async def start(self, lead: bool = True) -> None:
+        """Maintenance windows apply everywhere; incidents and pages only where this daemon leads (HA)."""
         self._stored_windows = await self.store.maintenance_windows()
+        self.maintenance.start()
+        if lead:
+            await self.lead()
+
+    async def lead(self) -> None:
+        """Take over the open incidents and unsent pages from the store and act on them."""
+        self.incidents.open.clear()
         await self.incidents.start()
         await self.outbox.start()
-        self.maintenance.start()
+
+    async def follow(self) -> None:
+        await self.incidents.stop()
+        await self.outbox.stop()
+        self.incidents.open.clear()
 
     async def stop(self) -> None:
         self.maintenance.stop()
-        await self.incidents.stop()
-        await self.outbox.stop()
+        await self.follow()
         for notifier in self.notifiers.values():
             await notifier.close()
 

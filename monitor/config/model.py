@@ -236,6 +236,9 @@ class DaemonConfig(StrictModel):
     # the store on a PostgreSQL server instead of SQLite in data_dir: a libpq DSN or URI, as a secret reference
     # (${ENV_VAR} or {file: path}: it usually holds a password)
     postgresql: Secret | None = None
+    # with postgresql: daemons sharing the store elect a leader; the lease runs out this long after the
+    # leader's last renewal (a standby takes over within about this time)
+    lease: Duration = Field(default=15.0, ge=3.0, le=300.0)
 
     @field_validator("listen")
     @classmethod

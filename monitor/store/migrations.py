@@ -181,4 +181,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX notices_by_incident ON notices (incident_id);
     CREATE INDEX notices_by_status ON notices (status, id);
     """,
+    # 6: the leader lease of daemons sharing one store (HA; used on PostgreSQL).
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        renewed_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -25,6 +26,7 @@ from monitor.store.sqlite import SQLiteStore
 
 log = structlog.get_logger()
 MIGRATION_LOCK = 0x6D6F6E69  # pg_advisory_xact_lock key ("moni")
+STALE_RUN_SECONDS = 120.0  # a run without a heartbeat this long has ended (heartbeats come every few seconds)
 ID_TABLES = frozenset({"daemon_runs", "state_intervals", "incidents", "incident_events", "outbox", "maintenance",
                        "audit_log", "corrections", "security_incidents", "notices"})  # fmt: skip
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
@@ -154,3 +156,47 @@ class PostgresStore(SQLiteStore):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    # --- HA: the leader lease --------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Several daemons share this store: a run is over only when it stopped sending heartbeats; its open
+        intervals are the leader's to close (at takeover), not every starting daemon's."""
+        assert self._writer is not None
+        stale = time.time() - STALE_RUN_SECONDS
+        self._writer.execute(
+            "UPDATE daemon_runs SET stopped = last_seen WHERE stopped IS NULL AND last_seen < ?", (stale,)
+        )
+
+    async def hold_lease(self, holder: str, now: float, ttl: float) -> tuple[bool, float | None]:
+        """Take or renew the leader lease. (held, since): `since` is the previous holder's last renewal when
+        this takes over an expired lease (its state intervals end there), else None."""
+
+        def job(conn: Any) -> tuple[bool, float | None]:
+            row = conn.execute(
+                "SELECT holder, renewed_at, expires_at FROM leases WHERE name = 'leader' FOR UPDATE"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('leader', ?, ?, ?)",
+                    (holder, now, now + ttl),
+                )
+                return True, None
+            current, renewed_at, expires_at = row
+            if current != holder and expires_at > now:
+                return False, None
+            conn.execute(
+                "UPDATE leases SET holder = ?, renewed_at = ?, expires_at = ? WHERE name = 'leader'",
+                (holder, now, now + ttl),
+            )
+            return True, (None if current == holder else float(renewed_at))
+
+        return await self.write(job)
+
+    async def release_lease(self, holder: str) -> None:
+        """A clean stop: hand over at once instead of letting the lease run out."""
+        await self.write(lambda c: c.execute("DELETE FROM leases WHERE name = 'leader' AND holder = ?", (holder,)))
+
+    async def close_open_intervals(self, at: float) -> None:
+        """Takeover from a leader that died: what nobody recorded since its last renewal is a gap."""
+        await self.write(lambda c: c.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (at,)))

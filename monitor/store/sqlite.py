@@ -83,6 +83,7 @@ class SQLiteStore(
         self._read_lock = threading.Lock()
         self.run_id = 0
         self.write_errors = 0
+        self.owns_intervals = True  # False on an HA standby: the leader alone writes the state intervals
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -257,7 +258,8 @@ class SQLiteStore(
                 elif kind == "heartbeat":
                     conn.execute("UPDATE daemon_runs SET last_seen = ? WHERE id = ?", (payload, self.run_id))
                 elif kind == "stop":
-                    conn.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (payload,))
+                    if self.owns_intervals:
+                        conn.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (payload,))
                     conn.execute(
                         "UPDATE daemon_runs SET last_seen = ?, stopped = ? WHERE id = ?",
                         (payload, payload, self.run_id),
