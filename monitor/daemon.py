@@ -46,6 +46,7 @@ from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
+from monitor.store.postgres import PostgresStore
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
@@ -121,8 +122,9 @@ class Daemon:
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
-        if hasattr(self.store, "hold_lease"):  # a store shared by several daemons: act only when leading
+        if isinstance(self.store, PostgresStore):  # a store shared by several daemons: act only when leading
             holder = f"{socket.gethostname()}:{os.getpid()}:{self.listen}"
+            await self.store.claim_shard("{}/{}".format(*self.inventory.shard))
             self.leadership = Leadership(self.store, holder, self.inventory.daemon.lease, self._lead, self._follow)
             self.store.owns_intervals = False
             self.metrics.leader.set(0)
@@ -386,8 +388,8 @@ class Daemon:
 
     async def _lead(self, since: float | None) -> None:
         self.store.owns_intervals = True
-        if since is not None:
-            await self.store.close_open_intervals(since)  # type: ignore[attr-defined]
+        if since is not None and isinstance(self.store, PostgresStore):
+            await self.store.close_open_intervals(since)
         await self.response.lead()
         await self.security.start()
         self.monthly.start()

@@ -193,6 +193,22 @@ class PostgresStore(SQLiteStore):
 
         return await self.write(job)
 
+    async def claim_shard(self, shard: str) -> None:
+        """One database per shard (the lease and the intervals' bookkeeping are per store): refuse another's."""
+
+        def job(conn: Any) -> None:
+            row = conn.execute("SELECT holder FROM leases WHERE name = 'shard'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('shard', ?, 0, 0)", (shard,)
+                )
+            elif row[0] != shard:
+                raise RuntimeError(
+                    f"this database holds shard {row[0]}'s store, not shard {shard}'s: one database each"
+                )
+
+        await self.write(job)
+
     async def release_lease(self, holder: str) -> None:
         """A clean stop: hand over at once instead of letting the lease run out."""
         await self.write(lambda c: c.execute("DELETE FROM leases WHERE name = 'leader' AND holder = ?", (holder,)))

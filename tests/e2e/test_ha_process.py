@@ -130,3 +130,30 @@ auth:
             "GROUP BY subject, subject_id HAVING count(*) > 1) dup"
         ).fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM incidents").fetchone() == (2,)
+
+
+def test_a_shard_refuses_another_shards_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease and the state intervals are kept per store: two shards on one database would take each
+    other's turn and close each other's intervals, so the second is refused with a clear error."""
+    monkeypatch.setenv("HA_PG_DSN", pg.fresh_database())
+    gate = TCPGate()
+    config = tmp_path / "monitor.yml"
+    config.write_text(
+        'daemon: {postgresql: "${HA_PG_DSN}"}\nmodules: {tcp: {kind: tcp}}\n'
+        f"targets: [{{name: alpha, address: 127.0.0.1, checks: [{{module: tcp, port: {gate.port}}}]}}]\n",
+        encoding="utf-8",
+    )
+    try:
+        for shard, ok in (("1/2", True), ("2/2", False)):
+            port = free_port()
+            args = ["run", "--config", str(config), "--shard", shard, "--listen", f"127.0.0.1:{port}",
+                    "--data-dir", str(tmp_path / shard.replace("/", "-"))]  # fmt: skip
+            with daemon_process(args, tmp_path, f"shard{shard[0]}") as proc:
+                if ok:
+                    wait_for(lambda p=port: http_get(f"http://127.0.0.1:{p}/readyz")[0] == 200, 30, what="ready")
+                else:
+                    wait_for(lambda p=proc: p.proc.poll() is not None, 30, what="refused")
+                    assert proc.proc.returncode != 0
+                    assert "shard 1/2's store, not shard 2/2's" in proc.output()
+    finally:
+        gate.close()
