@@ -123,7 +123,7 @@ class Daemon:
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
         if isinstance(self.store, PostgresStore):  # a store shared by several daemons: act only when leading
-            holder = f"{socket.gethostname()}:{os.getpid()}:{self.listen}"
+            holder = f"{socket.gethostname()}:{self.listen}#{os.getpid()}"
             await self.store.claim_shard("{}/{}".format(*self.inventory.shard))
             self.leadership = Leadership(self.store, holder, self.inventory.daemon.lease, self._lead, self._follow)
             self.store.owns_intervals = False

@@ -7,7 +7,8 @@ before it runs out, so two leaders never page at once. A standby takes an expire
 the intervals the dead leader left open at its last renewal (the time in between is a monitoring gap),
 loads the open incidents and the unsent pages from the store, and replays its current view of every check
 to the incident side, so an outage that began during the handover is paged and one that ended is resolved.
-Pages carry the same idempotency keys whoever sends them. A clean stop hands the lease over at once.
+Pages carry the same idempotency keys whoever sends them. A clean stop hands the lease over at once, and a
+daemon restarted on the same host and listen address takes its previous life's lease at once.
 """
 
 from __future__ import annotations

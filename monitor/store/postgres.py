@@ -183,7 +183,10 @@ class PostgresStore(SQLiteStore):
                 )
                 return True, None
             current, renewed_at, expires_at = row
-            if current != holder and expires_at > now:
+            # "host:listen#pid": the same host and listen address with another pid is this daemon's previous life
+            # (two live daemons cannot listen on one address): it takes over at once instead of waiting out the lease
+            earlier_self = current != holder and current.partition("#")[0] == holder.partition("#")[0]
+            if current != holder and expires_at > now and not earlier_self:
                 return False, None
             conn.execute(
                 "UPDATE leases SET holder = ?, renewed_at = ?, expires_at = ? WHERE name = 'leader'",
