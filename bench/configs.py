@@ -27,10 +27,11 @@ class Scenario:
     name: str
     tcp: int  # checks with a TCP connect
     http: int  # checks with an HTTP GET
+    icmp: int = 0  # checks with one ICMP echo (the kernel answers on loopback: no farm needed)
 
     @property
     def checks(self) -> int:
-        return self.tcp + self.http
+        return self.tcp + self.http + self.icmp
 
     @property
     def expected_rate(self) -> float:
@@ -52,8 +53,8 @@ def _dump(data: Any, path: Path) -> Path:
 
 def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
     targets = []
-    for index in range(max(scenario.tcp, scenario.http)):
-        modules = [m for m, n in (("tcp", scenario.tcp), ("http", scenario.http)) if index < n]
+    for index in range(max(scenario.tcp, scenario.http, scenario.icmp)):
+        modules = [m for m, n in (("tcp", scenario.tcp), ("http", scenario.http), ("icmp", scenario.icmp)) if index < n]
         targets.append({"name": f"t{index:05d}", "address": address(index), "modules": modules})
     config = {
         "daemon": {"max_concurrent_probes": 1000, "log_level": "warning"},
@@ -61,6 +62,7 @@ def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
         "modules": {
             "tcp": {"kind": "tcp", "tcp": {"port": ports.tcp}},
             "http": {"kind": "http", "http": {"port": ports.http, "path": "/"}},
+            "icmp": {"kind": "icmp", "icmp": {"count": 1}},  # one echo, as blackbox_exporter sends
         },
         "targets": targets,
     }
@@ -71,6 +73,7 @@ def blackbox_config(path: Path) -> Path:
     config = {
         "modules": {
             "tcp_connect": {"prober": "tcp", "timeout": TIMEOUT, "tcp": {"preferred_ip_protocol": "ip4"}},
+            "icmp": {"prober": "icmp", "timeout": TIMEOUT, "icmp": {"preferred_ip_protocol": "ip4"}},
             "http_2xx": {
                 "prober": "http",
                 "timeout": TIMEOUT,
@@ -104,6 +107,8 @@ def peer_prometheus_config(scenario: Scenario, ports: FarmPorts, exporter: str, 
     if scenario.http:
         targets = [f"http://{address(i)}:{ports.http}/" for i in range(scenario.http)]
         jobs.append(_blackbox_job("blackbox_http", "http_2xx", targets, exporter))
+    if scenario.icmp:
+        jobs.append(_blackbox_job("blackbox_icmp", "icmp", [address(i) for i in range(scenario.icmp)], exporter))
     config = {
         "global": {"scrape_interval": INTERVAL, "scrape_timeout": TIMEOUT, "evaluation_interval": "1m"},
         "scrape_configs": jobs,

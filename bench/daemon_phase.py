@@ -137,6 +137,7 @@ def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, An
         "scenario": scenario.name,
         "tcp_checks": scenario.tcp,
         "http_checks": scenario.http,
+        "icmp_checks": scenario.icmp,
         "startup_s": round(ready_s, 2),
         "first_metrics_scrape": first_scrape,
         "alone": _window_result(alone, scenario),

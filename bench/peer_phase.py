@@ -100,6 +100,7 @@ def run(ctx: Context, scenario: Scenario) -> dict[str, Any]:
         "scenario": scenario.name,
         "tcp_checks": scenario.tcp,
         "http_checks": scenario.http,
+        "icmp_checks": scenario.icmp,
         "startup_s": round(ready_s, 2),
         "window": _result(window, scenario, prom_url),
         "memory_mb": {"blackbox": blackbox.memory(), "prometheus": prometheus.memory()},

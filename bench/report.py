@@ -94,9 +94,12 @@ def _flag(*windows: dict[str, Any], verdicts: tuple[dict[str, Any], ...] = ()) -
     return f" ⚠ {', '.join(marks)}" if marks else ""
 
 
+KIND_LABEL = {"tcp": "connect", "http": "GET 2xx", "icmp": "one echo"}
+
+
 def comparison(phases: list[dict[str, Any]]) -> str:
     rows = []
-    for scenario in ("tcp", "http"):
+    for scenario in ("tcp", "http", "icmp"):
         daemon, peer = _find(phases, "daemon", scenario), _find(phases, "peer", scenario)
         if not daemon or not peer:
             continue
@@ -108,8 +111,8 @@ def comparison(phases: list[dict[str, Any]]) -> str:
         flag = _flag(alone, window, verdicts=(daemon["verdicts"], peer["verdicts"]))
         rows.append(
             [
-                f"{scenario.upper()} ({'connect' if scenario == 'tcp' else 'GET 2xx'}){flag}",
-                f"{daemon['tcp_checks'] + daemon['http_checks']:,}",
+                f"{scenario.upper()} ({KIND_LABEL[scenario]}){flag}",
+                f"{daemon['tcp_checks'] + daemon['http_checks'] + daemon.get('icmp_checks', 0):,}",
                 f"{alone['probes_per_s']:.0f} / {window['probes_per_s']:.0f}",
                 _f(d),
                 _f(dp),
@@ -139,7 +142,7 @@ def comparison(phases: list[dict[str, Any]]) -> str:
 
 def _daemon_row(phase: dict[str, Any], window: dict[str, Any], memory: dict[str, float]) -> list[str]:
     return [
-        f"{phase['tcp_checks'] + phase['http_checks']:,}",
+        f"{phase['tcp_checks'] + phase['http_checks'] + phase.get('icmp_checks', 0):,}",
         f"{window['probes_per_s']:.0f}",
         _f(window["daemon_cpu_per_1k"]),
         f"{window['daemon_cores'] * 100:.0f}%",
@@ -193,7 +196,10 @@ def mixed(phases: list[dict[str, Any]]) -> str:
 
 def scaling(phases: list[dict[str, Any]]) -> str:
     rows = []
-    tcp_only = [p for p in phases if p.get("contender") == "daemon" and p.get("http_checks") == 0 and "alone" in p]
+    tcp_only = [
+        p for p in phases
+        if p.get("contender") == "daemon" and p.get("http_checks") == 0 and not p.get("icmp_checks") and "alone" in p
+    ]  # fmt: skip
     for phase in sorted(tcp_only, key=lambda p: p["tcp_checks"]):
         row = _daemon_row(phase, phase["alone"], phase["memory_mb"])
         row[0] += _flag(phase["alone"])

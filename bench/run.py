@@ -32,7 +32,7 @@ from bench.configs import Scenario
 from bench.context import REPO, Context, Farm, Options, wait_quiet
 from bench.procs import Processes
 
-PHASES = ("tcp", "http", "mixed", "scaling")
+PHASES = ("tcp", "http", "icmp", "mixed", "scaling")
 MAX_LISTENERS_PER_FARM = 16_000  # the open-file limit is 20,000: leave room for connections in flight
 
 
@@ -100,9 +100,10 @@ def farm_sizes(args: argparse.Namespace) -> tuple[int, int]:
 def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(label, step) for every phase in order; a step takes the context and returns a result dict."""
     steps: list[tuple[str, Any]] = []
-    for kind in ("tcp", "http"):
+    for kind in ("tcp", "http", "icmp"):
         if kind in args.phases:
-            scenario = Scenario(kind, args.checks if kind == "tcp" else 0, args.checks if kind == "http" else 0)
+            count = {k: args.checks if k == kind else 0 for k in ("tcp", "http", "icmp")}
+            scenario = Scenario(kind, **count)
             with_prom = kind in args.daemon_prometheus
             steps.append(
                 (
