@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from monitor.demo.lab import read_env_file
 from tests.e2e.peers import Process, Receiver, free_port, http_get, http_post, wait_for
 
 RESULTS = Path(__file__).parent / "results"
@@ -120,9 +121,7 @@ def main() -> None:
     try:
         wait_for(lambda: "lab_ready" in lab_proc.output(), 60, what="lab ready")
         kernel = json.loads(http_get(f"http://{lab}/lab/faults")[1])["kernel"]
-        for line in (tmp / "config" / "lab.env").read_text().splitlines():
-            key, _, value = line.partition("=")
-            env[key] = value
+        env.update(read_env_file(tmp / "config" / "lab.env"))
         results = [run_mode(lab, tmp / "config", env, retry, args.rounds, tmp) for retry in ("2s", "10s")]
     finally:
         lab_proc.stop()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from monitor.inventory import Check, Inventory, Service
+from monitor.inventory import Check, Inventory, Service, reachability_checks
 from monitor.services import service_state
 from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
 from probes.base import AGENT_NOT_RESPONDING, ProbeResult
@@ -96,10 +96,7 @@ class Engine:
         self.services = {
             name: ServiceRuntime(svc, *self._service_prior(name)) for name, svc in inventory.services.items()
         }
-        self._reach = {}
-        for target, ids in inventory.checks_by_target.items():
-            flagged = tuple(i for i in ids if inventory.checks[i].reachability)
-            self._reach[target] = flagged or ids
+        self._reach = {target: reachability_checks(inventory, target) for target in inventory.checks_by_target}
         outcome = Outcome()
         self._refresh(self.checks, now, outcome)
         return outcome

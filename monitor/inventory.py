@@ -101,6 +101,13 @@ class Inventory:
     context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
 
 
+def reachability_checks(inventory: Inventory, target: str) -> tuple[str, ...]:
+    """The checks whose results decide whether a target is reachable: those marked `reachability`, or all
+    of its checks when none is."""
+    ids = inventory.checks_by_target.get(target, ())
+    return tuple(i for i in ids if inventory.checks[i].reachability) or ids
+
+
 def _merge_thresholds(*layers: Thresholds | None) -> Thresholds:
     values: dict[str, Any] = {}
     for layer in layers:

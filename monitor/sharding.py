@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Container, Mapping
 
-from monitor.inventory import Check, Inventory
+from monitor.inventory import Check, Inventory, reachability_checks
 
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 
@@ -84,7 +84,7 @@ def shard_inventory(inventory: Inventory, index: int, count: int) -> Inventory:
         name = check.target.name
         if name in owned:
             checks[cid] = check
-        elif name in context and _decides_reachability(inventory, check):
+        elif name in context and cid in reachability_checks(inventory, name):
             checks[cid] = dataclasses.replace(check, exported=False)
     targets = {n: t for n, t in inventory.targets.items() if n in owned or n in context}
     exported = {cid for cid, check in checks.items() if check.exported}
@@ -115,10 +115,3 @@ def _within(
     mapping: Mapping[str, tuple[str, ...]], keys: Container[str], values: Container[str]
 ) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v for v in vs if v in values) for k, vs in mapping.items() if k in keys}
-
-
-def _decides_reachability(inventory: Inventory, check: Check) -> bool:
-    """The checks the engine reads to know whether a target is reachable (all of them if none is marked)."""
-    ids = inventory.checks_by_target.get(check.target.name, ())
-    marked = [c for c in ids if inventory.checks[c].reachability]
-    return check.reachability or not marked

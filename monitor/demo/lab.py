@@ -32,10 +32,10 @@ from monitor.demo import kernel_faults
 from monitor.demo.estate import build_estate
 from monitor.demo.estate_snmp import SNMP_PORT, TRAP_LISTEN
 from monitor.demo.faults import MODES, FaultInjector, default_scenarios
-from monitor.demo.network import SimNetwork
+from monitor.demo.network import SimNetwork, start_simulation
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
-from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
+from monitor.demo.snmp_agent import SnmpAgents
 from monitor.logs import setup_logging
 
 log = structlog.get_logger()
@@ -83,33 +83,35 @@ def _request(lab: str, method: str, body: dict[str, Any] | None = None) -> tuple
         return exc.code, exc.read().decode(errors="replace").strip()
 
 
+def _call(command: str, lab: str, method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """(exit code, answer): 0 and the JSON answer, 1 and the lab's refusal, 2 when there is no lab."""
+    try:
+        status, answer = _request(lab, method, body)
+    except OSError as exc:
+        print(f"monitor lab {command}: no lab at {lab}: {exc}", file=sys.stderr)
+        return 2, None
+    if status >= 400:
+        print(f"monitor lab {command}: {answer}", file=sys.stderr)
+        return 1, None
+    return 0, answer
+
+
 def cmd_lab_fault(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"target": args.target, "mode": args.mode}
     for key, value in (("interface", args.interface), ("for", args.duration), ("at", args.at), ("loss", args.loss),
                        ("fill", args.fill), ("note", args.note)):  # fmt: skip
         if value is not None:
             body[key] = value
-    try:
-        status, answer = _request(args.lab, "POST", body)
-    except OSError as exc:
-        print(f"monitor lab fault: no lab at {args.lab}: {exc}", file=sys.stderr)
-        return 2
-    if status >= 400:
-        print(f"monitor lab fault: {answer}", file=sys.stderr)
-        return 1
-    print(json.dumps(answer, ensure_ascii=False))
-    return 0
+    code, answer = _call("fault", args.lab, "POST", body)
+    if code == 0:
+        print(json.dumps(answer, ensure_ascii=False))
+    return code
 
 
 def cmd_lab_log(args: argparse.Namespace) -> int:
-    try:
-        status, answer = _request(args.lab, "GET")
-    except OSError as exc:
-        print(f"monitor lab log: no lab at {args.lab}: {exc}", file=sys.stderr)
-        return 2
-    if status >= 400:
-        print(f"monitor lab log: {answer}", file=sys.stderr)
-        return 1
+    code, answer = _call("log", args.lab, "GET")
+    if code != 0:
+        return code
     if args.json:
         print(json.dumps(answer["log"], ensure_ascii=False, indent=1))
         return 0
@@ -125,6 +127,11 @@ def cmd_lab_run(args: argparse.Namespace) -> int:
 
     setup_logging("info")
     return run_async(run_lab(args), use_uvloop=True)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value lines of `lab.env` (the API tokens the daemons on this lab need)."""
+    return dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
 
 
 def _write_tokens(config_dir: Path) -> Path:
@@ -174,9 +181,7 @@ async def run_lab(args: argparse.Namespace) -> int:
     schedule: asyncio.Task[None] | None = None
     try:
         try:
-            await network.start()
-            for name, address, role in estate.snmp_devices:
-                await snmp.add(SimDevice(name, address, b"public", demo_interfaces(name, role)))
+            await start_simulation(network, snmp, estate)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from monitor.demo.estate import Estate, SimServer
 from monitor.demo.pki import DemoPKI
+from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 
 log = structlog.get_logger()
 Mode = Literal["up", "down", "slow", "error"]
@@ -213,3 +214,10 @@ class SimNetwork:
 
     async def _crl_handler(self, request: web.Request) -> web.Response:
         return await self._behave(request) or web.Response(body=self._crl, content_type="application/pkix-crl")
+
+
+async def start_simulation(network: SimNetwork, snmp: SnmpAgents, estate: Estate) -> None:
+    """Open every simulated host's listeners and start an SNMP agent on every device (OSError: in use)."""
+    await network.start()
+    for name, address, role in estate.snmp_devices:
+        await snmp.add(SimDevice(name, address, b"public", demo_interfaces(name, role)))

@@ -19,10 +19,10 @@ from monitor.demo import kernel_faults
 from monitor.demo.estate import DOMAIN, build_estate
 from monitor.demo.estate_snmp import SNMP_PORT
 from monitor.demo.faults import FaultInjector, default_scenarios
-from monitor.demo.network import SimNetwork
+from monitor.demo.network import SimNetwork, start_simulation
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
-from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
+from monitor.demo.snmp_agent import SnmpAgents
 from monitor.sessions import hash_password
 from probes.icmp import NOT_PERMITTED, socket_mode
 
@@ -75,9 +75,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     schedule: asyncio.Task[None] | None = None
     try:
         try:
-            await network.start()
-            for name, address, role in estate.snmp_devices:
-                await snmp.add(SimDevice(name, address, b"public", demo_interfaces(name, role)))
+            await start_simulation(network, snmp, estate)
         except OSError as exc:
             log.error("demo_network_failed", error=str(exc), hint="is another `monitor demo` running?")
             return 1

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.demo import kernel_faults
+from monitor.demo.lab import read_env_file
 from tests.e2e.peers import ROOT, Process, free_port, http_get, prom_query, prometheus, wait_for
 
 pytestmark = pytest.mark.slow
@@ -71,9 +72,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     daemon: Process | None = None
     try:
         wait_for(lambda: "lab_ready" in lab_proc.output(), 60, what="lab ready")
-        for line in (tmp / "config" / "lab.env").read_text().splitlines():
-            key, _, value = line.partition("=")
-            env[key] = value
+        env.update(read_env_file(tmp / "config" / "lab.env"))
         daemon = Process([sys.executable, "-m", "monitor", "run", "--config", str(tmp / "config" / "monitor.yml")],
                          tmp / "daemon.log", env)  # fmt: skip
         lab = Lab(api, f"http://127.0.0.1:{port}", tmp / "config", daemon)
@@ -154,7 +153,7 @@ def test_two_shards_split_the_estate_and_prometheus_sees_the_union_once(
     from monitor.config.loader import load_config
     from monitor.sharding import shard_inventory
 
-    env = {**os.environ, **dict(line.split("=", 1) for line in (lab.config_dir / "lab.env").read_text().splitlines())}
+    env = {**os.environ, **read_env_file(lab.config_dir / "lab.env")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the config names its tokens
     config = lab.config_dir / "monitor.yml"
