@@ -59,7 +59,15 @@ def test_kernel_cut_and_loss_act_on_exactly_one_address() -> None:
     server.bind(("127.77.0.1", 0))
     server.listen(64)
     port = server.getsockname()[1]
-    threading.Thread(target=lambda: [server.accept()[0].close() for _ in range(64)], daemon=True).start()
+
+    def accept() -> None:
+        try:
+            while True:
+                server.accept()[0].close()
+        except OSError:  # closed at the end of the test
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
 
     def connects(address: str = "127.77.0.1") -> bool:
         try:
