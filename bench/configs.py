@@ -20,6 +20,7 @@ INTERVAL_S = 10
 INTERVAL = f"{INTERVAL_S}s"
 TIMEOUT = "5s"
 DAEMON_SCRAPE_INTERVAL = "15s"
+QUERY_NAME = "bench.example.jp"
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,18 @@ class Scenario:
     tcp: int  # checks with a TCP connect
     http: int  # checks with an HTTP GET
     icmp: int = 0  # checks with one ICMP echo (the kernel answers on loopback: no farm needed)
+    dns: int = 0  # checks with one DNS query over UDP (A record of QUERY_NAME)
+    shards: int = 1  # daemon processes splitting the checks (`monitor run --shard i/N`)
 
     @property
     def checks(self) -> int:
-        return self.tcp + self.http + self.icmp
+        return self.tcp + self.http + self.icmp + self.dns
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        """Checks per module (tcp, http, icmp, dns), the ones with none left out."""
+        counts = {"tcp": self.tcp, "http": self.http, "icmp": self.icmp, "dns": self.dns}
+        return {kind: n for kind, n in counts.items() if n}
 
     @property
     def expected_rate(self) -> float:
@@ -43,6 +52,7 @@ class Scenario:
 class FarmPorts:
     tcp: int
     http: int
+    dns: int
 
 
 def _dump(data: Any, path: Path) -> Path:
@@ -53,8 +63,8 @@ def _dump(data: Any, path: Path) -> Path:
 
 def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
     targets = []
-    for index in range(max(scenario.tcp, scenario.http, scenario.icmp)):
-        modules = [m for m, n in (("tcp", scenario.tcp), ("http", scenario.http), ("icmp", scenario.icmp)) if index < n]
+    for index in range(max(scenario.kinds.values())):
+        modules = [kind for kind, n in scenario.kinds.items() if index < n]
         targets.append({"name": f"t{index:05d}", "address": address(index), "modules": modules})
     config = {
         "daemon": {"max_concurrent_probes": 1000, "log_level": "warning"},
@@ -63,6 +73,7 @@ def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
             "tcp": {"kind": "tcp", "tcp": {"port": ports.tcp}},
             "http": {"kind": "http", "http": {"port": ports.http, "path": "/"}},
             "icmp": {"kind": "icmp", "icmp": {"count": 1}},  # one echo, as blackbox_exporter sends
+            "dns": {"kind": "dns", "dns": {"port": ports.dns, "query_name": QUERY_NAME, "min_answers": 1}},
         },
         "targets": targets,
     }
@@ -74,6 +85,18 @@ def blackbox_config(path: Path) -> Path:
         "modules": {
             "tcp_connect": {"prober": "tcp", "timeout": TIMEOUT, "tcp": {"preferred_ip_protocol": "ip4"}},
             "icmp": {"prober": "icmp", "timeout": TIMEOUT, "icmp": {"preferred_ip_protocol": "ip4"}},
+            "dns_a": {
+                "prober": "dns",
+                "timeout": TIMEOUT,
+                "dns": {
+                    "preferred_ip_protocol": "ip4",
+                    "transport_protocol": "udp",
+                    "query_name": QUERY_NAME,
+                    "query_type": "A",
+                    "valid_rcodes": ["NOERROR"],
+                    "validate_answer_rrs": {"fail_if_none_matches_regexp": [".*"]},  # at least one answer
+                },
+            },
             "http_2xx": {
                 "prober": "http",
                 "timeout": TIMEOUT,
@@ -109,6 +132,9 @@ def peer_prometheus_config(scenario: Scenario, ports: FarmPorts, exporter: str, 
         jobs.append(_blackbox_job("blackbox_http", "http_2xx", targets, exporter))
     if scenario.icmp:
         jobs.append(_blackbox_job("blackbox_icmp", "icmp", [address(i) for i in range(scenario.icmp)], exporter))
+    if scenario.dns:
+        targets = [f"{address(i)}:{ports.dns}" for i in range(scenario.dns)]
+        jobs.append(_blackbox_job("blackbox_dns", "dns_a", targets, exporter))
     config = {
         "global": {"scrape_interval": INTERVAL, "scrape_timeout": TIMEOUT, "evaluation_interval": "1m"},
         "scrape_configs": jobs,
@@ -116,10 +142,10 @@ def peer_prometheus_config(scenario: Scenario, ports: FarmPorts, exporter: str, 
     return _dump(config, path)
 
 
-def daemon_prometheus_config(daemon: str, path: Path) -> Path:
-    """Prometheus keeping the daemon's results: scrapes its /metrics every 15 s."""
+def daemon_prometheus_config(daemons: list[str], path: Path) -> Path:
+    """Prometheus keeping the daemon's results: scrapes its /metrics (each shard's) every 15 s."""
     config = {
         "global": {"scrape_interval": DAEMON_SCRAPE_INTERVAL, "scrape_timeout": "10s", "evaluation_interval": "1m"},
-        "scrape_configs": [{"job_name": "monitor", "static_configs": [{"targets": [daemon]}]}],
+        "scrape_configs": [{"job_name": "monitor", "static_configs": [{"targets": daemons}]}],
     }
     return _dump(config, path)

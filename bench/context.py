@@ -1,7 +1,7 @@
 """What every phase shares: the options, the running target farm, the temp dir, and the measured window.
 
-`Farm` starts one farm process per kind (TCP and HTTP listeners are separate processes, so each
-stays well under the 20,000 open-file limit) and reads how many connections they served.
+`Farm` starts one farm process per kind (TCP, HTTP and DNS listeners are separate processes, so
+each stays well under the 20,000 open-file limit) and reads how many connections they served.
 `measure()` reads CPU of the given processes, of the farm and of the whole machine at the start
 and the end of a window.
 """
@@ -47,9 +47,9 @@ class Options:
 
 
 class Farm:
-    def __init__(self, procs: Processes, workdir: Path, tcp: int, http: int) -> None:
-        self.counts = {"tcp": tcp, "http": http}
-        self.ports = FarmPorts(tcp=free_port(), http=free_port())
+    def __init__(self, procs: Processes, workdir: Path, tcp: int, http: int, dns: int = 0) -> None:
+        self.counts = {"tcp": tcp, "http": http, "dns": dns}
+        self.ports = FarmPorts(tcp=free_port(), http=free_port(), dns=free_port())
         self.procs: dict[str, Proc] = {}
         self._stats: dict[str, Path] = {}
         for kind, count in self.counts.items():

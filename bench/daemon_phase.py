@@ -1,5 +1,6 @@
 """One phase with this daemon: start it on a generated config, wait the warm-up, measure a window
-with the daemon alone, then (optionally) start a Prometheus scraping its /metrics every 15 s and
+with the daemon alone (one process, or `Scenario.shards` processes with `--shard i/N`, whose CPU,
+counters and memory are summed), then (optionally) start a Prometheus scraping its /metrics every 15 s and
 measure a second window with both.
 
 From the daemon's /metrics, read before and after each window: `monitor_probes_total` (probes
@@ -12,12 +13,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import promtext
 from bench.configs import Scenario, daemon_config, daemon_prometheus_config
 from bench.context import MONITOR, Context, Window, measure, prometheus_argv
-from bench.procs import free_port, http_get, wait_http
+from bench.procs import Proc, free_port, http_get, wait_http
 
 LAG = "monitor_scheduler_lag_seconds"
 COUNTERS = ("monitor_probes_total", "monitor_probes_skipped_total", f"{LAG}_bucket")
@@ -58,7 +60,7 @@ def _window_result(window: Window, scenario: Scenario) -> dict[str, Any]:
     rate = window.rate(probes())
     done = rate * window.seconds  # probes in the CPU window
     served = sum(window.farm_served.values())
-    cpu = window.cpu["daemon"]
+    cpu = sum(seconds for name, seconds in window.cpu.items() if name.startswith("daemon"))
     result: dict[str, Any] = {
         "window_s": round(window.seconds, 2),
         "probes": round(done),
@@ -87,8 +89,9 @@ def _window_result(window: Window, scenario: Scenario) -> dict[str, Any]:
     return result
 
 
-def _verdicts(metrics_url: str, scenario: Scenario) -> dict[str, Any]:
-    found = promtext.scrape(metrics_url, ["monitor_probe_success", "monitor_check_state"])
+def _verdicts(metrics_urls: list[str], scenario: Scenario) -> dict[str, Any]:
+    names = ["monitor_probe_success", "monitor_check_state"]
+    found = [sample for url in metrics_urls for sample in promtext.scrape(url, names)]
     success = [s.value for s in found if s.name == "monitor_probe_success"]
     up = promtext.total(found, "monitor_check_state", state="up")
     return {
@@ -108,58 +111,87 @@ def _prometheus_health(url: str) -> dict[str, Any]:
     }
 
 
+def _start(ctx: Context, scenario: Scenario, config: str, workdir: Path) -> list[tuple[Proc, str]]:
+    """The daemon, or one process per shard; (process, /metrics URL) for each, once all are ready."""
+    started = []
+    for index in range(1, scenario.shards + 1):
+        listen = f"127.0.0.1:{free_port()}"
+        data = workdir / f"data-{index}"
+        argv = [str(MONITOR), "run", "--config", config, "--listen", listen, "--data-dir", str(data)]
+        name = f"daemon-{scenario.name}"
+        if scenario.shards > 1:
+            argv += ["--shard", f"{index}/{scenario.shards}"]
+            name += f"-shard{index}"
+        started.append((ctx.procs.start(name, argv, env=ctx.daemon_env), listen))
+    for proc, listen in started:
+        wait_http(f"http://{listen}/readyz", proc)
+    return [(proc, f"http://{listen}/metrics") for proc, listen in started]
+
+
+def _memory(daemons: list[Proc]) -> dict[str, float]:
+    """VmRSS and VmHWM, summed over the shards."""
+    total: dict[str, float] = {}
+    for proc in daemons:
+        for key, value in proc.memory().items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
 def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, Any]:
     workdir = ctx.dir(f"daemon-{scenario.name}")
     config = str(daemon_config(scenario, ctx.farm.ports, workdir / "monitor.yml"))
     _validate(config, ctx.daemon_env)
-    listen = f"127.0.0.1:{free_port()}"
-    argv = [str(MONITOR), "run", "--config", config, "--listen", listen, "--data-dir", str(workdir / "data")]
     started = time.monotonic()
-    daemon = ctx.procs.start(f"daemon-{scenario.name}", argv, env=ctx.daemon_env)
-    wait_http(f"http://{listen}/readyz", daemon)
+    shards = _start(ctx, scenario, config, workdir)
     ready_s = time.monotonic() - started
-    metrics_url = f"http://{listen}/metrics"
+    daemons = {f"daemon{i}": proc for i, (proc, _) in enumerate(shards)}
+    urls = [url for _, url in shards]
     warm_until = time.monotonic() + ctx.options.warmup
     time.sleep(min(ctx.options.warmup / 2, 12.0))
     t0 = time.monotonic()
-    body = http_get(metrics_url)  # the first /metrics fills the daemon's label caches: keep it out of the window
-    first_scrape = {"seconds": round(time.monotonic() - t0, 3), "bytes": len(body), "lines": body.count(b"\n")}
-    del body
-    ctx.log(f"  daemon ready in {ready_s:.1f}s; first /metrics {first_scrape}; warming up")
+    bodies = [http_get(url) for url in urls]  # the first /metrics fills the label caches: keep it out of the window
+    first_scrape = {
+        "seconds": round(time.monotonic() - t0, 3),
+        "bytes": sum(len(b) for b in bodies),
+        "lines": sum(b.count(b"\n") for b in bodies),
+    }
+    del bodies
+    ctx.log(f"  daemon ready in {ready_s:.1f}s ({scenario.shards} process(es)); first /metrics {first_scrape}")
     time.sleep(max(0.0, warm_until - time.monotonic()))
 
     def snapshot() -> list[promtext.Sample]:
-        return promtext.scrape(metrics_url, COUNTERS)
+        return [sample for url in urls for sample in promtext.scrape(url, COUNTERS)]
 
-    alone = measure(ctx, {"daemon": daemon}, snapshot)
+    alone = measure(ctx, daemons, snapshot)
     result: dict[str, Any] = {
         "contender": "daemon",
         "scenario": scenario.name,
-        "tcp_checks": scenario.tcp,
-        "http_checks": scenario.http,
-        "icmp_checks": scenario.icmp,
+        **{f"{kind}_checks": getattr(scenario, kind) for kind in ("tcp", "http", "icmp", "dns")},
+        "shards": scenario.shards,
         "startup_s": round(ready_s, 2),
         "first_metrics_scrape": first_scrape,
         "alone": _window_result(alone, scenario),
-        "memory_mb": daemon.memory(),
-        "verdicts": _verdicts(metrics_url, scenario),
+        "memory_mb": _memory(list(daemons.values())),
+        "verdicts": _verdicts(urls, scenario),
     }
     ctx.log(f"  alone: {summary(result['alone'])}")
     if with_prometheus:
         prom_dir = ctx.dir(f"prometheus-daemon-{scenario.name}")
         prom_listen = f"127.0.0.1:{free_port()}"
-        prom_config = daemon_prometheus_config(listen, prom_dir / "prometheus.yml")
+        scraped = [url.removeprefix("http://").removesuffix("/metrics") for url in urls]
+        prom_config = daemon_prometheus_config(scraped, prom_dir / "prometheus.yml")
         prometheus = ctx.procs.start(f"prometheus-daemon-{scenario.name}", prometheus_argv(prom_config, prom_listen))
         wait_http(f"http://{prom_listen}/-/ready", prometheus)
         time.sleep(ctx.options.prom_warmup)
-        both = measure(ctx, {"daemon": daemon, "prometheus": prometheus}, snapshot)
+        both = measure(ctx, {**daemons, "prometheus": prometheus}, snapshot)
         result["with_prometheus"] = _window_result(both, scenario)
         result["with_prometheus"]["prometheus_memory_mb"] = prometheus.memory()
         result["with_prometheus"]["scrape"] = _prometheus_health(f"http://{prom_listen}")
-        result["memory_mb_with_prometheus"] = daemon.memory()
+        result["memory_mb_with_prometheus"] = _memory(list(daemons.values()))
         ctx.log(f"  with its Prometheus: {summary(result['with_prometheus'])}")
         ctx.procs.stop(prometheus)
-    ctx.procs.stop(daemon)
+    for proc in daemons.values():
+        ctx.procs.stop(proc)
     return result
 
 

@@ -1,13 +1,15 @@
 """The target farm: one process serving many loopback listeners of one kind.
 
 `tcp` listeners accept and close; `http` listeners answer any request with `HTTP/1.1 200 OK`, a
-3-byte body and `Connection: close`. Listener i is bound to `address(i)` (127.50.x.y) on the given
-port, so every target of the benchmark has an address of its own. Each listener is one file
-descriptor: keep `count` well under the open-file limit (20,000 here) to leave room for the
-connections in flight.
+3-byte body and `Connection: close`; `dns` listeners (UDP) answer any query with its question and
+one A record, 127.0.0.1 (a query they cannot parse is dropped, as a real server would).
+Listener i is bound to `address(i)` (127.50.x.y) on the given port, so every target of the
+benchmark has an address of its own. Each listener is one file descriptor: keep `count` well
+under the open-file limit (20,000 here) to leave room for the connections in flight.
 
 Prints `ready <count>` on stdout once every listener is bound. On SIGUSR1 it writes the number of
-connections served so far to `--stats FILE` as `<sequence> <connections>`; SIGTERM/SIGINT stop it.
+connections (DNS: queries) served so far to `--stats FILE` as `<sequence> <connections>`;
+SIGTERM/SIGINT stop it.
 
     python -m bench.farm --kind http --count 5000 --port 18080 --stats /tmp/farm-http.stats
 """
@@ -67,6 +69,24 @@ class TinyHTTP(asyncio.Protocol):
             self.transport.close()
 
 
+class TinyDNS(asyncio.DatagramProtocol):
+    """DNS target: copy the query's id and question, answer NOERROR with one A record."""
+
+    ANSWER = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01"  # -> name, A, IN, TTL 60
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        end = data.find(b"\x00", 12)  # the question's name ends at the first zero octet
+        if len(data) < 17 or data[4:6] != b"\x00\x01" or end < 0 or len(data) < end + 5:
+            return
+        Stats.connections += 1
+        question = data[12 : end + 5]
+        header = data[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"  # QR RD RA, 1 question, 1 answer
+        self.transport.sendto(header + question + self.ANSWER, addr)
+
+
 def _write_stats(path: str, sequence: int) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="ascii") as fh:
@@ -76,10 +96,14 @@ def _write_stats(path: str, sequence: int) -> None:
 
 async def serve(kind: str, count: int, port: int, stats_path: str | None) -> None:
     loop = asyncio.get_running_loop()
-    factory = AcceptClose if kind == "tcp" else TinyHTTP
-    servers = []
+    servers: list[asyncio.AbstractServer | asyncio.BaseTransport] = []
     for index in range(count):
-        servers.append(await loop.create_server(factory, address(index), port, backlog=256, reuse_address=True))
+        if kind == "dns":
+            transport, _ = await loop.create_datagram_endpoint(TinyDNS, local_addr=(address(index), port))
+            servers.append(transport)
+        else:
+            factory = AcceptClose if kind == "tcp" else TinyHTTP
+            servers.append(await loop.create_server(factory, address(index), port, backlog=256, reuse_address=True))
     stop = asyncio.Event()
     sequence = 0
 
@@ -100,7 +124,7 @@ async def serve(kind: str, count: int, port: int, stats_path: str | None) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["tcp", "http"], required=True)
+    parser.add_argument("--kind", choices=["tcp", "http", "dns"], required=True)
     parser.add_argument("--count", type=int, required=True, help="listeners, one per address")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stats", help="file written on SIGUSR1: '<sequence> <connections served>'")

@@ -98,9 +98,7 @@ def run(ctx: Context, scenario: Scenario) -> dict[str, Any]:
     result: dict[str, Any] = {
         "contender": "peer",
         "scenario": scenario.name,
-        "tcp_checks": scenario.tcp,
-        "http_checks": scenario.http,
-        "icmp_checks": scenario.icmp,
+        **{f"{kind}_checks": getattr(scenario, kind) for kind in ("tcp", "http", "icmp", "dns")},
         "startup_s": round(ready_s, 2),
         "window": _result(window, scenario, prom_url),
         "memory_mb": {"blackbox": blackbox.memory(), "prometheus": prometheus.memory()},

@@ -94,12 +94,16 @@ def _flag(*windows: dict[str, Any], verdicts: tuple[dict[str, Any], ...] = ()) -
     return f" ⚠ {', '.join(marks)}" if marks else ""
 
 
-KIND_LABEL = {"tcp": "connect", "http": "GET 2xx", "icmp": "one echo"}
+KIND_LABEL = {"tcp": "connect", "http": "GET 2xx", "icmp": "one echo", "dns": "A over UDP"}
+
+
+def _checks(phase: dict[str, Any]) -> int:
+    return sum(phase.get(f"{kind}_checks", 0) for kind in KIND_LABEL)
 
 
 def comparison(phases: list[dict[str, Any]]) -> str:
     rows = []
-    for scenario in ("tcp", "http", "icmp"):
+    for scenario in KIND_LABEL:
         daemon, peer = _find(phases, "daemon", scenario), _find(phases, "peer", scenario)
         if not daemon or not peer:
             continue
@@ -112,7 +116,7 @@ def comparison(phases: list[dict[str, Any]]) -> str:
         rows.append(
             [
                 f"{scenario.upper()} ({KIND_LABEL[scenario]}){flag}",
-                f"{daemon['tcp_checks'] + daemon['http_checks'] + daemon.get('icmp_checks', 0):,}",
+                f"{_checks(daemon):,}",
                 f"{alone['probes_per_s']:.0f} / {window['probes_per_s']:.0f}",
                 _f(d),
                 _f(dp),
@@ -142,7 +146,7 @@ def comparison(phases: list[dict[str, Any]]) -> str:
 
 def _daemon_row(phase: dict[str, Any], window: dict[str, Any], memory: dict[str, float]) -> list[str]:
     return [
-        f"{phase['tcp_checks'] + phase['http_checks'] + phase.get('icmp_checks', 0):,}",
+        f"{_checks(phase):,}",
         f"{window['probes_per_s']:.0f}",
         _f(window["daemon_cpu_per_1k"]),
         f"{window['daemon_cores'] * 100:.0f}%",
@@ -189,22 +193,52 @@ def mixed(phases: list[dict[str, Any]]) -> str:
             f"{name}: p99 lag < 100 ms {'met' if lag_ok else 'MISSED'}, "
             f"RSS < 300 MB {'met' if rss < TARGET_RSS_MB else 'MISSED'}"
         )
-    checks = phase["tcp_checks"] + phase["http_checks"]
+    checks = _checks(phase)
     up = _pct(phase["verdicts"]["last_probe_ok_share"])
     return f"{table}\n\nTargets at {checks:,} checks: {'; '.join(verdicts)}. Judged up: {up}."
 
 
 def scaling(phases: list[dict[str, Any]]) -> str:
+    """Both contenders at each size of the scaling phase (a quarter of each kind), and the daemon as two shards."""
     rows = []
-    tcp_only = [
-        p for p in phases
-        if p.get("contender") == "daemon" and p.get("http_checks") == 0 and not p.get("icmp_checks") and "alone" in p
-    ]  # fmt: skip
-    for phase in sorted(tcp_only, key=lambda p: p["tcp_checks"]):
-        row = _daemon_row(phase, phase["alone"], phase["memory_mb"])
-        row[0] += _flag(phase["alone"])
-        rows.append(row)
-    return _table(["TCP " + DAEMON_HEADER[0], *DAEMON_HEADER[1:]], rows) if rows else ""
+    sizes = sorted({_checks(p) for p in phases if str(p.get("scenario", "")).startswith("all-")})
+    for size in sizes:
+        peer = _find(phases, "peer", f"all-{size}")
+        daemons = (_find(phases, "daemon", f"all-{size}"), _find(phases, "daemon", f"all-{size}-2shards"))
+        for daemon in filter(None, daemons):
+            shards = f" ({daemon['shards']} shards)" if daemon.get("shards", 1) > 1 else ""
+            alone, memory = daemon["alone"], daemon["memory_mb"]
+            window = peer["window"] if peer else {}
+            d, p = alone["daemon_cpu_per_1k"], window.get("peer_cpu_per_1k")
+            peer_rss = sum(m.get("VmRSS", 0.0) for m in peer["memory_mb"].values()) if peer else None
+            peer_up = _pct(peer["verdicts"]["last_probe_ok_share"]) if peer else "–"
+            rows.append(
+                [
+                    f"{size:,}{shards}{_flag(alone)}",
+                    f"{alone['expected_per_s']:.0f}",
+                    f"{alone['probes_per_s']:.0f} / {window.get('probes_per_s', 0):.0f}",
+                    f"{_f(d)} / {_f(p)}",
+                    _f(d / p if d and p else None, 2),
+                    f"{alone['daemon_cores']:.2f} / {window.get('peer_cores', 0):.2f}",
+                    _ms(alone["lag"]["p99_s"]),
+                    f"{memory.get('VmRSS', 0):.0f} / {_f(peer_rss, 0)}",
+                    f"{_pct(daemon['verdicts']['last_probe_ok_share'])} / {peer_up}",
+                    f"{alone['other_cores']:.2f} / {window.get('other_cores', 0):.2f}",
+                ]
+            )
+    header = [
+        "checks (¼ each TCP, HTTP, ICMP, DNS)",
+        "probes/s scheduled",
+        "probes/s daemon / peer",
+        "CPU-s per 1k daemon / peer",
+        "ratio",
+        "cores daemon / peer",
+        "daemon lag p99 ms",
+        "RSS MB daemon / peer",
+        "judged up daemon / peer",
+        "other load, cores",
+    ]
+    return _table(header, rows) if rows else ""
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -222,7 +256,7 @@ def markdown(results: dict[str, Any]) -> str:
     if text := mixed(phases):
         parts += ["", "### Daemon, mixed TCP + HTTP", text]
     if text := scaling(phases):
-        parts += ["", "### Daemon cost by number of TCP checks", text]
+        parts += ["", "### Cost by number of checks: daemon vs blackbox_exporter + Prometheus", text]
     errors = [p for p in phases if "error" in p]
     if errors:
         parts += ["", "### Phases that failed", *(f"- {p['phase']}: {p['error']}" for p in errors)]

@@ -1,14 +1,16 @@
 """Entry point: runs every phase one after another against one loopback target farm, writes
 bench/results/<time>.json and prints the Markdown tables.
 
-    .venv/bin/python -m bench.run                  # full run (~17 minutes)
+    .venv/bin/python -m bench.run                  # full run (~50 minutes)
     .venv/bin/python -m bench.run --quick          # small sizes (~2-3 minutes)
     .venv/bin/python -m bench.run --phases tcp,mixed --checks 2000 --duration 30
 
-Phases: `tcp` and `http` run the daemon and then the peer on `--checks` checks of that kind;
-`mixed` runs the daemon on `--mixed-checks` (half TCP, half HTTP); `scaling` runs the daemon on
-each `--scaling` number of TCP checks. Every process the run starts is stopped at the end, also
-on Ctrl-C or an error, and its temp dir is removed (`--keep` keeps it, with the logs).
+Phases: `tcp`, `http`, `icmp` and `dns` run the daemon and then the peer on `--checks` checks of
+that kind; `mixed` runs the daemon on `--mixed-checks` (half TCP, half HTTP); `scaling` runs the
+daemon and then the peer on each `--scaling` number of checks, a quarter of each kind, and the
+daemon once more as two shards (`--shard 1/2`, `2/2`) at the `--sharded` sizes. Every process
+the run starts is stopped at the end, also on Ctrl-C or an error, and its temp dir is removed
+(`--keep` keeps it, with the logs).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from bench.configs import Scenario
 from bench.context import REPO, Context, Farm, Options, wait_quiet
 from bench.procs import Processes
 
-PHASES = ("tcp", "http", "icmp", "mixed", "scaling")
+PHASES = ("tcp", "http", "icmp", "dns", "mixed", "scaling")
+KINDS = ("tcp", "http", "icmp", "dns")
 MAX_LISTENERS_PER_FARM = 16_000  # the open-file limit is 20,000: leave room for connections in flight
 
 
@@ -41,7 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes and short windows (~2-3 minutes)")
     parser.add_argument("--checks", type=int, help="checks per protocol in the tcp and http phases (5000)")
     parser.add_argument("--mixed-checks", type=int, help="checks in the mixed phase, half TCP half HTTP (10000)")
-    parser.add_argument("--scaling", help="comma-separated TCP check counts for the scaling phase (1000,10000)")
+    parser.add_argument(
+        "--scaling", help="comma-separated check counts for the scaling phase, a quarter of each kind (1000,...,20000)"
+    )
+    parser.add_argument("--sharded", help="scaling sizes also measured with the daemon as two shards (20000)")
     parser.add_argument("--duration", type=float, help="seconds per measured window (60)")
     parser.add_argument("--warmup", type=float, help="seconds from start to the first window (30)")
     parser.add_argument("--prom-warmup", type=float, help="seconds from starting the daemon's Prometheus (35)")
@@ -62,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults: dict[str, Any] = {
         "checks": 300 if quick else 5000,
         "mixed_checks": 600 if quick else 10000,
-        "scaling": "" if quick else "1000,10000",
+        "scaling": "400" if quick else "1000,5000,10000,20000",
+        "sharded": "" if quick else "20000",
         "duration": 10.0 if quick else 60.0,
         "warmup": 11.0 if quick else 30.0,
         "prom_warmup": 16.0 if quick else 35.0,
@@ -77,44 +84,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     args.scaling = [int(n) for n in args.scaling.split(",") if n]
+    args.sharded = [int(n) for n in args.sharded.split(",") if n]
     args.daemon_prometheus = {p for p in args.daemon_prometheus.split(",") if p}
     return args
 
 
-def farm_sizes(args: argparse.Namespace) -> tuple[int, int]:
-    tcp = http = 0
-    if "tcp" in args.phases:
-        tcp = args.checks
-    if "http" in args.phases:
-        http = args.checks
-    if "mixed" in args.phases:
-        tcp, http = max(tcp, args.mixed_checks - args.mixed_checks // 2), max(http, args.mixed_checks // 2)
-    if "scaling" in args.phases and args.scaling:
-        tcp = max(tcp, *args.scaling)
-    for kind, count in (("TCP", tcp), ("HTTP", http)):
-        if count > MAX_LISTENERS_PER_FARM:
-            raise SystemExit(f"{count} {kind} listeners exceed {MAX_LISTENERS_PER_FARM} per farm process")
-    return tcp, http
+def all_kinds(name: str, count: int, shards: int = 1) -> Scenario:
+    """`count` checks, a quarter of each kind (TCP takes the remainder)."""
+    quarter = count // 4
+    return Scenario(name, tcp=count - 3 * quarter, http=quarter, icmp=quarter, dns=quarter, shards=shards)
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(label, step) for every phase in order; a step takes the context and returns a result dict."""
     steps: list[tuple[str, Any]] = []
-    for kind in ("tcp", "http", "icmp"):
+
+    def both(label: str, scenario: Scenario, with_prom: bool) -> None:
+        steps.append((f"daemon {label}", partial(daemon_phase.run, scenario=scenario, with_prometheus=with_prom)))
+        steps.append((f"peer {label}", partial(peer_phase.run, scenario=scenario)))
+
+    for kind in KINDS:
         if kind in args.phases:
-            count = {k: args.checks if k == kind else 0 for k in ("tcp", "http", "icmp")}
-            scenario = Scenario(kind, **count)
-            with_prom = kind in args.daemon_prometheus
-            steps.append(
-                (
-                    f"daemon {kind} x{args.checks}",
-                    partial(daemon_phase.run, scenario=scenario, with_prometheus=with_prom),
-                )
-            )
-            steps.append((f"peer {kind} x{args.checks}", partial(peer_phase.run, scenario=scenario)))
+            scenario = Scenario(kind, **{k: args.checks if k == kind else 0 for k in KINDS})
+            both(f"{kind} x{args.checks}", scenario, kind in args.daemon_prometheus)
     if "mixed" in args.phases:
         half = args.mixed_checks // 2
-        scenario = Scenario("mixed", args.mixed_checks - half, half)
+        scenario = Scenario("mixed", tcp=args.mixed_checks - half, http=half)
         with_prom = "mixed" in args.daemon_prometheus
         steps.append(
             (
@@ -124,11 +119,25 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
         )
     if "scaling" in args.phases:
         for count in args.scaling:
-            if "tcp" in args.phases and count == args.checks:
-                continue  # the tcp phase measured this size already
-            scenario = Scenario(f"tcp-{count}", count, 0)
-            steps.append((f"daemon tcp x{count}", partial(daemon_phase.run, scenario=scenario, with_prometheus=False)))
+            both(f"all kinds x{count}", all_kinds(f"all-{count}", count), False)
+            if count in args.sharded:
+                scenario = all_kinds(f"all-{count}-2shards", count, shards=2)
+                label = f"daemon all kinds x{count}, 2 shards"
+                steps.append((label, partial(daemon_phase.run, scenario=scenario, with_prometheus=False)))
     return steps
+
+
+def farm_sizes(steps: list[tuple[str, Any]]) -> dict[str, int]:
+    """Listeners per farm kind: the most any phase needs."""
+    sizes = {"tcp": 0, "http": 0, "dns": 0}
+    for _, step in steps:
+        scenario: Scenario = step.keywords["scenario"]
+        for kind in sizes:
+            sizes[kind] = max(sizes[kind], getattr(scenario, kind))
+    for kind, count in sizes.items():
+        if count > MAX_LISTENERS_PER_FARM:
+            raise SystemExit(f"{count} {kind} listeners exceed {MAX_LISTENERS_PER_FARM} per farm process")
+    return sizes
 
 
 def export_revision(rev: str, target: Path) -> Path:
@@ -152,8 +161,8 @@ def _interrupt(_signum: int, _frame: object) -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    tcp, http = farm_sizes(args)
     steps = plan(args)
+    sizes = farm_sizes(steps)
     options = Options(args.warmup, args.duration, args.prom_warmup, args.quiet_cores, args.quiet_wait)
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "git": report.git_revision(args.rev),
         "options": {**vars(args), "out": str(args.out), "daemon_prometheus": sorted(args.daemon_prometheus)},
-        "farm": {"tcp_listeners": tcp, "http_listeners": http},
+        "farm": {f"{kind}_listeners": count for kind, count in sizes.items()},
         "phases": [],
     }
     out = args.out or REPO / "bench" / "results" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
@@ -170,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         with Processes(workdir) as procs:
-            log(f"farm: {tcp} TCP + {http} HTTP listeners on 127.50.0.0/16")
-            farm = Farm(procs, workdir, tcp, http)
-            results["farm"]["ports"] = {"tcp": farm.ports.tcp, "http": farm.ports.http}
+            log(f"farm: {sizes['tcp']} TCP + {sizes['http']} HTTP + {sizes['dns']} DNS listeners on 127.50.0.0/16")
+            farm = Farm(procs, workdir, **sizes)
+            results["farm"]["ports"] = vars(farm.ports)
             ctx = Context(options, procs, workdir, farm, log=lambda m: log(m))
             if args.rev:
                 ctx.daemon_env = {"PYTHONPATH": str(export_revision(args.rev, workdir / "src"))}
