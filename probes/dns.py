@@ -7,6 +7,7 @@ crash; a server that never answers costs the runner's timeout.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Literal
 
@@ -19,7 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 from pydantic import Field, field_validator
 
-from probes import base
+from probes import base, dns_wire
 from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
@@ -74,16 +75,18 @@ class DNSProbe:
         except ResolveError as exc:
             return ProbeResult.failure(str(exc))
         timer.mark("resolve")
-        query = dns.message.make_query(str(name), settings.query_type, dns.rdataclass.IN)
-        if not settings.recursion_desired:
-            query.flags &= ~dns.flags.RD
         port = request.port or settings.port
         try:
-            if settings.transport == "tcp":
-                response = await dns.asyncquery.tcp(query, server, timeout=request.timeout, port=port)
-            else:
-                response, _ = await dns.asyncquery.udp_with_fallback(query, server, timeout=request.timeout, port=port)
-        except dns.exception.Timeout:
+            if settings.transport == "udp":
+                async with asyncio.timeout(request.timeout):
+                    result = await self._udp(str(name), server, port, settings, timer)
+                if result is not None:
+                    return result
+            query = dns.message.make_query(str(name), settings.query_type, dns.rdataclass.IN)
+            if not settings.recursion_desired:
+                query.flags &= ~dns.flags.RD
+            response = await dns.asyncquery.tcp(query, server, timeout=request.timeout, port=port)
+        except (dns.exception.Timeout, TimeoutError):
             return ProbeResult.failure("timeout: no DNS answer", phases=timer.phases)
         except dns.exception.DNSException as exc:
             return ProbeResult.failure(f"malformed DNS answer: {exc}", phases=timer.phases)
@@ -92,10 +95,32 @@ class DNSProbe:
         timer.mark("query")
         return self._judge(response, settings, ProbeResult(ok=True, phases=timer.phases))
 
+    async def _udp(
+        self, name: str, server: str, port: int, settings: DNSSettings, timer: PhaseTimer
+    ) -> ProbeResult | None:
+        """The query over UDP: a result, or None when the answer is truncated (ask again over TCP)."""
+        query = dns_wire.query_template(name, settings.query_type, settings.recursion_desired)
+        qid, data = await dns_wire.exchange(query, server, port)
+        try:
+            answer = dns_wire.parse(data, qid, query)
+        except dns_wire.Malformed as exc:
+            return ProbeResult.failure(f"malformed DNS answer: {exc}", phases=timer.phases)
+        except dns_wire.Unusual:  # record types the fast parser does not write out: dnspython's turn
+            response = dns.message.from_wire(data)
+            timer.mark("query")
+            return self._judge(response, settings, ProbeResult(ok=True, phases=timer.phases))
+        if answer.truncated:
+            return None
+        timer.mark("query")
+        return self._check(answer.rcode, answer.answers, settings, ProbeResult(ok=True, phases=timer.phases))
+
     def _judge(self, response: dns.message.Message, settings: DNSSettings, result: ProbeResult) -> ProbeResult:
-        rcode = dns.rcode.to_text(response.rcode())
-        result.values[base.DNS_RCODE] = float(response.rcode())
         answers = [line for rrset in response.answer for line in rrset.to_text().splitlines()]
+        return self._check(response.rcode(), answers, settings, result)
+
+    def _check(self, code: int, answers: list[str], settings: DNSSettings, result: ProbeResult) -> ProbeResult:
+        rcode = dns.rcode.to_text(dns.rcode.Rcode.make(code))
+        result.values[base.DNS_RCODE] = float(code)
         result.values[base.DNS_ANSWERS] = float(len(answers))
         result.info["rcode"] = rcode
         if answers:
