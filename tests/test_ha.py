@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from monitor.ha import Leadership
+from monitor.store.postgres import PostgresStore
+from tests import pg
 
 
 class ScriptedStore:
@@ -56,3 +60,24 @@ async def test_lead_step_down_when_the_store_hangs_and_release() -> None:
     await ha.step()
     await ha.release()
     assert store.released == ["a"] and not ha.leader
+
+
+@pytest.mark.skipif(not pg.available(), reason="postgresql not installed")
+async def test_daemons_starting_together_on_a_fresh_database() -> None:
+    """Four stores on one new PostgreSQL database claim the shard and race for the lease at the same moment:
+    no unique-key error, exactly one leader, nobody 'takes over' from a previous leader (there was none)."""
+    dsn = pg.fresh_database()
+    stores = [PostgresStore(dsn) for _ in range(4)]
+    stores[0].open(now=100.0)  # migrations once, as the first daemon to start does
+    for store in stores[1:]:
+        store.open(now=100.0)
+    try:
+        await asyncio.gather(*(store.claim_shard("1/1") for store in stores))
+        results = await asyncio.gather(*(s.hold_lease(f"host:{i}#1", 200.0, 15.0) for i, s in enumerate(stores)))
+        assert sorted(held for held, _ in results) == [False, False, False, True]
+        assert all(since is None for _, since in results)
+        with pytest.raises(RuntimeError, match="shard 1/1's store, not shard 2/2's"):
+            await stores[0].claim_shard("2/2")
+    finally:
+        for store in stores:
+            await store.close(now=300.0)

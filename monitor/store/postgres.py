@@ -173,16 +173,14 @@ class PostgresStore(SQLiteStore):
         this takes over an expired lease (its state intervals end there), else None."""
 
         def job(conn: Any) -> tuple[bool, float | None]:
-            row = conn.execute(
+            # daemons started together on a fresh database: the row must exist before it can be locked
+            conn.execute(
+                "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('leader', '', 0, 0) "
+                "ON CONFLICT (name) DO NOTHING"
+            )
+            current, renewed_at, expires_at = conn.execute(
                 "SELECT holder, renewed_at, expires_at FROM leases WHERE name = 'leader' FOR UPDATE"
             ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('leader', ?, ?, ?)",
-                    (holder, now, now + ttl),
-                )
-                return True, None
-            current, renewed_at, expires_at = row
             # "host:listen#pid": the same host and listen address with another pid is this daemon's previous life
             # (two live daemons cannot listen on one address): it takes over at once instead of waiting out the lease
             earlier_self = current != holder and current.partition("#")[0] == holder.partition("#")[0]
@@ -192,7 +190,7 @@ class PostgresStore(SQLiteStore):
                 "UPDATE leases SET holder = ?, renewed_at = ?, expires_at = ? WHERE name = 'leader'",
                 (holder, now, now + ttl),
             )
-            return True, (None if current == holder else float(renewed_at))
+            return True, (None if current in (holder, "") else float(renewed_at))
 
         return await self.write(job)
 
@@ -200,12 +198,13 @@ class PostgresStore(SQLiteStore):
         """One database per shard (the lease and the intervals' bookkeeping are per store): refuse another's."""
 
         def job(conn: Any) -> None:
+            conn.execute(  # the first daemon on the database claims it (two starting together: one insert wins)
+                "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('shard', ?, 0, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (shard,),
+            )
             row = conn.execute("SELECT holder FROM leases WHERE name = 'shard'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO leases (name, holder, renewed_at, expires_at) VALUES ('shard', ?, 0, 0)", (shard,)
-                )
-            elif row[0] != shard:
+            if row[0] != shard:
                 raise RuntimeError(
                     f"this database holds shard {row[0]}'s store, not shard {shard}'s: one database each"
                 )
