@@ -68,6 +68,19 @@ def query(
     return q
 
 
+def leader(expr: str) -> str:
+    """Only the series of the HA leader (or of a daemon running alone, or a shard: each is its own leader),
+    so that counts over the estate are not doubled when both daemons of an HA pair are scraped."""
+    return f"({expr}) and on (instance) (monitor_ha_leader == 1)"
+
+
+def sum_leader(expr: str) -> str:
+    return f"sum({leader(expr)})"
+
+
+CHANGES = 'changes(monitor_check_state{state=~"down|unreachable|degraded"}[1h])'
+
+
 def worst_state(metric: str, matchers: str, by: str) -> str:
     """Per `by`, the code of the worst current state among `metric{matchers}` (one series per state,
     1 on the current one)."""
@@ -265,28 +278,28 @@ def noc_overview() -> dashboard.Dashboard:
         {"prefecture": "都道府県", "target": "回線", "role": "種別", "check": "チェック", "Value": "状態"},
     )
     services_down = counter_stat(
-        "停止中のサービス", "Services DOWN now.", 'sum(monitor_service_state{state="down"})', "down"
+        "停止中のサービス", "Services DOWN now.", sum_leader('monitor_service_state{state="down"}'), "down"
     )
     services_degraded = counter_stat(
-        "縮退中のサービス", "Services DEGRADED now.", 'sum(monitor_service_state{state="degraded"})', "degraded"
+        "縮退中のサービス", "Services DEGRADED now.", sum_leader('monitor_service_state{state="degraded"}'), "degraded"
     )
     incidents = counter_stat(
         "未解決インシデント (重大度別)",
         "Open incidents by severity (critical, major, minor, warning).",
-        "sum by (severity) (monitor_incidents_open)",
+        f"sum by (severity) ({leader('monitor_incidents_open')})",
         "{{severity}}",
     )
     escalation = counter_stat(
         "エスカレーション段階",
         "Open incidents by the escalation level they reached (0: first page only).",
-        "sum by (level) (monitor_incidents_escalation_level)",
+        f"sum by (level) ({leader('monitor_incidents_escalation_level')})",
         "level {{level}}",
     )
     changed = state_table(
         "直近1時間の状態変化",
         "Checks whose state changed in the last hour, with their current state; most changes first in "
         "the 'changes' column.",
-        'sum by (check, target, prefecture) (changes(monitor_check_state{state=~"down|unreachable|degraded"}[1h])) > 0',
+        f"sum by (check, target, prefecture) ({leader(CHANGES)}) > 0",
         ["check", "target", "prefecture", "Value"],
         {"check": "チェック", "target": "対象", "prefecture": "都道府県", "Value": "変化回数"},
     ).mappings([])
@@ -593,10 +606,10 @@ def daemon_health() -> dashboard.Dashboard:
     checks = counter_stat(
         "チェック数 / 計画停止中",
         "Checks configured, and checks inside a maintenance window now.",
-        "sum(monitor_checks) or vector(0)",
+        f"{sum_leader('monitor_checks')} or vector(0)",
         "checks",
         red_from=1e12,
-    ).with_target(query("sum(monitor_checks_in_maintenance)", "in maintenance", instant=True, ref="B"))
+    ).with_target(query(sum_leader("monitor_checks_in_maintenance"), "in maintenance", instant=True, ref="B"))
     process = graph(
         "CPU / メモリ",
         "The daemon process: CPU (cores) and resident memory.",

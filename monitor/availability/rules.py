@@ -6,6 +6,12 @@ The SLI is `monitor_service_up`: 1 up or degraded, 0 down, and no sample at all 
 while unknown, so `avg_over_time` leaves planned maintenance out by itself. Services whose SLO counts
 DEGRADED as down, or which only have office hours, get their own expressions (a subquery over
 `monitor_service_state` / `monitor_service_in_service_time`).
+
+Every rule reads those series through `service:<name>:leader` records: the series of the daemon whose
+`monitor_ha_leader` is 1, without the `instance` label. Two daemons of an HA pair export the same
+services (the standby probes too, to take over with a current view); the records keep one series per
+service, continuous across a failover, and agree with the monthly report, which only the leader writes.
+A daemon without HA, or a shard, is its own leader, so for them the records are the series themselves.
 """
 
 from __future__ import annotations
@@ -37,25 +43,35 @@ def record_name(window: str) -> str:
 
 
 GOOD = "service:monitor_sli_good:value"
+UP, STATE, IN_SERVICE = (
+    f"service:{name}:leader"
+    for name in ("monitor_service_up", "monitor_service_state", "monitor_service_in_service_time")
+)
+
+
+def _leader(record: str) -> dict[str, Any]:
+    """The record of one raw series as the HA leader exports it, without `instance`."""
+    raw = record.split(":")[1]
+    return {"record": record, "expr": f"max without (instance) ({raw} and on (instance) (monitor_ha_leader == 1))"}
 
 
 def _good(spec: SLOSpec, selector: str) -> str | None:
     """For SLO variants that monitor_service_up alone does not express, the instant "good" SLI
     (recorded every evaluation, so the ratios below average a plain series); None when it is
     monitor_service_up itself."""
-    good = f"monitor_service_up{{{selector}}}"
+    good = f"{UP}{{{selector}}}"
     if spec.degraded_up and spec.hours is None:
         return None
     if not spec.degraded_up:
-        good = f'{good} - on(service) group_left() monitor_service_state{{{selector},state="degraded"}}'
+        good = f'{good} - on(service) group_left() {STATE}{{{selector},state="degraded"}}'
     if spec.hours is not None:
-        good = f"({good}) and on(service) monitor_service_in_service_time{{{selector}}} == 1"
+        good = f"({good}) and on(service) {IN_SERVICE}{{{selector}}} == 1"
     return good
 
 
 def _sli(spec: SLOSpec, selector: str, window: str) -> str:
     """The error ratio of the services in `selector` over `window`."""
-    series = f"monitor_service_up{{{selector}}}" if _good(spec, selector) is None else f"{GOOD}{{{selector}}}"
+    series = f"{UP}{{{selector}}}" if _good(spec, selector) is None else f"{GOOD}{{{selector}}}"
     return f"1 - avg_over_time({series}[{window}])"
 
 
@@ -86,9 +102,14 @@ def _selectors(groups: dict[SLOSpec, list[str]]) -> dict[SLOSpec, str]:
 
 
 def rules(inventory: Inventory, interval: str = "30s") -> dict[str, Any]:
+    budget_left = "monitor_service_error_budget_remaining_ratio"
     groups = _groups(inventory)
     selectors = _selectors(groups) if groups else {}
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = [_leader(UP)]
+    if any(not spec.degraded_up for spec in groups):
+        records.append(_leader(STATE))
+    if any(spec.hours is not None for spec in groups):
+        records.append(_leader(IN_SERVICE))
     alerts: list[dict[str, Any]] = []
     for spec in sorted(groups, key=lambda s: groups[s][0]):
         selector = selectors[spec]
@@ -121,7 +142,8 @@ def rules(inventory: Inventory, interval: str = "30s") -> dict[str, Any]:
         alerts.append(
             {
                 "alert": "ServiceErrorBudgetExhausted",
-                "expr": f'monitor_service_error_budget_remaining_ratio{{{selector},slo_window="{spec.window}"}} <= 0',
+                "expr": f'max without (instance) ({budget_left}{{{selector},slo_window="{spec.window}"}}'
+                " and on (instance) (monitor_ha_leader == 1)) <= 0",
                 "for": "5m",
                 "labels": {
                     "severity": "ticket",

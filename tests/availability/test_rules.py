@@ -71,7 +71,7 @@ def test_slo_variants_get_their_own_sli(load_yaml_config: Loader) -> None:
         and "monitor_service_in_service_time" in goods[0]["expr"]
     )
     portal = [r for r in records if r["record"].endswith("rate5m") and "monitor_service_up" in r["expr"]]
-    assert portal and portal[0]["expr"] == '1 - avg_over_time(monitor_service_up{service=~"portal"}[5m])'
+    assert portal and portal[0]["expr"] == '1 - avg_over_time(service:monitor_service_up:leader{service=~"portal"}[5m])'
     pages = [
         a
         for a in generated["groups"][1]["rules"]

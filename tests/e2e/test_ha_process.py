@@ -13,8 +13,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from monitor.availability.rules import render
+from monitor.config.loader import load_config
 from tests import pg
-from tests.e2e.peers import Receiver, daemon_process, free_port, http_get, http_post, wait_for
+from tests.e2e.peers import (
+    Receiver,
+    daemon_process,
+    free_port,
+    http_get,
+    http_post,
+    prom_query,
+    prometheus,
+    prometheus_available,
+    wait_for,
+)
 from tests.e2e.test_daemon_process import TCPGate
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not pg.available(), reason="postgresql not installed")]
@@ -155,5 +167,69 @@ def test_a_shard_refuses_another_shards_database(tmp_path: Path, monkeypatch: py
                     wait_for(lambda p=proc: p.proc.poll() is not None, 30, what="refused")
                     assert proc.proc.returncode != 0
                     assert "shard 1/2's store, not shard 2/2's" in proc.output()
+    finally:
+        gate.close()
+
+
+@pytest.mark.skipif(not prometheus_available(), reason="prometheus not installed")
+def test_an_ha_pair_gives_prometheus_one_series_per_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Prometheus scrapes both daemons of a pair with the generated SLO rules: the raw series come
+    twice (one per instance), the leader records once, without `instance`, and stay one series with the
+    same value when the leader is killed and the standby takes over."""
+    gate = TCPGate()
+    monkeypatch.setenv("HA_PG_DSN", pg.fresh_database())
+    config = tmp_path / "monitor.yml"
+    config.write_text(
+        f"""
+daemon: {{postgresql: "${{HA_PG_DSN}}", lease: 4s}}
+defaults: {{interval: 1s, timeout: 500ms}}
+modules:
+  tcp: {{kind: tcp}}
+targets:
+  - {{name: portal-web, address: 127.0.0.1, checks: [{{module: tcp, port: {gate.port}}}]}}
+services:
+  - {{name: portal, targets: [portal-web]}}
+""",
+        encoding="utf-8",
+    )
+    rules = tmp_path / "slo-rules.yml"
+    rules.write_text(render(load_config(config).inventory, interval="1s"), encoding="utf-8")
+    ports = [free_port(), free_port()]
+
+    def daemon(i: int):  # type: ignore[no-untyped-def]
+        args = [
+            "run",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{ports[i]}",
+            "--data-dir",
+            str(tmp_path / f"d{i}"),
+        ]
+        return daemon_process(args, tmp_path, f"daemon{i}")
+
+    def values(expr: str) -> list[float]:
+        return sorted(float(r["value"][1]) for r in prom_query(prom, expr))
+
+    try:
+        with (
+            daemon(0) as first,
+            daemon(1),
+            prometheus(tmp_path, [f"127.0.0.1:{p}" for p in ports], "1s", [str(rules)]) as prom,
+        ):
+            wait_for(lambda: values('monitor_service_up{service="portal"}') == [1.0, 1.0], 40, what="both export")
+            wait_for(lambda: values("monitor_ha_leader") == [0.0, 1.0], 20, what="one leader")
+            leader_up = 'service:monitor_service_up:leader{service="portal"}'
+            wait_for(lambda: prom_query(prom, leader_up), 20, what="the rules recorded the leader's series")
+            [series] = prom_query(prom, leader_up)
+            assert "instance" not in series["metric"]
+            first.stop(signal.SIGKILL)
+            wait_for(lambda: values("monitor_ha_leader") == [1.0], 30, what="the standby leads, the old one gone")
+            time.sleep(3)
+            assert values('service:monitor_service_up:leader{service="portal"}') == [1.0]
+            # over the whole run, before and after the failover: one series, never down
+            assert values('count_over_time(service:monitor_service_up:leader{service="portal"}[5m])') != []
+            assert len(prom_query(prom, 'min_over_time(service:monitor_service_up:leader{service="portal"}[5m])')) == 1
+            assert values('min_over_time(service:monitor_service_up:leader{service="portal"}[5m])') == [1.0]
     finally:
         gate.close()
