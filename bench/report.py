@@ -212,9 +212,10 @@ def scaling(phases: list[dict[str, Any]]) -> str:
             d, p = alone["daemon_cpu_per_1k"], window.get("peer_cpu_per_1k")
             peer_rss = sum(m.get("VmRSS", 0.0) for m in peer["memory_mb"].values()) if peer else None
             peer_up = _pct(peer["verdicts"]["last_probe_ok_share"]) if peer else "–"
+            verdicts = (daemon["verdicts"], peer["verdicts"]) if peer else (daemon["verdicts"],)
             rows.append(
                 [
-                    f"{size:,}{shards}{_flag(alone)}",
+                    f"{size:,}{shards}{_flag(alone, verdicts=verdicts)}",
                     f"{alone['expected_per_s']:.0f}",
                     f"{alone['probes_per_s']:.0f} / {window.get('probes_per_s', 0):.0f}",
                     f"{_f(d)} / {_f(p)}",

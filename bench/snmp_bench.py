@@ -3,6 +3,7 @@ snmp_exporter + Prometheus on the same agents, and the trap receiver's sustained
 
     python -m bench.snmp_bench [--devices 2000] [--interfaces 48] [--interval 60] [--measure 150]
                                [--exporter-devices 500] [--out bench/results/snmp.json]
+    python -m bench.snmp_bench --sizes 100,500,1000 --measure 90 --skip-traps   # both at each size
 
 Agents: simulated devices (monitor.demo.snmp_agent: system group + IF-MIB with moving counters, one
 UDP socket per device on 127.61.x.y:1161) in separate processes, so their CPU is not the poller's.
@@ -13,6 +14,7 @@ They count the varbinds they answer: CPU per 1,000 varbinds is (poller CPU) / (v
    false DOWNs (checks not UP), failed probes, scheduler lag.
 2. peer: prometheus-snmp-exporter (if_mib module, ../shared/data/snmp_exporter/if_mib.yml) scraped by
    Prometheus every `interval` for `exporter-devices` devices; CPU of both.
+   With `--sizes`, phases 1 and 2 run one after the other at each number of devices instead.
 3. traps: v2c linkDown traps at rising rates into the daemon's trap receiver; the highest rate it
    keeps up with (>= 99% counted).
 Everything runs on loopback and stops by itself.
@@ -162,10 +164,12 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, Any]:
+def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) -> dict[str, Any]:
+    tmp = tmp / f"daemon-{devices}"
+    tmp.mkdir()
     (tmp / "community").write_text("public\n")
     trap_port = free_port()
-    (tmp / "monitor.yml").write_text(yaml.safe_dump(daemon_config(args.devices, args.interval, trap_port)))
+    (tmp / "monitor.yml").write_text(yaml.safe_dump(daemon_config(devices, args.interval, trap_port)))
     listen = f"127.0.0.1:{free_port()}"
     log = (tmp / "daemon.log").open("wb")
     daemon = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(tmp / "monitor.yml"),
@@ -183,7 +187,7 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, A
                              args.interval)  # fmt: skip
         # warm-up: the first polls of all checks come within 10 s (the scheduler's startup spread) and walk
         # the labels too; that burst is several times the steady load and takes a while to drain
-        time.sleep(2 * args.interval + 15)
+        time.sleep(args.warmup)
         cpu0, prom0, vb0, t0 = cpu_seconds(daemon.pid), cpu_seconds(prom.pid), farm.varbinds(), time.monotonic()
         before = get(f"{base}/metrics", 120).decode()
         time.sleep(args.measure)
@@ -195,7 +199,7 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, A
         lag = "monitor_scheduler_lag_seconds_bucket"
         lag_buckets = {le: metric(after, lag, le=le) - metric(before, lag, le=le) for le in ("0.1", "1.0", "+Inf")}
         return {
-            "devices": args.devices,
+            "devices": devices,
             "interfaces": args.interfaces,
             "interval_s": args.interval,
             "seconds": round(seconds, 1),
@@ -273,7 +277,9 @@ def _blast(args: argparse.Namespace, port: int, base: str, pid: int, ber: Any) -
     return results
 
 
-def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, Any]:
+def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) -> dict[str, Any]:
+    tmp = tmp / f"peer-{devices}"
+    tmp.mkdir()
     port = free_port()
     exporter = subprocess.Popen(["prometheus-snmp-exporter", f"--config.file={IF_MIB}",
                                  f"--web.listen-address=127.0.0.1:{port}"],
@@ -281,7 +287,7 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, Any
     prom = None
     try:
         wait_http(f"http://127.0.0.1:{port}/")
-        targets = [f"{address(i)}:{PORT}" for i in range(args.exporter_devices)]
+        targets = [f"{address(i)}:{PORT}" for i in range(devices)]
         scrape = {
             "job_name": "snmp", "metrics_path": "/snmp", "params": {"module": ["if_mib"]},
             "static_configs": [{"targets": targets}],
@@ -292,7 +298,7 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, Any
             ],
         }  # fmt: skip
         prom, prom_url = prometheus(tmp, "prom-exporter", scrape, args.interval)
-        time.sleep(args.interval + 15)
+        time.sleep(min(args.warmup, args.interval + 15))
         e0, p0, vb0, t0 = cpu_seconds(exporter.pid), cpu_seconds(prom.pid), farm.varbinds(), time.monotonic()
         time.sleep(args.measure)
         e1, p1, vb1, t1 = cpu_seconds(exporter.pid), cpu_seconds(prom.pid), farm.varbinds(), time.monotonic()
@@ -300,7 +306,7 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path) -> dict[str, Any
         failed = json.loads(get(f"{prom_url}/api/v1/query?query={query}"))["data"]["result"]
         varbinds = vb1 - vb0
         return {
-            "devices": args.exporter_devices,
+            "devices": devices,
             "seconds": round(t1 - t0, 1),
             "varbinds_per_s": round(varbinds / (t1 - t0)),
             "exporter_cpu_ms_per_1000_varbinds": round((e1 - e0) / varbinds * 1e6, 2),
@@ -330,22 +336,62 @@ def main() -> None:
     parser.add_argument("--trap-rates", type=int, nargs="+", default=[250, 500, 1000, 2000])
     parser.add_argument("--trap-seconds", type=float, default=5.0)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-traps", action="store_true")
+    parser.add_argument("--sizes", help="comma-separated device counts: the daemon and the peer at each (100,500,1000)")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds before a window (2 intervals + 15 s; with --sizes 1 + 15 s)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "snmp.json")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",") if n] if args.sizes else []
+    if args.warmup is None:
+        args.warmup = (1 if sizes else 2) * args.interval + 15
     with tempfile.TemporaryDirectory(prefix="snmp-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        farm = Farm(max(args.devices, args.exporter_devices), args.interfaces, tmp)
+        farm = Farm(max(args.devices, args.exporter_devices, *sizes), args.interfaces, tmp)
         try:
             started = farm.cpu()
-            report: dict[str, Any] = {"daemon": daemon_phase(args, farm, tmp), "traps": trap_phase(args, tmp)}
-            if not args.skip_peer:
-                report["snmp_exporter"] = peer_phase(args, farm, tmp)
+            report: dict[str, Any] = {}
+            if sizes:
+                report["sizes"] = [
+                    {"daemon": daemon_phase(args, farm, tmp, n), "snmp_exporter": peer_phase(args, farm, tmp, n)}
+                    for n in sizes
+                ]
+            else:
+                report["daemon"] = daemon_phase(args, farm, tmp, args.devices)
+                if not args.skip_peer:
+                    report["snmp_exporter"] = peer_phase(args, farm, tmp, args.exporter_devices)
+            if not args.skip_traps:
+                report["traps"] = trap_phase(args, tmp)
             report["agent_farm_cpu_s"] = round(farm.cpu() - started, 1)
         finally:
             farm.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    if sizes:
+        print(size_table(report["sizes"]))
+
+
+def size_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: the daemon (with the Prometheus that keeps its series) against snmp_exporter + Prometheus."""
+    lines = [
+        "| devices | varbinds/s daemon / peer | poller ms per 1k varbinds daemon / exporter "
+        "| total with Prometheus daemon / peer | ratio | cores daemon+Prom / peer | failed polls / failing targets |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        d, p = row["daemon"], row["snmp_exporter"]
+        total_d = d["daemon_cpu_ms_per_1000_varbinds"] + d["prometheus_cpu_ms_per_1000_varbinds"]
+        total_p = p["exporter_cpu_ms_per_1000_varbinds"] + p["prometheus_cpu_ms_per_1000_varbinds"]
+        cores_d = d["daemon_cpu_share"] * (total_d / d["daemon_cpu_ms_per_1000_varbinds"])
+        lines.append(
+            f"| {d['devices']:,} | {d['varbinds_per_s']:,} / {p['varbinds_per_s']:,} "
+            f"| {d['daemon_cpu_ms_per_1000_varbinds']:.1f} / {p['exporter_cpu_ms_per_1000_varbinds']:.1f} "
+            f"| {total_d:.1f} / {total_p:.1f} | **{total_d / total_p:.2f}** | {cores_d:.2f} / {p['cpu_share']:.2f} "
+            f"| {d['probes_failed']:.0f} / {p['targets_failing']} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
