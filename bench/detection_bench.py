@@ -7,8 +7,9 @@ every phase of the schedule), waits for the incidents and pages, restores, and w
 Measured against the lab's ground-truth log (the exact time of each cut):
 - detection: the cut to the incident being opened (the target confirmed DOWN);
 - page: the cut to the page arriving at a webhook receiver (detection + group_wait, 10 s here).
-Twice: fast re-probe on (retry_interval 2 s: a failure is re-checked at once) and off (retry_interval
-= interval). Target: detection of a hard outage in under 15 s at a 10 s interval.
+Once per `--retry` value: by default fast re-probe on (retry_interval 2 s: a failure is re-checked at
+once) and off (retry_interval = interval); `--retry 5s` measures the shipped default. Target: detection
+of a hard outage in under 15 s at a 10 s interval.
 
 Run: `make bench-detection` (~8 minutes); writes bench/results/detection.json and prints a table.
 """
@@ -75,7 +76,8 @@ def run_mode(lab: str, config_dir: Path, env: dict[str, str], retry: str, rounds
             start = time.time()
             for edge in edges:
                 body = {"target": edge, "mode": "cut", "at": start + random.uniform(0, INTERVAL), "note": "bench"}
-                assert http_post(f"http://{lab}/lab/faults", json.dumps(body).encode())[0] == 202
+                # 202: scheduled; 200: applied at once (its moment had come by the time the lab read it)
+                assert http_post(f"http://{lab}/lab/faults", json.dumps(body).encode())[0] in (200, 202)
             seen = len(hook.deliveries)
 
             def opened() -> dict[str, dict[str, Any]]:
@@ -112,6 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prefectures", type=int, default=8, help="cuts per round (one edge router each)")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--retry", default="2s,10s", help="retry_interval values, one run each (2s,10s)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "detection.json")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-detection-"))
     lab = f"127.0.0.1:{free_port()}"
@@ -122,17 +126,17 @@ def main() -> None:
         wait_for(lambda: "lab_ready" in lab_proc.output(), 60, what="lab ready")
         kernel = json.loads(http_get(f"http://{lab}/lab/faults")[1])["kernel"]
         env.update(read_env_file(tmp / "config" / "lab.env"))
-        results = [run_mode(lab, tmp / "config", env, retry, args.rounds, tmp) for retry in ("2s", "10s")]
+        results = [run_mode(lab, tmp / "config", env, retry, args.rounds, tmp) for retry in args.retry.split(",")]
     finally:
         lab_proc.stop()
     out = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel_drops": kernel, "interval_s": INTERVAL,
            "group_wait_s": 10, "results": results}  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "detection.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
     print("| fast re-probe | cuts | detection median / p99 / max | page median / p99 |")
     print("|---|---|---|---|")
     for r in results:
-        on = "on (retry 2 s)" if r["retry_interval"] == "2s" else "off (retry = interval)"
+        on = {"2s": "on (retry 2 s)", "10s": "off (retry = interval)"}.get(r["retry_interval"], r["retry_interval"])
         detection = f"{r['detection_median_s']} / {r['detection_p99_s']} / {r['detection_max_s']} s"
         print(f"| {on} | {r['samples']} | {detection} | {r['page_median_s']} / {r['page_p99_s']} s |")
 
