@@ -99,8 +99,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(label, step) for every phase in order; a step takes the context and returns a result dict."""
     steps: list[tuple[str, Any]] = []
 
-    def both(label: str, scenario: Scenario, with_prom: bool) -> None:
+    def daemon(label: str, scenario: Scenario, with_prom: bool = False) -> None:
         steps.append((f"daemon {label}", partial(daemon_phase.run, scenario=scenario, with_prometheus=with_prom)))
+
+    def both(label: str, scenario: Scenario, with_prom: bool = False) -> None:
+        daemon(label, scenario, with_prom)
         steps.append((f"peer {label}", partial(peer_phase.run, scenario=scenario)))
 
     for kind in KINDS:
@@ -110,20 +113,12 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
     if "mixed" in args.phases:
         half = args.mixed_checks // 2
         scenario = Scenario("mixed", tcp=args.mixed_checks - half, http=half)
-        with_prom = "mixed" in args.daemon_prometheus
-        steps.append(
-            (
-                f"daemon mixed x{args.mixed_checks}",
-                partial(daemon_phase.run, scenario=scenario, with_prometheus=with_prom),
-            )
-        )
+        daemon(f"mixed x{args.mixed_checks}", scenario, "mixed" in args.daemon_prometheus)
     if "scaling" in args.phases:
         for count in args.scaling:
-            both(f"all kinds x{count}", all_kinds(f"all-{count}", count), False)
+            both(f"all kinds x{count}", all_kinds(f"all-{count}", count))
             if count in args.sharded:
-                scenario = all_kinds(f"all-{count}-2shards", count, shards=2)
-                label = f"daemon all kinds x{count}, 2 shards"
-                steps.append((label, partial(daemon_phase.run, scenario=scenario, with_prometheus=False)))
+                daemon(f"all kinds x{count}, 2 shards", all_kinds(f"all-{count}-2shards", count, shards=2))
     return steps
 
 
