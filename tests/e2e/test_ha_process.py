@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ from monitor.availability.rules import render
 from monitor.config.loader import load_config
 from tests import pg
 from tests.e2e.peers import (
+    Process,
     Receiver,
     daemon_process,
     free_port,
@@ -39,6 +41,12 @@ def leader(base: str) -> float | None:
         return None
     match = re.search(r"^monitor_ha_leader (\S+)$", body.decode(), re.MULTILINE)
     return float(match[1]) if match else None
+
+
+def pair_member(config: Path, tmp: Path, ports: list[int], i: int) -> AbstractContextManager[Process]:
+    """Daemon i of an HA pair on one config, listening on ports[i], with a data dir of its own."""
+    args = ["run", "--config", str(config), "--listen", f"127.0.0.1:{ports[i]}", "--data-dir", str(tmp / f"d{i}")]
+    return daemon_process(args, tmp, f"daemon{i}")
 
 
 def pages(hook: Receiver, target: str, event: str = "firing") -> list[dict[str, object]]:
@@ -92,22 +100,10 @@ auth:
     ports = [free_port(), free_port()]
     bases = [f"http://127.0.0.1:{p}" for p in ports]
 
-    def start(i: int):  # type: ignore[no-untyped-def]
-        args = [
-            "run",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{ports[i]}",
-            "--data-dir",
-            str(tmp_path / f"d{i}"),
-        ]
-        return daemon_process(args, tmp_path, f"daemon{i}")
-
     try:
-        with start(0) as first:
+        with pair_member(config, tmp_path, ports, 0) as first:
             wait_for(lambda: leader(bases[0]) == 1.0, 30, what="the first daemon leads")
-            with start(1):
+            with pair_member(config, tmp_path, ports, 1):
                 wait_for(lambda: http_get(f"{bases[1]}/readyz")[0] == 200, 30, what="standby ready")
                 assert leader(bases[1]) == 0.0
                 wait_for(lambda: json.loads(http_get(f"{bases[1]}/api/v1/targets?state=up")[1])["count"] == 2, 20)
@@ -196,25 +192,13 @@ services:
     rules.write_text(render(load_config(config).inventory, interval="1s"), encoding="utf-8")
     ports = [free_port(), free_port()]
 
-    def daemon(i: int):  # type: ignore[no-untyped-def]
-        args = [
-            "run",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{ports[i]}",
-            "--data-dir",
-            str(tmp_path / f"d{i}"),
-        ]
-        return daemon_process(args, tmp_path, f"daemon{i}")
-
     def values(expr: str) -> list[float]:
         return sorted(float(r["value"][1]) for r in prom_query(prom, expr))
 
     try:
         with (
-            daemon(0) as first,
-            daemon(1),
+            pair_member(config, tmp_path, ports, 0) as first,
+            pair_member(config, tmp_path, ports, 1),
             prometheus(tmp_path, [f"127.0.0.1:{p}" for p in ports], "1s", [str(rules)]) as prom,
         ):
             wait_for(lambda: values('monitor_service_up{service="portal"}') == [1.0, 1.0], 40, what="both export")
