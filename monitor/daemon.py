@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from monitor import heap
 from monitor.api import build_app
 from monitor.api_console import EventHub
+from monitor.api_errors import error_middleware
+from monitor.api_listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
 from monitor.api_status import add_status_routes
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
@@ -112,6 +114,8 @@ class Daemon:
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
         self._http: web.AppRunner | None = None
+        # caps and timeouts of both HTTP listeners, sized against RLIMIT_NOFILE: probes keep their descriptors
+        self.http_gate = ConnectionGate(resolve_limits(self.inventory.daemon.http), ListenerMetrics(self.registry))
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
@@ -149,9 +153,7 @@ class Daemon:
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(now)
         host, port = parse_listen(self.listen)
-        self._http = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
-        await self._http.setup()
-        await web.TCPSite(self._http, host, port, reuse_address=True).start()
+        self._http = await serve(build_app(self), host, port, self.http_gate)
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
@@ -170,6 +172,9 @@ class Daemon:
             services=len(inv.services),
             data_dir=str(self.data_dir),
             config=str(self.config_path),
+            http_max_connections=self.http_gate.limits.max_connections,
+            http_max_per_source=self.http_gate.limits.max_per_source,
+            nofile=self.http_gate.limits.nofile,
         )
 
     async def run(self) -> None:
@@ -233,12 +238,10 @@ class Daemon:
         page = inventory.status_page
         if page is None or page.listen is None:
             return
-        app = web.Application()
+        app = web.Application(middlewares=[error_middleware(self.guard)])
         add_status_routes(app, self)
-        self._status_http = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._status_http.setup()
         host, port = parse_listen(page.listen)
-        await web.TCPSite(self._status_http, host, port, reuse_address=True).start()
+        self._status_http = await serve(app, host, port, self.http_gate)
         log.info("status_page_listening", listen=page.listen)
 
     # --- the disconnect playbook ------------------------------------------------------------

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.http_model import HttpListenerConfig
 from monitor.config.traps import TrapsConfig
 from monitor.config.types import Duration, LabelName, Name, PrefectureCode, parse_duration, prefecture_code
 from probes.registry import KINDS, settings_model
@@ -239,6 +240,7 @@ class DaemonConfig(StrictModel):
     # with postgresql: daemons sharing the store elect a leader; the lease runs out this long after the
     # leader's last renewal (a standby takes over within about this time)
     lease: Duration = Field(default=15.0, ge=3.0, le=300.0)
+    http: HttpListenerConfig = HttpListenerConfig()  # connection caps and timeouts of the HTTP listener
 
     @field_validator("listen")
     @classmethod
