@@ -6,22 +6,27 @@ import asyncio
 import gzip
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.api_cache import ReadShield
+from monitor.api_errors import error_middleware
 from monitor.api_incidents import add_incident_routes
 from monitor.api_reports import add_report_routes
 from monitor.api_security import add_security_routes
 from monitor.api_session import add_session_routes
 from monitor.api_status import add_notice_routes, add_status_routes
-from monitor.auth import Guard, ProblemError, problem_middleware
+from monitor.auth import Guard, ProblemError
 from monitor.engine import CheckRuntime, Engine
 from monitor.metrics import StateCollector, exposition
 from monitor.openapi import document
 from monitor.state import State
 from monitor.timefmt import iso
+
+if TYPE_CHECKING:
+    from monitor.api_console import EventHub
 
 # The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,6 +41,7 @@ class DaemonView(Protocol):
     ready: bool
     route_hooks: list[Callable[[web.Application], None]]
     guard: Guard
+    events: EventHub
 
     @property
     def leader(self) -> bool: ...
@@ -208,11 +214,16 @@ def build_app(daemon: DaemonView) -> web.Application:
             and not daemon.leader
         ):
             raise ProblemError(503, "standby", "this daemon is the HA standby: send actions to the leader")
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                daemon.events.touch()  # a write may change what the cached reads show
 
-    app = web.Application(middlewares=[problem_middleware, standby_middleware])
     guard = daemon.guard
+    app = web.Application(middlewares=[error_middleware(guard), standby_middleware])
     cache = MetricsCache(daemon)
+    shield = ReadShield(lambda: daemon.engine.inventory.daemon.http, lambda: daemon.events.version)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         if guard.tokens.auth.protect_metrics:
@@ -242,11 +253,19 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     async def targets(request: web.Request) -> web.Response:
         await guard.require(request, "read")
-        return web.json_response(targets_json(daemon.engine, request.query))
+
+        async def build() -> web.Response:
+            return web.json_response(targets_json(daemon.engine, request.query))
+
+        return await shield.respond(request, build)
 
     async def services(request: web.Request) -> web.Response:
         await guard.require(request, "read")
-        return web.json_response(services_json(daemon.engine, request.query))
+
+        async def build() -> web.Response:
+            return web.json_response(services_json(daemon.engine, request.query))
+
+        return await shield.respond(request, build)
 
     async def check(request: web.Request) -> web.Response:
         await guard.require(request, "read")
@@ -265,12 +284,12 @@ def build_app(daemon: DaemonView) -> web.Application:
     add_incident_routes(app, daemon)  # type: ignore[arg-type]
     add_report_routes(app, daemon)  # type: ignore[arg-type]
     add_security_routes(app, daemon)  # type: ignore[arg-type]
-    add_status_routes(app, daemon)  # type: ignore[arg-type]
+    add_status_routes(app, daemon, shield)  # type: ignore[arg-type]
     add_notice_routes(app, daemon)  # type: ignore[arg-type]
     add_session_routes(app, daemon)
     from monitor.api_console import add_console_routes  # it builds on this module's helpers
 
-    add_console_routes(app, daemon)  # type: ignore[arg-type]
+    add_console_routes(app, daemon, shield)  # type: ignore[arg-type]
     for hook in daemon.route_hooks:
         hook(app)
 

@@ -4,13 +4,13 @@ the right role and are all audited."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from monitor.api_errors import read_json
 from monitor.auth import Guard, ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.response_model import MaintenanceConfig
@@ -84,20 +84,23 @@ def window_json(window: MaintenanceWindow) -> dict[str, Any]:
 async def body_of(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProblemError(400, "invalid JSON body") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ProblemError(400, "the body must be a JSON object")
     return body
 
 
+MAX_ID = 2**63 - 1  # the stores' integer columns: a larger number is no id and no count
+
+
 def _int(value: str, name: str) -> int:
     try:
-        return int(value)
+        number = int(value) if len(value) <= 20 else None
     except ValueError:
-        raise ProblemError(400, f"{name} must be a whole number") from None
+        number = None
+    if number is None or abs(number) > MAX_ID:
+        raise ProblemError(400, f"{name} must be a whole number", f"at most {MAX_ID}")
+    return number
 
 
 def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
@@ -202,7 +205,11 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         if unknown:
             await guard.audit(request, who, "maintenance.create", "invalid", None, unknown_targets=unknown)
             raise ProblemError(422, "invalid maintenance window", f"unknown targets: {', '.join(unknown)}")
-        window = from_config(spec, guard.clock.now())
+        try:
+            window = from_config(spec, guard.clock.now())
+        except (OverflowError, ValueError) as exc:  # e.g. a duration of 50 digits: beyond any calendar
+            await guard.audit(request, who, "maintenance.create", "invalid", None, error=str(exc)[:200])
+            raise ProblemError(422, "invalid maintenance window", "a time or duration is out of range") from None
         window.source, window.created_by = "api", who.name
         await daemon.store.add_maintenance(window)
         await guard.audit(request, who, "maintenance.create", "ok", f"maintenance:{window.id}", window=body)

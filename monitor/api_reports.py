@@ -54,6 +54,9 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
         fmt = request.query.get("format", "html")
         if fmt not in ("html", "csv", "json"):
             raise ProblemError(400, "invalid format", "format must be html, csv or json")
+        lang = request.query.get("lang", "ja")
+        if lang not in ("ja", "en"):
+            raise ProblemError(400, "invalid lang", "lang must be ja or en")
         built = await ReportBuilder(daemon.store, daemon.inventory).build(month, guard.clock.now())
         if fmt == "json":
             return web.Response(text=to_json(built), content_type="application/json")
@@ -61,7 +64,7 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
             disposition = f'attachment; filename="availability-{month}.csv"'
             return web.Response(body=to_csv(built), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": disposition})  # fmt: skip
-        return web.Response(text=render_html(built, request.query.get("lang", "ja")), content_type="text/html")
+        return web.Response(text=render_html(built, lang), content_type="text/html")
 
     async def corrections(request: web.Request) -> web.Response:
         await guard.require(request, "read")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config.response_model import Auth
-from monitor.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore
+from monitor.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore, hash_password
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry
 
 T = TypeVar("T")
+AUDITED = web.RequestKey("monitor.audited", bool)  # set on a request once its audit entry is written
+ACTION = web.RequestKey("monitor.action", tuple)  # (action, object) a handler is about to attempt
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
@@ -65,6 +68,25 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def sanitize(text: str) -> str:
+    """`text` with lone surrogates (a "\\ud800" escape, an undecodable header byte) written as \\udxxx:
+    storable, hashable into the audit chain, and still telling."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """Audit detail made safe to serialize and hash: valid Unicode, bounded depth."""
+    if isinstance(value, str):
+        return sanitize(value)
+    if depth > 8:
+        return "..."
+    if isinstance(value, dict):
+        return {sanitize(str(k)): _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in value]
+    return value
+
+
 class Tokens:
     """Who the configured credentials are: API tokens (with their expiry), console users, the anonymous role."""
 
@@ -82,6 +104,10 @@ class Tokens:
         """The caller; None when a token was given but is not valid. An expired token is a 401 of its own."""
         if not authorization:
             return self.anonymous
+        if not authorization.isascii():  # undecodable bytes (aiohttp keeps them as surrogates): never a token
+            raise ProblemError(
+                401, "invalid token", "the Authorization header is not ASCII", audit="auth.malformed_header"
+            )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
@@ -105,8 +131,12 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
 
 
 class ProblemError(Exception):
-    def __init__(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
+    """A refusal, answered as problem+json. `audit`: the action to audit it as even on a read (a forged
+    credential); refused writes are audited in any case (monitor.api_errors)."""
+
+    def __init__(self, status: int, title: str, detail: str = "", *, audit: str | None = None, **extra: Any) -> None:
         super().__init__(detail or title)
+        self.status, self.title, self.audit = status, title, audit
         self.response = problem(status, title, detail, **extra)
 
 
@@ -128,6 +158,8 @@ class Guard:
         limits = tokens().auth.sessions
         self.sessions = SessionStore(limits.idle_timeout, limits.max_age)
         self.logins = LoginLimiter(limits.login_attempts, limits.login_window)
+        # what an unknown user's password is checked against, so that it costs as much as a real user's
+        self.dummy_hash = hash_password(secrets.token_urlsafe(16))
 
     def configure(self) -> None:
         """After a reload: new session limits apply to the sessions already open."""
@@ -154,7 +186,9 @@ class Guard:
             if request.method not in SAFE_METHODS and not hmac.compare_digest(
                 request.headers.get(CSRF_HEADER, ""), session.csrf
             ):
-                raise ProblemError(403, "CSRF token missing or wrong", f"send the session's token in {CSRF_HEADER}")
+                raise ProblemError(
+                    403, "CSRF token missing or wrong", f"send the session's token in {CSRF_HEADER}", audit="csrf"
+                )
             return Principal(session.name, session.role)
         proxy = tokens.auth.proxy
         if proxy is not None and (name := request.headers.get(proxy.user_header)):
@@ -167,15 +201,16 @@ class Guard:
         self, request: web.Request, who: Principal | None, action: str, outcome: str, obj: str | None = None,
         **detail: Any,
     ) -> None:  # fmt: skip
+        request[AUDITED] = True
         entry = AuditEntry(
             at=self.clock.now(),
-            actor=who.name if who else "invalid-token",
+            actor=sanitize(who.name) if who else "invalid-token",
             role=who.role if who else None,
             action=action,
             outcome=outcome,
-            object=None if obj is None else str(obj)[:500],  # callers' JSON may put anything here
+            object=None if obj is None else sanitize(str(obj)[:500]),  # callers' JSON may put anything here
             source=request.remote,
-            detail=detail,
+            detail=_clean(detail),
         )
         await self.store.audit(entry)
 
@@ -193,6 +228,8 @@ class Guard:
         self, request: web.Request, permission: str, action: str | None = None, obj: str | None = None
     ) -> Principal:
         """The caller if allowed; otherwise a 401/403 problem (audited when `action` names a write)."""
+        if action:
+            request[ACTION] = (action, obj)  # a later refusal (a bad body, say) is audited under this name
         who = self.caller(request)
         if who is None or who.role is None:
             if action:

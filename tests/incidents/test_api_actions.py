@@ -113,12 +113,13 @@ async def test_operator_acts_and_everything_is_audited(api: Any) -> None:
     assert await audit(daemon) == [
         ("incident.ack", "ok", "operator-user"),
         ("incident.note", "ok", "operator-user"),
+        ("incident.note", "invalid", "operator-user"),  # a refused write is audited too (issue 24)
         ("incident.resolve", "ok", "operator-user"),
         ("incident.ack", "rejected", "operator-user"),
     ]
     assert (await client.get("/api/v1/audit", headers=auth("operator"))).status == 403
     log = await (await client.get("/api/v1/audit", headers=auth("admin"))).json()
-    assert log["chain_valid"] and log["count"] == 4
+    assert log["chain_valid"] and log["count"] == 5
 
 
 async def test_reads_need_a_role_when_anonymous_is_none(api: Any) -> None:
