@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from monitor.api import SEVERITY, target_state
+from monitor.api_cache import ReadShield
 from monitor.auth import Guard
 from monitor.config.prefectures import all_prefectures
 from monitor.engine import Engine, Outcome
@@ -45,6 +46,10 @@ class EventHub:
 
     def __init__(self) -> None:
         self.clients: set[asyncio.Queue[str]] = set()
+        self.version = 0  # goes up whenever what the board or a list shows may have changed (api_cache)
+
+    def touch(self) -> None:
+        self.version += 1
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         message = f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -59,6 +64,8 @@ class EventHub:
     def on_outcome(self, outcome: Outcome) -> None:
         """Daemon listener: one event per outcome (a batch of transitions), not one per check."""
         changes = [t for t in outcome.transitions if t.kind in ("check", "service")]
+        if outcome.transitions:
+            self.touch()
         if changes and self.clients:
             first = changes[0]
             self.publish(
@@ -66,6 +73,7 @@ class EventHub:
             )
 
     def on_incident(self, incident: IncidentRecord) -> None:
+        self.touch()
         if self.clients:
             self.publish("incident", {"id": incident.id, "status": incident.status, "level": incident.level})
 
@@ -165,12 +173,16 @@ def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[s
     }
 
 
-def add_console_routes(app: web.Application, daemon: Daemonish) -> None:
+def add_console_routes(app: web.Application, daemon: Daemonish, shield: ReadShield) -> None:
     guard = daemon.guard
 
     async def get_board(request: web.Request) -> web.Response:
         await guard.require(request, "read")
-        return web.json_response(board(daemon.engine, list(daemon.incidents.open.values()), time.time()))
+
+        async def build() -> web.Response:
+            return web.json_response(board(daemon.engine, list(daemon.incidents.open.values()), time.time()))
+
+        return await shield.respond(request, build)
 
     async def events(request: web.Request) -> web.StreamResponse:
         await guard.require(request, "read")

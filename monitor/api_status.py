@@ -3,10 +3,11 @@ notices API (`/api/v1/notices`: reading needs `read`, every write `notice.write`
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
+from monitor.api_cache import ReadShield
 from monitor.api_incidents import _int, body_of
 from monitor.auth import Guard, ProblemError
 from monitor.status.notices import NoticeDesk
@@ -14,6 +15,9 @@ from monitor.status.page import StatusView, notice_json
 from monitor.status.render import render_atom, render_html
 from monitor.store.records import NOTICE_STATUSES, Notice
 from monitor.timefmt import iso
+
+if TYPE_CHECKING:
+    from monitor.api_console import EventHub
 
 PUBLIC_HEADERS = {
     "Cache-Control": "public, max-age=15",
@@ -25,14 +29,17 @@ PUBLIC_HEADERS = {
 
 class Daemonish(Protocol):
     guard: Guard
+    events: EventHub
     notices: NoticeDesk
     status_view: StatusView
     inventory: Any
 
 
-def add_status_routes(app: web.Application, daemon: Daemonish) -> None:
+def add_status_routes(app: web.Application, daemon: Daemonish, shield: ReadShield | None = None) -> None:
     """The public pages only (also the whole app of status_page.listen)."""
     view = daemon.status_view
+    if shield is None:
+        shield = ReadShield(lambda: daemon.inventory.daemon.http, lambda: daemon.events.version)
 
     def days() -> int:
         page = daemon.inventory.status_page
@@ -40,11 +47,18 @@ def add_status_routes(app: web.Application, daemon: Daemonish) -> None:
 
     async def page(request: web.Request) -> web.Response:
         lang = "en" if request.query.get("lang") == "en" else "ja"
-        html = render_html(await view.snapshot(), lang, days())
-        return web.Response(text=html, content_type="text/html", charset="utf-8", headers=PUBLIC_HEADERS)
 
-    async def as_json(_: web.Request) -> web.Response:
-        return web.json_response(await view.snapshot(), headers=PUBLIC_HEADERS)
+        async def build() -> web.Response:
+            html = render_html(await view.snapshot(), lang, days())
+            return web.Response(text=html, content_type="text/html", charset="utf-8", headers=PUBLIC_HEADERS)
+
+        return await shield.respond(request, build)
+
+    async def as_json(request: web.Request) -> web.Response:
+        async def build() -> web.Response:
+            return web.json_response(await view.snapshot(), headers=PUBLIC_HEADERS)
+
+        return await shield.respond(request, build)
 
     async def feed(request: web.Request) -> web.Response:
         notices, _ = await view.store.list_notices(("published", "closed"), 50)
