@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from monitor.auth import Guard, ProblemError
+from monitor.api_errors import read_json
+from monitor.auth import Guard, ProblemError, sanitize
 from monitor.sessions import COOKIE, verify_password
 
 
@@ -18,10 +19,7 @@ class Daemonish(Protocol):
 
 async def _credentials(request: web.Request) -> tuple[str, str]:
     if request.content_type == "application/json":
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            raise ProblemError(400, "invalid JSON body") from None
+        body: Any = await read_json(request)
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             body = await request.post()
@@ -31,14 +29,19 @@ async def _credentials(request: web.Request) -> tuple[str, str]:
         raise ProblemError(415, "send JSON or a form", "Content-Type: application/json or a form")
     if not hasattr(body, "get") or not body.get("name") or not body.get("password"):
         raise ProblemError(400, "name and password are required")
-    return str(body["name"])[:128], str(body["password"])[:1024]
+    name, password = sanitize(str(body["name"])[:128]), str(body["password"])[:1024]
+    return name, password.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def add_session_routes(app: web.Application, daemon: Daemonish) -> None:
     guard = daemon.guard
 
     async def login(request: web.Request) -> web.Response:
-        name, password = await _credentials(request)
+        try:
+            name, password = await _credentials(request)
+        except ProblemError as exc:  # a refused login is audited whatever was wrong with it
+            await guard.audit(request, None, "session.login", "invalid", None, error=exc.title)
+            raise
         keys = (f"addr:{request.remote}", f"user:{name}")
         wait = guard.logins.blocked(*keys)
         if wait > 0:
@@ -47,11 +50,11 @@ def add_session_routes(app: web.Application, daemon: Daemonish) -> None:
             error.response.headers["Retry-After"] = str(int(wait) + 1)
             raise error
         user = guard.tokens.users.get(name)
-        ok = (
-            user is not None
-            and user.password_hash is not None
-            and await asyncio.to_thread(verify_password, password, user.password_hash)
-        )
+        # An unknown user (or one without a password) costs the same scrypt as a real one: the answer's
+        # timing must not tell which names exist.
+        stored = user.password_hash if user is not None and user.password_hash is not None else None
+        matched = await asyncio.to_thread(verify_password, password, stored or guard.dummy_hash)
+        ok = matched and stored is not None
         if not ok or user is None:
             guard.logins.failed(*keys)
             await guard.audit(request, None, "session.login", "denied", f"user:{name}")

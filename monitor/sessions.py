@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms per check: slow for guessing, fine for a login
@@ -90,30 +90,53 @@ class SessionStore:
 
 
 @dataclass
+class _Failures:
+    count: int
+    last: float
+    until: float  # no login for this key before this time
+
+
+@dataclass
 class LoginLimiter:
-    """At most `attempts` failed logins per key (address, and user name) within `window` seconds."""
+    """Failed logins, per address first: `attempts` failures from one address within `window` seconds,
+    then each further failure doubles that address's wait (1 s, 2 s, ... up to `window`). No lock-out:
+    per user name the wait starts only after `attempts` x USER_FACTOR failures (a guess spread over many
+    addresses) and never exceeds USER_MAX_WAIT, so nobody can keep a real operator out for long from
+    somewhere else. The keys are kept least recently used first and the oldest dropped at `max_keys`:
+    a flood of addresses never clears the counters of the others."""
 
     attempts: int
     window: float
-    failures: dict[str, deque[float]] = field(default_factory=dict)
+    max_keys: int = 100_000
+    failures: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
+
+    USER_FACTOR = 4
+    USER_MAX_WAIT = 30.0
+
+    def _limits(self, key: str) -> tuple[int, float]:
+        if key.startswith("user:"):
+            return self.attempts * self.USER_FACTOR, min(self.window, self.USER_MAX_WAIT)
+        return self.attempts, self.window
 
     def blocked(self, *keys: str) -> float:
         """Seconds until a login may be tried again (0: now)."""
         now = time.monotonic()
-        wait = 0.0
-        for key in keys:
-            times = self.failures.get(key)
-            while times and now - times[0] > self.window:
-                times.popleft()
-            if times is not None and len(times) >= self.attempts:
-                wait = max(wait, self.window - (now - times[0]))
-        return wait
+        return max((f.until - now for k in keys if (f := self.failures.get(k)) is not None), default=0.0)
 
     def failed(self, *keys: str) -> None:
-        if len(self.failures) > 100_000:
-            self.failures.clear()
+        now = time.monotonic()
         for key in keys:
-            self.failures.setdefault(key, deque()).append(time.monotonic())
+            entry = self.failures.pop(key, None)
+            if entry is None or now - entry.last > self.window:  # quiet for a window: start again
+                entry = _Failures(0, now, 0.0)
+            entry.count += 1
+            entry.last = now
+            threshold, longest = self._limits(key)
+            if entry.count >= threshold:
+                entry.until = now + min(longest, 2.0 ** min(entry.count - threshold, 30))
+            self.failures[key] = entry  # the most recent last
+        while len(self.failures) > self.max_keys:
+            self.failures.popitem(last=False)
 
     def succeeded(self, *keys: str) -> None:
         for key in keys:
