@@ -121,7 +121,7 @@ class LoginLimiter:
     def blocked(self, *keys: str) -> float:
         """Seconds until a login may be tried again (0: now)."""
         now = time.monotonic()
-        return max((f.until - now for k in keys if (f := self.failures.get(k)) is not None), default=0.0)
+        return max([0.0, *(f.until - now for k in keys if (f := self.failures.get(k)) is not None)])
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
