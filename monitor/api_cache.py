@@ -23,6 +23,7 @@ from monitor.config.http_model import HttpListenerConfig
 MAX_ENTRIES = 256  # distinct (path, query) answers kept
 MAX_SOURCES = 10_000  # token buckets kept, least recently used dropped first
 SET_BY_RESPONSE = ("content-type", "content-length")
+TARPIT = 1.0  # seconds a request over the rate waits for its 429
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,9 @@ class ReadShield:
         settings = self._settings()
         wait = self.buckets.take(request.remote or "unknown", settings.read_rate, settings.read_burst)
         if wait > 0:
+            # Answer late: a client over its rate holds a parked connection instead of the event loop
+            # (a keep-alive flood gets at most one answer per connection per TARPIT seconds).
+            await asyncio.sleep(TARPIT)
             error = ProblemError(429, "too many requests", f"at most {settings.read_rate:g}/s; retry in {wait:.1f} s")
             error.response.headers["Retry-After"] = str(int(wait) + 1)
             raise error
