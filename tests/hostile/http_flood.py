@@ -77,6 +77,16 @@ async def open_idle(host: str, port: int, count: int, sources: list[str], reques
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the reads of resets in
     await asyncio.sleep(0.5)  # the daemon's resets (over a cap) arrive
+    if request:  # read each answer, so that what is left to see is the daemon closing (or not)
+        for reader in readers:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+                length = next(
+                    (int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")), 0
+                )
+                await asyncio.wait_for(reader.readexactly(length), 5.0)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                continue
     return IdleConnections(writers, readers, failed)
 
 
