@@ -12,15 +12,19 @@ error level with a traceback, become one warning line without it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.config.http_model import HttpListenerConfig
@@ -192,8 +196,20 @@ class GatedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: self._gate.protocol(server), self._host, self._port, reuse_address=True, backlog=self._backlog
+        loop = asyncio.get_running_loop()
+        limits = self._gate.limits
+
+        def handler() -> RequestHandler:  # what server() would make, answering unparsable requests as problems
+            return ProblemRequestHandler(
+                server,
+                loop=loop,
+                keepalive_timeout=limits.idle_timeout,
+                logger=server_logger(),
+                access_log=None,  # type: ignore[arg-type] # None: no access log, as AppRunner allows
+            )
+
+        self._server = await loop.create_server(
+            lambda: self._gate.protocol(handler), self._host, self._port, reuse_address=True, backlog=self._backlog
         )
 
 
@@ -217,6 +233,23 @@ def server_logger() -> logging.Logger:
     if not any(isinstance(f, _OneLine) for f in logger.filters):
         logger.addFilter(_OneLine())
     return logger
+
+
+class ProblemRequestHandler(RequestHandler):
+    """aiohttp's protocol, answering a request it cannot parse (a bad request line, a header too long, a
+    Content-Length with Transfer-Encoding) with problem+json like every other refusal, not text/plain."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        answer = super().handle_error(request, status, exc, message)  # logs (one line: _OneLine) and checks
+        if not 400 <= status < 500:
+            return answer
+        detail = " ".join(str(message or "").split())[:200]
+        body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+        response = web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+        response.force_close()
+        return response
 
 
 def make_runner(app: web.Application, limits: ListenerLimits) -> web.AppRunner:
