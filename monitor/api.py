@@ -27,6 +27,7 @@ from monitor.timefmt import iso
 
 if TYPE_CHECKING:
     from monitor.api_console import EventHub
+    from monitor.api_listener import ConnectionGate
 
 # The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,6 +43,7 @@ class DaemonView(Protocol):
     route_hooks: list[Callable[[web.Application], None]]
     guard: Guard
     events: EventHub
+    http_gate: ConnectionGate
 
     @property
     def leader(self) -> bool: ...
@@ -223,7 +225,9 @@ def build_app(daemon: DaemonView) -> web.Application:
     guard = daemon.guard
     app = web.Application(middlewares=[error_middleware(guard), standby_middleware])
     cache = MetricsCache(daemon)
-    shield = ReadShield(lambda: daemon.engine.inventory.daemon.http, lambda: daemon.events.version)
+    shield = ReadShield(
+        lambda: daemon.engine.inventory.daemon.http, lambda: daemon.events.version, daemon.http_gate.metrics.limited.inc
+    )
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         if guard.tokens.auth.protect_metrics:

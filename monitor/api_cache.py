@@ -74,9 +74,11 @@ class ReadShield:
         self,
         settings: Callable[[], HttpListenerConfig],
         version: Callable[[], int],
+        limited: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._limited = limited  # counts a 429 (monitor_http_requests_limited_total)
         self._version = version
         self._clock = clock
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
@@ -88,6 +90,7 @@ class ReadShield:
         settings = self._settings()
         wait = self.buckets.take(request.remote or "unknown", settings.read_rate, settings.read_burst)
         if wait > 0:
+            self._limited()
             # Answer late: a client over its rate holds a parked connection instead of the event loop
             # (a keep-alive flood gets at most one answer per connection per TARPIT seconds).
             await asyncio.sleep(TARPIT)

@@ -103,7 +103,9 @@ def error_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamResponse
         except INPUT_ERRORS as exc:
             response = problem(400, "malformed request", type(exc).__name__)
         except Exception:
-            log.exception("request_failed", method=request.method, path=request.path[:200], source=request.remote)
+            log.exception(
+                "request_failed", method=request.method, path=sanitize(request.path[:200]), source=request.remote
+            )
             response = problem(500, "internal error", "the daemon failed on this request; see its log")
             await _audit_refusal(guard, request, response.status, audit_as)
             return response

@@ -70,6 +70,11 @@ class ListenerMetrics:
         )
         for reason in REASONS:
             self.rejected.labels(reason)
+        self.limited = Counter(
+            "monitor_http_requests_limited_total",
+            "Expensive reads (board, status, target and service lists) answered 429: over a source's read_rate.",
+            registry=registry,
+        )
 
 
 class ConnectionGate:

@@ -18,6 +18,7 @@ from monitor.timefmt import iso
 
 if TYPE_CHECKING:
     from monitor.api_console import EventHub
+    from monitor.api_listener import ConnectionGate
 
 PUBLIC_HEADERS = {
     "Cache-Control": "public, max-age=15",
@@ -30,6 +31,7 @@ PUBLIC_HEADERS = {
 class Daemonish(Protocol):
     guard: Guard
     events: EventHub
+    http_gate: ConnectionGate
     notices: NoticeDesk
     status_view: StatusView
     inventory: Any
@@ -39,7 +41,9 @@ def add_status_routes(app: web.Application, daemon: Daemonish, shield: ReadShiel
     """The public pages only (also the whole app of status_page.listen)."""
     view = daemon.status_view
     if shield is None:
-        shield = ReadShield(lambda: daemon.inventory.daemon.http, lambda: daemon.events.version)
+        shield = ReadShield(
+            lambda: daemon.inventory.daemon.http, lambda: daemon.events.version, daemon.http_gate.metrics.limited.inc
+        )
 
     def days() -> int:
         page = daemon.inventory.status_page

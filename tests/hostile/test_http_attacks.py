@@ -220,6 +220,7 @@ def test_a_board_flood_leaves_healthz_fast_and_probing_on_time(daemon: Daemon, b
     assert percentile(latencies, 0.5) < 0.050 and percentile(latencies, 0.99) < 0.100, sorted(latencies)[-5:]
     text = daemon.metrics()
     assert metric(text, "monitor_probes_skipped_total") == baseline["skipped"]
+    assert metric(text, "monitor_http_requests_limited_total") >= statuses["429"]
 
 
 MALFORMED_LINES = [

@@ -288,6 +288,7 @@ async def test_expensive_reads_are_cached_and_rate_limited(api: Any, monkeypatch
     assert limited.status == 429 and limited.content_type == "application/problem+json"
     assert int(limited.headers["Retry-After"]) >= 1
     assert (await client.get("/healthz")).status == 200  # never limited
+    assert _daemon.registry.get_sample_value("monitor_http_requests_limited_total") == statuses.count(429) + 1
 
 
 def test_token_buckets_refill_and_forget_the_oldest() -> None:
