@@ -20,7 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.api import build_app
 from monitor.api_cache import TokenBuckets
+from monitor.api_listener import resolve_limits
 from monitor.auth import token_digest
+from monitor.config.http_model import HttpListenerConfig
 from monitor.daemon import Daemon
 from monitor.sessions import LoginLimiter, hash_password
 from tests.conftest import Loader
@@ -298,3 +300,15 @@ def test_token_buckets_refill_and_forget_the_oldest() -> None:
     assert buckets.take("a", 2.0, 3) > 0
     now[0] += 1.0
     assert buckets.take("a", 2.0, 3) == 0.0
+
+
+def test_listener_caps_are_sized_from_the_descriptor_limit() -> None:
+    """Unset caps leave three quarters of RLIMIT_NOFILE to probing; set ones are kept (per source <= all)."""
+    issue = resolve_limits(HttpListenerConfig(), nofile=20_000)  # the daemon of issue 24
+    assert (issue.max_connections, issue.max_per_source) == (5_000, 256)
+    small = resolve_limits(HttpListenerConfig(), nofile=1024)
+    assert (small.max_connections, small.max_per_source) == (256, 64)
+    assert resolve_limits(HttpListenerConfig(), nofile=1 << 20).max_connections == 10_000
+    given = resolve_limits(HttpListenerConfig(max_connections=100, max_connections_per_source=500), nofile=1024)
+    assert (given.max_connections, given.max_per_source) == (100, 100)
+    assert (given.header_timeout, given.idle_timeout) == (10.0, 30.0)
