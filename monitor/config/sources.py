@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,25 +53,146 @@ class SourceMap:
         return None
 
 
-def load_yaml(path: Path, sources: SourceMap, prefix: Loc = ()) -> Any:
+# Limits on what a config file may make the loader do. A truncated or hostile file must fail fast
+# with a file:line error and bounded memory, never take the checker or the daemon's reload down.
+MAX_FILE_BYTES = 32 * 1024 * 1024  # a 20,000-target YAML inventory is ~2 MB
+MAX_DEPTH = 64  # nesting of mappings and lists; the schema needs < 10 (libyaml's composer recurses in C)
+MAX_ALIAS_VALUES = 100_000  # values that aliases (and << merges) may add in all: stops "billion laughs"
+MAX_INT_DIGITS = 20  # a 64-bit number has at most 20 digits
+INT_RANGE = (-(2**63), 2**64 - 1)
+MAX_CSV_FIELD = 8192  # characters in one CSV cell (a description is a few hundred)
+# Characters YAML forbids (C0 controls but tab/LF/CR, DEL, C1 but NEL, non-characters); also refused in CSV.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _loc_text(loc: Loc) -> str:
+    """targets[3].address: the path in the data, for errors found before the schema check."""
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def read_limited(path: Path) -> bytes:
+    """The file's bytes; refuses a file larger than MAX_FILE_BYTES without reading all of it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise SourceError(f"{path}:1: file larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    return raw
+
+
+def _refuse_control_characters(text: str, path: Path) -> None:
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        name = "NUL" if bad.group() == "\x00" else f"U+{ord(bad.group()):04X}"
+        raise SourceError(f"{path}:{_line_of(text, bad.start())}: control character {name} is not allowed")
+
+
+def _check_nesting(text: str, path: Path) -> None:
+    """Walk the parser's events (flat, no recursion) so a 100,000-deep [[[...]]] is refused before the
+    composer recurses into it (libyaml's composer overflows the C stack there)."""
     loader: Any = _Loader(text)
+    depth = 0
     try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 0
+                    raise SourceError(f"{path}:{line}: nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _check_aliases(root: yaml.Node, path: Path) -> None:
+    """Refuse a document whose aliases would expand to more than MAX_ALIAS_VALUES values.
+
+    The composed graph shares aliased nodes, so it is as small as the file; only building plain data
+    from it (or flattening << merges) multiplies them. Expanded sizes are computed once per node."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # while in progress (a node cannot contain itself, but never loop)
+        total = 1 + sum(size(child) for child in _children(node))
+        sizes[id(node)] = total
+        return total
+
+    seen: set[int] = set()
+    added = 0
+
+    def walk(node: yaml.Node, line: int) -> None:
+        nonlocal added
+        if id(node) in seen:  # an alias (or a merge) of a node already built once: its copy costs its size
+            added += size(node)
+            if added > MAX_ALIAS_VALUES:
+                raise SourceError(
+                    f"{path}:{line}: aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?)"
+                )
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key, key.start_mark.line + 1)
+                walk(value, key.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item, node.start_mark.line + 1 if id(item) in seen else item.start_mark.line + 1)
+
+    walk(root, root.start_mark.line + 1)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def load_yaml(path: Path, sources: SourceMap, prefix: Loc = ()) -> Any:
+    raw = read_limited(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SourceError(f"{path}:{line}: not UTF-8 text: {exc.reason}") from exc
+    text = text.removeprefix("\ufeff")
+    _refuse_control_characters(text, path)
+    loader: Any = None
+    try:
+        _check_nesting(text, path)
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
-            return {}
+            raise SourceError(f"{path}:1: the file is empty (nothing but blank lines and comments)")
+        _check_aliases(node, path)
         return _build(loader, node, path, prefix, sources)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise SourceError(f"{path}:{line}: YAML syntax error: {exc.problem or exc.context}") from exc
+    except yaml.reader.ReaderError as exc:
+        raise SourceError(f"{path}:{_line_of(text, exc.position)}: YAML: {exc.reason}") from exc
+    except yaml.YAMLError as exc:  # any other parser complaint: still an answer, not a traceback
+        raise SourceError(f"{path}:1: YAML error: {exc}") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _build(loader: Any, node: yaml.Node, path: Path, loc: Loc, sources: SourceMap) -> Any:
@@ -78,7 +201,7 @@ def _build(loader: Any, node: yaml.Node, path: Path, loc: Loc, sources: SourceMa
         loader.flatten_mapping(node)  # YAML merge keys (<<)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node, path, loc) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int) or isinstance(key, bool):
                 raise SourceError(f"{path}:{key_node.start_mark.line + 1}: keys must be plain text")
             if key in result:
@@ -92,7 +215,26 @@ def _build(loader: Any, node: yaml.Node, path: Path, loc: Loc, sources: SourceMa
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, path, (*loc, i), sources) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, path, loc)
+
+
+def _scalar(loader: Any, node: yaml.Node, path: Path, loc: Loc) -> Any:
+    """One scalar, refusing numbers no setting can hold (Python would build a 5,000-digit int, and
+    refuse to print it) and whatever the constructor cannot make sense of."""
+    where = f"{path}:{node.start_mark.line + 1}: {_loc_text(loc) + ': ' if loc else ''}"
+    if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_DIGITS + 4:  # a sign, 0x, _ separators
+        raise SourceError(f"{where}number too large ({len(str(node.value))} digits; at most {MAX_INT_DIGITS})")
+    try:
+        value = loader.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!int abc, 2026-13-45 as a date
+        raise SourceError(f'{where}cannot read "{str(node.value)[:40]}": {exc}') from exc
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise SourceError(f"{where}number too large (more than 64 bits)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SourceError(f'{where}"{str(node.value)[:40]}" is not a finite number')
+    return value
 
 
 # CSV inventory columns: target fields, standard labels, and label.<name> for any other label.
@@ -122,16 +264,22 @@ def _decode(raw: bytes, path: Path) -> str:
 
 def load_csv_targets(path: Path, sources: SourceMap, first_index: int) -> list[dict[str, Any]]:
     """Rows of an inventory CSV as target mappings, registered in `sources` as targets[first_index...]."""
+    text = _decode(read_limited(path), path)
+    _refuse_control_characters(text, path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror}") from exc
-    reader = csv.DictReader(io.StringIO(_decode(raw, path), newline=""))
+        return _csv_rows(reader, path, sources, first_index)
+    except csv.Error as exc:  # an unterminated quote, a field over the csv module's own limit, ...
+        line = reader.reader.line_num  # DictReader's own line_num lags behind on a failed row
+        raise SourceError(f"{path}:{line}: CSV: {exc}") from exc
+
+
+def _csv_rows(reader: csv.DictReader[str], path: Path, sources: SourceMap, first_index: int) -> list[dict[str, Any]]:
     columns = [c.strip() for c in reader.fieldnames or []]
     for column in columns:
         if column not in CSV_FIELDS and column not in CSV_LABELS and not column.startswith("label."):
             known = ", ".join((*CSV_FIELDS, *CSV_LABELS, "label.<name>"))
-            raise SourceError(f'{path}:1: unknown column "{column}" (columns: {known})')
+            raise SourceError(f'{path}:1: unknown column "{column[:64]}" (columns: {known})')
     if "name" not in columns or "address" not in columns:
         raise SourceError(f"{path}:1: the columns name and address are required")
     targets: list[dict[str, Any]] = []
@@ -139,7 +287,13 @@ def load_csv_targets(path: Path, sources: SourceMap, first_index: int) -> list[d
     for row in reader:
         row_line = line + 1
         line = reader.line_num
+        if None in row:  # more cells than columns: csv puts the rest under the key None
+            raise SourceError(f"{path}:{row_line}: more cells than the {len(columns)} columns of the header")
         cells = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        for column, value in cells.items():
+            if len(value) > MAX_CSV_FIELD:
+                size = f"{len(value):,} characters; at most {MAX_CSV_FIELD:,}"
+                raise SourceError(f"{path}:{row_line}: {column}: value too long ({size})")
         if not any(cells.values()) or cells.get("name", "").startswith("#"):
             continue
         target: dict[str, Any] = {}
