@@ -44,7 +44,20 @@ def _add_csv_targets(data: dict[str, Any], base_dir: Path, sources: SourceMap) -
 
 
 def load_config(path: str | Path) -> LoadedConfig:
+    """The validated config, or ConfigError with one file:line message per problem; never anything else
+    (check-config and a reload must answer, whatever the file holds)."""
     path = Path(path)
+    try:
+        return _load(path)
+    except ConfigError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError([f"{path}:1: too complex to check ({type(exc).__name__})"]) from None
+    except Exception as exc:  # a validator's bug must still be an answer naming the file, not a traceback
+        raise ConfigError([f"{path}:1: cannot check this config: {type(exc).__name__}: {exc}"[:500]]) from None
+
+
+def _load(path: Path) -> LoadedConfig:
     sources = SourceMap()
     try:
         data = load_yaml(path, sources)

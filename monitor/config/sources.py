@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ def _loc_text(loc: Loc) -> str:
 def read_limited(path: Path) -> bytes:
     """The file's bytes; refuses a file larger than MAX_FILE_BYTES without reading all of it."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, /dev/zero never end
+            raise SourceError(f"{path}: not a regular file")
         with path.open("rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
