@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from monitor.config.errors import ConfigError, Issue, issues_from_validation, render
 from monitor.config.schema import Config
-from monitor.config.sources import SourceError, SourceMap, load_csv_targets, load_yaml
+from monitor.config.sources import SourceError, SourceMap, UnreadableError, load_csv_targets, load_yaml
 from monitor.inventory import Inventory, resolve
 
 
@@ -34,10 +34,12 @@ def _add_csv_targets(data: dict[str, Any], base_dir: Path, sources: SourceMap) -
     sources_list = data.get("inventories") or []
     if not isinstance(targets, list) or not isinstance(sources_list, list):
         return errors  # the schema check reports the wrong shape
-    for item in sources_list:
+    for i, item in enumerate(sources_list):
         if isinstance(item, dict) and isinstance(item.get("csv"), str):
             try:
                 targets.extend(load_csv_targets(base_dir / item["csv"], sources, len(targets)))
+            except UnreadableError as exc:  # no line in that file: blame the line that names it
+                errors.append(f"{sources.locate(('inventories', i, 'csv'))}: inventories[{i}].csv: {exc}")
             except SourceError as exc:
                 errors.append(str(exc))
     return errors

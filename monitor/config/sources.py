@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from monitor.config.types import printable
+
 Loc = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: ten times faster on a large inventory
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -34,6 +36,10 @@ class Origin:
 
 class SourceError(Exception):
     """A file could not be read or parsed at all; the message names file and line."""
+
+
+class UnreadableError(SourceError):
+    """The file could not be read at all (missing, not a regular file, ...): the message has no line."""
 
 
 class SourceMap:
@@ -83,11 +89,13 @@ def read_limited(path: Path) -> bytes:
     """The file's bytes; refuses a file larger than MAX_FILE_BYTES without reading all of it."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, /dev/zero never end
-            raise SourceError(f"{path}: not a regular file")
+            raise UnreadableError(f"{path}: not a regular file")
         with path.open("rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise UnreadableError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ValueError as exc:  # a NUL in the file name
+        raise UnreadableError(f"{printable(str(path), 200)}: cannot read: {exc}") from exc
     if len(raw) > MAX_FILE_BYTES:
         raise SourceError(f"{path}:1: file larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     return raw
@@ -231,12 +239,13 @@ def _scalar(loader: Any, node: yaml.Node, path: Path, loc: Loc) -> Any:
         value = loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError:
         raise
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!int abc, 2026-13-45 as a date
-        raise SourceError(f'{where}cannot read "{str(node.value)[:40]}": {exc}') from exc
+    except Exception as exc:  # PyYAML's constructors fail on hostile scalars in many ways
+        # (!!int abc: ValueError, 2026-13-45: ValueError, !!timestamp x: AttributeError, ...)
+        raise SourceError(f'{where}cannot read "{printable(str(node.value), 40)}": {exc}') from exc
     if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
         raise SourceError(f"{where}number too large (more than 64 bits)")
     if isinstance(value, float) and not math.isfinite(value):
-        raise SourceError(f'{where}"{str(node.value)[:40]}" is not a finite number')
+        raise SourceError(f'{where}"{printable(str(node.value), 40)}" is not a finite number')
     return value
 
 
@@ -257,12 +266,15 @@ CSV_LABELS = ("tier", "prefecture", "system", "role")
 
 def _decode(raw: bytes, path: Path) -> str:
     """NOC spreadsheets are exported as UTF-8 (often with a BOM) or as Shift_JIS (cp932)."""
-    for encoding in ("utf-8-sig", "cp932"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise SourceError(f"{path}: neither UTF-8 nor Shift_JIS (cp932) text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    try:
+        return raw.decode("cp932")
+    except UnicodeDecodeError:
+        line = raw.count(b"\n", 0, first_bad) + 1  # where it stopped being UTF-8
+        raise SourceError(f"{path}:{line}: neither UTF-8 nor Shift_JIS (cp932) text") from None
 
 
 def load_csv_targets(path: Path, sources: SourceMap, first_index: int) -> list[dict[str, Any]]:
