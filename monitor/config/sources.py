@@ -144,10 +144,13 @@ def _check_aliases(root: yaml.Node, path: Path) -> None:
         return total
 
     seen: set[int] = set()
+    open_nodes: set[int] = set()  # the path from the root to here
     added = 0
 
     def walk(node: yaml.Node, line: int) -> None:
         nonlocal added
+        if id(node) in open_nodes:  # `x: &x [*x]`: libyaml composes the cycle, building it never ends
+            raise SourceError(f"{path}:{line}: an alias refers to a node that contains it (a recursive anchor)")
         if id(node) in seen:  # an alias (or a merge) of a node already built once: its copy costs its size
             added += size(node)
             if added > MAX_ALIAS_VALUES:
@@ -156,6 +159,7 @@ def _check_aliases(root: yaml.Node, path: Path) -> None:
                 )
             return
         seen.add(id(node))
+        open_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 walk(key, key.start_mark.line + 1)
@@ -163,6 +167,7 @@ def _check_aliases(root: yaml.Node, path: Path) -> None:
         elif isinstance(node, yaml.SequenceNode):
             for item in node.value:
                 walk(item, node.start_mark.line + 1 if id(item) in seen else item.start_mark.line + 1)
+        open_nodes.discard(id(node))
 
     walk(root, root.start_mark.line + 1)
 

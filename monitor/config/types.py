@@ -67,8 +67,13 @@ def _short(value: Any) -> str:
 
 def printable(text: str, limit: int) -> str:
     """`text` for an error message: one line (control characters escaped), at most `limit` characters."""
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    text = "".join(c if c.isprintable() else _escape(c) for c in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _max_text(seconds: float) -> str:

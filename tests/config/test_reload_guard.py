@@ -85,6 +85,12 @@ def test_reload_dropping_everything_is_refused_unless_asked(
             assert reload() == (400, [f"{config}:1: the file is empty (nothing but blank lines and comments)"])
             assert _metric(base, "monitor_config_last_reload_successful") == 0.0
 
+        # a hostile file is an answer too, fast: the alias bomb that took check-config past 2 GB
+        config.write_text((Path(__file__).parent / "invalid" / "alias_bomb.yml").read_text(), encoding="utf-8")
+        status, errors = reload()
+        assert status == 400 and errors == [f"{config}:6: aliases expand to more than 100,000 values (an alias bomb?)"]
+        assert _counts(base) == (1, 1)
+
         # valid files that would drop all targets, all services, or every credential
         cases = {
             "no targets": (MODULES + AUTH, ["no targets (the running config monitors 1)", "no services"]),

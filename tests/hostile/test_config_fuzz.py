@@ -62,7 +62,9 @@ BASE: dict[str, Any] = {
     "inventories": [{"csv": "inventory.csv"}],
     "services": [{"name": "gov-portal", "targets": ["portal"], "rule": "all"}],
     "incidents": {"group_wait": "10s", "default_severity": "major"},
-    "maintenance": [{"name": "nightly", "reason": "backup", "cron": "0 3 * * *", "duration": "1h", "targets": ["portal"]}],
+    "maintenance": [
+        {"name": "nightly", "reason": "backup", "cron": "0 3 * * *", "duration": "1h", "targets": ["portal"]}
+    ],
     "auth": {"tokens": [{"name": "noc", "role": "operator", "token_sha256": token_digest("fuzz-operator")}]},
 }
 BASE_CSV = "name,address,prefecture,modules,description\nosaka-1,10.27.0.1,27,ping,大阪\nosaka-2,osaka-2.example.jp,27,ping;port,x\n"
@@ -216,7 +218,7 @@ SNIPPETS = [
     b"!!timestamp x ",
     b"\r",
     b"#",
-    b"\"unterminated\n",
+    b'"unterminated\n',
 ]
 
 
@@ -262,6 +264,7 @@ def check_one(yml: bytes, csv_bytes: bytes) -> None:
             assert exc.messages, "a ConfigError without a message"
             for message in exc.messages:
                 assert ERROR_LINE.match(message), f"not a file:line error: {message!r}"
+                assert message.isprintable(), f"control characters or surrogates in: {message!r}"
                 assert message.startswith(tmp), f"names no file of this config: {message!r}"
                 assert not any(marker in message for marker in BUG_MARKERS), message
         elapsed = time.monotonic() - started
@@ -356,7 +359,7 @@ def test_check_config_cli_answers_hostile_files(tmp_path: Path) -> None:
             preexec_fn=limit,
             check=False,
         )
-        assert time.monotonic() - started < CASE_SECONDS + 5, data[:80]  # + interpreter start on a busy machine
+        assert time.monotonic() - started < 40, data[:80]  # the 10 s per case is asserted in-process; + start-up
         assert done.returncode == 1 and "Traceback" not in done.stderr, (data[:80], done.stderr[-2000:])
         lines = done.stderr.splitlines()
         assert lines[-1].startswith(f"{path}: INVALID ("), lines
