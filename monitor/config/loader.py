@@ -15,7 +15,14 @@ from pydantic import ValidationError
 
 from monitor.config.errors import ConfigError, Issue, issues_from_validation, render
 from monitor.config.schema import Config
-from monitor.config.sources import SourceError, SourceMap, UnreadableError, load_csv_targets, load_yaml
+from monitor.config.sources import (
+    MAX_TARGETS,
+    SourceError,
+    SourceMap,
+    UnreadableError,
+    load_csv_targets,
+    load_yaml,
+)
 from monitor.inventory import Inventory, resolve
 
 
@@ -34,6 +41,8 @@ def _add_csv_targets(data: dict[str, Any], base_dir: Path, sources: SourceMap) -
     sources_list = data.get("inventories") or []
     if not isinstance(targets, list) or not isinstance(sources_list, list):
         return errors  # the schema check reports the wrong shape
+    if len(targets) > MAX_TARGETS:
+        return [f"{sources.locate(('targets', MAX_TARGETS))}: more than {MAX_TARGETS:,} targets"]
     for i, item in enumerate(sources_list):
         if isinstance(item, dict) and isinstance(item.get("csv"), str):
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config.loader import ConfigError, load_config
-from monitor.config.sources import MAX_CSV_FIELD, MAX_FILE_BYTES
+from monitor.config.sources import MAX_CSV_FIELD, MAX_FILE_BYTES, MAX_TARGETS, MAX_VALUES
 
 INVALID = Path(__file__).parent / "invalid"
 ROOT = Path(__file__).parents[2]
@@ -163,7 +163,7 @@ def test_not_utf8_big_file_and_not_a_file(tmp_path: Path) -> None:
     big = tmp_path / "big.yml"
     with big.open("wb") as f:
         f.write(b"# padding\n" * (MAX_FILE_BYTES // 10 + 1))
-    assert errors_of(big) == [f"{big}:1: file larger than 32 MB"]
+    assert errors_of(big) == [f"{big}:1: file larger than 16 MB"]
     assert errors_of(tmp_path) == [f"{tmp_path}: not a regular file"]
     fifo = tmp_path / "pipe.yml"
     os.mkfifo(fifo)  # opening it for reading would block forever
@@ -251,3 +251,16 @@ def test_check_config_cli_never_shows_a_traceback(tmp_path: Path) -> None:
     for line in lines:
         assert line.isprintable() and line.startswith(str(tmp_path)), line
         assert line in summaries or line.split(":", 2)[1].isdigit(), line
+
+
+def test_value_and_target_counts_are_bounded(tmp_path: Path) -> None:
+    """Memory follows values, not bytes: too many YAML values or targets are refused before being built."""
+    many = write(tmp_path, "many.yml", "x: [" + ",".join(["1"] * (MAX_VALUES + 1)) + "]\n")
+    started = time.monotonic()
+    assert errors_of(many) == [f"{many}:1: more than 400,000 values in one file"]
+    assert time.monotonic() - started < 10
+    rows = "".join(f"t{i},10.0.{i // 256 % 256}.{i % 256},x\n" for i in range(MAX_TARGETS + 1))
+    path = csv_config(tmp_path, rows)
+    assert errors_of(path) == [
+        f"{tmp_path / 'inv.csv'}:{MAX_TARGETS + 2}: more than 50,000 targets (YAML and CSV together)"
+    ]
