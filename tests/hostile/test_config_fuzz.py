@@ -279,7 +279,7 @@ def _dump(data: Any) -> bytes:
 
 
 FUZZ_SETTINGS = settings(
-    max_examples=int(os.environ.get("CONFIG_FUZZ_EXAMPLES", "250")),  # per search; ~40 s for both on CI
+    max_examples=int(os.environ.get("CONFIG_FUZZ_EXAMPLES", "500")),  # per search; ~25 s for both on CI
     deadline=None,  # the machine is shared: the 10 s bound is asserted per case instead
     suppress_health_check=list(HealthCheck),
     database=None,
