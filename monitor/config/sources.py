@@ -319,7 +319,8 @@ def _csv_rows(reader: csv.DictReader[str], path: Path, sources: SourceMap, first
         line = reader.line_num
         if first_index + len(targets) >= MAX_TARGETS:
             raise SourceError(f"{path}:{row_line}: more than {MAX_TARGETS:,} targets (YAML and CSV together)")
-        if None in row:  # more cells than columns: csv puts the rest under the key None
+        extra: Any = row.get(None)  # cells beyond the header columns
+        if extra and any(cell.strip() for cell in extra):  # (empty ones are a spreadsheet's trailing commas)
             raise SourceError(f"{path}:{row_line}: more cells than the {len(columns)} columns of the header")
         cells = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         for column, value in cells.items():

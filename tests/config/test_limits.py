@@ -264,3 +264,9 @@ def test_value_and_target_counts_are_bounded(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{tmp_path / 'inv.csv'}:{MAX_TARGETS + 2}: more than 50,000 targets (YAML and CSV together)"
     ]
+
+
+def test_csv_trailing_commas_are_not_extra_cells(tmp_path: Path) -> None:
+    """Spreadsheets export empty trailing cells; only a non-empty cell beyond the header is an error."""
+    path = csv_config(tmp_path, "a,127.0.0.1,ok,,\nb,127.0.0.2,,\n")
+    assert set(load_config(path).inventory.targets) == {"a", "b"}
