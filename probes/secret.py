@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,8 @@ def resolve_secret(value: Any, info: ValidationInfo) -> SecretStr:
         base = Path((info.context or {}).get("base_dir", "."))
         path = base / str(value["file"])
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the loader forever
+                raise ValueError(f"secret file {path} is not a regular file")
             with path.open("rb") as f:
                 raw = f.read(MAX_SECRET_BYTES + 1)  # bounded: `file: /dev/zero` must not eat the memory
         except OSError as exc:

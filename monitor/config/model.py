@@ -41,6 +41,7 @@ from probes.registry import KINDS, settings_model
 from probes.secret import Secret
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_HEX_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*")
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 
@@ -238,7 +239,7 @@ def host_or_address(value: str) -> str:
         pass
     shown = printable(value, 80)
     last_label = value.rstrip(".").rsplit(".", 1)[-1]
-    if last_label.isdigit() or (last_label.lower().startswith("0x") and value.count(".") >= 1):
+    if last_label.isdigit() or _HEX_NUMBER.fullmatch(last_label):  # 0x7f000001 is 127.0.0.1 to inet_aton
         raise ValueError(f'"{shown}" is not a valid IP address')
     if _HOSTNAME.match(value):
         return value

@@ -200,6 +200,11 @@ def test_hostile_csv_gives_a_file_line_error(tmp_path: Path, rows: str, expected
 def test_secret_file_is_bounded(tmp_path: Path) -> None:
     write(tmp_path, "token", "x" * 100_000)
     path = write(tmp_path, "monitor.yml", "auth:\n  tokens:\n    - {name: a, role: viewer, token: {file: token}}\n")
+    os.mkfifo(tmp_path / "pipe")
+    fifo = write(tmp_path, "fifo.yml", "auth:\n  tokens:\n    - {name: a, role: viewer, token: {file: pipe}}\n")
+    assert errors_of(fifo) == [
+        f'{fifo}:3: auth.tokens[0] "a": token: secret file {tmp_path}/pipe is not a regular file'
+    ]
     assert errors_of(path) == [
         f'{path}:3: auth.tokens[0] "a": token: secret file {tmp_path}/token is larger than 64 KB'
     ]
