@@ -112,17 +112,18 @@ def _refuse_control_characters(text: str, path: Path) -> None:
         raise SourceError(f"{path}:{_line_of(text, bad.start())}: control character {name} is not allowed")
 
 
-def _check_shape(text: str, path: Path) -> None:
+def _check_shape(text: str, path: Path) -> int:
     """Walk the parser's events (flat, no recursion, nothing kept) so a 100,000-deep [[[...]]] is refused
     before the composer recurses into it (libyaml's composer overflows the C stack there), and a file of
-    millions of tiny values before they are built."""
+    millions of tiny values before they are built. Returns how many aliases the file has."""
     loader: Any = _Loader(text)
-    depth = values = 0
+    depth = values = aliases = 0
     try:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.NodeEvent):
                 values += 1
+                aliases += isinstance(event, yaml.AliasEvent)
                 if values > MAX_VALUES:
                     line = event.start_mark.line + 1 if event.start_mark else 0
                     raise SourceError(f"{path}:{line}: more than {MAX_VALUES:,} values in one file")
@@ -135,6 +136,7 @@ def _check_shape(text: str, path: Path) -> None:
                 depth -= 1
     finally:
         loader.dispose()
+    return aliases
 
 
 def _check_aliases(root: yaml.Node, path: Path) -> None:
@@ -201,12 +203,13 @@ def load_yaml(path: Path, sources: SourceMap, prefix: Loc = ()) -> Any:
     _refuse_control_characters(text, path)
     loader: Any = None
     try:
-        _check_shape(text, path)
+        aliases = _check_shape(text, path)
         loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise SourceError(f"{path}:1: the file is empty (nothing but blank lines and comments)")
-        _check_aliases(node, path)
+        if aliases:  # without one, nothing is shared: no bomb, no cycle
+            _check_aliases(node, path)
         return _build(loader, node, path, prefix, sources)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -247,21 +250,25 @@ def _build(loader: Any, node: yaml.Node, path: Path, loc: Loc, sources: SourceMa
 def _scalar(loader: Any, node: yaml.Node, path: Path, loc: Loc) -> Any:
     """One scalar, refusing numbers no setting can hold (Python would build a 5,000-digit int, and
     refuse to print it) and whatever the constructor cannot make sense of."""
-    where = f"{path}:{node.start_mark.line + 1}: {_loc_text(loc) + ': ' if loc else ''}"
-    if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_DIGITS + 4:  # a sign, 0x, _ separators
-        raise SourceError(f"{where}number too large ({len(str(node.value))} digits; at most {MAX_INT_DIGITS})")
+    if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS + 4:  # room for a sign, 0x, _ separators
+        raise _scalar_error(node, path, loc, f"number too large ({len(node.value)} digits; at most {MAX_INT_DIGITS})")
     try:
         value = loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError:
         raise
     except Exception as exc:  # PyYAML's constructors fail on hostile scalars in many ways
         # (!!int abc: ValueError, 2026-13-45: ValueError, !!timestamp x: AttributeError, ...)
-        raise SourceError(f'{where}cannot read "{printable(str(node.value), 40)}": {exc}') from exc
-    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
-        raise SourceError(f"{where}number too large (more than 64 bits)")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SourceError(f'{where}"{printable(str(node.value), 40)}" is not a finite number')
+        raise _scalar_error(node, path, loc, f'cannot read "{printable(node.value, 40)}": {exc}') from exc
+    kind = type(value)
+    if kind is int and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise _scalar_error(node, path, loc, "number too large (more than 64 bits)")
+    if kind is float and not math.isfinite(value):
+        raise _scalar_error(node, path, loc, f'"{printable(node.value, 40)}" is not a finite number')
     return value
+
+
+def _scalar_error(node: yaml.Node, path: Path, loc: Loc, message: str) -> SourceError:
+    return SourceError(f"{path}:{node.start_mark.line + 1}: {_loc_text(loc) + ': ' if loc else ''}{message}")
 
 
 # CSV inventory columns: target fields, standard labels, and label.<name> for any other label.
