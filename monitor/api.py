@@ -48,7 +48,7 @@ class DaemonView(Protocol):
     @property
     def leader(self) -> bool: ...
 
-    async def reload(self) -> tuple[bool, list[str]]: ...
+    async def reload(self, allow_empty: bool = False) -> tuple[bool, list[str]]: ...
 
 
 def check_json(rt: CheckRuntime, history: bool = False) -> dict[str, Any]:
@@ -249,7 +249,8 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     async def reload(request: web.Request) -> web.Response:
         who = await guard.require(request, "config.reload", "config.reload")
-        ok, errors = await daemon.reload()
+        # allow_empty=1: the operator means it, a config with no targets, services or tokens is applied
+        ok, errors = await daemon.reload(allow_empty=request.query.get("allow_empty", "") in ("1", "true", "yes"))
         await guard.audit(request, who, "config.reload", "ok" if ok else "invalid", None, errors=errors[:20])
         if ok:
             return web.json_response({"status": "success"})

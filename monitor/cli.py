@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -34,6 +35,9 @@ def run_async(main: Coroutine[Any, Any, int], use_uvloop: bool = True) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a Latin-1 terminal still gets the (Japanese) errors, escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     status = 0
     for path in args.files:
         try:

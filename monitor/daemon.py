@@ -31,6 +31,7 @@ from monitor.availability.monthly import MonthlyJob
 from monitor.clock import Clock, SystemClock
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
 from monitor.config.model import parse_listen
+from monitor.config.reload_guard import ALLOW_HINT, drops_everything
 from monitor.config.traps import TrapsConfig
 from monitor.engine import Engine, Outcome, Transition
 from monitor.ha import Leadership
@@ -73,6 +74,7 @@ class Daemon:
         self.config_path = loaded.path
         self.shard = shard
         self.inventory: Inventory = shard_inventory(loaded.inventory, *shard)
+        self._whole_inventory = loaded.inventory  # what a reload is compared with (all shards)
         if registry is None:
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
@@ -424,15 +426,21 @@ class Daemon:
 
     # --- reload ----------------------------------------------------------------------------
 
-    async def reload(self) -> tuple[bool, list[str]]:
+    async def reload(self, allow_empty: bool = False) -> tuple[bool, list[str]]:
+        """Re-read the config; a broken one, or one dropping every target, service or credential (unless
+        `allow_empty`), is refused and the running config carries on."""
         async with self._reload_lock:
             try:
                 loaded = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:
-                self.metrics.reload_success.set(0)
-                self.metrics.reloads.labels("failure").inc()
-                log.error("config_reload_failed", config=str(self.config_path), errors=exc.messages)
+                self._reload_failed("config_reload_failed", exc.messages)
                 return False, exc.messages
+            dropped = drops_everything(self._whole_inventory, loaded.inventory)
+            if dropped and not allow_empty:
+                errors = [f"{self.config_path}: reload refused: {problem}" for problem in dropped] + [ALLOW_HINT]
+                self._reload_failed("config_reload_refused", errors)
+                return False, errors
+            self._whole_inventory = loaded.inventory
             inventory = shard_inventory(loaded.inventory, *self.shard)
             self._apply(inventory)
             await self.response.reload(inventory)
@@ -443,6 +451,11 @@ class Daemon:
             self.metrics.reloads.labels("success").inc()
             log.info("config_reloaded", checks=len(inventory.checks), services=len(inventory.services))
             return True, []
+
+    def _reload_failed(self, event: str, errors: list[str]) -> None:
+        self.metrics.reload_success.set(0)
+        self.metrics.reloads.labels("failure").inc()
+        log.error(event, config=str(self.config_path), errors=errors)
 
     def _apply(self, inventory: Inventory) -> None:
         if inventory.daemon.listen != self.inventory.daemon.listen:

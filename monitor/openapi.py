@@ -146,7 +146,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None, list[str], dict[str, Any]]]
     ("GET", "/api/v1/session"): ("Who is calling, with the session's CSRF token", None, [], {}),
     ("GET", "/api/v1/board"): ("The operator board: what is down now, by root cause", "read", [], {}),
     ("GET", "/api/v1/events"): ("Live changes (text/event-stream)", "read", [], {}),
-    ("POST", "/-/reload"): ("Re-read the config", "config.reload", [], {}),
+    ("POST", "/-/reload"): ("Re-read the config", "config.reload", ["allow_empty"], {}),
     ("POST", "/login"): ("Console login (name, password)", None, [], {"name": "string", "password": "string"}),
     ("POST", "/logout"): ("Console logout", None, [], {}),
 }

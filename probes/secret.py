@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, SecretStr, ValidationInfo
 
+MAX_SECRET_BYTES = 64 * 1024  # a token, a password, a key: never more
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -31,9 +33,15 @@ def resolve_secret(value: Any, info: ValidationInfo) -> SecretStr:
         base = Path((info.context or {}).get("base_dir", "."))
         path = base / str(value["file"])
         try:
-            return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the loader forever
+                raise ValueError(f"secret file {path} is not a regular file")
+            with path.open("rb") as f:
+                raw = f.read(MAX_SECRET_BYTES + 1)  # bounded: `file: /dev/zero` must not eat the memory
         except OSError as exc:
             raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+        if len(raw) > MAX_SECRET_BYTES:
+            raise ValueError(f"secret file {path} is larger than {MAX_SECRET_BYTES // 1024} KB")
+        return SecretStr(raw.decode("utf-8").rstrip("\r\n"))  # UnicodeDecodeError is a ValueError
     raise ValueError("secrets must be references: write ${ENV_VAR} or {file: path}")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
-from monitor.config.types import Duration
+from monitor.config.types import Timeout
 from probes.base import ProbeSettings, Regex
 from probes.secret import Secret
 from probes.snmp_ber import OID
@@ -101,7 +101,7 @@ class SnmpSettings(ProbeSettings):
     community: Secret | None = None  # v1/v2c
     v3: V3Credentials | None = None
     port: int = Field(default=161, ge=1, le=65535)
-    timeout: Duration = 2.0  # per request, not per poll; a poll makes several requests
+    timeout: Timeout = 2.0  # per request, not per poll; a poll makes several requests
     retries: int = Field(default=1, ge=0, le=5)
     max_repetitions: int = Field(default=25, ge=1, le=200)
     max_oids_per_request: int = Field(default=40, ge=1, le=200)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from monitor.config.sources import Loc, SourceMap
+from monitor.config.types import printable
 
 # Keys that name a list item, in the order they are tried.
 _ITEM_NAMES = ("name", "id", "module")
@@ -28,6 +29,9 @@ class ConfigError(Exception):
     """The config is invalid; `messages` has one line per problem, ordered by file and line."""
 
     def __init__(self, messages: list[str]) -> None:
+        # one line each, safe on a terminal and in a log: values quoted in messages come from the file
+        # (a newline in a name would split the line, ESC sequences recolour the operator's terminal)
+        messages = [printable(m, 2000) if not m.isprintable() or len(m) > 2000 else m for m in messages]
         super().__init__("\n".join(messages))
         self.messages = messages
 

@@ -15,7 +15,14 @@ from pydantic import ValidationError
 
 from monitor.config.errors import ConfigError, Issue, issues_from_validation, render
 from monitor.config.schema import Config
-from monitor.config.sources import SourceError, SourceMap, load_csv_targets, load_yaml
+from monitor.config.sources import (
+    MAX_TARGETS,
+    SourceError,
+    SourceMap,
+    UnreadableError,
+    load_csv_targets,
+    load_yaml,
+)
 from monitor.inventory import Inventory, resolve
 
 
@@ -34,17 +41,34 @@ def _add_csv_targets(data: dict[str, Any], base_dir: Path, sources: SourceMap) -
     sources_list = data.get("inventories") or []
     if not isinstance(targets, list) or not isinstance(sources_list, list):
         return errors  # the schema check reports the wrong shape
-    for item in sources_list:
+    if len(targets) > MAX_TARGETS:
+        return [f"{sources.locate(('targets', MAX_TARGETS))}: more than {MAX_TARGETS:,} targets"]
+    for i, item in enumerate(sources_list):
         if isinstance(item, dict) and isinstance(item.get("csv"), str):
             try:
                 targets.extend(load_csv_targets(base_dir / item["csv"], sources, len(targets)))
+            except UnreadableError as exc:  # no line in that file: blame the line that names it
+                errors.append(f"{sources.locate(('inventories', i, 'csv'))}: inventories[{i}].csv: {exc}")
             except SourceError as exc:
                 errors.append(str(exc))
     return errors
 
 
 def load_config(path: str | Path) -> LoadedConfig:
+    """The validated config, or ConfigError with one file:line message per problem; never anything else
+    (check-config and a reload must answer, whatever the file holds)."""
     path = Path(path)
+    try:
+        return _load(path)
+    except ConfigError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError([f"{path}:1: too complex to check ({type(exc).__name__})"]) from None
+    except Exception as exc:  # a validator's bug must still be an answer naming the file, not a traceback
+        raise ConfigError([f"{path}:1: cannot check this config: {type(exc).__name__}: {exc}"[:500]]) from None
+
+
+def _load(path: Path) -> LoadedConfig:
     sources = SourceMap()
     try:
         data = load_yaml(path, sources)

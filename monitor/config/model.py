@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -25,11 +26,23 @@ from pydantic import (
 
 from monitor.config.http_model import HttpListenerConfig
 from monitor.config.traps import TrapsConfig
-from monitor.config.types import Duration, LabelName, Name, PrefectureCode, parse_duration, prefecture_code
+from monitor.config.types import (
+    Duration,
+    Interval,
+    LabelName,
+    Name,
+    PrefectureCode,
+    Timeout,
+    format_duration,
+    parse_duration,
+    prefecture_code,
+    printable,
+)
 from probes.registry import KINDS, settings_model
 from probes.secret import Secret
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_HEX_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*")
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 
@@ -74,8 +87,8 @@ Labels = Annotated[dict[LabelName, str | int], AfterValidator(_normalise_labels)
 class Thresholds(StrictModel):
     """When an ok probe result still makes the check DEGRADED."""
 
-    latency: Duration | None = None  # whole probe took longer
-    rtt: Duration | None = None  # ICMP average round trip above
+    latency: Timeout | None = None  # whole probe took longer
+    rtt: Timeout | None = None  # ICMP average round trip above
     loss_ratio: float | None = Field(default=None, gt=0, le=1)  # ICMP loss at or above
     cert_expiry: Duration | None = None  # TLS certificate expires within
     crl_remaining: Duration | None = None  # CRL nextUpdate within
@@ -84,23 +97,47 @@ class Thresholds(StrictModel):
 class Timing(StrictModel):
     """Settings that defaults, modules and checks can each set (the most specific wins)."""
 
-    interval: Duration | None = None
-    timeout: Duration | None = None
-    retry_interval: Duration | None = None  # while failing or recovering: confirm fast
+    interval: Interval | None = None
+    timeout: Timeout | None = None
+    retry_interval: Interval | None = None  # while failing or recovering: confirm fast
     failures_to_down: int | None = Field(default=None, ge=1, le=100)
     successes_to_up: int | None = Field(default=None, ge=1, le=100)
     degraded: Thresholds | None = None
 
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_within_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # both on one layer: said here, once (a check combining layers is checked when resolved)
+        interval = info.data.get("interval")
+        if value is not None and interval is not None:
+            _timeout_fits(value, interval)
+        return value
+
+
+def _timeout_fits(timeout: float, interval: float) -> None:
+    """A probe that may run longer than its interval would overlap the next one (which is skipped)."""
+    if timeout > interval:
+        raise ValueError(
+            f"timeout ({format_duration(timeout)}) must not be longer than interval ({format_duration(interval)})"
+        )
+
 
 class Defaults(StrictModel):
-    interval: Duration = 30.0
-    timeout: Duration = 5.0
-    retry_interval: Duration = 5.0
+    interval: Interval = 30.0
+    timeout: Timeout = 5.0
+    retry_interval: Interval = 5.0
     failures_to_down: int = Field(default=3, ge=1, le=100)
     successes_to_up: int = Field(default=2, ge=1, le=100)
-    flap_window: Duration = 600.0  # flapping: this many state changes ...
+    flap_window: Interval = 600.0  # flapping: this many state changes ...
     flap_transitions: int = Field(default=6, ge=2, le=1000)  # ... within flap_window
     degraded: Thresholds = Thresholds()
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_within_interval(cls, value: float, info: ValidationInfo) -> float:
+        if "interval" in info.data:  # absent when the interval itself was invalid (reported already)
+            _timeout_fits(value, info.data["interval"])
+        return value
 
 
 def _module_model() -> type[BaseModel]:
@@ -118,7 +155,7 @@ def _module_model() -> type[BaseModel]:
 
     fields: dict[str, Any] = {
         "kind": (Literal[tuple(KINDS)], ...),
-        "max_concurrency": (int | None, Field(default=None, ge=1)),  # probes of this module in flight
+        "max_concurrency": (int | None, Field(default=None, ge=1, le=100_000)),  # probes of this module in flight
         "reachability": (bool | None, None),  # do its checks decide whether the target is reachable?
         **blocks,
     }
@@ -182,12 +219,32 @@ class TargetConfig(StrictModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            if _HOSTNAME.match(value):
-                return value
-        raise ValueError(f'"{value}" is neither an IP address nor a host name')
+        return host_or_address(value)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        return None if value is None else host_or_address(value)  # it ends up in SNI and the Host header
+
+
+def host_or_address(value: str) -> str:
+    """An IP address (normalised) or a valid DNS host name.
+
+    A name whose last label is all digits is not a host name (RFC 1123, 2.1; a top-level domain is
+    never numeric): `999.1.1.1` or `10.0.1` is a mistyped IPv4 address, which a resolver would
+    otherwise turn into some address (inet_aton reads "10.0.1" as 10.0.0.1) or a lookup that fails
+    at every probe."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    shown = printable(value, 80)
+    last_label = value.rstrip(".").rsplit(".", 1)[-1]
+    if last_label.isdigit() or _HEX_NUMBER.fullmatch(last_label):  # 0x7f000001 is 127.0.0.1 to inet_aton
+        raise ValueError(f'"{shown}" is not a valid IP address')
+    if _HOSTNAME.match(value):
+        return value
+    raise ValueError(f'"{shown}" is neither an IP address nor a host name')
 
 
 class Selector(StrictModel):

@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
-from monitor.config.types import Duration, DurationOrZero, LabelName, Name
+from monitor.config.types import Duration, Interval, IntervalOrZero, LabelName, Name, Timeout
 from probes.secret import Secret
 
 SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
@@ -68,7 +68,7 @@ class SeverityRule(StrictModel):
 
 class IncidentPolicy(StrictModel):
     open_on: list[Literal["down", "degraded", "flapping"]] = ["down"]
-    group_wait: DurationOrZero = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
+    group_wait: IntervalOrZero = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
     severity: list[SeverityRule] = []  # first match wins
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
@@ -78,15 +78,15 @@ class IncidentPolicy(StrictModel):
 class AlertmanagerNotifier(StrictModel):
     kind: Literal["alertmanager"]
     urls: list[str] = Field(min_length=1)  # every Alertmanager of an HA cluster gets every alert
-    resend_interval: Duration = 60.0  # firing alerts are re-sent this often (Alertmanager forgets otherwise)
-    timeout: Duration = 5.0
+    resend_interval: Interval = 60.0  # firing alerts are re-sent this often (Alertmanager forgets otherwise)
+    timeout: Timeout = 5.0
 
 
 class WebhookNotifier(StrictModel):
     kind: Literal["webhook"]
     url: str
     secret: Secret  # HMAC-SHA256 key for the X-Monitor-Signature header
-    timeout: Duration = 5.0
+    timeout: Timeout = 5.0
 
 
 class EmailNotifier(StrictModel):
@@ -98,7 +98,7 @@ class EmailNotifier(StrictModel):
     username: str | None = None
     password: Secret | None = None
     sender: str  # From: address
-    timeout: Duration = 10.0
+    timeout: Timeout = 10.0
 
 
 Notifier = Annotated[AlertmanagerNotifier | WebhookNotifier | EmailNotifier, Field(discriminator="kind")]
@@ -117,8 +117,8 @@ class Notify(StrictModel):
 
 class Level(StrictModel):
     notify: list[Notify] = Field(min_length=1)
-    ack_timeout: Duration | None = None  # escalate to the next level if not acknowledged by then
-    repeat: Duration | None = None  # re-page this level this often while unacknowledged
+    ack_timeout: Interval | None = None  # escalate to the next level if not acknowledged by then
+    repeat: Interval | None = None  # re-page this level this often while unacknowledged
 
 
 class Playbook(StrictModel):
@@ -227,7 +227,7 @@ class Sessions(StrictModel):
     max_age: Duration = 12 * 3600.0
     secure_cookie: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came by https
     login_attempts: int = Field(default=5, ge=1, le=1000)  # failed logins per address (and per user) ...
-    login_window: Duration = 300.0  # ... within this window before 429
+    login_window: Interval = 300.0  # ... within this window before 429
 
 
 class Auth(StrictModel):

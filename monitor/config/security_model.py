@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Notify, Severity
-from monitor.config.types import Duration, DurationOrZero, Name
+from monitor.config.types import IntervalOrZero, Name, Timeout
 from probes.secret import Secret
 from probes.snmp_settings import V3Credentials, Version
 
@@ -40,7 +40,7 @@ class Anomaly(StrictModel):
     min_rate_bytes: float = Field(default=125_000.0, ge=0)  # baseline alarms only above this (1 Mb/s)
     ceiling_bytes: float | None = Field(default=None, gt=0)  # bytes per second, whatever the baseline
     ceiling_packets: float | None = Field(default=None, gt=0)  # packets per second
-    duration: DurationOrZero = 60.0  # the rate must stay anomalous this long (one spike is no incident)
+    duration: IntervalOrZero = 60.0  # the rate must stay anomalous this long (one spike is no incident)
     learning_samples: int = Field(default=20, ge=1)  # an hour-of-week bucket judges after this many samples
     severity: Severity = "major"
 
@@ -64,7 +64,7 @@ class SnmpWrite(StrictModel):
     community: Secret | None = None
     v3: V3Credentials | None = None
     port: int = Field(default=161, ge=1, le=65535)
-    timeout: Duration = 2.0
+    timeout: Timeout = 2.0
     retries: int = Field(default=1, ge=0, le=5)
 
     @model_validator(mode="after")
@@ -87,7 +87,7 @@ class CutAction(StrictModel):
     url: str | None = None
     secret: Secret | None = None  # HMAC-SHA256 key for X-Monitor-Signature
     argv: list[str] = []  # the command; MONITOR_ACTION=cut|reconnect and more in its environment
-    timeout: Duration = 10.0
+    timeout: Timeout = 10.0
 
     @model_validator(mode="after")
     def _shape(self) -> CutAction:
@@ -99,7 +99,7 @@ class CutAction(StrictModel):
 
 
 class Verify(StrictModel):
-    timeout: Duration = 30.0  # how long a cut or reconnect may take to show
+    timeout: Timeout = 30.0  # how long a cut or reconnect may take to show
     interface: bool = True  # ifOperStatus of the interface goes down (and comes back up)
     targets: bool = True  # the organisation's targets stop answering (and answer again)
     max_rate_bytes: float | None = Field(default=1000.0, ge=0)  # traffic after the cut at most this (bytes/s)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.config.types import Duration
+from monitor.config.types import Timeout
 from probes.secret import Secret
 from probes.snmp_settings import NumericOID, V3Credentials
 
@@ -58,7 +58,7 @@ class TrapsConfig(_Strict):
     v3_users: list[TrapV3User] = []
     mappings: list[TrapMapping] = []
     rate_limit: RateLimit = RateLimit()
-    coalesce: Duration = 0.5  # re-polls one agent's traps ask for are batched this long
+    coalesce: Timeout = 0.5  # re-polls one agent's traps ask for are batched this long
 
     @field_validator("listen")
     @classmethod

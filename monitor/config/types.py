@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from functools import partial
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -13,12 +15,23 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(value: Any) -> float:
-    """ "30s", "1m30s", "500ms", "2h", or a plain number of seconds."""
+# Upper bounds: a duration longer than these is a typo (or an attack), and unbounded ones overflowed
+# the scheduler's arithmetic ("99999999999999999999999999d" silently stopped probing).
+DAY = 86400.0
+MAX_DURATION = 366 * DAY  # anything: a maintenance window, a certificate warning, a session
+MAX_INTERVAL = DAY  # how often something runs: probes, retries, re-pages, windows
+MAX_TIMEOUT = 600.0  # how long one probe, request or action may take
+
+
+def parse_duration(value: Any, maximum: float = MAX_DURATION) -> float:
+    """ "30s", "1m30s", "500ms", "2h", or a plain number of seconds; at most `maximum`."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 30s, 5m or 1h")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip()
         pos, seconds = 0, 0.0
@@ -28,18 +41,43 @@ def parse_duration(value: Any) -> float:
             seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             pos = match.end()
         if pos != len(text) or not text:
-            raise ValueError(f'invalid duration "{value}" (write e.g. 500ms, 30s, 5m, 1h)')
+            raise ValueError(f'invalid duration "{_short(value)}" (write e.g. 500ms, 30s, 5m, 1h)')
     else:
+        raise ValueError("must be a duration such as 30s, 5m or 1h")
+    if math.isnan(seconds):
         raise ValueError("must be a duration such as 30s, 5m or 1h")
     if seconds <= 0:
         raise ValueError("must be longer than zero")
+    if seconds > maximum:
+        raise ValueError(f'"{_short(value)}" is too long (at most {_max_text(maximum)})')
     return seconds
 
 
-def parse_duration_or_zero(value: Any) -> float:
+def parse_duration_or_zero(value: Any, maximum: float = MAX_DURATION) -> float:
     if value in (0, "0", "0s"):
         return 0.0
-    return parse_duration(value)
+    return parse_duration(value, maximum)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, int) and abs(value) >= 10**40:  # str() of a 5,000-digit int raises
+        return "a number of more than 40 digits"
+    return printable(str(value), 40)
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` for an error message: one line (control characters escaped), at most `limit` characters."""
+    text = "".join(c if c.isprintable() else _escape(c) for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _max_text(seconds: float) -> str:
+    return f"{seconds / DAY:g}d" if seconds >= DAY and seconds % DAY == 0 else format_duration(seconds)
 
 
 def format_duration(seconds: float) -> str:
@@ -67,6 +105,9 @@ def _label_name(value: str) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 DurationOrZero = Annotated[float, BeforeValidator(parse_duration_or_zero)]
+Interval = Annotated[float, BeforeValidator(partial(parse_duration, maximum=MAX_INTERVAL))]
+IntervalOrZero = Annotated[float, BeforeValidator(partial(parse_duration_or_zero, maximum=MAX_INTERVAL))]
+Timeout = Annotated[float, BeforeValidator(partial(parse_duration, maximum=MAX_TIMEOUT))]
 PrefectureCode = Annotated[str, BeforeValidator(prefecture_code)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
