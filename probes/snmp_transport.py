@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from probes import base
 from probes import snmp_ber as ber
 from probes.snmp_ber import OID, VarBind
 
@@ -89,6 +90,8 @@ class UdpDispatcher(asyncio.DatagramProtocol):
         self.malformed = 0  # datagrams that were not SNMP
         self.unmatched = 0  # answers with an unknown request id or from the wrong address
         self.receive_buffer = 0
+        self._sending = False  # inside transport.sendto(): an error reported now is that send's
+        self._send_error: Exception | None = None
 
     # --- socket ----------------------------------------------------------------------------
 
@@ -137,8 +140,12 @@ class UdpDispatcher(asyncio.DatagramProtocol):
             return
         pending.future.set_result(message)
 
-    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.: the timeout decides
-        pass
+    def error_received(self, exc: Exception) -> None:
+        """asyncio (and uvloop) report a failed sendto() here, from inside sendto(): keep it for the
+        request to judge (EPERM from the local firewall is not the agent's silence). Anything else
+        (ICMP port unreachable on a read): the timeout decides."""
+        if self._sending:
+            self._send_error = exc
 
     # --- requests --------------------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class UdpDispatcher(asyncio.DatagramProtocol):
                         break
                     future: asyncio.Future[ber.Message] = loop.create_future()
                     self._pending[rid] = _Pending(future, address)
-                    transport.sendto(payload, address)
+                    self._send(transport, payload, address)
                     timer = loop.call_later(wait, _expire, future)
                     try:
                         return await future
@@ -175,6 +182,17 @@ class UdpDispatcher(asyncio.DatagramProtocol):
             finally:
                 self._pending.pop(rid, None)
         raise SnmpTimeout(f"no SNMP response from {address[0]}:{address[1]} after {retries + 1} tries")
+
+    def _send(self, transport: asyncio.DatagramTransport, payload: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram; a send this host refused raises LocalFailure, another one SnmpError."""
+        self._sending, self._send_error = True, None
+        try:
+            transport.sendto(payload, address)
+        finally:
+            self._sending = False
+        error, self._send_error = self._send_error, None
+        if error is not None:
+            raise SnmpError(f"send to {address[0]}:{address[1]} failed: {base.describe_os_error(error)}")
 
 
 def _expire(future: asyncio.Future[ber.Message]) -> None:
