@@ -274,18 +274,31 @@ class V3Session:
         h = self._hlapi
         return [h.ObjectType(h.ObjectIdentity(oid)) for oid in oids]
 
+    def _raise_if_refused(self, since: float) -> None:
+        """A timeout after this host refused to send to the agent is this host's failure (LocalFailure)."""
+        try:
+            transport = self._engine.transport_dispatcher.get_transport(self._target.TRANSPORT_DOMAIN)
+        except Exception:  # not registered (no request went out): nothing was refused
+            return
+        refused = getattr(transport, "refused", {}).get(str(self._target.transport_address[0]))
+        if refused is not None and refused[0] >= since:
+            raise SnmpError(f"send failed: {base.describe_os_error(refused[1])}")  # raises LocalFailure if local
+
     async def _run(self, call: Any, deadline: float) -> list[VarBind]:
-        remaining = deadline - time.monotonic()
+        started = time.monotonic()
+        remaining = deadline - started
         if remaining <= 0:
             raise SnmpTimeout("no time left for the request")
         try:
             async with self._slots, asyncio.timeout(remaining):
                 indication, status, index, varbinds = await call
         except TimeoutError:
+            self._raise_if_refused(started)
             raise SnmpTimeout("no SNMPv3 response before the deadline") from None
         if indication:
             text = str(indication)
             if "timed out" in text.lower() or "timeout" in text.lower():
+                self._raise_if_refused(started)
                 raise SnmpTimeout(f"no SNMPv3 response: {text}")
             raise SnmpError(f"SNMPv3: {text}")
         if status:
