@@ -111,6 +111,45 @@ async def loopback_peers(address: str) -> AsyncIterator[dict[str, int]]:
         await runner.cleanup()
 
 
+V3_AUTH, V3_PRIV = "local-failure-auth-1", "local-failure-priv-1"
+
+
+@contextlib.contextmanager
+def net_snmpd(folder: Path, address: str) -> Iterator[int]:
+    """net-snmp's snmpd on address:<free port> with an SHA-256/AES user (for the SNMPv3 path); yields the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_port:
+        probe_port.bind((address, 0))
+        port = int(probe_port.getsockname()[1])
+    conf = folder / "snmpd.conf"
+    conf.write_text(
+        f"agentAddress udp:{address}:{port}\nrocommunity public 127.0.0.0/8\n"
+        f'createUser mon SHA-256 "{V3_AUTH}" AES "{V3_PRIV}"\nrouser mon priv\n',
+        encoding="utf-8",
+    )
+    (folder / "v3auth.txt").write_text(V3_AUTH, encoding="utf-8")
+    (folder / "v3priv.txt").write_text(V3_PRIV, encoding="utf-8")
+    env = {**os.environ, "SNMP_PERSISTENT_DIR": str(folder / "snmpd-persist"), "MIBS": ""}
+    proc = subprocess.Popen(
+        ["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-I", "-smux,mteTrigger,mteTriggerConf", "-p",
+         str(folder / "snmpd.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        for _ in range(50):  # up to ~10 s
+            done = subprocess.run(
+                ["snmpget", "-v2c", "-c", "public", "-t", "0.2", "-r", "0", f"{address}:{port}", "1.3.6.1.2.1.1.3.0"],
+                capture_output=True, timeout=5, env=env,
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+        else:
+            raise AssertionError("snmpd did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 MODULES = {
     "tcp": "{{kind: tcp, tcp: {{port: {tcp}}}}}",
     "http": "{{kind: http, http: {{port: {http}, path: /health}}}}",
@@ -118,6 +157,8 @@ MODULES = {
     "snmp": "{{kind: snmp, snmp: {{version: 2c, community: {{file: community.txt}}, port: {snmp}, timeout: 500ms, "
     "retries: 0}}}}",
     "icmp": "{{kind: icmp, icmp: {{count: 2, packet_interval: 0.05}}}}",
+    "snmpv3": "{{kind: snmp, snmp: {{version: '3', port: {snmpv3}, timeout: 500ms, retries: 0, v3: {{username: mon, "
+    "auth_protocol: SHA-256, auth_key: {{file: v3auth.txt}}, priv_key: {{file: v3priv.txt}}}}}}}}",
 }
 
 
@@ -139,7 +180,7 @@ def kinds_here() -> list[str]:
     kinds = ["tcp", "http", "dns", "snmp"]
     if icmp.socket_mode("auto") is not None:  # root, or datagram ICMP allowed
         kinds.append("icmp")
-    return kinds
+    return kinds  # not SNMPv3: pysnmp's engine, made at the first v3 poll, loads MIB modules (files) then
 
 
 # ----------------------------------------------------------------------------------------- faults
@@ -193,7 +234,9 @@ def local_firewall_drop(address: str) -> Iterator[None]:
 async def scenario(folder: Path, address: str, kinds: list[str], fault: str) -> dict[str, Any]:
     """Probe every check UP, then under `fault` ("emfile" or "eperm") three times, then after it.
     Returns what the runner and the engine said at each step, as JSON-able data."""
-    async with loopback_peers(address) as ports:
+    async with loopback_peers(address) as ports, contextlib.AsyncExitStack() as stack:
+        if "snmpv3" in kinds:
+            ports["snmpv3"] = stack.enter_context(net_snmpd(folder, address))
         inventory = load_config(write_config(folder, address, ports, kinds)).inventory
         engine = Engine(inventory)
         steady, fresh = create_probes(), create_probes()  # fresh: no socket opened yet (SNMP's is shared)
@@ -202,7 +245,10 @@ async def scenario(folder: Path, address: str, kinds: list[str], fault: str) -> 
         try:
             runner = ProbeRunner(steady, clock)
             for cid, check in inventory.checks.items():
-                result = await runner.run(check)
+                for _ in range(3):  # a peer that has just started (snmpd's first SNMPv3 exchange) may need a retry
+                    result = await runner.run(check)
+                    if result.ok:
+                        break
                 engine.observe(cid, result, clock.now())
                 out["before"][cid] = {"ok": result.ok, "error": result.error, "state": engine.checks[cid].state.value}
             counters = {cid: (rt.probes_total, rt.failures_total, len(rt.recent)) for cid, rt in engine.checks.items()}
@@ -291,11 +337,12 @@ def in_netns(tmp_path: Path, address: str, kinds: list[str], fault: str) -> dict
 
 @needs_root
 def test_sends_refused_by_the_local_firewall_are_a_monitoring_gap(tmp_path: Path) -> None:
-    """EPERM from an OUTPUT drop: DNS (send), SNMP (sendto, reported to error_received) and ICMP (sendto)
+    """EPERM from an OUTPUT drop: DNS (send), SNMP v2c (sendto, reported to error_received), SNMPv3 (pysnmp's
+    transport, which drops such errors: ours records them) and ICMP (sendto)
     become a monitoring gap reading "send refused: operation not permitted"; ICMP exports no loss ratio."""
     if shutil.which("nft") is None or shutil.which("unshare") is None:
         pytest.skip("needs nft and unshare")
-    kinds = ["dns", "snmp", "icmp"]
+    kinds = ["dns", "snmp", "icmp"] + (["snmpv3"] if shutil.which("snmpd") else [])
     out = in_netns(tmp_path, "127.0.0.2", kinds, "eperm")
     assert_gap_kept_state(out, [f"host/{kind}" for kind in kinds], EPERM_REASON, "EPERM")
 
