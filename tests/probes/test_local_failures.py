@@ -44,6 +44,7 @@ from aiohttp import web
 
 from monitor.clock import SystemClock
 from monitor.config.loader import load_config
+from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 from monitor.engine import Engine
 from monitor.runner import ProbeRunner
@@ -75,8 +76,8 @@ class _DNS(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def loopback_peers(address: str) -> AsyncIterator[dict[str, int]]:
-    """TCP, HTTP, DNS/UDP and SNMP peers on `address`; yields their ports."""
+async def loopback_peers(address: str, folder: Path) -> AsyncIterator[dict[str, int]]:
+    """TCP, HTTP, HTTPS, DNS/UDP and SNMP peers on `address`; yields their ports."""
     loop = asyncio.get_running_loop()
 
     async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -94,6 +95,10 @@ async def loopback_peers(address: str) -> AsyncIterator[dict[str, int]]:
     site = web.TCPSite(runner, address, 0)
     await site.start()
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    pki = DemoPKI.create(folder / "certs")  # https goes through aiohttp, plain http through probes.http1
+    tls_site = web.TCPSite(runner, address, 0, ssl_context=pki.server_context("host.test", address))
+    await tls_site.start()
+    https_port = tls_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     udp, _ = await loop.create_datagram_endpoint(_DNS, local_addr=(address, 0))
     agents = SnmpAgents(0)
     await agents.add(SimDevice("host", address, b"public", demo_interfaces("host", "edge-router")))
@@ -101,6 +106,7 @@ async def loopback_peers(address: str) -> AsyncIterator[dict[str, int]]:
         yield {
             "tcp": tcp.sockets[0].getsockname()[1],
             "http": http_port,
+            "https": https_port,
             "dns": udp.get_extra_info("sockname")[1],
             "snmp": agents.port,
         }
@@ -153,6 +159,8 @@ def net_snmpd(folder: Path, address: str) -> Iterator[int]:
 MODULES = {
     "tcp": "{{kind: tcp, tcp: {{port: {tcp}}}}}",
     "http": "{{kind: http, http: {{port: {http}, path: /health}}}}",
+    "https": "{{kind: http, http: {{scheme: https, port: {https}, path: /health, tls_config: {{ca_file: certs/demo-ca.pem, "
+    "server_name: host.test}}}}}}",
     "dns": "{{kind: dns, dns: {{port: {dns}, query_name: ok.test}}}}",
     "snmp": "{{kind: snmp, snmp: {{version: 2c, community: {{file: community.txt}}, port: {snmp}, timeout: 500ms, "
     "retries: 0}}}}",
@@ -177,7 +185,7 @@ def write_config(folder: Path, address: str, ports: dict[str, int], kinds: list[
 
 
 def kinds_here() -> list[str]:
-    kinds = ["tcp", "http", "dns", "snmp"]
+    kinds = ["tcp", "http", "https", "dns", "snmp"]
     if icmp.socket_mode("auto") is not None:  # root, or datagram ICMP allowed
         kinds.append("icmp")
     return kinds  # not SNMPv3: pysnmp's engine, made at the first v3 poll, loads MIB modules (files) then
@@ -234,7 +242,7 @@ def local_firewall_drop(address: str) -> Iterator[None]:
 async def scenario(folder: Path, address: str, kinds: list[str], fault: str) -> dict[str, Any]:
     """Probe every check UP, then under `fault` ("emfile" or "eperm") three times, then after it.
     Returns what the runner and the engine said at each step, as JSON-able data."""
-    async with loopback_peers(address) as ports, contextlib.AsyncExitStack() as stack:
+    async with loopback_peers(address, folder) as ports, contextlib.AsyncExitStack() as stack:
         if "snmpv3" in kinds:
             ports["snmpv3"] = stack.enter_context(net_snmpd(folder, address))
         inventory = load_config(write_config(folder, address, ports, kinds)).inventory
@@ -305,7 +313,8 @@ def assert_gap_kept_state(out: dict[str, Any], checks: list[str], reason: str, e
 
 
 async def test_exhausted_descriptors_are_a_monitoring_gap_for_every_probe_kind(tmp_path: Path) -> None:
-    """EMFILE in socket() (TCP, HTTP, DNS, SNMP's first socket, ICMP): a gap, never DOWN."""
+    """EMFILE in socket() (TCP, HTTP over http1 and over aiohttp (https), DNS, SNMP's first socket, ICMP):
+    a gap, never DOWN."""
     kinds = kinds_here()
     async with asyncio.timeout(60):
         out = await scenario(tmp_path, "127.0.0.1", kinds, "emfile")
