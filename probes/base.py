@@ -179,14 +179,16 @@ class LocalFailure(Exception):
 
 def local_failure(exc: BaseException | None) -> LocalFailure | None:
     """The local failure behind `exc` (itself, or an OSError it was raised from or while handling:
-    libraries wrap socket errors in their own types), or None when the target or the path caused it."""
+    icmplib and pysnmp wrap socket errors in their own types, keeping the OSError as the context),
+    or None when the target or the path caused it. A context the raiser suppressed (``from None``)
+    is not looked at."""
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, LocalFailure):
             return exc
         if isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS:
             return LocalFailure(exc.errno)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         seen += 1
     return None
 

@@ -48,7 +48,7 @@ from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 from monitor.engine import Engine
 from monitor.runner import ProbeRunner
-from probes import icmp
+from probes import base, icmp
 from probes.registry import close_probes, create_probes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -310,6 +310,41 @@ def assert_gap_kept_state(out: dict[str, Any], checks: list[str], reason: str, e
 
 
 # ------------------------------------------------------------------------------------------ tests
+
+
+@pytest.mark.parametrize(
+    ("code", "local"),
+    [(errno.EMFILE, True), (errno.ENFILE, True), (errno.ENOBUFS, True), (errno.ENOMEM, True),
+     (errno.EADDRNOTAVAIL, True), (errno.EPERM, True), (errno.EACCES, True),
+     (errno.ECONNREFUSED, False), (errno.ECONNRESET, False), (errno.ENETUNREACH, False),
+     (errno.EHOSTUNREACH, False), (errno.ETIMEDOUT, False)],
+)  # fmt: skip
+def test_which_errors_are_this_hosts(code: int, local: bool) -> None:
+    """The one classification: by errno, also through a library's wrapper (the OSError as its context),
+    but not through a context the raiser suppressed; describe_os_error refuses to describe a local one."""
+    error = OSError(code, os.strerror(code))
+    assert (base.local_failure(error) is not None) is local
+    try:
+        try:
+            raise error
+        except OSError as exc:
+            raise RuntimeError(str(exc))  # noqa: B904 - as icmplib and pysnmp do
+    except RuntimeError as wrapped:
+        assert (base.local_failure(wrapped) is not None) is local
+    try:
+        try:
+            raise error
+        except OSError:
+            raise RuntimeError("unrelated") from None
+    except RuntimeError as suppressed:
+        assert base.local_failure(suppressed) is None
+    if local:
+        with pytest.raises(base.LocalFailure) as raised:
+            base.describe_os_error(error)
+        assert raised.value.result().error == f"monitoring gap: {base.LOCAL_ERRNOS[code]}"
+        assert raised.value.result().local == errno.errorcode[code]
+    else:
+        assert base.describe_os_error(error)  # the target's or the path's: described, as before
 
 
 async def test_exhausted_descriptors_are_a_monitoring_gap_for_every_probe_kind(tmp_path: Path) -> None:
