@@ -67,6 +67,7 @@ def check_json(rt: CheckRuntime, history: bool = False) -> dict[str, Any]:
         "reachability": check.reachability,
         "probes_total": rt.probes_total,
         "failures_total": rt.failures_total,
+        "monitoring_gap_since": iso(rt.gap_since),
         "last": None,
     }
     if rt.last is not None:
@@ -240,6 +241,11 @@ def build_app(daemon: DaemonView) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         if guard.tokens.auth.protect_metrics:
             await guard.require(request, "read")
+        gaps = daemon.engine.gap_summary()
+        if gaps:  # alive, but some checks are not being watched because of this host (EMFILE, local firewall)
+            return web.json_response(
+                {"status": "degraded", "monitoring_gap": {"checks": sum(gaps.values()), "by_errno": gaps}}
+            )
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:

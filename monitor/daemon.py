@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from monitor import heap
+from monitor import fdlimit, heap
 from monitor.api import build_app
 from monitor.api_console import EventHub
 from monitor.api_errors import error_middleware
@@ -84,6 +84,9 @@ class Daemon:
         self.data_dir = data_dir or self.inventory.daemon.data_dir
         self.metrics = DaemonMetrics(self.registry)
         self.engine = Engine(self.inventory)
+        self.metrics.checks_in_gap.set_function(lambda: len(self.engine.gaps))
+        self.descriptors = fdlimit.DescriptorCollector()
+        self.registry.register(self.descriptors)
         self.state_collector = StateCollector(lambda: self.engine)
         self.registry.register(self.state_collector)
         self.store = open_store(self.inventory.daemon, self.data_dir)
@@ -125,6 +128,8 @@ class Daemon:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        soft, hard = fdlimit.raise_open_files_limit()  # descriptors for probing, before anything opens many
+        log.info("open_files_limit", soft=soft, hard=hard)
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
@@ -212,6 +217,7 @@ class Daemon:
         if self.leadership is not None:
             await self.leadership.release()
         await self.store.close(self.clock.now())
+        self.descriptors.close()
         log.info("daemon_stopped")
 
     def _install_signals(self) -> None:
@@ -340,7 +346,15 @@ class Daemon:
     async def _execute(self, check: Any) -> None:
         assert self._runner is not None
         result = await self._runner.run(check)
+        in_gap = check.id in self.engine.gaps
         outcome = self.engine.observe(check.id, result, self.clock.now())
+        if result.local is not None:  # this host failed, not the target: counted apart, judged by nobody
+            self.metrics.local_failures.labels(check.kind, result.local).inc()
+            if not in_gap:  # once per gap, not once per probe: thousands of checks fail together
+                log.warning("monitoring_gap_started", check=check.id, errno=result.local, reason=result.error)
+            return
+        if in_gap:
+            log.info("monitoring_gap_ended", check=check.id)
         self.metrics.count_probe(check.kind, result.ok)
         if check.id in self.security.detector.by_check and self.leader:
             self.security.on_result(check.id, result)

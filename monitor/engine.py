@@ -2,6 +2,10 @@
 topology over it, derives services, and reports every change as a Transition. No I/O, no clock
 reads: callers pass `now` and ship the transitions to the log, the store and (later) incidents.
 
+A result with `local` set (the probe failed because of this host: EMFILE, a local firewall) says
+nothing about the target: it does not enter the state machine, the counters or the history; the
+check keeps its state and shows the monitoring gap as its reason until a real result arrives.
+
 Topology: a target is down when all its reachability checks are (own state) DOWN. A DOWN check
 whose target's parent is down is UNREACHABLE, its root cause the topmost down ancestor. When a
 target's down-ness changes, its whole subtree is re-evaluated.
@@ -45,6 +49,8 @@ class CheckRuntime:
     failures_total: int = 0
     recent: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     agent_down: str | None = None  # an SNMP check DOWN while its device answers: how it answers ("ICMP")
+    gap: str | None = None  # "monitoring gap: ..." while its probes fail because of this host (result.local)
+    gap_since: float | None = None
 
     @property
     def reason(self) -> str | None:
@@ -53,6 +59,8 @@ class CheckRuntime:
             return f"parent {self.root_cause} is down"
         if self.state == State.MAINTENANCE:
             return "planned maintenance"
+        if self.gap is not None:  # what we know now: nothing, because of us
+            return self.gap
         if self.state == State.DOWN and self.agent_down:
             return f"SNMP agent down (device answers {self.agent_down}): {self.machine.reason}"
         return None if self.state == State.UP else self.machine.reason
@@ -84,6 +92,7 @@ class Engine:
         self.checks: dict[str, CheckRuntime] = {}
         self.services: dict[str, ServiceRuntime] = {}
         self.maintenance: dict[str, str] = {}  # check id -> the window covering it
+        self.gaps: dict[str, str] = {}  # check id -> local failure kind ("EMFILE"), while the gap lasts
         self._reach: dict[str, tuple[str, ...]] = {}
         self.apply_inventory(inventory, now=0.0)
 
@@ -97,6 +106,7 @@ class Engine:
             name: ServiceRuntime(svc, *self._service_prior(name)) for name, svc in inventory.services.items()
         }
         self._reach = {target: reachability_checks(inventory, target) for target in inventory.checks_by_target}
+        self.gaps = {cid: kind for cid, kind in self.gaps.items() if cid in self.checks}
         outcome = Outcome()
         self._refresh(self.checks, now, outcome)
         return outcome
@@ -141,6 +151,12 @@ class Engine:
         rt = self.checks.get(check_id)
         if rt is None:  # removed by a reload while the probe ran
             return outcome
+        if result.local is not None:
+            self._gap(check_id, rt, result, now)
+            return outcome
+        if rt.gap is not None:
+            rt.gap = rt.gap_since = None
+            self.gaps.pop(check_id, None)
         rt.last = result
         rt.probes_total += 1
         rt.failures_total += not result.ok
@@ -166,6 +182,22 @@ class Engine:
                     affected[cid] = self.checks[cid]
         self._refresh(affected, now, outcome)
         return outcome
+
+    def _gap(self, check_id: str, rt: CheckRuntime, result: ProbeResult, now: float) -> None:
+        """A probe that failed because of this host: no verdict on the target. State, counters, history
+        and the last real result stay as they were (no incident, nothing charged to availability);
+        only the reason tells the operator that the check is not being watched right now."""
+        if rt.gap is None:
+            rt.gap_since = now
+        rt.gap = result.error or f"monitoring gap: {result.local}"
+        self.gaps[check_id] = result.local or "unknown"
+
+    def gap_summary(self) -> dict[str, int]:
+        """Checks in a monitoring gap now, by local failure kind ({"EMFILE": 282})."""
+        summary: dict[str, int] = {}
+        for kind in self.gaps.values():
+            summary[kind] = summary.get(kind, 0) + 1
+        return summary
 
     def _parent_rechecks(self, target: str) -> list[str]:
         """On a first failure, probe the parent's reachability checks now (unless already failing):

@@ -276,6 +276,18 @@ class DaemonMetrics:
             ["subject", "state"],
             registry=registry,
         )
+        self.local_failures = Counter(
+            "monitor_probe_local_failures_total",
+            "Probes that could not be done because of this host (no file descriptor left, a send refused by "
+            "the local firewall), by probe kind and errno: monitoring gaps, never counted as target failures.",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.checks_in_gap = Gauge(
+            "monitor_checks_in_monitoring_gap",
+            "Checks whose last probe failed because of this host: not watched until a probe succeeds in running.",
+            registry=registry,
+        )
         info = Info("monitor_build", "Version of the monitoring daemon.", registry=registry)
         info.info({"version": __version__})
         prefectures = Gauge(

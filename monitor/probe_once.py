@@ -68,6 +68,7 @@ async def probe_once(inventory: Inventory, wanted: str, as_json: bool = False) -
                             "check": check.id,
                             "ok": result.ok,
                             "error": result.error,
+                            "local": result.local,
                             "degraded": result.degraded,
                             "duration_seconds": result.duration,
                             "phases": result.phases,

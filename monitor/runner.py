@@ -54,9 +54,14 @@ class ProbeRunner:
                 result = await self.probes[check.kind].run(check.request, check.settings)
         except TimeoutError:
             result = ProbeResult.failure(f"timeout after {format_duration(check.timeout)}")
+        except base.LocalFailure as exc:  # this host failed (EMFILE, local firewall): a gap, not the target
+            result = exc.result()
         except Exception as exc:  # a bug in a probe must not stop the scheduler
-            log.exception("probe_crashed", check=check.id, kind=check.kind)
-            result = ProbeResult.failure(f"internal error in {check.kind} probe: {type(exc).__name__}")
+            if (local := base.local_failure(exc)) is not None:  # e.g. socket() failing with EMFILE, unwrapped
+                result = local.result()
+            else:
+                log.exception("probe_crashed", check=check.id, kind=check.kind)
+                result = ProbeResult.failure(f"internal error in {check.kind} probe: {type(exc).__name__}")
         if result.error is not None:  # one short line: errors end up in logs, metrics labels and pages
             result.error = " ".join(result.error.split())[:300]
         result.duration = time.perf_counter() - started

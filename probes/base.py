@@ -4,10 +4,17 @@ A probe returns its outcome as data. A failing target is ``ProbeResult(ok=False,
 exception escaping a probe is a bug (the runner catches it, logs it and reports it as a failure, so
 one broken probe never takes the scheduler down). The runner, not the probe, owns the overall
 timeout and the timing of the whole probe.
+
+A failure of this host rather than of the target (no descriptor left, no kernel buffer, no local
+port, a send refused by the local firewall) is a *local failure*: ``describe_os_error`` raises
+``LocalFailure`` for it instead of describing it, so every probe path that turns a socket error
+into a reason classifies it the same way, here and only here. The runner makes it a result with
+``local`` set, which the engine takes as a monitoring gap, never as the target's failure.
 """
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 from dataclasses import dataclass, field
@@ -104,6 +111,9 @@ class ProbeResult:
     degraded: str | None = None  # why an ok result is DEGRADED: the probe's own verdict, else the runner's thresholds
     series: list[Series] = field(default_factory=list)  # labelled samples (tables), rendered as metric families
     finished_at: float = 0.0  # wall clock (UTC epoch seconds); set by the runner
+    # Set (to the errno name, "EMFILE") when the probe could not be done because of this host, not the
+    # target: ok is False, error reads "monitoring gap: ...", and the engine does not judge the check by it.
+    local: str | None = None
 
     @classmethod
     def failure(cls, error: str, **kw: Any) -> ProbeResult:
@@ -137,8 +147,65 @@ class PhaseTimer:
         self._last = now
 
 
+# The errnos that say "this host could not do it", whatever the target: where they occur in a probe
+# (socket(), connect(), send()) only local resources or local policy can cause them. Left out on
+# purpose: ENETUNREACH/EHOSTUNREACH (a route withdrawn or an ICMP unreachable: the network's state),
+# ECONNREFUSED/ECONNRESET (the target), ETIMEDOUT (the path).
+LOCAL_ERRNOS: dict[int, str] = {
+    errno.EMFILE: "too many open files in this daemon",
+    errno.ENFILE: "too many open files on this host (system file table full)",
+    errno.ENOBUFS: "no buffer space left in this host's kernel",
+    errno.ENOMEM: "out of memory on this host",
+    errno.EADDRNOTAVAIL: "no local address or port free on this host",
+    errno.EADDRINUSE: "no local port free on this host",
+    # A send refused by this host's kernel: its firewall (nftables/iptables drop in OUTPUT) or policy.
+    errno.EPERM: "send refused: operation not permitted",
+    errno.EACCES: "send refused: permission denied",
+}
+
+
+class LocalFailure(Exception):
+    """A probe could not be done because of this host (see LOCAL_ERRNOS); not the target's failure."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.kind = errno.errorcode.get(code, str(code))  # "EMFILE": a bounded metric label
+        self.reason = LOCAL_ERRNOS[code]
+        super().__init__(self.reason)
+
+    def result(self) -> ProbeResult:
+        return ProbeResult(ok=False, error=f"monitoring gap: {self.reason}", local=self.kind)
+
+
+def local_failure(exc: BaseException | None) -> LocalFailure | None:
+    """The local failure behind `exc` (itself, or an OSError it was raised from or while handling:
+    icmplib and pysnmp wrap socket errors in their own types, keeping the OSError as the context),
+    or None when the target or the path caused it. A context the raiser suppressed (``from None``)
+    is not looked at."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, LocalFailure):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS:
+            return LocalFailure(exc.errno)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        seen += 1
+    return None
+
+
+def raise_if_local(exc: BaseException) -> None:
+    """Raise LocalFailure when `exc` is a failure of this host; return otherwise."""
+    local = local_failure(exc)
+    if local is not None:
+        raise local from exc
+
+
 def describe_os_error(exc: BaseException) -> str:
-    """Turn a socket-level exception into the short reason an operator reads."""
+    """Turn a socket-level exception into the short reason an operator reads.
+
+    Raises LocalFailure instead when the error is this host's (EMFILE, a local firewall): a reason
+    for the target would be false, and the runner turns it into a monitoring gap."""
+    raise_if_local(exc)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):

@@ -340,6 +340,7 @@ class HTTPProbe:
         except aiohttp.ClientPayloadError as exc:
             return ProbeResult.failure(f"invalid HTTP body: {exc}", phases=timer.phases)
         except (aiohttp.ClientError, OSError) as exc:
+            base.raise_if_local(exc)  # EMFILE, ENOBUFS on a write: this host's failure, not the server's
             return ProbeResult.failure(f"http error: {exc or type(exc).__name__}", phases=timer.phases)
         return self._judge_body(body, truncated, settings, result)
 

@@ -4,10 +4,16 @@ Which socket to use is decided once: ICMP datagram sockets ("unprivileged ping")
 net.ipv4.ping_group_range admits our group (cheaper at scale: the kernel hands each socket only its
 own replies), raw sockets when we are root or hold CAP_NET_RAW, and otherwise every probe fails with
 an error that says how to fix the host.
+
+The echo loop is ours, on icmplib's sockets: icmplib's ping swallows a refused send and reports
+"100% packet loss (0 sent)" with a loss ratio of 0. Here a send refused by this host (EPERM from its
+firewall, ENOBUFS) is a local failure (a monitoring gap), any other send error is the reason given,
+and a probe that sent nothing exports no loss ratio at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Literal
@@ -87,30 +93,63 @@ class ICMPProbe:
         gaps = (settings.count - 1) * settings.packet_interval
         per_packet = max(0.05, (request.timeout * 0.9 - gaps) / settings.count)
         try:
-            host = await icmplib.async_ping(
-                ip,
-                count=settings.count,
-                interval=settings.packet_interval,
-                timeout=per_packet,
-                payload_size=settings.payload_size,
-                privileged=(mode == "raw"),
-            )
+            host, send_error = await _ping(ip, settings, per_packet, privileged=(mode == "raw"))
         except icmplib.SocketPermissionError:
             return ProbeResult.failure(NOT_PERMITTED)
         except icmplib.ICMPLibError as exc:
+            base.raise_if_local(exc)  # the socket could not be opened: EMFILE, ENOBUFS
             return ProbeResult.failure(f"icmp error: {exc}")
         except OSError as exc:
             return ProbeResult.failure(base.describe_os_error(exc))
         result = ProbeResult(ok=host.packets_received > 0)
         result.values[base.PACKETS_SENT] = float(host.packets_sent)
-        result.values[base.LOSS] = float(host.packet_loss)
+        if host.packets_sent:  # no packet sent, no loss measured: 0 would claim a clean path
+            result.values[base.LOSS] = float(host.packet_loss)
         if host.packets_received:
             result.values[base.RTT_MIN] = host.min_rtt / 1000
             result.values[base.RTT_AVG] = host.avg_rtt / 1000
             result.values[base.RTT_MAX] = host.max_rtt / 1000
             result.values[base.JITTER] = host.jitter / 1000
+        elif send_error is not None and not host.packets_sent:
+            result.error = f"send failed: {send_error}"
         else:
             result.error = f"100% packet loss ({host.packets_sent} sent)"
         result.info["socket"] = mode
         result.info["address"] = ip
         return result
+
+
+async def _ping(
+    ip: str, settings: ICMPSettings, per_packet: float, privileged: bool
+) -> tuple[icmplib.Host, str | None]:
+    """icmplib's async_ping without its blind spot: a send error is classified, not swallowed.
+
+    Returns the host's figures and the last non-local send error (None when every send went out).
+    A send refused by this host raises LocalFailure unless a reply already came: then the target
+    has answered and its figures stand."""
+    socket_class = icmplib.ICMPv6Socket if ":" in ip else icmplib.ICMPv4Socket
+    ident = icmplib.utils.unique_identifier()
+    sent, rtts, send_error = 0, list[float](), None
+    with icmplib.AsyncSocket(socket_class(None, privileged)) as sock:
+        for sequence in range(settings.count):
+            if sequence:
+                await asyncio.sleep(settings.packet_interval)
+            request = icmplib.ICMPRequest(ip, ident, sequence, payload_size=settings.payload_size)
+            try:
+                sock.send(request)
+            except icmplib.ICMPLibError as exc:  # icmplib keeps the OSError as the context
+                if not rtts:
+                    base.raise_if_local(exc)
+                elif base.local_failure(exc) is not None:
+                    break
+                cause = exc.__context__
+                send_error = base.describe_os_error(cause) if isinstance(cause, OSError) else str(exc)
+                continue
+            sent += 1
+            try:
+                reply = await sock.receive(request, per_packet)
+                reply.raise_for_status()
+            except icmplib.ICMPLibError:  # a timeout or an ICMP error answer: a lost packet
+                continue
+            rtts.append((reply.time - request.time) * 1000)
+    return icmplib.Host(ip, sent, rtts), send_error

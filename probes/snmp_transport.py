@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from probes import base
 from probes import snmp_ber as ber
 from probes.snmp_ber import OID, VarBind
 
@@ -89,6 +90,8 @@ class UdpDispatcher(asyncio.DatagramProtocol):
         self.malformed = 0  # datagrams that were not SNMP
         self.unmatched = 0  # answers with an unknown request id or from the wrong address
         self.receive_buffer = 0
+        self._sending = False  # inside transport.sendto(): an error reported now is that send's
+        self._send_error: Exception | None = None
 
     # --- socket ----------------------------------------------------------------------------
 
@@ -137,8 +140,12 @@ class UdpDispatcher(asyncio.DatagramProtocol):
             return
         pending.future.set_result(message)
 
-    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.: the timeout decides
-        pass
+    def error_received(self, exc: Exception) -> None:
+        """asyncio (and uvloop) report a failed sendto() here, from inside sendto(): keep it for the
+        request to judge (EPERM from the local firewall is not the agent's silence). Anything else
+        (ICMP port unreachable on a read): the timeout decides."""
+        if self._sending:
+            self._send_error = exc
 
     # --- requests --------------------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class UdpDispatcher(asyncio.DatagramProtocol):
                         break
                     future: asyncio.Future[ber.Message] = loop.create_future()
                     self._pending[rid] = _Pending(future, address)
-                    transport.sendto(payload, address)
+                    self._send(transport, payload, address)
                     timer = loop.call_later(wait, _expire, future)
                     try:
                         return await future
@@ -175,6 +182,17 @@ class UdpDispatcher(asyncio.DatagramProtocol):
             finally:
                 self._pending.pop(rid, None)
         raise SnmpTimeout(f"no SNMP response from {address[0]}:{address[1]} after {retries + 1} tries")
+
+    def _send(self, transport: asyncio.DatagramTransport, payload: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram; a send this host refused raises LocalFailure, another one SnmpError."""
+        self._sending, self._send_error = True, None
+        try:
+            transport.sendto(payload, address)
+        finally:
+            self._sending = False
+        error, self._send_error = self._send_error, None
+        if error is not None:
+            raise SnmpError(f"send to {address[0]}:{address[1]} failed: {base.describe_os_error(error)}")
 
 
 def _expire(future: asyncio.Future[ber.Message]) -> None:
@@ -256,18 +274,31 @@ class V3Session:
         h = self._hlapi
         return [h.ObjectType(h.ObjectIdentity(oid)) for oid in oids]
 
+    def _raise_if_refused(self, since: float) -> None:
+        """A timeout after this host refused to send to the agent is this host's failure (LocalFailure)."""
+        try:
+            transport = self._engine.transport_dispatcher.get_transport(self._target.TRANSPORT_DOMAIN)
+        except Exception:  # not registered (no request went out): nothing was refused
+            return
+        refused = getattr(transport, "refused", {}).get(str(self._target.transport_address[0]))
+        if refused is not None and refused[0] >= since:
+            raise SnmpError(f"send failed: {base.describe_os_error(refused[1])}")  # raises LocalFailure if local
+
     async def _run(self, call: Any, deadline: float) -> list[VarBind]:
-        remaining = deadline - time.monotonic()
+        started = time.monotonic()
+        remaining = deadline - started
         if remaining <= 0:
             raise SnmpTimeout("no time left for the request")
         try:
             async with self._slots, asyncio.timeout(remaining):
                 indication, status, index, varbinds = await call
         except TimeoutError:
+            self._raise_if_refused(started)
             raise SnmpTimeout("no SNMPv3 response before the deadline") from None
         if indication:
             text = str(indication)
             if "timed out" in text.lower() or "timeout" in text.lower():
+                self._raise_if_refused(started)
                 raise SnmpTimeout(f"no SNMPv3 response: {text}")
             raise SnmpError(f"SNMPv3: {text}")
         if status:

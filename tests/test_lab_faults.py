@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from monitor.demo import kernel_faults
-from monitor.demo.faults import FaultError, fault_from_json, parse_when
+from monitor.demo.estate import build_estate
+from monitor.demo.faults import Fault, FaultError, FaultInjector, fault_from_json, parse_when
+from monitor.demo.network import SimNetwork
+from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, demo_interfaces
 
 
@@ -91,6 +94,71 @@ def test_kernel_cut_and_loss_act_on_exactly_one_address() -> None:
         server.close()
     listed = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert kernel_faults.TABLE not in listed
+
+
+@pytest.mark.skipif(not kernel_faults.available(), reason="needs root and nft")
+def test_a_kernel_cut_drops_on_the_far_side_so_a_udp_send_succeeds_and_times_out() -> None:
+    """A drop in the output hook refused the send at once (EPERM: a local failure of the monitor, which
+    a real cut is not); on the far side the datagram leaves and nothing answers, as on a cut fibre."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.77.0.3", 0))
+
+    def echo() -> None:
+        try:
+            while True:
+                data, addr = server.recvfrom(512)
+                server.sendto(data, addr)
+        except OSError:  # closed at the end of the test
+            pass
+
+    threading.Thread(target=echo, daemon=True).start()
+
+    def answered() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(0.5)
+            client.connect(server.getsockname())
+            client.send(b"ping")  # raises PermissionError if the kernel refuses it here
+            try:
+                return client.recv(512) == b"ping"
+            except TimeoutError:
+                return False
+
+    faults = kernel_faults.KernelFaults()
+    try:
+        assert answered()
+        faults.apply({"127.77.0.3": 100.0})
+        assert not answered()
+        faults.apply({})
+        assert answered()
+    finally:
+        faults.close()
+        server.close()
+
+
+@pytest.mark.skipif(not kernel_faults.available(), reason="needs root and nft")
+async def test_degrade_with_loss_is_pure_loss_without_added_latency(tmp_path: Path) -> None:
+    """`degrade --loss N` as root: the kernel drops N % and the host answers at once (it used to answer
+    1.6 s late as well, so pure loss could not be injected); `degrade` alone still makes it answer late."""
+    estate = build_estate(1, "demo", icmp=False)
+    network = SimNetwork(estate, DemoPKI.create(tmp_path / "certs"))
+    target = next(name for name in network.hosts if name.startswith("lgwan-") and name.endswith("-primary"))
+    [address] = network.addresses([target])
+    kernel = kernel_faults.KernelFaults()
+    injector = FaultInjector(network, kernel=kernel)
+    try:
+        await injector.set(Fault(target, "degrade", loss=10.0))
+        assert network.hosts[target].mode == "up"
+        assert kernel.loss == {address: 10.0}
+        await injector.set(Fault(target, "degrade"))
+        assert network.hosts[target].mode == "slow"
+        assert kernel.loss == {}
+        await injector.set(Fault(target, "up"))
+        assert network.hosts[target].mode == "up"
+    finally:
+        kernel.close()
+    without_kernel = FaultInjector(network)  # no root: loss cannot be real, the host answers late instead
+    await without_kernel.set(Fault(target, "degrade", loss=10.0))
+    assert network.hosts[target].mode == "slow"
 
 
 def test_the_unauthenticated_fault_api_listens_on_loopback_only(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ Faults (`MODES`):
                  every host behind it is cut off too
   cut            the link to the host is cut: it and everything behind it are unreachable, the device
                  itself keeps running (no reboot)
-  degrade        the host answers late (latency over the 1 s thresholds) and, as root, loses `loss` % of
-                 the packets sent to it, in the kernel
+  degrade        with `loss` and as root: pure loss, the kernel drops `loss` % of the packets sent to
+                 the host (no added latency); without `loss`, or without root: the host answers late
+                 (latency over the 1 s thresholds)
   slow, error    HTTP answers late / with 503
   reboot         the device restarts: sysUpTime and every counter from zero (unreachable for `for`
                  seconds first, if given)
@@ -207,6 +208,8 @@ class FaultInjector:
             self._host_faults[target] = (mode, loss)
         if target in self.network.hosts:
             host_mode = {"kill": "down", "cut": "down", "degrade": "slow"}.get(mode, mode)
+            if mode == "degrade" and loss > 0 and self.kernel is not None:
+                host_mode = "up"  # the kernel drops the packets; late answers on top would not be pure loss
             await self.network.set_mode(target, cast(Mode, host_mode))
 
     def _record(self, target: str, mode: str, note: str, kernel: bool = False) -> FaultRecord:

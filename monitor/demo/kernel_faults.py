@@ -1,8 +1,13 @@
 """Real packet loss and cuts for simulated hosts on loopback, in the kernel (nftables; root only).
 
-Every simulated host has an address of its own on `lo`, so an nftables rule on the output hook that
-drops packets to that address (all of them: a cut; a random share: loss) acts on exactly that host: a
-probe sees retransmitted SYNs, late answers and timeouts from the kernel, not a simulation of them.
+Every simulated host has an address of its own on `lo`, so an nftables rule that drops packets to
+that address (all of them: a cut; a random share: loss) acts on exactly that host: a probe sees
+retransmitted SYNs, late answers and timeouts from the kernel, not a simulation of them.
+
+The drops are on the far side, in the input hook (where the host's end of `lo` receives), not in
+the output hook: a packet dropped on output is refused to the sender at once (a UDP or ICMP send
+fails with EPERM, which the probes rightly take for a local failure of the monitor), while on a
+real cut the packet leaves and nothing comes back. On input the send succeeds and the probe times out.
 The rules live in a table of their own (`ip monitor_lab`), rewritten whole and atomically on each change
 and deleted at `close()` (and at start, in case a killed lab left one behind).
 
@@ -62,13 +67,13 @@ class KernelFaults:
         rules = []
         for address, percent in sorted(self.loss.items()):
             if percent >= 100:
-                rules.append(f"add rule ip {TABLE} out ip daddr {address} drop")
+                rules.append(f"add rule ip {TABLE} far ip daddr {address} drop")
             elif percent > 0:
-                rules.append(f"add rule ip {TABLE} out ip daddr {address} numgen random mod 100 < {int(percent)} drop")
+                rules.append(f"add rule ip {TABLE} far ip daddr {address} numgen random mod 100 < {int(percent)} drop")
         _nft(
             f"add table ip {TABLE}\n"
-            f"add chain ip {TABLE} out {{ type filter hook output priority 0; policy accept; }}\n"
-            f"flush chain ip {TABLE} out\n" + "\n".join(rules) + "\n"
+            f"add chain ip {TABLE} far {{ type filter hook input priority 0; policy accept; }}\n"
+            f"flush chain ip {TABLE} far\n" + "\n".join(rules) + "\n"
         )
         log.info("kernel_faults_applied", rules=len(rules))
 
