@@ -130,6 +130,7 @@ class Daemon:
     async def start(self) -> None:
         soft, hard = fdlimit.raise_open_files_limit()  # descriptors for probing, before anything opens many
         log.info("open_files_limit", soft=soft, hard=hard)
+        self.http_gate.limits = resolve_limits(self.inventory.daemon.http)  # sized against the raised limit
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
         await self.slo.load()
