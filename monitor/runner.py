@@ -4,6 +4,7 @@ and applies the check's DEGRADED thresholds to an ok result."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,7 @@ from monitor.config.model import Thresholds
 from monitor.config.types import format_duration
 from monitor.inventory import Check
 from probes import base
-from probes.base import ProbeKind, ProbeResult
+from probes.base import ProbeKind, ProbeResult, Progress
 
 log = structlog.get_logger()
 
@@ -42,6 +43,14 @@ def degraded_reason(result: ProbeResult, limits: Thresholds, now: float) -> str 
     return None
 
 
+def timed_out(timeout: float, progress: Progress) -> ProbeResult:
+    """The result of a probe the timeout cut off: where it was and what it had learnt, not only that
+    it took too long ("timeout after 5s while reading the body (HTTP 200, 5 of 100 bytes)")."""
+    where = progress.where()
+    error = f"timeout after {format_duration(timeout)}" + (f" {where}" if where else "")
+    return ProbeResult.failure(error, phases=dict(progress.phases), info=dict(progress.facts), phase=progress.phase)
+
+
 class ProbeRunner:
     def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock) -> None:
         self.probes = probes
@@ -49,17 +58,21 @@ class ProbeRunner:
 
     async def run(self, check: Check) -> ProbeResult:
         started = time.perf_counter()
+        progress = Progress()  # per run: the probe writes how far it got, read below if the timeout cuts it off
+        request = dataclasses.replace(check.request, progress=progress)
         try:
             async with asyncio.timeout(check.timeout):
-                result = await self.probes[check.kind].run(check.request, check.settings)
+                result = await self.probes[check.kind].run(request, check.settings)
         except TimeoutError:
-            result = ProbeResult.failure(f"timeout after {format_duration(check.timeout)}")
+            result = timed_out(check.timeout, progress)
         except Exception as exc:  # a bug in a probe must not stop the scheduler
             log.exception("probe_crashed", check=check.id, kind=check.kind)
             result = ProbeResult.failure(f"internal error in {check.kind} probe: {type(exc).__name__}")
         if result.error is not None:  # one short line: errors end up in logs, metrics labels and pages
             result.error = " ".join(result.error.split())[:300]
         result.duration = time.perf_counter() - started
+        if not result.phase:
+            result.phase = "done" if result.ok else progress.phase
         result.finished_at = self.clock.now()
         if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
             result.degraded = degraded_reason(result, check.degraded, result.finished_at)
