@@ -4,7 +4,6 @@ and applies the check's DEGRADED thresholds to an ok result."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -59,7 +58,7 @@ class ProbeRunner:
     async def run(self, check: Check) -> ProbeResult:
         started = time.perf_counter()
         progress = Progress()  # per run: the probe writes how far it got, read below if the timeout cuts it off
-        request = dataclasses.replace(check.request, progress=progress)
+        request = check.request.with_progress(progress)
         try:
             async with asyncio.timeout(check.timeout):
                 result = await self.probes[check.kind].run(request, check.settings)

@@ -99,12 +99,16 @@ class ProbeRequest:
     timeout: float  # seconds; the runner enforces it, probes use it to budget their phases
     params: dict[str, Any] = field(default_factory=dict)  # per-check parameters (url, query name, interface)
     check_id: str = ""  # "target/check": the key of state a probe keeps between runs (SNMP counters)
-    # this run's progress: the runner passes a fresh one per run (dataclasses.replace) and reads it on timeout
+    # this run's progress: the runner passes a fresh one per run (with_progress) and reads it on timeout
     progress: Progress = field(default_factory=Progress, compare=False, repr=False)
 
     @property
     def server_name(self) -> str:
         return self.hostname or self.address
+
+    def with_progress(self, progress: Progress) -> ProbeRequest:
+        """This request for one run (the constructor, not dataclasses.replace: 1 us instead of 6 per probe)."""
+        return ProbeRequest(self.address, self.hostname, self.port, self.timeout, self.params, self.check_id, progress)
 
 
 class Series(NamedTuple):

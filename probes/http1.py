@@ -4,8 +4,13 @@ aiohttp is a general client (sessions, connection pools, cookies, tracing, redir
 opens one fresh connection, sends one request and reads one capped response needs none of that, and
 at thousands of checks aiohttp's per-request machinery was the largest cost of an HTTP probe. This
 is one asyncio.Protocol that parses the response as it arrives. It is strict (garbage is an error
-with a clear message) and bounded: headers at most 64 KiB, the body cut at the caller's limit.
+with a clear message) and bounded: the response head at most MAX_HEAD (64 KiB, the limit the aiohttp
+path applies too), the body cut at the caller's limit.
 HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
+
+Memory: a body nobody looks at is counted, not kept. A kept body goes into one bytearray that stops
+at the limit (the piece that crosses it is cut, never appended), so a capped body costs ~1x the limit;
+a compressed body is inflated in pieces of at most DECODE_PIECE bytes, so a bomb costs no more.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-MAX_HEAD = 65536
+from probes.base import Progress
+
+MAX_HEAD = 65536  # the response head (status line and header lines), on both HTTP paths
+DECODE_PIECE = 256 * 1024  # inflated bytes per step: a gzip bomb costs this much at a time, not 1000x its chunk
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\r\n]*))?")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})(?:;[^\r\n]*)?")
 
@@ -40,47 +48,64 @@ class Response:
     reason: str = ""
     version: tuple[int, int] = (1, 1)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names; repeated names joined by ", "
-    body: bytes = b""
+    body: bytes | bytearray = b""  # empty unless the caller keeps the body
+    body_size: int = 0  # decoded bytes of the body read (all of it, or up to the limit), kept or not
     truncated: bool = False  # the body went on past the limit
 
 
 class _Decoder:
-    """Content-Encoding gzip/deflate, capped at `limit` decoded bytes."""
+    """Content-Encoding gzip/deflate, inflated in pieces of at most DECODE_PIECE bytes."""
 
-    def __init__(self, encoding: str, limit: int) -> None:
+    def __init__(self, encoding: str) -> None:
         wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
         self._z = zlib.decompressobj(wbits) if encoding in ("gzip", "x-gzip", "deflate") else None
-        self._limit = limit
         self._deflate_raw_tried = encoding != "deflate"
 
-    def feed(self, data: bytes, have: int) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of `data`; the caller stops iterating once it has enough (a bomb is
+        then never inflated further)."""
         if self._z is None:
-            return data
-        room = self._limit - have + 1  # one byte more than allowed tells "too large" without inflating a bomb
-        try:
-            return self._z.decompress(data, room)
-        except zlib.error:
-            if self._deflate_raw_tried:
-                raise BodyError("cannot decompress the body") from None
-            # some servers send raw deflate without the zlib header
-            self._deflate_raw_tried = True
-            self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.feed(data, have)
+            yield data
+            return
+        first = True
+        while data:
+            try:
+                piece = self._z.decompress(data, DECODE_PIECE)
+            except zlib.error:
+                if self._deflate_raw_tried or not first:
+                    raise BodyError("cannot decompress the body") from None
+                # some servers send raw deflate without the zlib header
+                self._deflate_raw_tried = True
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                continue
+            first = False
+            data = self._z.unconsumed_tail
+            if piece:
+                yield piece
 
 
 class Exchange(asyncio.Protocol):
     """Writes the request when connected; `done` resolves with the Response or an error."""
 
     def __init__(
-        self, request: bytes, body_limit: int, head_only: bool, on_head: Callable[[], None] | None = None
+        self,
+        request: bytes,
+        body_limit: int | None,
+        head_only: bool,
+        on_head: Callable[[], None] | None = None,
+        *,
+        keep_body: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         self._request = request
-        self._limit = body_limit
+        self._limit = body_limit  # None: no limit (the body is counted to its end)
+        self._keep = keep_body  # False: count the body, keep none of it (no body check needs it)
         self._head_only = head_only
         self._on_head = on_head  # called once when the head has arrived (phase timing)
+        self._progress = progress  # where a timeout finds us: the runner words it
         self._buf = bytearray()
         self._response: Response | None = None
-        self._body: list[bytes] = []
+        self._body = bytearray()
         self._body_size = 0
         self._remaining: int | None = None  # Content-Length left, None: until close
         self._chunked = False
@@ -96,6 +121,28 @@ class Exchange(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.transport.write(self._request)
+        if self._progress is not None:
+            self._progress.enter("head", self._head_where)
+
+    # --- where a timeout finds the exchange (read only then) -----------------------------------------
+
+    def _head_where(self) -> str:
+        if not self._got_bytes:
+            return "waiting for the response head"
+        return f"inside the response head ({len(self._buf)} bytes so far, no end of head yet)"
+
+    def _body_where(self) -> str:
+        response = self._response
+        assert response is not None and self._progress is not None
+        facts = self._progress.facts
+        facts["http_status"] = str(response.status)
+        if "content-length" in response.headers and not self._chunked and self._remaining is not None:
+            total = int(response.headers["content-length"])
+            facts["body_bytes"], facts["content_length"] = str(total - self._remaining), str(total)
+            return f"while reading the body (HTTP {response.status}, {total - self._remaining} of {total} bytes)"
+        facts["body_bytes"] = str(self._body_size)
+        framing = "chunked, " if self._chunked else ""
+        return f"while reading the body (HTTP {response.status}, {framing}{self._body_size} bytes so far)"
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
@@ -140,6 +187,8 @@ class Exchange(asyncio.Protocol):
             self._response = response
             if self._on_head is not None:
                 self._on_head()
+            if self._progress is not None:
+                self._progress.enter("body", self._body_where)
             self._start_body(response)
             if rest or self._complete():
                 self._feed_body(rest)
@@ -176,7 +225,7 @@ class Exchange(asyncio.Protocol):
             self._remaining = int(value)
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding and encoding != "identity":
-            self._decoder = _Decoder(encoding, self._limit)
+            self._decoder = _Decoder(encoding)
 
     def _complete(self) -> bool:
         return self._chunk_state == "end" if self._chunked else self._remaining == 0
@@ -230,14 +279,28 @@ class Exchange(asyncio.Protocol):
     def _take(self, data: bytes) -> None:
         if not data or self.done.done():
             return
-        if self._decoder is not None:
-            data = self._decoder.feed(data, self._body_size)
-        self._body.append(data)
-        self._body_size += len(data)
-        if self._body_size > self._limit:
+        if self._decoder is None:
+            self._keep_piece(data)
+            return
+        for piece in self._decoder.feed(data):
+            if self._keep_piece(piece):
+                return  # over the limit: the rest is never inflated
+
+    def _keep_piece(self, data: bytes) -> bool:
+        """Count (and keep, up to the limit) one piece of the decoded body; True once over the limit."""
+        limit = self._limit
+        if limit is not None and self._body_size + len(data) > limit:
+            if self._keep:
+                self._body += data[: limit - self._body_size]  # only what fits: never more than the limit
+            self._body_size = limit
             assert self._response is not None
             self._response.truncated = True
             self._finish(None)
+            return True
+        if self._keep:
+            self._body += data
+        self._body_size += len(data)
+        return False
 
     def _closed(self) -> None:
         if self.done.done():
@@ -260,8 +323,8 @@ class Exchange(asyncio.Protocol):
         else:
             response = self._response
             assert response is not None
-            body = b"".join(self._body)
-            response.body = body[: self._limit]
+            response.body = self._body  # no copy: the bytearray never grew past the limit
+            response.body_size = self._body_size
             self.done.set_result(response)
         if self.transport is not None:
             self.transport.close()
