@@ -42,28 +42,41 @@ class AnswerRules(ProbeSettings):
     fail_if_all_match_regexp: list[Regex] = []  # blackbox's code: not every RR matches every pattern -> fail
 
     def violation(self, answers: list[str]) -> str | None:
-        """Why these answer RRs fail the rules, or None."""
+        """Why these answer RRs fail the rules, or None. A pattern matches an RR written either way:
+        as dnspython writes it ("name. 300 IN A 192.0.2.1", what `info` shows) or as blackbox_exporter
+        (miekg/dns) does, with tabs between the fields: a ported pattern with \\t keeps working."""
+        if not (
+            self.fail_if_matches_regexp
+            or self.fail_if_not_matches_regexp
+            or self.fail_if_none_matches_regexp
+            or self.fail_if_all_match_regexp
+        ):
+            return None
+        forms = [(line, "\t".join(line.split(" ", 4))) for line in answers]
+
+        def hit(pattern: str, form: tuple[str, str]) -> bool:
+            return re.search(pattern, form[0]) is not None or re.search(pattern, form[1]) is not None
+
         for pattern in self.fail_if_matches_regexp:
-            for line in answers:
-                if re.search(pattern, line):
-                    return f"an answer matches /{pattern}/"
+            if any(hit(pattern, form) for form in forms):
+                return f"an answer matches /{pattern}/"
         if self.fail_if_not_matches_regexp:
             if not answers:
                 return "no answer RR to match fail_if_not_matches_regexp"
             for pattern in self.fail_if_not_matches_regexp:
-                for line in answers:
-                    if not re.search(pattern, line):
-                        return f"an answer does not match /{pattern}/: {line[:120]}"
+                for form in forms:
+                    if not hit(pattern, form):
+                        return f"an answer does not match /{pattern}/: {form[0][:120]}"
         if self.fail_if_none_matches_regexp:
             if not answers:
                 return "no answer RR to match fail_if_none_matches_regexp"
             patterns = self.fail_if_none_matches_regexp
-            if not any(re.search(pattern, line) for pattern in patterns for line in answers):
+            if not any(hit(pattern, form) for pattern in patterns for form in forms):
                 return "no answer matches " + " or ".join(f"/{p}/" for p in patterns)
         for pattern in self.fail_if_all_match_regexp:
-            for line in answers:
-                if not re.search(pattern, line):
-                    return f"not every answer matches /{pattern}/ (fail_if_all_match_regexp): {line[:120]}"
+            for form in forms:
+                if not hit(pattern, form):
+                    return f"not every answer matches /{pattern}/ (fail_if_all_match_regexp): {form[0][:120]}"
         return None
 
 

@@ -140,6 +140,36 @@ async def test_validate_answer(peers: Any, rules: dict[str, list[str]], error: s
     assert result.ok is (error is None)
 
 
+# each verdict as blackbox_exporter 0.23 (Debian) gave it against the same two A records, 192.0.2.10 and .11
+BLACKBOX_CASES = [
+    ({"fail_if_all_match_regexp": [r"192\.0\.2\."]}, None),  # blackbox's code: fails unless all match
+    ({"fail_if_all_match_regexp": [r"192\.0\.2\.10"]}, "not every answer matches"),
+    ({"fail_if_all_match_regexp": [r"nothing"]}, "not every answer matches"),
+    ({"fail_if_not_matches_regexp": [r"192\.0\.2\.10"]}, "an answer does not match"),
+    ({"fail_if_none_matches_regexp": [r"nothing", r"192\.0\.2\.11"]}, None),
+    ({"fail_if_not_matches_regexp": ["IN\tA\t192"]}, None),  # blackbox writes RRs with tabs
+]
+
+
+@pytest.mark.parametrize(("rules", "error"), BLACKBOX_CASES)
+async def test_validate_answer_rrs_as_blackbox_exporter(
+    peers: Any, rules: dict[str, list[str]], error: str | None
+) -> None:
+    """blackbox_exporter's key, validate_answer_rrs, with blackbox's verdicts."""
+    server = await peers.dns(answer_a)
+    result = await run(server.port, dns_settings(validate_answer_rrs=rules))
+    assert result.ok is (error is None), result.error
+    assert (result.error or "").startswith(error or "")
+
+
+async def test_no_answer_rr_fails_not_matches_and_none_matches(peers: Any) -> None:
+    """With no answer RR, blackbox fails fail_if_not_matches_regexp and fail_if_none_matches_regexp."""
+    server = await peers.dns(lambda q, t: dns.message.make_response(q))
+    for key in ("fail_if_not_matches_regexp", "fail_if_none_matches_regexp"):
+        result = await run(server.port, dns_settings(validate_answer={key: ["x"]}))
+        assert (result.ok, result.error) == (False, f"no answer RR to match {key}")
+
+
 async def test_query_name_from_check_overrides_module(peers: Any) -> None:
     """A query_name in the check's params is asked instead of the module's."""
     server = await peers.dns(answer_a)
