@@ -3,8 +3,11 @@
 aiohttp is a general client (sessions, connection pools, cookies, tracing, redirects); a probe that
 opens one fresh connection, sends one request and reads one capped response needs none of that, and
 at thousands of checks aiohttp's per-request machinery was the largest cost of an HTTP probe. This
-is one asyncio.Protocol that parses the response as it arrives. It is strict (garbage is an error
-with a clear message) and bounded: the response head at most MAX_HEAD (64 KiB, the limit the aiohttp
+is one asyncio.Protocol that parses the response as it arrives. It is strict where the RFCs are
+(garbage is an error with a clear message) and lenient where RFC 9112 lets a client be, as Go's
+net/http (blackbox_exporter) is: bare LF line ends in the head and the chunked framing (9112 section
+2.2), obs-folded header lines joined with a space (section 5.2), a Content-Length repeated with the
+same value (RFC 9110 section 8.6). It is bounded: the response head at most MAX_HEAD (64 KiB, the limit the aiohttp
 path applies too), the body cut at the caller's limit.
 HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
 
@@ -166,9 +169,21 @@ class Exchange(asyncio.Protocol):
 
     # --- parsing -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _head_end(buf: bytearray) -> tuple[int, int]:
+        """(end of the head, start of what follows), or (-1, -1): the first empty line, CRLF or bare LF."""
+        end = buf.find(b"\r\n\r\n")  # the common case, one scan
+        bare = buf.find(b"\n\n", 0, end if end >= 0 else len(buf))
+        mixed = buf.find(b"\n\r\n", 0, end if end >= 0 else len(buf))
+        if bare < 0 and mixed < 0:
+            return (end, end + 4) if end >= 0 else (-1, -1)
+        if mixed < 0 or 0 <= bare < mixed:
+            return bare, bare + 2
+        return mixed, mixed + 3
+
     def _parse_head(self) -> None:
         while self._response is None:
-            end = self._buf.find(b"\r\n\r\n")
+            end, after = self._head_end(self._buf)
             if end < 0:
                 if len(self._buf) > MAX_HEAD:
                     raise ResponseError(f"response head larger than {MAX_HEAD // 1024} KiB")
@@ -178,7 +193,7 @@ class Exchange(asyncio.Protocol):
             if end > MAX_HEAD:
                 raise ResponseError(f"response head larger than {MAX_HEAD // 1024} KiB")
             head = bytes(self._buf[:end])
-            rest = bytes(self._buf[end + 4 :])
+            rest = bytes(self._buf[after:])
             self._buf.clear()
             response = self._head(head)
             if 100 <= response.status < 200:  # interim (100 Continue, 103 Early Hints): the real one follows
@@ -195,20 +210,28 @@ class Exchange(asyncio.Protocol):
 
     @staticmethod
     def _head(head: bytes) -> Response:
-        lines = head.split(b"\r\n")
+        lines = head.split(b"\r\n") if head.count(b"\n") == head.count(b"\r\n") else _lines(head)
         match = _STATUS_LINE.fullmatch(lines[0])
         if match is None:
             raise ResponseError(f"bad status line {lines[0][:80]!r}")
         major, minor, status, reason = match.groups()
         response = Response(status=int(status), reason=(reason or b"").decode("latin-1"))
         response.version = (int(major), int(minor))
+        headers = response.headers
+        key = ""
         for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):  # obs-fold: the previous header goes on (RFC 9112 5.2: one SP)
+                if not key:
+                    raise ResponseError(f"bad header line {line[:80]!r} (a continuation before any header)")
+                text = line.strip().decode("latin-1")
+                headers[key] = f"{headers[key]} {text}" if text else headers[key]
+                continue
             name, sep, value = line.partition(b":")
             if not sep or not name or name != name.strip() or b" " in name:
                 raise ResponseError(f"bad header line {line[:80]!r}")
             key = name.decode("latin-1").lower()
             text = value.strip().decode("latin-1")
-            response.headers[key] = f"{response.headers[key]}, {text}" if key in response.headers else text
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
         return response
 
     def _start_body(self, response: Response) -> None:
@@ -219,10 +242,7 @@ class Exchange(asyncio.Protocol):
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._chunked = True
         elif "content-length" in headers:
-            value = headers["content-length"]
-            if not value.isdigit():
-                raise ResponseError(f"bad Content-Length {value[:40]!r}")
-            self._remaining = int(value)
+            self._remaining = _content_length(headers["content-length"])
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding and encoding != "identity":
             self._decoder = _Decoder(encoding)
@@ -256,13 +276,13 @@ class Exchange(asyncio.Protocol):
                     self._chunk_state = "crlf"
                 self._take(piece)
                 continue
-            end = buf.find(b"\r\n")
+            end = buf.find(b"\n")  # CRLF, or a bare LF (RFC 9112 2.2; Go and llhttp accept it)
             if end < 0:
                 if len(buf) > 4096:
                     raise BodyError(f"no line end in chunked framing after {len(buf)} bytes")
                 return
-            line = bytes(buf[:end])
-            del buf[: end + 2]
+            line = bytes(buf[: end - 1 if end and buf[end - 1] == 0x0D else end])
+            del buf[: end + 1]
             if self._chunk_state == "crlf":
                 if line:
                     raise BodyError("chunk data longer than its size")
@@ -328,6 +348,23 @@ class Exchange(asyncio.Protocol):
             self.done.set_result(response)
         if self.transport is not None:
             self.transport.close()
+
+
+def _lines(head: bytes) -> list[bytes]:
+    """The head's lines when some end in a bare LF: split at LF, drop the CR of those that have one."""
+    return [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+
+
+def _content_length(value: str) -> int:
+    """Content-Length, also as a list of one repeated value ("42, 42": two identical headers, which
+    RFC 9110 8.6 lets a recipient take as one); different values are an error (a framing attack)."""
+    values = {part.strip() for part in value.split(",")}
+    if len(values) != 1:
+        raise ResponseError(f"conflicting Content-Length values {value[:40]!r}")
+    single = values.pop()
+    if not single.isdigit():
+        raise ResponseError(f"bad Content-Length {value[:40]!r}")
+    return int(single)
 
 
 def build_request(method: str, target: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
