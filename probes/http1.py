@@ -5,11 +5,11 @@ opens one fresh connection, sends one request and reads one capped response need
 at thousands of checks aiohttp's per-request machinery was the largest cost of an HTTP probe. This
 is one asyncio.Protocol that parses the response as it arrives. It is strict where the RFCs are
 (garbage is an error with a clear message) and lenient where RFC 9112 lets a client be, as Go's
-net/http (blackbox_exporter) is: bare LF line ends in the head and the chunked framing (9112 section
-2.2), obs-folded header lines joined with a space (section 5.2), a Content-Length repeated with the
-same value (RFC 9110 section 8.6). It is bounded: the response head at most MAX_HEAD (64 KiB, the limit the aiohttp
-path applies too), the body cut at the caller's limit.
-HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
+net/http (blackbox_exporter) is: bare LF line ends in the head (9112 section 2.2; not in the chunked
+framing, where 7.1 wants CRLF and Go refuses it too), obs-folded header lines joined with a space
+(section 5.2), a Content-Length repeated with the same value (RFC 9110 section 8.6). It is bounded:
+the response head at most MAX_HEAD (64 KiB, the limit the aiohttp path applies too), the body cut at
+the caller's limit. HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
 
 Memory: a body nobody looks at is counted, not kept. A kept body goes into one bytearray that stops
 at the limit (the piece that crosses it is cut, never appended), so a capped body costs ~1x the limit;
@@ -276,12 +276,14 @@ class Exchange(asyncio.Protocol):
                     self._chunk_state = "crlf"
                 self._take(piece)
                 continue
-            end = buf.find(b"\n")  # CRLF, or a bare LF (RFC 9112 2.2; Go and llhttp accept it)
+            end = buf.find(b"\n")
             if end < 0:
                 if len(buf) > 4096:
                     raise BodyError(f"no line end in chunked framing after {len(buf)} bytes")
                 return
-            line = bytes(buf[: end - 1 if end and buf[end - 1] == 0x0D else end])
+            if end == 0 or buf[end - 1] != 0x0D:  # RFC 9112 7.1 wants CRLF here; Go and llhttp refuse it too
+                raise BodyError("bare LF in the chunked framing (CRLF expected)")
+            line = bytes(buf[: end - 1])
             del buf[: end + 1]
             if self._chunk_state == "crlf":
                 if line:
