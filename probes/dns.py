@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import cached_property
 from typing import Literal
 
 import dns.asyncquery
@@ -41,16 +42,21 @@ class AnswerRules(ProbeSettings):
     fail_if_none_matches_regexp: list[Regex] = []  # no RR matches any pattern, or no RR -> fail
     fail_if_all_match_regexp: list[Regex] = []  # blackbox's code: not every RR matches every pattern -> fail
 
-    def violation(self, answers: list[str]) -> str | None:
-        """Why these answer RRs fail the rules, or None. A pattern matches an RR written either way:
-        as dnspython writes it ("name. 300 IN A 192.0.2.1", what `info` shows) or as blackbox_exporter
-        (miekg/dns) does, with tabs between the fields: a ported pattern with \\t keeps working."""
-        if not (
+    @cached_property
+    def active(self) -> bool:
+        """Whether any pattern is set (checked per probe: the common module has none)."""
+        return bool(
             self.fail_if_matches_regexp
             or self.fail_if_not_matches_regexp
             or self.fail_if_none_matches_regexp
             or self.fail_if_all_match_regexp
-        ):
+        )
+
+    def violation(self, answers: list[str]) -> str | None:
+        """Why these answer RRs fail the rules, or None. A pattern matches an RR written either way:
+        as dnspython writes it ("name. 300 IN A 192.0.2.1", what `info` shows) or as blackbox_exporter
+        (miekg/dns) does, with tabs between the fields: a ported pattern with \\t keeps working."""
+        if not self.active:
             return None
         forms = [(line, "\t".join(line.split(" ", 4))) for line in answers]
 
@@ -203,7 +209,7 @@ class DNSProbe:
                 False,
                 f"{len(answers)} answers, expected at least {settings.min_answers}",
             )
-        else:
+        elif settings.validate_answer.active:
             why = settings.validate_answer.violation(answers)
             if why is not None:
                 result.ok, result.error = False, why
