@@ -485,3 +485,29 @@ async def test_lenient_cases_over_https(peers: Any, pki: Any, http_probe: HTTPPr
     checks = {"fail_if_body_not_matches_regexp": [f"^{body}$"]} if body else {}
     result = await probe(http_probe, port, **tls_settings(pki, **checks))
     assert result.ok is ok, result.error
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_gzip_bomb_with_no_limit_is_counted_in_bounded_memory(
+    peers: Any, pki: Any, http_probe: HTTPProbe, scheme: str
+) -> None:
+    """With no limit and no body check a 64 MiB gzip bomb is inflated only to be counted: piece by
+    piece, never whole (http1 inflates at most DECODE_PIECE at a time)."""
+    import gzip
+
+    bomb = gzip.compress(b"\0" * 64 * MIB, compresslevel=9)
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    ssl_context = pki.leaf.server_context() if scheme == "https" else None
+    port = await peers.http([web.get("/", serve)], ssl_context=ssl_context)
+    tracemalloc.start()
+    try:
+        result = await probe(http_probe, port, **body_settings(scheme, pki))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.ok, result.error) == (True, None)
+    assert result.values[CONTENT_LENGTH] == 64 * MIB
+    assert peak < 8 * MIB
