@@ -129,7 +129,7 @@ class DNSProbe:
             return ProbeResult.failure("no query name: set query_name on the check or the module")
         progress = request.progress
         timer = PhaseTimer(progress)
-        progress.enter("resolve", f"resolving {request.address}")
+        progress.enter("resolve", f"while resolving {request.address}")
         try:
             server = await resolve(request.address, settings.ip_protocol)
         except ResolveError as exc:
