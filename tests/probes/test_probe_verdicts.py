@@ -511,3 +511,26 @@ async def test_gzip_bomb_with_no_limit_is_counted_in_bounded_memory(
     assert (result.ok, result.error) == (True, None)
     assert result.values[CONTENT_LENGTH] == 64 * MIB
     assert peak < 8 * MIB
+
+
+async def test_endless_body_without_limit_runs_into_the_timeout_and_says_so(
+    peers: Any, check_factory: Any, runner: ProbeRunner
+) -> None:
+    """No limit, no body check: an endless stream is read (counted, not kept) until the timeout, which
+    says how far it got; blackbox_exporter does the same."""
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        for _ in range(100_000):  # bounded: far past the probe's timeout
+            writer.write(b"x" * 4096)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+
+    port = await peers.tcp(endless)
+    result = await runner.run(check_factory("http", HTTPSettings(), port=port, timeout=0.5))
+    assert (result.ok, result.phase) == (False, "body")
+    assert result.error is not None
+    assert result.error.startswith("timeout after 500ms while reading the body (HTTP 200, ")
+    assert result.error.endswith(" bytes so far)")
+    assert int(result.info["body_bytes"]) > 4096
