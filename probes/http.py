@@ -1,6 +1,9 @@
 """HTTP(S) probe: status, body checks, redirects, timing phases, TLS certificate facts, CRL freshness.
 
-Plain http goes through the small client in probes.http1; https and redirects through aiohttp.
+http and https go through the small client in probes.http1 (TLS through asyncio's ssl transport),
+following redirects between them; only URLs with credentials in them (user:password@host), and a
+check whose redirects lead to one, go through aiohttp. So every common probe has one parser, one head
+limit, one body cap and separate connect and TLS phases.
 
 Each probe uses a fresh connection (like blackbox_exporter), so connect and TLS time are real every
 time. ``body_size_limit`` keeps blackbox_exporter's meaning: 0 (the default) is no limit, a body longer
@@ -34,6 +37,7 @@ from probes.secret import Secret
 
 USER_AGENT = "national-monitor/0.1 (+probe)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_OWN_SCHEMES = frozenset({"http", "https"})  # what probes.http1 speaks
 MAX_KEPT_BODY = 64 * 1024 * 1024  # the most of a body kept for a body check when body_size_limit is 0 (no limit)
 # aiohttp counts header lines, not bytes: enough lines for any honest head, and with 64 KiB each a bound
 # on what a hostile head costs before the whole-head check (MAX_HEAD) refuses it
@@ -284,11 +288,13 @@ class HTTPProbe:
         url = _url(request, settings)
         parsed = self._parsed(url)
         headers = self._headers(request, settings)
-        if parsed.scheme == "http" and parsed.user is None and url not in self._redirecting:
-            result = await self._run_plain(parsed, headers, settings, request.progress)
+        if parsed.scheme in _OWN_SCHEMES and parsed.user is None and url not in self._redirecting:
+            # SNI and the name verified: the module's, else the target's hostname (a check's url names its own)
+            server_name = settings.tls_config.server_name or (None if "url" in request.params else request.hostname)
+            result = await self._run_plain(parsed, headers, settings, request.progress, server_name)
             if result is not None:
                 return result
-            # it redirected: aiohttp follows redirects for this URL from now on (this time included)
+            # it redirected to a URL with credentials: aiohttp follows redirects for this URL from now on
             if len(self._redirecting) > 100_000:
                 self._redirecting.clear()
             self._redirecting.add(url)
@@ -311,17 +317,22 @@ class HTTPProbe:
         return headers
 
     async def _run_plain(
-        self, url: URL, headers: dict[str, str], settings: HTTPSettings, progress: Progress
+        self,
+        url: URL,
+        headers: dict[str, str],
+        settings: HTTPSettings,
+        progress: Progress,
+        server_name: str | None,
     ) -> ProbeResult | None:
-        """Plain http through the small client, following redirects that stay on plain http. None when
-        one leads to https: the caller then runs the probe through aiohttp."""
+        """http and https through the small client, following redirects. None when one leads to a URL
+        with credentials (or another scheme): the caller then runs the probe through aiohttp."""
         timer = PhaseTimer(progress)
         method = settings.method
         body = settings.body.encode() if settings.body is not None else None
         redirects = 0
         while True:
             try:
-                response = await self._exchange(url, method, headers, body, settings, timer, progress)
+                response = await self._exchange(url, method, headers, body, settings, timer, progress, server_name)
             except _PlainFailure as failure:
                 return ProbeResult.failure(str(failure), phases=timer.phases)
             location = response.headers.get("location")
@@ -334,20 +345,23 @@ class HTTPProbe:
                 target = url.join(URL(location))
             except ValueError:
                 return ProbeResult.failure(f"invalid redirect location {location[:80]!r}", phases=timer.phases)
-            if target.scheme != "http" or target.user is not None:
+            if target.scheme not in _OWN_SCHEMES or target.user is not None:
                 return None
             if target.origin() != url.origin():  # another host: what was meant for this one stays here
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "authorization")}
+                server_name = settings.tls_config.server_name  # else the new host's name
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None  # as browsers and aiohttp do
             url = target
         result = ProbeResult(ok=True, phases=timer.phases)
         version = float(f"{response.version[0]}.{response.version[1]}")
-        self._inspect_response(response.status, response.reason, version, redirects, str(url), None, settings, result)
+        self._inspect_response(
+            response.status, response.reason, version, redirects, str(url), response.ssl_object, settings, result
+        )
         return self._judge_body(response.body, response.body_size, response.truncated, settings, result)
 
-    @staticmethod
     async def _exchange(
+        self,
         url: URL,
         method: str,
         headers: dict[str, str],
@@ -355,10 +369,13 @@ class HTTPProbe:
         settings: HTTPSettings,
         timer: PhaseTimer,
         progress: Progress,
+        server_name: str | None,
     ) -> http1.Response:
         """One request and its response on a fresh connection; phases add up over redirects."""
         host = url.raw_host or ""
-        port = url.port or 80
+        secure = url.scheme == "https"
+        default_port = 443 if secure else 80
+        port = url.port or default_port
         progress.enter("resolve", f"while resolving {host}")
         try:
             ip = await resolve(host, settings.ip_protocol)
@@ -366,7 +383,7 @@ class HTTPProbe:
             raise _PlainFailure(str(exc)) from None
         timer.mark("resolve")
         authority = f"[{host}]" if ":" in host else host
-        host_header = headers.get("Host") or (authority if port == 80 else f"{authority}:{port}")
+        host_header = headers.get("Host") or (authority if port == default_port else f"{authority}:{port}")
         others = {k: v for k, v in headers.items() if k != "Host"}
         request = http1.build_request(method, url.raw_path_qs, host_header, others, body)
         exchange = http1.Exchange(
@@ -379,11 +396,16 @@ class HTTPProbe:
         )
         transport = None
         progress.enter("connect", "while connecting")
+        loop = asyncio.get_running_loop()
         try:
-            transport, _ = await asyncio.get_running_loop().create_connection(lambda: exchange, ip, port)
-            timer.mark("connect")
+            if secure:
+                transport = await self._connect_tls(exchange, ip, port, server_name or host, settings, timer, progress)
+            else:
+                transport, _ = await loop.create_connection(lambda: exchange, ip, port)
+                timer.mark("connect")
             response = await exchange.done
             timer.mark("transfer")
+            response.ssl_object = transport.get_extra_info("ssl_object") if secure else None
             return response
         except OSError as exc:
             raise _PlainFailure(tls.describe_ssl_error(exc)) from None
@@ -397,6 +419,34 @@ class HTTPProbe:
             exchange.done.cancel()  # no-op when settled; else nobody is left to read its outcome
             if transport is not None:
                 transport.close()  # also when the runner's timeout cancels the probe
+
+    async def _connect_tls(
+        self,
+        exchange: http1.Exchange,
+        ip: str,
+        port: int,
+        server_name: str,
+        settings: HTTPSettings,
+        timer: PhaseTimer,
+        progress: Progress,
+    ) -> asyncio.Transport:
+        """TCP connect, then the TLS handshake on that socket: two phases, so that a timeout (and the
+        phase timings) tell a port that does not accept from one that does not speak TLS."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (ip, port))
+            timer.mark("connect")
+            progress.enter("tls", "in TLS handshake")
+            transport, _ = await loop.create_connection(
+                lambda: exchange, sock=sock, ssl=self._tls.get(settings.tls_config), server_hostname=server_name
+            )
+        except BaseException:
+            sock.close()  # a no-op once a transport owns (and has closed) it
+            raise
+        timer.mark("tls")
+        return transport
 
     async def _run_aiohttp(
         self, request: ProbeRequest, url: URL, headers: dict[str, str], settings: HTTPSettings

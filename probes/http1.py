@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 client for the common probe: plain http, one request, no redirect to follow.
+"""A small HTTP/1.1 client for the common probe: http or https, one request and one response.
 
 aiohttp is a general client (sessions, connection pools, cookies, tracing, redirects); a probe that
 opens one fresh connection, sends one request and reads one capped response needs none of that, and
@@ -9,7 +9,7 @@ net/http (blackbox_exporter) is: bare LF line ends in the head (9112 section 2.2
 framing, where 7.1 wants CRLF and Go refuses it too), obs-folded header lines joined with a space
 (section 5.2), a Content-Length repeated with the same value (RFC 9110 section 8.6). It is bounded:
 the response head at most MAX_HEAD (64 KiB, the limit the aiohttp path applies too), the body cut at
-the caller's limit. HTTPS, and anything that redirects when redirects are followed, still goes through aiohttp.
+the caller's limit. The caller (probes.http) connects, over TLS for https, and follows redirects.
 
 Memory: a body nobody looks at is counted, not kept. A kept body goes into one bytearray that stops
 at the limit (the piece that crosses it is cut, never appended), so a capped body costs ~1x the limit;
@@ -23,7 +23,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from probes.base import Progress
 
@@ -54,6 +54,7 @@ class Response:
     body: bytes | bytearray = b""  # empty unless the caller keeps the body
     body_size: int = 0  # decoded bytes of the body read (all of it, or up to the limit), kept or not
     truncated: bool = False  # the body went on past the limit
+    ssl_object: Any = None  # the TLS connection's ssl.SSLObject (https), for the certificate facts
 
 
 class _Decoder:

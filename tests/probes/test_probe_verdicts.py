@@ -90,7 +90,7 @@ async def test_large_headers_pass_on_both_paths(
     header_sites: tuple[int, int], http_probe: HTTPProbe, pki: Any, path: str, scheme: str
 ) -> None:
     """A 16 KiB header line, a 9 KB one and 300 lines pass on http, on https and after a redirect
-    (aiohttp's default 8,190-byte line limit failed them on https)."""
+    (aiohttp's default 8,190-byte line limit failed them on https when aiohttp did https)."""
     plain, tls = header_sites
     settings = tls_settings(pki, path=path) if scheme == "https" else {"path": path}
     result = await probe(http_probe, tls if scheme == "https" else plain, **settings)
@@ -100,9 +100,9 @@ async def test_large_headers_pass_on_both_paths(
 async def test_large_header_after_a_redirect_to_https(
     header_sites: tuple[int, int], http_probe: HTTPProbe, pki: Any
 ) -> None:
-    """A plain-http check redirected to https (so through aiohttp from then on) keeps the same limit."""
+    """A plain-http check redirected to https keeps the same limit."""
     plain, _ = header_sites
-    for _ in range(2):  # the first run switches the URL to aiohttp, the second starts there
+    for _ in range(2):
         result = await probe(http_probe, plain, path="/to-tls", tls_config={"ca_file": pki.ca.cert_file})
         assert (result.ok, result.error) == (True, None)
         assert result.info["final_url"].startswith("https://")
@@ -312,7 +312,7 @@ async def test_http_timeout_says_where(peers: Any, check_factory: Any, runner: P
 async def test_https_timeout_says_where(
     peers: Any, pki: Any, check_factory: Any, runner: ProbeRunner, handler: Any, error: str, phase: str
 ) -> None:
-    """The same words through aiohttp (https)."""
+    """The same words over https."""
     port = await peers.tcp(handler, ssl_context=pki.leaf.server_context())
     settings = HTTPSettings(**tls_settings(pki))
     result = await runner.run(check_factory("http", settings, port=port, timeout=0.5))
@@ -320,12 +320,48 @@ async def test_https_timeout_says_where(
 
 
 async def test_https_to_a_silent_plain_port(peers: Any, pki: Any, check_factory: Any, runner: ProbeRunner) -> None:
-    """TLS to a port that accepts and says nothing: aiohttp connects and handshakes in one step."""
+    """TLS to a port that accepts and says nothing: the connect is done, the handshake is not."""
     port = await peers.tcp(silent)
     settings = HTTPSettings(**tls_settings(pki))
     result = await runner.run(check_factory("http", settings, port=port, timeout=0.5))
-    assert (result.ok, result.phase) == (False, "connect")
-    assert result.error == "timeout after 500ms while connecting (TCP connect and TLS handshake)"
+    assert (result.ok, result.phase) == (False, "tls")
+    assert result.error == "timeout after 500ms in TLS handshake"
+    assert "connect" in result.phases
+
+
+async def test_https_has_separate_connect_and_tls_phases(peers: Any, pki: Any, http_probe: HTTPProbe) -> None:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    port = await peers.http([web.get("/", page)], ssl_context=pki.leaf.server_context())
+    result = await probe(http_probe, port, **tls_settings(pki))
+    assert (result.ok, result.error) == (True, None)
+    assert {"resolve", "connect", "tls", "processing", "transfer"} <= set(result.phases)
+    assert result.info["tls_version"].startswith("TLS")
+
+
+@pytest.mark.parametrize(("path", "error"), [("/cookie", None), ("/huge", "response head larger than 64 KiB")])
+async def test_aiohttp_path_has_the_same_head_limit(
+    header_sites: tuple[int, int], http_probe: HTTPProbe, path: str, error: str | None
+) -> None:
+    """aiohttp (URLs with credentials) applies the same 64 KiB head limit, in the same words."""
+    plain, _ = header_sites
+    result = await probe(http_probe, plain, params={"url": f"http://u:p@127.0.0.1:{plain}{path}"})
+    assert (result.ok, result.error) == (error is None, f"invalid HTTP response: {error}" if error else None)
+
+
+async def test_credentials_in_the_url_go_through_aiohttp(peers: Any, http_probe: HTTPProbe) -> None:
+    """A URL with user:password@ is the one case left to aiohttp (it sends them as Basic auth)."""
+    seen: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(text="ok")
+
+    port = await peers.http([web.get("/", page)])
+    result = await probe(http_probe, port, params={"url": f"http://user:pw@127.0.0.1:{port}/"})
+    assert (result.ok, result.error) == (True, None)
+    assert seen == ["Basic dXNlcjpwdw=="]
 
 
 @pytest.mark.parametrize(
@@ -459,22 +495,10 @@ async def test_obs_fold_is_joined_with_a_space(peers: Any) -> None:
     assert response.headers["x-folded"] == "one two three"
 
 
-# aiohttp's parser (llhttp, strict build) refuses these on https; plain http accepts them (not done yet)
-STRICT_ON_HTTPS = {"two identical Content-Length", "a Content-Length list of one value"}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="aiohttp's llhttp is strict"))
-        if c in STRICT_ON_HTTPS
-        else c
-        for c in sorted(LENIENT)
-    ],
-)
+@pytest.mark.parametrize("case", sorted(LENIENT))
 async def test_lenient_cases_over_https(peers: Any, pki: Any, http_probe: HTTPProbe, case: str) -> None:
-    """The same replies through aiohttp (https): the verdict (ok or not) is the same on both paths."""
-    reply, ok, _, body = LENIENT[case]
+    """The same replies over https: the same verdict and reason (one parser for both)."""
+    reply, ok, error, body = LENIENT[case]
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -484,7 +508,7 @@ async def test_lenient_cases_over_https(peers: Any, pki: Any, http_probe: HTTPPr
     port = await peers.tcp(serve, ssl_context=pki.leaf.server_context())
     checks = {"fail_if_body_not_matches_regexp": [f"^{body}$"]} if body else {}
     result = await probe(http_probe, port, **tls_settings(pki, **checks))
-    assert result.ok is ok, result.error
+    assert (result.ok, result.error) == (ok, error)
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
