@@ -3,8 +3,8 @@
 A loopback server (in this process, an asyncio Protocol that writes from one shared buffer, so it adds
 no per-request memory) sends `--body-mib` MiB; the probe runs with `body_size_limit` = `--limit-mib`
 MiB and a body check (so the body has to be kept), in a child process whose VmHWM is read at the end.
-The baseline is the same child without the probe. Both paths are measured: plain http (probes.http1)
-and https (aiohttp), against a throw-away self-signed certificate (openssl).
+The baseline is the same child without the probe. Both schemes are measured: http, and https against a
+throw-away self-signed certificate (openssl).
 
     python -m bench.body_memory --limit-mib 64 --body-mib 96
 """
@@ -102,7 +102,7 @@ async def measure(limit_mib: int, body_mib: int) -> dict[str, object]:
         tls = await loop.create_server(Server, "127.0.0.1", 0, ssl=_tls_context(folder))
         ports = {"http": plain.sockets[0].getsockname()[1], "https": tls.sockets[0].getsockname()[1]}
         try:
-            for name, scheme, run in (("baseline", "http", "0"), ("http1", "http", "1"), ("aiohttp", "https", "1")):
+            for name, scheme, run in (("baseline", "http", "0"), ("http", "http", "1"), ("https", "https", "1")):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-c",

@@ -6,6 +6,7 @@ This is the figure quoted in BENCHMARKS.md as "measured in-process" (HTTP 0.21 m
 it leaves out the scheduler, the state machine and /metrics, so it isolates the probe's own cost.
 
     python -m bench.probe_cpu --kind http --probes 5000
+    python -m bench.probe_cpu --kind https --probes 2000   # a throw-away certificate (openssl) for the farm
     python -m bench.probe_cpu --kind dns --probes 20000
 """
 
@@ -15,7 +16,9 @@ import argparse
 import asyncio
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.farm import address
@@ -52,15 +55,18 @@ def _check(kind: str, settings: ProbeSettings, index: int, port: int, params: di
     )
 
 
-async def measure(kind: str, probes: int, concurrency: int, port: int) -> dict[str, float]:
+async def measure(kind: str, probes: int, concurrency: int, port: int, ca_file: str = "") -> dict[str, float]:
     settings: ProbeSettings
     params: dict[str, Any] = {}
     if kind == "http":
         settings = HTTPSettings()
+    elif kind == "https":  # certificate verified against the farm's self-signed certificate
+        settings = HTTPSettings(scheme="https", tls_config={"ca_file": ca_file})
     else:
         settings = DNSSettings(min_answers=1)
         params = {"query_name": "bench.test"}
-    checks = [_check(kind, settings, i, port, params) for i in range(LISTENERS)]
+    probe_kind = "http" if kind == "https" else kind
+    checks = [_check(probe_kind, settings, i, port, params) for i in range(LISTENERS)]
     kinds = create_probes()
     runner = ProbeRunner(kinds, SystemClock())
     failures = 0
@@ -86,7 +92,7 @@ async def measure(kind: str, probes: int, concurrency: int, port: int) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["http", "dns"], required=True)
+    parser.add_argument("--kind", choices=["http", "https", "dns"], required=True)
     parser.add_argument("--probes", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--port", type=int, default=18480)
@@ -94,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
-    farm = subprocess.Popen(
-        [sys.executable, "-m", "bench.farm", "--kind", args.kind, "--count", str(LISTENERS), "--port", str(args.port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    folder = tempfile.TemporaryDirectory()
+    command = [sys.executable, "-m", "bench.farm", "--count", str(LISTENERS), "--port", str(args.port)]
+    command += ["--kind", "http" if args.kind == "https" else args.kind]
+    ca_file = ""
+    if args.kind == "https":
+        ca_file = _certificate(Path(folder.name))
+        command += ["--tls-cert", ca_file, "--tls-key", str(Path(folder.name) / "key.pem")]
+    farm = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert farm.stdout is not None
         line = farm.stdout.readline()
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         best = float("inf")
         for _ in range(args.repeat):
-            figures = uvloop.run(measure(args.kind, args.probes, args.concurrency, args.port))
+            figures = uvloop.run(measure(args.kind, args.probes, args.concurrency, args.port, ca_file))
             print(
                 f"{args.kind}: {figures['probes']:.0f} probes, {figures['failures']:.0f} failed, "
                 f"{figures['cpu_ms_per_probe']:.3f} ms CPU per probe, {figures['wall_s']:.1f} s"
@@ -117,7 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         farm.terminate()
         farm.wait(timeout=5)
+        folder.cleanup()
     return 0
+
+
+def _certificate(folder: Path) -> str:
+    """A self-signed certificate for the farm's addresses (it is its own CA); returns its path."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    names = ",".join(f"IP:{address(i)}" for i in range(LISTENERS))
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=farm",
+         "-addext", f"subjectAltName={names}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert)
 
 
 if __name__ == "__main__":

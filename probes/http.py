@@ -417,7 +417,11 @@ class HTTPProbe:
             raise _PlainFailure(f"invalid HTTP body: {exc}") from None
         finally:
             exchange.done.cancel()  # no-op when settled; else nobody is left to read its outcome
-            if transport is not None:
+            if transport is None:
+                pass
+            elif secure:  # no TLS close_notify exchange: a peer that never answers it would hold the socket 30 s
+                transport.abort()
+            else:
                 transport.close()  # also when the runner's timeout cancels the probe
 
     async def _connect_tls(
