@@ -21,7 +21,7 @@ import base64
 import re
 import socket
 import time
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -73,12 +73,12 @@ class HTTPSettings(ProbeSettings):
     bearer_token: Secret | None = None
     crl: bool = False  # the body is a CRL (DER or PEM): report and check its nextUpdate
 
-    @property
+    @cached_property  # settings are frozen: computed once, not per probe
     def keeps_body(self) -> bool:
         """Whether a check looks at the body; otherwise it is only counted."""
         return bool(self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp or self.crl)
 
-    @property
+    @cached_property
     def body_limit(self) -> int | None:
         """Bytes of body read before failing: the configured limit; with none (0), MAX_KEPT_BODY when
         the body is kept, else no limit at all (it is only counted)."""
