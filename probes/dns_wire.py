@@ -62,11 +62,12 @@ class Discarded:
 
     other_id: int = 0
     other_question: int = 0
+    no_question: int = 0  # a NOERROR answer without the question section (only errors may leave it out)
     not_dns: int = 0  # shorter than a header, or not a response
 
     @property
     def total(self) -> int:
-        return self.other_id + self.other_question + self.not_dns
+        return self.other_id + self.other_question + self.no_question + self.not_dns
 
     def describe(self) -> str:
         """Why no answer was taken, for the failure reason ("" when nothing was discarded)."""
@@ -76,11 +77,14 @@ class Discarded:
             return f"the server only answers with another id ({self.other_id} datagrams discarded)"
         if self.other_question == self.total:
             return f"the server only answers another question ({self.other_question} datagrams discarded)"
+        if self.no_question == self.total:
+            return f"the server only answers without the question section ({self.no_question} datagrams discarded)"
         parts = [
             f"{count} {why}"
             for count, why in (
                 (self.other_id, "with another id"),
                 (self.other_question, "to another question"),
+                (self.no_question, "without the question"),
                 (self.not_dns, "not DNS responses"),
             )
             if count
@@ -140,8 +144,9 @@ def _not_our_answer(data: bytes, qid: int, query: Query) -> str | None:
         return "not_dns"
     if int.from_bytes(data[0:2], "big") != qid:
         return "other_id"
-    if data[5] == 0 and data[4] == 0 and data[3] & 0x0F in QUESTIONLESS_RCODES:
-        return None  # an error answer without the question: allowed
+    if data[5] == 0 and data[4] == 0:
+        # an error answer may leave the question out; anything else without it does not answer our query
+        return None if data[3] & 0x0F in QUESTIONLESS_RCODES else "no_question"
     if data[HEADER : HEADER + len(query.question)].lower() != query.question:
         return "other_question"
     return None

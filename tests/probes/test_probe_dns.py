@@ -344,13 +344,13 @@ async def test_error_answer_without_question_section(peers: Any, rcode: str) -> 
     assert (result.ok, result.values[DNS_RCODE]) == (True, float(code))
 
 
-async def test_noerror_answer_without_question_section_is_malformed(peers: Any) -> None:
+async def test_noerror_answer_without_question_section_is_not_our_answer(peers: Any) -> None:
     """Only error answers may leave out the question: a NOERROR one without it is not our answer."""
     server = await peers.dns(lambda q, t: q.id.to_bytes(2, "big") + b"\x81\x80" + b"\x00" * 8)
     result = await run(server.port, dns_settings(), timeout=0.4)
     assert (result.ok, result.error) == (
         False,
-        "timeout: the server only answers another question (1 datagrams discarded)",
+        "timeout: the server only answers without the question section (1 datagrams discarded)",
     )
 
 
