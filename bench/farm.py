@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 from typing import cast
 
@@ -94,7 +95,7 @@ def _write_stats(path: str, sequence: int) -> None:
     os.replace(tmp, path)
 
 
-async def serve(kind: str, count: int, port: int, stats_path: str | None) -> None:
+async def serve(kind: str, count: int, port: int, stats_path: str | None, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     servers: list[asyncio.AbstractServer | asyncio.BaseTransport] = []
     for index in range(count):
@@ -103,7 +104,9 @@ async def serve(kind: str, count: int, port: int, stats_path: str | None) -> Non
             servers.append(transport)
         else:
             factory = AcceptClose if kind == "tcp" else TinyHTTP
-            servers.append(await loop.create_server(factory, address(index), port, backlog=256, reuse_address=True))
+            servers.append(
+                await loop.create_server(factory, address(index), port, backlog=256, reuse_address=True, ssl=tls)
+            )
     stop = asyncio.Event()
     sequence = 0
 
@@ -128,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True, help="listeners, one per address")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stats", help="file written on SIGUSR1: '<sequence> <connections served>'")
+    parser.add_argument("--tls-cert", help="http listeners speak https with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this key (PEM)")
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     try:
         import uvloop
 
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         try:
-            runner.run(serve(args.kind, args.count, args.port, args.stats))
+            runner.run(serve(args.kind, args.count, args.port, args.stats, tls))
         except OSError as exc:
             print(f"farm: cannot listen: {exc}", file=sys.stderr)
             return 1

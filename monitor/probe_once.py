@@ -33,6 +33,7 @@ def _report(check: Check, result: ProbeResult) -> str:
         f"verdict   {verdict_of(result).upper()}"
         + (f": {result.error}" if result.error else "")
         + (f" ({result.degraded})" if result.degraded else ""),
+        f"reached   {result.phase or '-'}",
         f"duration  {result.duration:.6f}s at {datetime.fromtimestamp(result.finished_at, UTC).isoformat()}",
     ]
     for phase, seconds in result.phases.items():
@@ -70,6 +71,7 @@ async def probe_once(inventory: Inventory, wanted: str, as_json: bool = False) -
                             "error": result.error,
                             "local": result.local,
                             "degraded": result.degraded,
+                            "phase": result.phase or None,  # the phase reached; partial facts are in info
                             "duration_seconds": result.duration,
                             "phases": result.phases,
                             "values": result.values,

@@ -15,7 +15,7 @@ from monitor.config.model import Thresholds
 from monitor.config.types import format_duration
 from monitor.inventory import Check
 from probes import base
-from probes.base import ProbeKind, ProbeResult
+from probes.base import ProbeKind, ProbeResult, Progress
 
 log = structlog.get_logger()
 
@@ -42,6 +42,14 @@ def degraded_reason(result: ProbeResult, limits: Thresholds, now: float) -> str 
     return None
 
 
+def timed_out(timeout: float, progress: Progress) -> ProbeResult:
+    """The result of a probe the timeout cut off: where it was and what it had learnt, not only that
+    it took too long ("timeout after 5s while reading the body (HTTP 200, 5 of 100 bytes)")."""
+    where = progress.where()
+    error = f"timeout after {format_duration(timeout)}" + (f" {where}" if where else "")
+    return ProbeResult.failure(error, phases=dict(progress.phases), info=dict(progress.facts), phase=progress.phase)
+
+
 class ProbeRunner:
     def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock) -> None:
         self.probes = probes
@@ -49,11 +57,13 @@ class ProbeRunner:
 
     async def run(self, check: Check) -> ProbeResult:
         started = time.perf_counter()
+        progress = Progress()  # per run: the probe writes how far it got, read below if the timeout cuts it off
+        request = check.request.with_progress(progress)
         try:
             async with asyncio.timeout(check.timeout):
-                result = await self.probes[check.kind].run(check.request, check.settings)
+                result = await self.probes[check.kind].run(request, check.settings)
         except TimeoutError:
-            result = ProbeResult.failure(f"timeout after {format_duration(check.timeout)}")
+            result = timed_out(check.timeout, progress)
         except base.LocalFailure as exc:  # this host failed (EMFILE, local firewall): a gap, not the target
             result = exc.result()
         except Exception as exc:  # a bug in a probe must not stop the scheduler
@@ -65,6 +75,8 @@ class ProbeRunner:
         if result.error is not None:  # one short line: errors end up in logs, metrics labels and pages
             result.error = " ".join(result.error.split())[:300]
         result.duration = time.perf_counter() - started
+        if not result.phase:
+            result.phase = "done" if result.ok else progress.phase
         result.finished_at = self.clock.now()
         if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
             result.degraded = degraded_reason(result, check.degraded, result.finished_at)

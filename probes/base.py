@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
@@ -69,6 +70,32 @@ class ProbeSettings(BaseModel):
         return self.model_dump_json()
 
 
+class Progress:
+    """How far one run of a probe got, for the runner to say where its timeout cut the probe off.
+
+    The runner makes one per run and hands it in on the request; the probe moves it on as it goes
+    (`enter`) and keeps what it learnt on the way in `facts` (HTTP status, bytes read). Moving on is
+    an attribute store or two, cheap on the fast path; the operator's text is written only when the
+    runner needs it, from a callable that reads the probe's state at that moment."""
+
+    __slots__ = ("_where", "facts", "phase", "phases")
+
+    def __init__(self) -> None:
+        self.phase = ""  # the phase reached: "connect", "tls", "head", "body", "step 2", "query"
+        self.facts: dict[str, str] = {}  # partial facts, shown with a timeout ("http_status": "200")
+        self.phases: dict[str, float] = {}  # the probe's PhaseTimer.phases, so the runner keeps its timings
+        self._where: str | Callable[[], str] = ""
+
+    def enter(self, phase: str, where: str | Callable[[], str]) -> None:
+        """Now in `phase`; `where` words it after "timeout after 5s " ("in TLS handshake")."""
+        self.phase = phase
+        self._where = where
+
+    def where(self) -> str:
+        where = self._where
+        return where() if callable(where) else where
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
     """What to probe: the resolved target, check parameters and the time the probe may take."""
@@ -79,10 +106,16 @@ class ProbeRequest:
     timeout: float  # seconds; the runner enforces it, probes use it to budget their phases
     params: dict[str, Any] = field(default_factory=dict)  # per-check parameters (url, query name, interface)
     check_id: str = ""  # "target/check": the key of state a probe keeps between runs (SNMP counters)
+    # this run's progress: the runner passes a fresh one per run (with_progress) and reads it on timeout
+    progress: Progress = field(default_factory=Progress, compare=False, repr=False)
 
     @property
     def server_name(self) -> str:
         return self.hostname or self.address
+
+    def with_progress(self, progress: Progress) -> ProbeRequest:
+        """This request for one run (the constructor, not dataclasses.replace: 1 us instead of 6 per probe)."""
+        return ProbeRequest(self.address, self.hostname, self.port, self.timeout, self.params, self.check_id, progress)
 
 
 class Series(NamedTuple):
@@ -114,6 +147,7 @@ class ProbeResult:
     # Set (to the errno name, "EMFILE") when the probe could not be done because of this host, not the
     # target: ok is False, error reads "monitoring gap: ...", and the engine does not judge the check by it.
     local: str | None = None
+    phase: str = ""  # the phase the probe reached ("done" when ok); set by the runner from the request's Progress
 
     @classmethod
     def failure(cls, error: str, **kw: Any) -> ProbeResult:
@@ -137,9 +171,11 @@ class PhaseTimer:
 
     __slots__ = ("_last", "phases")
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Progress | None = None) -> None:
         self.phases: dict[str, float] = {}
         self._last = time.perf_counter()
+        if progress is not None:  # the runner keeps the timings of a probe its timeout cuts off
+            progress.phases = self.phases
 
     def mark(self, phase: str) -> None:
         now = time.perf_counter()

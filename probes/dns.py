@@ -2,13 +2,22 @@
 
 The target is the DNS server; the name comes from the check (``query_name``) or the module. A
 truncated UDP answer is retried over TCP. A malformed answer is a failure with its reason, not a
-crash; a server that never answers costs the runner's timeout.
+crash; a server that never answers costs the runner's timeout. A UDP datagram that is not the answer
+(another id or question) is discarded and the wait goes on (dns_wire); bytes after the last record
+are ignored on every path, as blackbox_exporter does.
+
+`validate_answer` (also spelt `validate_answer_rrs`, blackbox_exporter's name) keeps blackbox's
+meaning for blackbox's keys: `fail_if_matches_regexp` fails when any answer RR matches any pattern,
+`fail_if_not_matches_regexp` when any RR does not match a pattern (or there is no RR),
+`fail_if_none_matches_regexp` when no RR matches any pattern (or there is no RR), and
+`fail_if_all_match_regexp` as blackbox's code does it: when not every RR matches every pattern.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from functools import cached_property
 from typing import Literal
 
 import dns.asyncquery
@@ -18,7 +27,7 @@ import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from probes import base, dns_wire
 from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
@@ -26,8 +35,55 @@ from probes.net import IPProtocol, ResolveError, resolve
 
 
 class AnswerRules(ProbeSettings):
-    fail_if_matches_regexp: list[Regex] = []  # any answer RR matching -> fail
-    fail_if_not_matches_regexp: list[Regex] = []  # a pattern no answer RR matches -> fail
+    """blackbox_exporter's validate_answer_rrs, with its semantics (probes/dns.py docstring)."""
+
+    fail_if_matches_regexp: list[Regex] = []  # any RR matches any pattern -> fail
+    fail_if_not_matches_regexp: list[Regex] = []  # any RR does not match a pattern, or no RR -> fail
+    fail_if_none_matches_regexp: list[Regex] = []  # no RR matches any pattern, or no RR -> fail
+    fail_if_all_match_regexp: list[Regex] = []  # blackbox's code: not every RR matches every pattern -> fail
+
+    @cached_property
+    def active(self) -> bool:
+        """Whether any pattern is set (checked per probe: the common module has none)."""
+        return bool(
+            self.fail_if_matches_regexp
+            or self.fail_if_not_matches_regexp
+            or self.fail_if_none_matches_regexp
+            or self.fail_if_all_match_regexp
+        )
+
+    def violation(self, answers: list[str]) -> str | None:
+        """Why these answer RRs fail the rules, or None. A pattern matches an RR written either way:
+        as dnspython writes it ("name. 300 IN A 192.0.2.1", what `info` shows) or as blackbox_exporter
+        (miekg/dns) does, with tabs between the fields: a ported pattern with \\t keeps working."""
+        if not self.active:
+            return None
+        forms = [(line, "\t".join(line.split(" ", 4))) for line in answers]
+
+        def hit(pattern: str, form: tuple[str, str]) -> bool:
+            return re.search(pattern, form[0]) is not None or re.search(pattern, form[1]) is not None
+
+        for pattern in self.fail_if_matches_regexp:
+            if any(hit(pattern, form) for form in forms):
+                return f"an answer matches /{pattern}/"
+        if self.fail_if_not_matches_regexp:
+            if not answers:
+                return "no answer RR to match fail_if_not_matches_regexp"
+            for pattern in self.fail_if_not_matches_regexp:
+                for form in forms:
+                    if not hit(pattern, form):
+                        return f"an answer does not match /{pattern}/: {form[0][:120]}"
+        if self.fail_if_none_matches_regexp:
+            if not answers:
+                return "no answer RR to match fail_if_none_matches_regexp"
+            patterns = self.fail_if_none_matches_regexp
+            if not any(hit(pattern, form) for pattern in patterns for form in forms):
+                return "no answer matches " + " or ".join(f"/{p}/" for p in patterns)
+        for pattern in self.fail_if_all_match_regexp:
+            for form in forms:
+                if not hit(pattern, form):
+                    return f"not every answer matches /{pattern}/ (fail_if_all_match_regexp): {form[0][:120]}"
+        return None
 
 
 class DNSSettings(ProbeSettings):
@@ -38,7 +94,9 @@ class DNSSettings(ProbeSettings):
     recursion_desired: bool = True
     valid_rcodes: list[str] = ["NOERROR"]
     min_answers: int = Field(default=0, ge=0)
-    validate_answer: AnswerRules = AnswerRules()
+    validate_answer: AnswerRules = Field(
+        default=AnswerRules(), validation_alias=AliasChoices("validate_answer", "validate_answer_rrs")
+    )
     ip_protocol: IPProtocol = "auto"
 
     @field_validator("query_type")
@@ -69,25 +127,38 @@ class DNSProbe:
         name = request.params.get("query_name") or settings.query_name
         if not name:
             return ProbeResult.failure("no query name: set query_name on the check or the module")
-        timer = PhaseTimer()
+        progress = request.progress
+        timer = PhaseTimer(progress)
+        progress.enter("resolve", f"while resolving {request.address}")
         try:
             server = await resolve(request.address, settings.ip_protocol)
         except ResolveError as exc:
             return ProbeResult.failure(str(exc))
         timer.mark("resolve")
         port = request.port or settings.port
+        discarded = dns_wire.Discarded()
+
+        def waiting() -> str:
+            why = discarded.describe()
+            return "waiting for the DNS answer" + (f": {why}" if why else "")
+
         try:
             if settings.transport == "udp":
+                progress.enter("query", waiting)
                 async with asyncio.timeout(request.timeout):
-                    result = await self._udp(str(name), server, port, settings, timer)
+                    result = await self._udp(str(name), server, port, settings, timer, discarded)
                 if result is not None:
                     return result
+            progress.enter("query over tcp", "waiting for the DNS answer over TCP")
             query = dns.message.make_query(str(name), settings.query_type, dns.rdataclass.IN)
             if not settings.recursion_desired:
                 query.flags &= ~dns.flags.RD
-            response = await dns.asyncquery.tcp(query, server, timeout=request.timeout, port=port)
+            response = await dns.asyncquery.tcp(query, server, timeout=request.timeout, port=port, ignore_trailing=True)
         except (dns.exception.Timeout, TimeoutError):
-            return ProbeResult.failure("timeout: no DNS answer", phases=timer.phases)
+            why = discarded.describe()
+            return ProbeResult.failure(f"timeout: {why}" if why else "timeout: no DNS answer", phases=timer.phases)
+        except dns_wire.TooManyDiscarded as exc:
+            return ProbeResult.failure(f"no DNS answer: {exc}", phases=timer.phases)
         except dns.exception.DNSException as exc:
             return ProbeResult.failure(f"malformed DNS answer: {exc}", phases=timer.phases)
         except OSError as exc:
@@ -96,17 +167,23 @@ class DNSProbe:
         return self._judge(response, settings, ProbeResult(ok=True, phases=timer.phases))
 
     async def _udp(
-        self, name: str, server: str, port: int, settings: DNSSettings, timer: PhaseTimer
+        self,
+        name: str,
+        server: str,
+        port: int,
+        settings: DNSSettings,
+        timer: PhaseTimer,
+        discarded: dns_wire.Discarded,
     ) -> ProbeResult | None:
         """The query over UDP: a result, or None when the answer is truncated (ask again over TCP)."""
         query = dns_wire.query_template(name, settings.query_type, settings.recursion_desired)
-        qid, data = await dns_wire.exchange(query, server, port)
+        qid, data = await dns_wire.exchange(query, server, port, discarded)
         try:
             answer = dns_wire.parse(data, qid, query)
         except dns_wire.Malformed as exc:
             return ProbeResult.failure(f"malformed DNS answer: {exc}", phases=timer.phases)
         except dns_wire.Unusual:  # record types the fast parser does not write out: dnspython's turn
-            response = dns.message.from_wire(data)
+            response = dns.message.from_wire(data, ignore_trailing=True)
             timer.mark("query")
             return self._judge(response, settings, ProbeResult(ok=True, phases=timer.phases))
         if answer.truncated:
@@ -132,12 +209,8 @@ class DNSProbe:
                 False,
                 f"{len(answers)} answers, expected at least {settings.min_answers}",
             )
-        else:
-            for pattern in settings.validate_answer.fail_if_matches_regexp:
-                if any(re.search(pattern, line) for line in answers):
-                    result.ok, result.error = False, f"an answer matches /{pattern}/"
-                    break
-            for pattern in settings.validate_answer.fail_if_not_matches_regexp:
-                if result.ok and not any(re.search(pattern, line) for line in answers):
-                    result.ok, result.error = False, f"no answer matches /{pattern}/"
+        elif settings.validate_answer.active:
+            why = settings.validate_answer.violation(answers)
+            if why is not None:
+                result.ok, result.error = False, why
         return result

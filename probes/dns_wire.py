@@ -6,8 +6,14 @@ most of a DNS probe's cost. The query for one (name, type, RD) is the same bytes
 it is built once by dnspython and cached. An answer is parsed here when its answer section holds only
 A, AAAA, CNAME, NS or PTR records (what monitoring queries get back); anything else is handed to
 dnspython by the caller (`Unusual`), so the result is the same either way. Every inconsistency in an
-answer (lying counts, labels or pointers that run off the end or loop, bad rdata, trailing bytes) is
-`Malformed` with the reason, never an exception of another kind.
+answer (lying counts, labels or pointers that run off the end or loop, bad rdata) is `Malformed` with
+the reason, never an exception of another kind. Bytes after the last record are ignored, as dnspython's
+`ignore_trailing` and blackbox_exporter (miekg/dns) do: padding some middleboxes add is not an outage.
+
+A datagram that is not the answer to our query (another id, another question) is discarded and the
+wait goes on until the caller's deadline (RFC 5452 section 9.1): one stray or spoofed datagram that
+arrives first must not fail the check. What was discarded is counted, so a server that only ever
+answers with another id fails with that reason rather than a bare timeout.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ HEADER = 12
 COUNTS = struct.Struct("!HHHH")  # question, answer, authority, additional
 RECORD = struct.Struct("!HHIH")  # type, class, TTL, data length
 MAX_POINTER_JUMPS = 32  # more than any honest name needs; a loop of pointers ends here
+MAX_DISCARDED = 1000  # datagrams that are not our answer, then give up: a flood must not spin the CPU to the deadline
+# rcodes a server may answer without echoing the question (as dnspython's Message.is_response allows)
+QUESTIONLESS_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
 TEXT_TYPES = {1: "A", 28: "AAAA", 5: "CNAME", 2: "NS", 12: "PTR"}
 NAME_TYPES = {5, 2, 12}
 
@@ -47,6 +56,46 @@ class Answer:
     answers: list[str]  # "name. ttl IN TYPE data", as dnspython writes records
 
 
+@dataclass(slots=True)
+class Discarded:
+    """Datagrams from the server that were not the answer to our query, by why."""
+
+    other_id: int = 0
+    other_question: int = 0
+    no_question: int = 0  # a NOERROR answer without the question section (only errors may leave it out)
+    not_dns: int = 0  # shorter than a header, or not a response
+
+    @property
+    def total(self) -> int:
+        return self.other_id + self.other_question + self.no_question + self.not_dns
+
+    def describe(self) -> str:
+        """Why no answer was taken, for the failure reason ("" when nothing was discarded)."""
+        if not self.total:
+            return ""
+        if self.other_id == self.total:
+            return f"the server only answers with another id ({self.other_id} datagrams discarded)"
+        if self.other_question == self.total:
+            return f"the server only answers another question ({self.other_question} datagrams discarded)"
+        if self.no_question == self.total:
+            return f"the server only answers without the question section ({self.no_question} datagrams discarded)"
+        parts = [
+            f"{count} {why}"
+            for count, why in (
+                (self.other_id, "with another id"),
+                (self.other_question, "to another question"),
+                (self.no_question, "without the question"),
+                (self.not_dns, "not DNS responses"),
+            )
+            if count
+        ]
+        return f"no answer to our query ({', '.join(parts)} discarded)"
+
+
+class TooManyDiscarded(Exception):
+    """More than MAX_DISCARDED datagrams that were not our answer."""
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     body: bytes  # the query after its 2-byte id
@@ -63,21 +112,44 @@ def query_template(name: str, qtype: str, recursion_desired: bool) -> Query:
     return Query(wire[2:], wire[HEADER:end].lower())
 
 
-async def exchange(query: Query, server: str, port: int) -> tuple[int, bytes]:
+async def exchange(query: Query, server: str, port: int, discarded: Discarded) -> tuple[int, bytes]:
     """Send the query from a fresh connected socket (a random source port, as resolvers do; the
-    kernel drops datagrams from anyone but the server) and return (id sent, first datagram back).
-    A closed port answered by ICMP raises ConnectionRefusedError. The caller bounds the wait."""
+    kernel drops datagrams from anyone but the server) and return (id sent, the answer). Datagrams
+    that are not the answer are counted in `discarded` and the wait goes on. A closed port answered
+    by ICMP raises ConnectionRefusedError. The caller bounds the wait."""
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     qid = random.getrandbits(16)
     sock = socket.socket(family, socket.SOCK_DGRAM)
+    loop = asyncio.get_running_loop()
     try:
         sock.setblocking(False)
         sock.connect((server, port))
         sock.send(qid.to_bytes(2, "big") + query.body)
-        data = await asyncio.get_running_loop().sock_recv(sock, 65535)
+        while True:
+            data = await loop.sock_recv(sock, 65535)
+            why = _not_our_answer(data, qid, query)
+            if why is None:
+                return qid, data
+            setattr(discarded, why, getattr(discarded, why) + 1)
+            if discarded.total >= MAX_DISCARDED:
+                raise TooManyDiscarded(discarded.describe())
     finally:
         sock.close()
-    return qid, data
+
+
+def _not_our_answer(data: bytes, qid: int, query: Query) -> str | None:
+    """None when `data` answers our query, else the Discarded counter it goes to. A message that
+    matches but is malformed further on is our answer: parse() then says what is wrong with it."""
+    if len(data) < HEADER or not data[2] & 0x80:
+        return "not_dns"
+    if int.from_bytes(data[0:2], "big") != qid:
+        return "other_id"
+    if data[5] == 0 and data[4] == 0:
+        # an error answer may leave the question out; anything else without it does not answer our query
+        return None if data[3] & 0x0F in QUESTIONLESS_RCODES else "no_question"
+    if data[HEADER : HEADER + len(query.question)].lower() != query.question:
+        return "other_question"
+    return None
 
 
 def parse(data: bytes, qid: int, query: Query) -> Answer:
@@ -97,10 +169,12 @@ def _parse(data: bytes, qid: int, query: Query) -> Answer:
         raise Malformed("not a response (QR not set)")
     qdcount, ancount, nscount, arcount = COUNTS.unpack_from(data, 4)
     truncated = bool(flags & 0x0200)
-    if qdcount != 1:
-        raise Malformed(f"{qdcount} questions in the answer, expected 1")
     end = HEADER + len(query.question)
-    if data[HEADER:end].lower() != query.question:
+    if qdcount == 0 and flags & 0x000F in QUESTIONLESS_RCODES:
+        end = HEADER
+    elif qdcount != 1:
+        raise Malformed(f"{qdcount} questions in the answer, expected 1")
+    elif data[HEADER:end].lower() != query.question:
         raise Malformed("the answer's question is not the one asked")
     if truncated:
         return Answer(flags & 0x000F, True, [])
@@ -117,8 +191,6 @@ def _parse(data: bytes, qid: int, query: Query) -> Answer:
             if rtype not in TEXT_TYPES or rclass != dns.rdataclass.IN:
                 raise Unusual()
             answers.append(f"{owner} {ttl} IN {TEXT_TYPES[rtype]} {_rdata_text(data, rtype, start, offset)}")
-    if offset != len(data):
-        raise Malformed(f"{len(data) - offset} bytes after the last record")
     return Answer(flags & 0x000F, False, answers)
 
 

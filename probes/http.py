@@ -1,10 +1,17 @@
 """HTTP(S) probe: status, body checks, redirects, timing phases, TLS certificate facts, CRL freshness.
 
-Plain http goes through the small client in probes.http1; https and redirects through aiohttp.
+http and https go through the small client in probes.http1 (TLS through asyncio's ssl transport),
+following redirects between them; only URLs with credentials in them (user:password@host), and a
+check whose redirects lead to one, go through aiohttp. So every common probe has one parser, one head
+limit, one body cap and separate connect and TLS phases.
 
 Each probe uses a fresh connection (like blackbox_exporter), so connect and TLS time are real every
-time. The body is read up to ``body_size_limit`` and no further: a target sending an endless or huge
-body costs bounded memory. aiohttp's own limits bound header sizes.
+time. ``body_size_limit`` keeps blackbox_exporter's meaning: 0 (the default) is no limit, a body longer
+than a limit fails the probe. The body is kept only when a check needs it (a body regexp, ``crl``);
+otherwise it is read to its end (or the limit) and counted, never buffered. A kept body stops at the
+limit, and with no limit at MAX_KEPT_BODY: a target sending an endless or huge body costs bounded memory
+(~1x the limit per probe in flight). Both paths apply one response-head limit, http1.MAX_HEAD (64 KiB):
+aiohttp's per-line limits are raised to it and the whole head is checked against it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import base64
 import re
 import socket
 import time
+from functools import cached_property, lru_cache
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -23,12 +31,17 @@ from pydantic import Field
 from yarl import URL
 
 from probes import base, http1, tls
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
 
 USER_AGENT = "national-monitor/0.1 (+probe)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_OWN_SCHEMES = frozenset({"http", "https"})  # what probes.http1 speaks
+MAX_KEPT_BODY = 64 * 1024 * 1024  # the most of a body kept for a body check when body_size_limit is 0 (no limit)
+# aiohttp counts header lines, not bytes: enough lines for any honest head, and with 64 KiB each a bound
+# on what a hostile head costs before the whole-head check (MAX_HEAD) refuses it
+MAX_HEADER_LINES = 512
 
 
 class _PlainFailure(Exception):
@@ -52,7 +65,7 @@ class HTTPSettings(ProbeSettings):
     fail_if_body_not_matches_regexp: list[Regex] = []
     follow_redirects: bool = True
     max_redirects: int = Field(default=10, ge=0, le=30)
-    body_size_limit: int = Field(default=1024 * 1024, ge=0, le=64 * 1024 * 1024)
+    body_size_limit: int = Field(default=0, ge=0, le=MAX_KEPT_BODY)  # bytes; 0: no limit (blackbox_exporter's meaning)
     tls_config: tls.TLSSettings = tls.TLSSettings()
     fail_if_not_ssl: bool = False
     ip_protocol: IPProtocol = "auto"
@@ -60,26 +73,52 @@ class HTTPSettings(ProbeSettings):
     bearer_token: Secret | None = None
     crl: bool = False  # the body is a CRL (DER or PEM): report and check its nextUpdate
 
+    @cached_property  # settings are frozen: computed once, not per probe
+    def keeps_body(self) -> bool:
+        """Whether a check looks at the body; otherwise it is only counted."""
+        return bool(self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp or self.crl)
+
+    @cached_property
+    def body_limit(self) -> int | None:
+        """Bytes of body read before failing: the configured limit; with none (0), MAX_KEPT_BODY when
+        the body is kept, else no limit at all (it is only counted)."""
+        if self.body_size_limit:
+            return self.body_size_limit
+        return MAX_KEPT_BODY if self.keeps_body else None
+
+
+class _TraceContext:
+    """What travels in aiohttp's trace_request_ctx: the phase timer and the run's progress."""
+
+    __slots__ = ("progress", "timer")
+
+    def __init__(self, timer: PhaseTimer, progress: Progress) -> None:
+        self.timer = timer
+        self.progress = progress
+
 
 def _trace_config() -> aiohttp.TraceConfig:
     """Phase timing through aiohttp's tracing signals; the PhaseTimer travels in the request ctx."""
 
-    async def mark(phase: str, ctx: SimpleNamespace) -> None:
-        timer = ctx.trace_request_ctx
-        if timer is not None:
-            timer.mark(phase)
+    async def mark(phase: str, ctx: SimpleNamespace, now: str = "", where: str = "") -> None:
+        trace = ctx.trace_request_ctx
+        if isinstance(trace, _TraceContext):
+            trace.timer.mark(phase)
+            if now:
+                trace.progress.enter(now, where)
 
     async def dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-        await mark("setup", ctx)
+        await mark("setup", ctx, "resolve", "while resolving the host name")
 
     async def dns_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
         await mark("resolve", ctx)
 
     async def conn_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-        await mark("setup", ctx)
+        # aiohttp does TCP connect and TLS handshake in one step: the reason cannot tell them apart
+        await mark("setup", ctx, "connect", "while connecting (TCP connect and TLS handshake)")
 
     async def conn_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-        await mark("connect", ctx)
+        await mark("connect", ctx, "head", "waiting for the response head")
 
     config = aiohttp.TraceConfig()
     config.on_dns_resolvehost_start.append(dns_start)
@@ -89,16 +128,25 @@ def _trace_config() -> aiohttp.TraceConfig:
     return config
 
 
+class _HeadTooLarge(Exception):
+    """The response head is over http1.MAX_HEAD bytes."""
+
+
 class _Response(aiohttp.ClientResponse):
     """Keeps the TLS object of its connection: aiohttp releases the connection as soon as the body
-    has arrived, which for a small body is before the probe looks at the response."""
+    has arrived, which for a small body is before the probe looks at the response. Refuses a head
+    over MAX_HEAD in all, as the plain-http client does (aiohttp only limits each line)."""
 
     ssl_object: Any = None
 
     async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
         transport = connection.transport
         self.ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        return await super().start(connection)
+        response = await super().start(connection)
+        size = sum(len(name) + len(value) + 4 for name, value in self.raw_headers)  # "name: value\r\n"
+        if size > http1.MAX_HEAD:
+            raise _HeadTooLarge()
+        return response
 
 
 def _status_ok(status: int, settings: HTTPSettings) -> bool:
@@ -119,19 +167,57 @@ def _url(request: ProbeRequest, settings: HTTPSettings) -> str:
     return f"{settings.scheme}://{authority}{settings.path}"
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """Read at most `limit` bytes of the body; the flag says whether there was more."""
-    chunks: list[bytes] = []
+async def _read_body(
+    response: aiohttp.ClientResponse, limit: int | None, keep: bool, progress: Progress
+) -> tuple[bytearray, int, bool]:
+    """(body kept, bytes read, whether there was more than `limit`). The body is kept only when
+    `keep`, in one bytearray that never grows past the limit: ~1x the limit, no join, no slice."""
+    body = bytearray()
     size = 0
+    length = response.content_length
+
+    def where() -> str:
+        progress.facts["http_status"] = str(response.status)
+        progress.facts["body_bytes"] = str(size)
+        read = f"{size} of {length} bytes" if length is not None else f"{size} bytes so far"
+        return f"while reading the body (HTTP {response.status}, {read})"
+
+    progress.enter("body", where)
     async for chunk in response.content.iter_chunked(65536):
-        chunks.append(chunk)
+        if limit is not None and size + len(chunk) > limit:
+            if keep:
+                body += chunk[: limit - size]
+            return body, limit, True
+        if keep:
+            body += chunk
         size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True
-    return b"".join(chunks), False
+    return body, size, False
 
 
-def check_crl(body: bytes, result: ProbeResult, now: float) -> None:
+@lru_cache(maxsize=1024)
+def _body_pattern(pattern: str) -> re.Pattern[bytes] | re.Pattern[str]:
+    """An ASCII pattern is matched against the body's bytes: no decoded copy of a large body (and
+    \\w, \\d, \\s are ASCII, as in blackbox_exporter's Go regexps). A pattern with other characters
+    is matched against the body decoded as UTF-8."""
+    if pattern.isascii():
+        try:
+            return re.compile(pattern.encode())
+        except re.error:  # a construct only str patterns have
+            pass
+    return re.compile(pattern)
+
+
+def _search(pattern: str, body: bytes | bytearray, text: list[str]) -> bool:
+    regex = _body_pattern(pattern)
+    if isinstance(regex.pattern, bytes):
+        return regex.search(body) is not None
+    if not text:  # decoded once, for all the patterns that need it
+        text.append(body.decode("utf-8", "replace"))
+    return regex.search(text[0]) is not None
+
+
+def check_crl(body: bytes | bytearray, result: ProbeResult, now: float) -> None:
+    body = bytes(body)  # cryptography takes bytes
     try:
         crl = x509.load_pem_x509_crl(body) if body.lstrip().startswith(b"-----") else x509.load_der_x509_crl(body)
     except ValueError:
@@ -182,6 +268,9 @@ class HTTPProbe:
             )
             session = aiohttp.ClientSession(
                 connector=connector,
+                max_line_size=http1.MAX_HEAD,  # one head limit on both paths (aiohttp's default is 8,190 bytes)
+                max_field_size=http1.MAX_HEAD,
+                max_headers=MAX_HEADER_LINES,
                 trace_configs=[self._trace],
                 auto_decompress=True,
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -199,11 +288,13 @@ class HTTPProbe:
         url = _url(request, settings)
         parsed = self._parsed(url)
         headers = self._headers(request, settings)
-        if parsed.scheme == "http" and parsed.user is None and url not in self._redirecting:
-            result = await self._run_plain(parsed, headers, settings)
+        if parsed.scheme in _OWN_SCHEMES and parsed.user is None and url not in self._redirecting:
+            # SNI and the name verified: the module's, else the target's hostname (a check's url names its own)
+            server_name = settings.tls_config.server_name or (None if "url" in request.params else request.hostname)
+            result = await self._run_plain(parsed, headers, settings, request.progress, server_name)
             if result is not None:
                 return result
-            # it redirected: aiohttp follows redirects for this URL from now on (this time included)
+            # it redirected to a URL with credentials: aiohttp follows redirects for this URL from now on
             if len(self._redirecting) > 100_000:
                 self._redirecting.clear()
             self._redirecting.add(url)
@@ -225,16 +316,23 @@ class HTTPProbe:
             headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
         return headers
 
-    async def _run_plain(self, url: URL, headers: dict[str, str], settings: HTTPSettings) -> ProbeResult | None:
-        """Plain http through the small client, following redirects that stay on plain http. None when
-        one leads to https: the caller then runs the probe through aiohttp."""
-        timer = PhaseTimer()
+    async def _run_plain(
+        self,
+        url: URL,
+        headers: dict[str, str],
+        settings: HTTPSettings,
+        progress: Progress,
+        server_name: str | None,
+    ) -> ProbeResult | None:
+        """http and https through the small client, following redirects. None when one leads to a URL
+        with credentials (or another scheme): the caller then runs the probe through aiohttp."""
+        timer = PhaseTimer(progress)
         method = settings.method
         body = settings.body.encode() if settings.body is not None else None
         redirects = 0
         while True:
             try:
-                response = await self._exchange(url, method, headers, body, settings, timer)
+                response = await self._exchange(url, method, headers, body, settings, timer, progress, server_name)
             except _PlainFailure as failure:
                 return ProbeResult.failure(str(failure), phases=timer.phases)
             location = response.headers.get("location")
@@ -247,41 +345,67 @@ class HTTPProbe:
                 target = url.join(URL(location))
             except ValueError:
                 return ProbeResult.failure(f"invalid redirect location {location[:80]!r}", phases=timer.phases)
-            if target.scheme != "http" or target.user is not None:
+            if target.scheme not in _OWN_SCHEMES or target.user is not None:
                 return None
             if target.origin() != url.origin():  # another host: what was meant for this one stays here
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "authorization")}
+                server_name = settings.tls_config.server_name  # else the new host's name
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None  # as browsers and aiohttp do
             url = target
         result = ProbeResult(ok=True, phases=timer.phases)
         version = float(f"{response.version[0]}.{response.version[1]}")
-        self._inspect_response(response.status, response.reason, version, redirects, str(url), None, settings, result)
-        return self._judge_body(response.body, response.truncated, settings, result)
+        self._inspect_response(
+            response.status, response.reason, version, redirects, str(url), response.ssl_object, settings, result
+        )
+        return self._judge_body(response.body, response.body_size, response.truncated, settings, result)
 
-    @staticmethod
     async def _exchange(
-        url: URL, method: str, headers: dict[str, str], body: bytes | None, settings: HTTPSettings, timer: PhaseTimer
+        self,
+        url: URL,
+        method: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        settings: HTTPSettings,
+        timer: PhaseTimer,
+        progress: Progress,
+        server_name: str | None,
     ) -> http1.Response:
         """One request and its response on a fresh connection; phases add up over redirects."""
         host = url.raw_host or ""
-        port = url.port or 80
+        secure = url.scheme == "https"
+        default_port = 443 if secure else 80
+        port = url.port or default_port
+        progress.enter("resolve", f"while resolving {host}")
         try:
             ip = await resolve(host, settings.ip_protocol)
         except ResolveError as exc:
             raise _PlainFailure(str(exc)) from None
         timer.mark("resolve")
         authority = f"[{host}]" if ":" in host else host
-        host_header = headers.get("Host") or (authority if port == 80 else f"{authority}:{port}")
+        host_header = headers.get("Host") or (authority if port == default_port else f"{authority}:{port}")
         others = {k: v for k, v in headers.items() if k != "Host"}
         request = http1.build_request(method, url.raw_path_qs, host_header, others, body)
-        exchange = http1.Exchange(request, settings.body_size_limit, method == "HEAD", lambda: timer.mark("processing"))
+        exchange = http1.Exchange(
+            request,
+            settings.body_limit,
+            method == "HEAD",
+            lambda: timer.mark("processing"),
+            keep_body=settings.keeps_body,
+            progress=progress,
+        )
         transport = None
+        progress.enter("connect", "while connecting")
+        loop = asyncio.get_running_loop()
         try:
-            transport, _ = await asyncio.get_running_loop().create_connection(lambda: exchange, ip, port)
-            timer.mark("connect")
+            if secure:
+                transport = await self._connect_tls(exchange, ip, port, server_name or host, settings, timer, progress)
+            else:
+                transport, _ = await loop.create_connection(lambda: exchange, ip, port)
+                timer.mark("connect")
             response = await exchange.done
             timer.mark("transfer")
+            response.ssl_object = transport.get_extra_info("ssl_object") if secure else None
             return response
         except OSError as exc:
             raise _PlainFailure(tls.describe_ssl_error(exc)) from None
@@ -293,14 +417,47 @@ class HTTPProbe:
             raise _PlainFailure(f"invalid HTTP body: {exc}") from None
         finally:
             exchange.done.cancel()  # no-op when settled; else nobody is left to read its outcome
-            if transport is not None:
+            if transport is None:
+                pass
+            elif secure:  # no TLS close_notify exchange: a peer that never answers it would hold the socket 30 s
+                transport.abort()
+            else:
                 transport.close()  # also when the runner's timeout cancels the probe
+
+    async def _connect_tls(
+        self,
+        exchange: http1.Exchange,
+        ip: str,
+        port: int,
+        server_name: str,
+        settings: HTTPSettings,
+        timer: PhaseTimer,
+        progress: Progress,
+    ) -> asyncio.Transport:
+        """TCP connect, then the TLS handshake on that socket: two phases, so that a timeout (and the
+        phase timings) tell a port that does not accept from one that does not speak TLS."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (ip, port))
+            timer.mark("connect")
+            progress.enter("tls", "in TLS handshake")
+            transport, _ = await loop.create_connection(
+                lambda: exchange, sock=sock, ssl=self._tls.get(settings.tls_config), server_hostname=server_name
+            )
+        except BaseException:
+            sock.close()  # a no-op once a transport owns (and has closed) it
+            raise
+        timer.mark("tls")
+        return transport
 
     async def _run_aiohttp(
         self, request: ProbeRequest, url: URL, headers: dict[str, str], settings: HTTPSettings
     ) -> ProbeResult:
         server_hostname = settings.tls_config.server_name or (None if "url" in request.params else request.hostname)
-        timer = PhaseTimer()
+        progress = request.progress
+        timer = PhaseTimer(progress)
         result = ProbeResult(ok=True, phases=timer.phases)
         try:
             async with self._session(settings).request(
@@ -311,7 +468,7 @@ class HTTPProbe:
                 allow_redirects=settings.follow_redirects,
                 max_redirects=settings.max_redirects,
                 server_hostname=server_hostname,
-                trace_request_ctx=timer,
+                trace_request_ctx=_TraceContext(timer, progress),
             ) as response:
                 timer.mark("processing")
                 version = response.version
@@ -325,8 +482,12 @@ class HTTPProbe:
                     settings,
                     result,
                 )
-                body, truncated = await _read_capped(response, settings.body_size_limit)
+                body, size, truncated = await _read_body(response, settings.body_limit, settings.keeps_body, progress)
                 timer.mark("transfer")
+        except _HeadTooLarge:
+            return ProbeResult.failure(
+                f"invalid HTTP response: response head larger than {http1.MAX_HEAD // 1024} KiB", phases=timer.phases
+            )
         except aiohttp.TooManyRedirects:
             return ProbeResult.failure(f"more than {settings.max_redirects} redirects", phases=timer.phases)
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -334,7 +495,12 @@ class HTTPProbe:
         except aiohttp.ClientConnectorError as exc:
             return ProbeResult.failure(tls.describe_ssl_error(exc.os_error), phases=timer.phases)
         except aiohttp.ClientResponseError as exc:
-            return ProbeResult.failure(f"invalid HTTP response: {exc.message}", phases=timer.phases)
+            # one line over MAX_HEAD: aiohttp turns its LineTooLong into a generic error with this text
+            if str(exc.message).startswith("Got more than "):
+                message = f"response head larger than {http1.MAX_HEAD // 1024} KiB"
+            else:
+                message = exc.message
+            return ProbeResult.failure(f"invalid HTTP response: {message}", phases=timer.phases)
         except aiohttp.ServerDisconnectedError:
             return ProbeResult.failure("server closed the connection without a response", phases=timer.phases)
         except aiohttp.ClientPayloadError as exc:
@@ -342,12 +508,20 @@ class HTTPProbe:
         except (aiohttp.ClientError, OSError) as exc:
             base.raise_if_local(exc)  # EMFILE, ENOBUFS on a write: this host's failure, not the server's
             return ProbeResult.failure(f"http error: {exc or type(exc).__name__}", phases=timer.phases)
-        return self._judge_body(body, truncated, settings, result)
+        return self._judge_body(body, size, truncated, settings, result)
 
-    def _judge_body(self, body: bytes, truncated: bool, settings: HTTPSettings, result: ProbeResult) -> ProbeResult:
-        result.values[base.CONTENT_LENGTH] = float(len(body))
+    def _judge_body(
+        self, body: bytes | bytearray, size: int, truncated: bool, settings: HTTPSettings, result: ProbeResult
+    ) -> ProbeResult:
+        result.values[base.CONTENT_LENGTH] = float(size)
         if truncated:
-            return self._fail(result, f"body larger than body_size_limit ({settings.body_size_limit} bytes)")
+            if settings.body_size_limit:
+                return self._fail(result, f"body larger than body_size_limit ({settings.body_size_limit} bytes)")
+            return self._fail(
+                result,
+                f"body larger than {MAX_KEPT_BODY // (1024 * 1024)} MiB, the most kept for a body check"
+                " (body_size_limit: 0 reads any size only when no body check is configured)",
+            )
         if result.ok:
             self._check_body(body, settings, result)
         if result.ok and settings.crl:
@@ -377,14 +551,14 @@ class HTTPProbe:
             wanted = settings.valid_status_codes or "2xx"
             self._fail(result, f"HTTP status {status} {reason}".rstrip() + f", expected {wanted}")
 
-    def _check_body(self, body: bytes, settings: HTTPSettings, result: ProbeResult) -> None:
-        text = body.decode("utf-8", "replace")
+    def _check_body(self, body: bytes | bytearray, settings: HTTPSettings, result: ProbeResult) -> None:
+        text: list[str] = []
         for pattern in settings.fail_if_body_matches_regexp:
-            if re.search(pattern, text):
+            if _search(pattern, body, text):
                 self._fail(result, f"body matches /{pattern}/")
                 return
         for pattern in settings.fail_if_body_not_matches_regexp:
-            if not re.search(pattern, text):
+            if not _search(pattern, body, text):
                 self._fail(result, f"body does not match /{pattern}/")
                 return
 

@@ -1,7 +1,8 @@
 """TCP probe: connect, optionally a TLS handshake, optionally a send/expect dialogue.
 
 Reads are capped (``max_read_bytes``) so a target that floods costs bounded memory; the runner's
-timeout bounds a target that hangs or trickles (slowloris).
+timeout bounds a target that hangs or trickles (slowloris), and then says where the probe was: the
+connect, the TLS handshake, or the step and what it had received so far.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Callable
 
 from pydantic import Field
 
 from probes import base
 from probes import tls as tlsinfo
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
+from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
 
@@ -51,6 +53,18 @@ async def _expect(reader: asyncio.StreamReader, pattern: bytes, limit: int, buff
     return True
 
 
+def _step_where(step: int, expect: str, received: bytearray, progress: Progress) -> Callable[[], str]:
+    """How a timeout words an expect step: the pattern and what had arrived (read only then)."""
+
+    def where() -> str:
+        shown = bytes(received[-80:]).decode("utf-8", "replace")
+        progress.facts["received"] = shown
+        got = repr(shown) if received else "nothing"
+        return f"in step {step}: expected /{expect}/, got {got}"
+
+    return where
+
+
 class TCPProbe:
     name = "tcp"
     settings_model = TCPSettings
@@ -62,13 +76,16 @@ class TCPProbe:
         port = request.port or settings.port
         if port is None:
             return ProbeResult.failure("no port: set port on the check or the module")
-        timer = PhaseTimer()
+        progress = request.progress
+        timer = PhaseTimer(progress)
+        progress.enter("resolve", f"while resolving {request.address}")
         try:
             ip = await resolve(request.address, settings.ip_protocol)
         except ResolveError as exc:
             return ProbeResult.failure(str(exc))
         timer.mark("resolve")
         result = ProbeResult(ok=True, phases=timer.phases)
+        progress.enter("connect", "while connecting")
         if not settings.tls and not settings.query_response:
             return await self._connect_only(ip, port, timer, result)
         try:
@@ -78,6 +95,7 @@ class TCPProbe:
         timer.mark("connect")
         try:
             if settings.tls:
+                progress.enter("tls", "in TLS handshake")
                 await self._starttls(writer, request, settings, result)
                 timer.mark("tls")
             await self._dialogue(reader, writer, request, settings, result)
@@ -117,8 +135,10 @@ class TCPProbe:
         result: ProbeResult,
     ) -> None:
         received = bytearray()
+        progress = request.progress
         for index, step in enumerate(settings.query_response):
             if step.expect is not None:
+                progress.enter(f"step {index + 1}", _step_where(index + 1, step.expect, received, progress))
                 matched = await _expect(reader, step.expect.encode(), settings.max_read_bytes, received)
                 if not matched:
                     result.ok = False
@@ -129,5 +149,6 @@ class TCPProbe:
                 writer.write(step.send.encode())
                 await writer.drain()
             if step.starttls:
+                progress.enter(f"step {index + 1}", f"in step {index + 1}: in TLS handshake (starttls)")
                 await self._starttls(writer, request, settings, result)
                 received.clear()  # plaintext that came before the handshake must not pass for a TLS reply

@@ -376,8 +376,9 @@ def refused_port() -> Iterator[int]:
 
 # --------------------------------------------------------------------------------------- DNS peer
 
-# answer(query, transport) -> a reply Message, raw bytes to send, or None for no reply at all
-DNSAnswer = Callable[[dns.message.Message, str], "dns.message.Message | bytes | None"]
+# answer(query, transport) -> a reply Message, raw bytes to send, a list of datagrams to send one
+# after the other (a stray one before the answer), or None for no reply at all
+DNSAnswer = Callable[[dns.message.Message, str], "dns.message.Message | bytes | list[bytes] | None"]
 
 
 @dataclass
@@ -386,25 +387,30 @@ class DNSServer:
     port: int = 0
     queries: list[tuple[str, dns.message.Message]] = field(default_factory=list)  # (transport, query)
 
-    def reply(self, wire: bytes, transport: str) -> bytes | None:
+    def reply(self, wire: bytes, transport: str) -> list[bytes]:
         try:
             query = dns.message.from_wire(wire)
         except Exception:  # a test server ignores what it cannot parse
-            return None
+            return []
         self.queries.append((transport, query))
         out = self.answer(query, transport)
-        if out is None or isinstance(out, bytes):
+        if out is None:
+            return []
+        if isinstance(out, bytes):
+            return [out]
+        if isinstance(out, list):
             return out
-        return out.to_wire()
+        return [out.to_wire()]
 
     async def handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             size = int.from_bytes(await reader.readexactly(2), "big")
-            data = self.reply(await reader.readexactly(size), "tcp")
-            if data is None:
+            messages = self.reply(await reader.readexactly(size), "tcp")
+            if not messages:
                 await asyncio.sleep(3600)  # never answer
                 return
-            writer.write(len(data).to_bytes(2, "big") + data)
+            for data in messages:
+                writer.write(len(data).to_bytes(2, "big") + data)
             await writer.drain()
 
 
@@ -417,9 +423,9 @@ class _DNSUDP(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)  # 3.11's is not a DatagramTransport subclass
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        out = self.server.reply(data, "udp")
-        if out is not None and self.transport is not None:
-            self.transport.sendto(out, addr)
+        for out in self.server.reply(data, "udp"):
+            if self.transport is not None:
+                self.transport.sendto(out, addr)
 
 
 # ------------------------------------------------------------------------------------------ runner

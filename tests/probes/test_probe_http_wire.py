@@ -167,7 +167,7 @@ async def test_post_redirected_by_303_becomes_get(peers: Any, http_probe: HTTPPr
 
 
 async def test_redirect_to_https_goes_through_the_full_client(peers: Any, http_probe: HTTPProbe) -> None:
-    """http -> https is handed to aiohttp (TLS); here the https side is refused, which is reported."""
+    """http -> https is followed (TLS); here the https side is refused, which is reported."""
     redirect = b"HTTP/1.1 301 Moved\r\nLocation: https://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n"
     port = await serve(peers, redirect)
     result = await probe(http_probe, port)
