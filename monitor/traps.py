@@ -97,11 +97,15 @@ class _Bucket:
 class _Pending:
     device: bool = False  # re-poll the agent's device checks
     interfaces: set[int] = field(default_factory=set)  # ifIndexes named by link traps
+    urgent: bool = False  # an accepted link trap asked for it: ahead of the routine probes...
+    flooding: bool = False  # ...unless the agent is over its rate limit: then its re-polls are routine
     handle: asyncio.TimerHandle | None = None
 
 
 # Resolves (agent address, ifIndex or None, whole device?) to the check ids to re-poll.
 Resolver = Callable[[str, set[int], bool], list[str]]
+# Asks the scheduler to probe checks now; True: ahead of routine probes waiting for a slot.
+ProbeSoon = Callable[[Iterable[str], bool], None]
 
 
 class _Sender:
@@ -141,7 +145,7 @@ class TrapReceiver:
         metrics: TrapMetrics,
         known_agent: Callable[[str], bool],
         resolve_checks: Resolver,
-        probe_soon: Callable[[Iterable[str]], None],
+        probe_soon: ProbeSoon,
         listeners: list[Callable[[TrapEvent], None]],
         listen: tuple[str, int] | None = None,
     ) -> None:
@@ -414,12 +418,12 @@ class TrapReceiver:
             return
         if not self._allow(agent):
             self._count(agent, event.name, "rate_limited")
-            self._mark(agent, event)
+            self._mark(agent, event, flooding=True)
             return
         self._count(agent, event.name, "accepted")
         log.info("trap_received", agent=agent, trap=event.name, trap_oid=event.trap_oid, kind=event.event,
                  if_index=event.if_index)  # fmt: skip
-        self._mark(agent, event)
+        self._mark(agent, event, urgent=event.event in ("link_down", "link_up"))
         for listener in self.listeners:
             try:
                 listener(event)
@@ -451,12 +455,14 @@ class TrapReceiver:
 
     # --- coalesced re-polls ----------------------------------------------------------------
 
-    def _mark(self, agent: str, event: TrapEvent) -> None:
+    def _mark(self, agent: str, event: TrapEvent, urgent: bool = False, flooding: bool = False) -> None:
         if not event.repoll:
             return
         pending = self._pending.get(agent)
         if pending is None:
             pending = self._pending[agent] = _Pending()
+        pending.urgent = pending.urgent or urgent
+        pending.flooding = pending.flooding or flooding
         if event.if_index is not None and event.event in ("link_down", "link_up"):
             pending.interfaces.add(event.if_index)
         else:
@@ -471,8 +477,9 @@ class TrapReceiver:
             return
         checks = self.resolve_checks(agent, pending.interfaces, pending.device)
         if checks:
-            log.debug("trap_repoll", agent=agent, checks=checks)
-            self.probe_soon(checks)
+            urgent = pending.urgent and not pending.flooding
+            log.debug("trap_repoll", agent=agent, checks=checks, urgent=urgent)
+            self.probe_soon(checks, urgent)
 
 
 def _plain(value: Any) -> Value:

@@ -50,7 +50,7 @@ def config(agent_port: int, trap_port: int, secrets: Path) -> str:
     return (
         textwrap.dedent(f"""\
         defaults: {{interval: 60s, timeout: 2s, retry_interval: 1s, failures_to_down: 2, successes_to_up: 1}}
-        daemon: {{max_concurrent_probes: 50}}
+        daemon: {{max_concurrent_probes: 8}}
         modules:
           snmp_if:
             kind: snmp
