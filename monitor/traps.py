@@ -46,7 +46,6 @@ from monitor.config.traps import TrapsConfig
 from monitor.trap_decode import TrapEvent, decode_notification, decode_trap, snmp_version, v3_envelope_ok
 from probes import snmp_ber as ber
 from probes.snmp_ber import BerError, Value, VarBind
-from probes.snmp_transport import enlarge_receive_buffer
 from probes.snmp_v3 import _AUTH, _PRIV
 
 log = structlog.get_logger()
@@ -54,8 +53,11 @@ UNKNOWN = "unknown"
 READ_BATCH = 512  # datagrams read per wake-up before the loop gets a turn (timers, probes, HTTP)
 V3_SLICE = 50  # SNMPv3 datagrams handed to pysnmp per loop turn
 MAX_DATAGRAM = 65535
-# Linux: SO_RXQ_OVFL (40) puts the socket's running count of dropped datagrams on every one received
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
+LINUX = sys.platform.startswith("linux")
+# SO_RXQ_OVFL (40) puts the socket's count of dropped datagrams (as it was when the datagram was queued)
+# on every datagram received; Python's socket module names neither it nor SO_RCVBUFFORCE (33)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if LINUX else None)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if LINUX else None)
 ANCILLARY = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 _REJECTION_COUNTERS = (  # pysnmp refused the notification: credentials
     ("__SNMPv2-MIB", ("snmpInBadCommunityNames", "snmpInBadCommunityUses")),
@@ -122,6 +124,21 @@ class _Sender:
         pass
 
 
+def set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """The socket's receive queue at `size` bytes: SO_RCVBUFFORCE with CAP_NET_ADMIN (beyond
+    net.core.rmem_max), else SO_RCVBUF (capped at rmem_max). Returns what the kernel granted, which
+    is twice the request (it counts its own bookkeeping in)."""
+    if SO_RCVBUFFORCE is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError:  # not privileged
+            pass
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
 def proc_udp_drops(sock: socket.socket) -> int | None:
     """The kernel's count of datagrams dropped on this socket (the `drops` column of /proc/net/udp or
     udp6, found by the socket's inode); None where there is no such file."""
@@ -169,7 +186,6 @@ class TrapReceiver:
         self._counters: dict[tuple[str, str, str], Callable[[], None]] = {}
         self._pysnmp_counts = {"auth_failed": 0, "undecodable": 0}
         self._kernel_drops = 0  # the socket's drop count already added to the metric
-        self._ovfl = False  # SO_RXQ_OVFL on: the count comes with the datagrams
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -180,11 +196,10 @@ class TrapReceiver:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.receive_buffer = enlarge_receive_buffer(sock, self.config.receive_buffer)
+            self.receive_buffer = set_receive_buffer(sock, self.config.receive_buffer)
             if SO_RXQ_OVFL is not None:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # then /proc alone tells of drops
                     sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-                    self._ovfl = True
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:
@@ -194,7 +209,7 @@ class TrapReceiver:
         self._sock = sock
         self._engine = self._v3_engine(family, sock)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-        if self.receive_buffer < self.config.receive_buffer:  # the kernel doubles what it grants
+        if self.receive_buffer < self.config.receive_buffer:  # (granted is twice what was asked for)
             log.warning("trap_receive_buffer_small", wanted=self.config.receive_buffer, got=self.receive_buffer,
                         hint="run as root or raise net.core.rmem_max")  # fmt: skip
         log.info("trap_listener_started", listen=f"{self.address[0]}:{self.address[1]}",
@@ -275,12 +290,13 @@ class TrapReceiver:
             self._note_kernel_drops(overflow)
 
     def _note_kernel_drops(self, total: int) -> None:
-        new = (total - self._kernel_drops) % 2**32  # the kernel's counter is 32 bits and wraps
-        if new:
+        """`total`: the socket's drop count (one counter, read from a datagram or from /proc)."""
+        if total > self._kernel_drops:
+            new = total - self._kernel_drops
+            self._kernel_drops = total
             self.metrics.dropped.labels("kernel").inc(new)
             log.warning("traps_dropped_by_kernel", count=new, receive_buffer=self.receive_buffer,
                         hint="raise traps.receive_buffer")  # fmt: skip
-        self._kernel_drops = total
 
     def datagram(self, data: bytes, address: tuple[str, int]) -> None:
         """One datagram off the socket: v1/v2c here and now, v3 queued for pysnmp, the rest counted."""
@@ -386,8 +402,9 @@ class TrapReceiver:
         return added
 
     def count_kernel_drops(self) -> None:
-        """Where SO_RXQ_OVFL is not available, read the socket's drop counter from /proc."""
-        if self._ovfl or self._sock is None:
+        """The socket's drop counter from /proc: where SO_RXQ_OVFL is not available, and for the drops
+        after the last datagram read (SO_RXQ_OVFL tells of them only with the next one)."""
+        if self._sock is None:
             return
         total = proc_udp_drops(self._sock)
         if total is not None:

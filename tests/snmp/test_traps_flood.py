@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import textwrap
 import time
@@ -23,12 +24,18 @@ from typing import Any
 
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from monitor.config.loader import load_config
+from monitor.config.traps import TrapsConfig
 from monitor.daemon import Daemon
 from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
 from monitor.state import State
+from monitor.traps import TrapMetrics, TrapReceiver, proc_udp_drops
+from probes import snmp_ber as ber
 from tests.snmp.conftest import free_tcp_port, free_udp_port, need
+from tests.snmp.trap_flood import LINK_DOWN, LINK_UP, v2c_trap
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERFACES = 8
@@ -194,3 +201,97 @@ async def test_link_down_in_a_flood_is_down_within_seconds_and_every_datagram_is
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]  # asyncio's, pysnmp's
     assert errors == [], errors[:3]
     assert flooded.state("dev0/port4") == State.UP
+
+
+# --- the receiver alone, on a real socket: kernel drops and the SNMPv3 backlog --------------------------------
+
+
+async def receiver(**config: Any) -> tuple[TrapReceiver, CollectorRegistry, list[tuple[list[str], bool]]]:
+    registry = CollectorRegistry()
+    repolls: list[tuple[list[str], bool]] = []
+    traps = TrapsConfig(listen=f"127.0.0.1:{free_udp_port()}", communities=[SecretStr("public")], **config)
+    receiver = TrapReceiver(
+        traps, TrapMetrics(registry), lambda agent: agent == "127.0.0.1", lambda a, i, d: [f"{a}/{sorted(i)}"],
+        lambda checks, urgent: repolls.append((list(checks), urgent)), [],
+    )  # fmt: skip
+    await receiver.start()
+    return receiver, registry, repolls
+
+
+def counted(registry: CollectorRegistry, outcome: str) -> float:
+    return sum(
+        s.value
+        for m in registry.collect()
+        if m.name == "monitor_snmp_traps"
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["outcome"] == outcome
+    )
+
+
+def v3_junk(n: int) -> bytes:
+    """A well-formed SNMPv3 envelope (RFC 3412) around security parameters and a scoped PDU that are not."""
+    from tests.snmp.trap_flood import _tlv
+
+    header = _tlv(0x30, ber.encode_int(n) + ber.encode_int(65507) + _tlv(0x04, b"\x04") + ber.encode_int(3))
+    junk = bytes((n * 7 + k) % 256 for k in range(n % 40))
+    return _tlv(0x30, ber.encode_int(3) + header + _tlv(0x04, junk) + _tlv(0x30, junk[::-1]))
+
+
+async def test_kernel_drops_are_counted_as_the_kernel_counts_them() -> None:
+    """With a small receive buffer and the loop stalled (a busy daemon), a burst overflows the socket's
+    queue: monitor_traps_dropped_total{reason="kernel"} equals the kernel's own count for the socket, and
+    what was read plus what was dropped is every datagram sent."""
+    trap_receiver, registry, _ = await receiver(receive_buffer=64 * 1024)
+    try:
+        assert trap_receiver._sock is not None
+        sent = 3000
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(sent):
+                sock.sendto(v2c_trap(b"public", n, LINK_UP, 1), trap_receiver.address)
+            # (the loop did not run while we sent: the burst met a full queue)
+            await asyncio.sleep(0.5)  # the queue is read: the datagrams in it were queued before any drop
+            sock.sendto(v2c_trap(b"public", sent, LINK_UP, 1), trap_receiver.address)  # it carries the count
+        await asyncio.sleep(0.2)
+        read = sum(counted(registry, o) for o in OUTCOMES)
+        dropped = registry.get_sample_value("monitor_traps_dropped_total", {"reason": "kernel"}) or 0.0
+        kernel = proc_udp_drops(trap_receiver._sock)
+        print(
+            f"\nsmall buffer ({trap_receiver.receive_buffer} B): read {read:.0f}, kernel drops {dropped:.0f} ({kernel})"
+        )
+        assert dropped > 0 and dropped == kernel  # from SO_RXQ_OVFL
+        assert read + dropped == sent + 1
+        trap_receiver.count_kernel_drops()  # the same counter from /proc: nothing counted twice
+        assert registry.get_sample_value("monitor_traps_dropped_total", {"reason": "kernel"}) == dropped
+    finally:
+        trap_receiver.close()
+
+
+async def test_malformed_snmpv3_is_undecodable_and_the_v3_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """1,000 SNMPv3 datagrams in well-formed envelopes with garbage inside (pysnmp raised TypeError on such
+    input, 958 tracebacks in the attack) arrive at once: at most v3_backlog wait for pysnmp, the rest are
+    counted as backlog drops, every one that was worked is counted undecodable, and nothing is logged as
+    an error; v2c traps between them are handled at once, not behind the v3 queue."""
+    caplog.set_level(logging.WARNING)
+    trap_receiver, registry, repolls = await receiver(v3_backlog=200, coalesce=0.05)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(1000):
+                sock.sendto(v3_junk(n), trap_receiver.address)
+            sock.sendto(v2c_trap(b"public", 1, LINK_DOWN, 7), trap_receiver.address)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            trap_receiver.count_rejected()
+            done = counted(registry, "undecodable") + (
+                registry.get_sample_value("monitor_traps_dropped_total", {"reason": "backlog"}) or 0.0
+            )
+            if done >= 1000 and repolls:
+                break
+        backlog = registry.get_sample_value("monitor_traps_dropped_total", {"reason": "backlog"}) or 0.0
+        assert backlog >= 300  # a slice of the 1,000 reached pysnmp, the queue held at most 200 more
+        assert counted(registry, "undecodable") + backlog == 1000
+        assert counted(registry, "accepted") == 1
+        assert repolls == [(["127.0.0.1/[7]"], True)]  # a quiet agent's linkDown: urgent
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        trap_receiver.close()
