@@ -62,35 +62,54 @@ class SchedulerMetrics:
 class PrioritySlots:
     """A semaphore of `value` slots whose urgent holders go first and may use `extra` slots beyond it:
     an urgent probe starts at once even while routine probes that each wait out a timeout hold all the
-    others. Each kind is served in arrival order."""
+    others. Each kind is served in arrival order; a routine waiter can be made urgent (`promote`)."""
 
     def __init__(self, value: int, extra: int = 0) -> None:
         self.value, self.extra = value, extra
         self._in_use = 0
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._routine: deque[asyncio.Future[None]] = deque()
+        self._waiting: dict[object, asyncio.Future[None]] = {}  # by the caller's key, for promote()
 
     def _can(self, urgent: bool) -> bool:
         return self._in_use < self.value + (self.extra if urgent else 0)
 
-    async def acquire(self, urgent: bool = False) -> None:
+    async def acquire(self, urgent: bool = False, key: object = None) -> None:
         queue = self._urgent if urgent else self._routine
         if self._can(urgent) and not queue and (urgent or not self._urgent):
             self._in_use += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(future)
+        if key is not None:
+            self._waiting[key] = future
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted just as we were cancelled: pass it on
                 self.release()
             else:
-                queue.remove(future)
+                for waiting in (self._urgent, self._routine):
+                    if future in waiting:
+                        waiting.remove(future)
             raise
+        finally:
+            if key is not None:
+                self._waiting.pop(key, None)
+
+    def promote(self, key: object) -> None:
+        """The routine waiter acquiring with `key` waits as an urgent one from now on."""
+        future = self._waiting.get(key)
+        if future is not None and future in self._routine:
+            self._routine.remove(future)
+            self._urgent.append(future)
+            self._grant()
 
     def release(self) -> None:
         self._in_use -= 1
+        self._grant()
+
+    def _grant(self) -> None:
         while True:
             queue = self._urgent if self._urgent and self._can(True) else self._routine if self._can(False) else None
             if not queue:
@@ -115,7 +134,10 @@ class _Entry:
     running: bool = False
     removed: bool = False
     rerun: bool = False  # probe_soon while running: run again right after, the running probe may predate the news
-    urgent: bool = False  # the next run goes before routine probes waiting for a slot
+    urgent_runs: int = 0  # this many next runs go before routine probes waiting for a slot
+    waiting: bool = False  # running, but still waiting for a slot: the probe has not started
+    promoted: bool = False  # the run waiting for a slot is an urgent one
+    last_took: float = 0.0  # seconds the last run took
 
 
 class Scheduler:
@@ -170,17 +192,33 @@ class Scheduler:
     def probe_soon(self, check_ids: Iterable[str], urgent: bool = False) -> None:
         """Run these checks now: to probe a parent on a child failure, or a device that sent a trap.
         A check already running runs once more when it finishes (its result may predate the news).
-        `urgent`: ahead of routine probes waiting for a slot (a link trap's re-poll)."""
+        `urgent`: ahead of routine probes waiting for a slot (a link trap's re-poll), if the check is quick."""
         now = self._loop.time()
         for cid in check_ids:
             entry = self._entries.get(cid)
             if entry is None:
                 continue
-            entry.urgent = entry.urgent or urgent
-            if entry.running:
+            # The re-poll and the retries that confirm what it finds, bounded however it ends; and only for a
+            # check whose last run was quick: one that waits out its timeout (a dead agent, a flood of traps
+            # spoofed in its name) would hold the urgent slots as long as it holds the others.
+            if urgent and entry.last_took < entry.check.timeout / 2:
+                policy = entry.check.policy
+                entry.urgent_runs = max(entry.urgent_runs, policy.failures_to_down, policy.successes_to_up)
+            if entry.running and entry.waiting:  # not started yet: its result will be fresh
+                if urgent:
+                    self._promote(entry)
+            elif entry.running:
                 entry.rerun = True
             else:
                 self._schedule(entry, now)
+
+    def _promote(self, entry: _Entry) -> None:
+        if entry.promoted:
+            return
+        entry.promoted = True
+        entry.urgent_runs = max(0, entry.urgent_runs - 1)  # the waiting run is the first urgent one
+        for slot in (self._global, *([m] if (m := self._module_limits.get(entry.check.module)) else [])):
+            slot.promote(entry.check.id)
 
     # --- timing ----------------------------------------------------------------------------
 
@@ -225,15 +263,18 @@ class Scheduler:
         slots = [self._global, *([m] if (m := self._module_limits.get(check.module)) else [])]
         metrics = self._metrics
         acquired: list[PrioritySlots] = []
-        urgent, entry.urgent = entry.urgent, False
+        entry.promoted = entry.urgent_runs > 0
+        entry.urgent_runs = max(0, entry.urgent_runs - 1)
         try:
             metrics.waiting += 1
+            entry.waiting = True
             try:
                 for slot in slots:
-                    await slot.acquire(urgent)
+                    await slot.acquire(entry.promoted, check.id)
                     acquired.append(slot)
             finally:
                 metrics.waiting -= 1
+                entry.waiting = False
             start = self._loop.time()
             metrics.lag.observe(max(0.0, start - due))
             metrics.in_flight += 1
@@ -241,6 +282,7 @@ class Scheduler:
                 await self._execute(check)
             finally:
                 metrics.in_flight -= 1
+                entry.last_took = self._loop.time() - start
         finally:
             for slot in acquired:
                 slot.release()
@@ -251,7 +293,6 @@ class Scheduler:
         elif not entry.removed and self._confirming(check.id):
             retry_at = self._loop.time() + check.retry_interval
             if retry_at < entry.due:
-                entry.urgent = entry.urgent or urgent  # the retries confirming what an urgent run saw
                 self._schedule(entry, retry_at)
 
     # --- lifecycle -------------------------------------------------------------------------

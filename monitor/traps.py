@@ -87,6 +87,8 @@ class TrapMetrics:
             ["reason"],
             registry=registry,
         )
+        for reason in ("kernel", "backlog"):  # at 0 from the start: rate() and alerts see the first drop
+            self.dropped.labels(reason)
 
 
 @dataclass(slots=True)
@@ -100,7 +102,7 @@ class _Pending:
     device: bool = False  # re-poll the agent's device checks
     interfaces: set[int] = field(default_factory=set)  # ifIndexes named by link traps
     urgent: bool = False  # an accepted link trap asked for it: ahead of the routine probes...
-    flooding: bool = False  # ...unless the agent is over its rate limit: then its re-polls are routine
+    flooding: bool = False  # ...unless the agent is over its rate limit (or near it): then they are routine
     handle: asyncio.TimerHandle | None = None
 
 
@@ -322,7 +324,7 @@ class TrapReceiver:
             return
         if not any(hmac.compare_digest(message.community, c) for c in self._communities):
             self._count(UNKNOWN, UNKNOWN, "auth_failed")
-            if self._allow(f"auth:{address[0]}"):
+            if self._allow("log:bad_community"):  # one budget for all sources: spoofed ones are free to make
                 log.warning("trap_bad_community", source=address[0], trap=event.name)
             return
         if message.pdu == ber.INFORM:
@@ -424,7 +426,7 @@ class TrapReceiver:
                 agent = event.agent = alt
             else:
                 self._count(UNKNOWN, event.name, "unknown_agent")
-                if self._allow(f"unknown:{agent}"):
+                if self._allow("log:unknown_agent"):  # one budget for all strangers (sources are easy to spoof)
                     log.warning("trap_from_unknown_agent", agent=agent, trap_oid=event.trap_oid, trap=event.name)
                 return
         if event.event is None:
@@ -494,7 +496,11 @@ class TrapReceiver:
             return
         checks = self.resolve_checks(agent, pending.interfaces, pending.device)
         if checks:
-            urgent = pending.urgent and not pending.flooding
+            # urgent: a link trap from an agent that is not flooding: none of its traps were over the rate limit
+            # and it used less than half its burst (a flood's first traps fit in the burst as well)
+            bucket = self._buckets.get(agent)
+            quiet = bucket is not None and bucket.tokens >= self.config.rate_limit.burst / 2
+            urgent = pending.urgent and not pending.flooding and quiet
             log.debug("trap_repoll", agent=agent, checks=checks, urgent=urgent)
             self.probe_soon(checks, urgent)
 

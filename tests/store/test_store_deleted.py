@@ -190,3 +190,64 @@ def history_runs(path: Path) -> int:
         runs = int(conn.execute("SELECT count(*) FROM daemon_runs").fetchone()[0])
     conn.close()
     return runs
+
+
+PROCESS_CONFIG = """
+defaults: {interval: 1s, timeout: 500ms}
+modules: {tcp: {kind: tcp}}
+targets:
+  - name: closed
+    address: 127.0.0.1
+    checks: [{module: tcp, port: %d}]
+auth:
+  tokens:
+    - {name: ops, role: operator, token: "${STORE_TEST_TOKEN}"}
+"""
+
+
+@pytest.mark.slow
+def test_rm_monitor_db_under_the_running_daemon_loses_no_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack as it was run: `monitor run`, audited writes, `rm monitor.db*`, more writes (answered 200),
+    SIGTERM, start again. Before: ready all along, 0 store errors, the restarted daemon found an empty
+    store. Now the loss is logged and counted, and the restarted daemon finds every audited write and
+    both runs."""
+    from tests.e2e.peers import daemon_process, free_port, http_get, http_post, wait_for
+
+    monkeypatch.setenv("STORE_TEST_TOKEN", "store-test-operator")
+    config = tmp_path / "monitor.yml"
+    config.write_text(PROCESS_CONFIG % free_port(), encoding="utf-8")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    args = ["run", "--config", str(config), "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)]
+
+    def reloads(count: int) -> None:
+        for _ in range(count):
+            status, body = http_post(f"{base}/-/reload", token="store-test-operator")
+            assert status == 200, body
+
+    def metric(name: str) -> float | None:
+        for line in http_get(f"{base}/metrics")[1].decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    with daemon_process(args, tmp_path, "first") as first:
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 30, what="daemon ready")
+        reloads(10)
+        remove_all(data / "monitor.db")
+        reloads(10)  # answered as before: the writes go into the open file
+        wait_for(lambda: metric('monitor_store_file_lost_total{change="deleted"}') == 1, 10, what="the loss counted")
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200 and metric("monitor_store_file_ok") == 1, 10)
+        reloads(10)
+        assert first.stop() == 0
+    assert "store_file_lost" in first.output() and "store_file_restored" in first.output()
+    with daemon_process(args, tmp_path, "second"):
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 30, what="restarted daemon ready")
+    with sqlite3.connect(data / "monitor.db") as conn:
+        reloaded = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'config.reload'").fetchone()[0]
+        runs = conn.execute("SELECT count(*) FROM daemon_runs WHERE stopped IS NOT NULL").fetchone()[0]
+    conn.close()
+    assert (reloaded, runs) == (30, 2)
