@@ -226,9 +226,11 @@ class TrapReceiver:
         from pysnmp.proto.rfc1902 import OctetString
 
         snmp_engine = engine.SnmpEngine()
-        module = udp6 if family == socket.AF_INET6 else udp
-        transport = module.UdpAsyncioTransport()
-        snmp_config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
+        if family == socket.AF_INET6:
+            domain, transport = udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport()
+        else:
+            domain, transport = udp.DOMAIN_NAME, udp.UdpAsyncioTransport()
+        snmp_config.add_transport(snmp_engine, domain, transport)
         transport.connection_made(_Sender(sock))
         self._v3_transport = transport
         for user in self.config.v3_users:

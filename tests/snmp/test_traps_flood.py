@@ -298,3 +298,37 @@ async def test_malformed_snmpv3_is_undecodable_and_the_v3_queue_is_bounded(caplo
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         trap_receiver.close()
+
+
+async def test_ipv6_listener_receives_traps_and_answers_informs() -> None:
+    """On [::1] (the receiver's pysnmp transport is the IPv6 one): a v2c linkDown is accepted and an inform
+    from net-snmp is answered (snmpinform exits 0 only when acknowledged)."""
+    need("snmpinform")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+            port = probe.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this host")
+    registry = CollectorRegistry()
+    repolls: list[list[str]] = []
+    traps = TrapsConfig(listen=f"[::1]:{port}", communities=[SecretStr("public")])
+    trap_receiver = TrapReceiver(
+        traps, TrapMetrics(registry), lambda agent: agent == "::1", lambda a, i, d: [f"{a}/{sorted(i)}"],
+        lambda checks, urgent: repolls.append(list(checks)), [],
+    )  # fmt: skip
+    await trap_receiver.start()
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.sendto(v2c_trap(b"public", 1, LINK_DOWN, 4), ("::1", port))
+        proc = await asyncio.create_subprocess_exec(
+            "snmpinform", "-v2c", "-c", "public", "-t", "2", "-r", "1", f"udp6:[::1]:{port}", "", "1.3.6.1.6.3.1.1.5.4",
+            "1.3.6.1.2.1.2.2.1.1.5", "i", "5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        await asyncio.sleep(trap_receiver.config.coalesce + 0.3)
+        assert counted(registry, "accepted") == 2
+        assert sorted(repolls) == [["::1/[4]"], ["::1/[5]"]] or repolls == [["::1/[4, 5]"]]
+    finally:
+        trap_receiver.close()
