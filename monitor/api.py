@@ -35,6 +35,10 @@ TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 SEVERITY = (State.DOWN, State.UNREACHABLE, State.DEGRADED, State.MAINTENANCE, State.UNKNOWN, State.UP)
 
 
+class StoreHealth(Protocol):
+    file_problem: str | None  # the store's file was deleted or replaced under us (SQLiteStore.check_file)
+
+
 class DaemonView(Protocol):
     engine: Engine
     registry: CollectorRegistry
@@ -47,6 +51,9 @@ class DaemonView(Protocol):
 
     @property
     def leader(self) -> bool: ...
+
+    @property
+    def store(self) -> StoreHealth: ...
 
     async def reload(self, allow_empty: bool = False) -> tuple[bool, list[str]]: ...
 
@@ -249,6 +256,8 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
+        if daemon.store.file_problem is not None:  # writes would go to a file nobody will find again
+            return web.json_response({"status": "store_file_lost", "error": daemon.store.file_problem}, status=503)
         if daemon.ready:
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)

@@ -7,6 +7,10 @@ check. While a check is confirming a change (failing, or recovering) it is re-pr
 retry interval instead of waiting for the next slot. A run still going when its next slot comes
 skips that slot (counted). Global and per-module semaphores bound probes in flight; the lag from
 the due time to the start of the probe is recorded.
+
+Urgent probes go first when probes wait for a slot, and may use a few slots beyond the global limit: a re-poll a
+linkDown/linkUp trap asked for, and the retries confirming what it found, must not queue behind a flood
+of routine re-polls, e.g. of dead agents whose every probe holds a slot for its whole timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import hashlib
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -54,6 +59,72 @@ class SchedulerMetrics:
         )
 
 
+class PrioritySlots:
+    """A semaphore of `value` slots whose urgent holders go first and may use `extra` slots beyond it:
+    an urgent probe starts at once even while routine probes that each wait out a timeout hold all the
+    others. Each kind is served in arrival order; a routine waiter can be made urgent (`promote`)."""
+
+    def __init__(self, value: int, extra: int = 0) -> None:
+        self.value, self.extra = value, extra
+        self._in_use = 0
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._routine: deque[asyncio.Future[None]] = deque()
+        self._waiting: dict[object, asyncio.Future[None]] = {}  # by the caller's key, for promote()
+
+    def _can(self, urgent: bool) -> bool:
+        return self._in_use < self.value + (self.extra if urgent else 0)
+
+    async def acquire(self, urgent: bool = False, key: object = None) -> None:
+        queue = self._urgent if urgent else self._routine
+        if self._can(urgent) and not queue and (urgent or not self._urgent):
+            self._in_use += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(future)
+        if key is not None:
+            self._waiting[key] = future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted just as we were cancelled: pass it on
+                self.release()
+            else:
+                for waiting in (self._urgent, self._routine):
+                    if future in waiting:
+                        waiting.remove(future)
+            raise
+        finally:
+            if key is not None:
+                self._waiting.pop(key, None)
+
+    def promote(self, key: object) -> None:
+        """The routine waiter acquiring with `key` waits as an urgent one from now on."""
+        future = self._waiting.get(key)
+        if future is not None and future in self._routine:
+            self._routine.remove(future)
+            self._urgent.append(future)
+            self._grant()
+
+    def release(self) -> None:
+        self._in_use -= 1
+        self._grant()
+
+    def _grant(self) -> None:
+        while True:
+            queue = self._urgent if self._urgent and self._can(True) else self._routine if self._can(False) else None
+            if not queue:
+                return
+            future = queue.popleft()
+            if not future.done():
+                self._in_use += 1
+                future.set_result(None)
+
+
+def urgent_reserve(max_concurrent: int) -> int:
+    """Slots urgent probes may use beyond the global limit: 5% of it, at least one."""
+    return max(1, max_concurrent // 20)
+
+
 @dataclass(slots=True)
 class _Entry:
     check: Check
@@ -63,6 +134,10 @@ class _Entry:
     running: bool = False
     removed: bool = False
     rerun: bool = False  # probe_soon while running: run again right after, the running probe may predate the news
+    urgent_runs: int = 0  # this many next runs go before routine probes waiting for a slot
+    waiting: bool = False  # running, but still waiting for a slot: the probe has not started
+    promoted: bool = False  # the run waiting for a slot is an urgent one
+    last_took: float = 0.0  # seconds the last run took
 
 
 class Scheduler:
@@ -78,8 +153,8 @@ class Scheduler:
         self._confirming = confirming
         self._metrics = metrics
         self._max_concurrent = max_concurrent
-        self._global = asyncio.Semaphore(max_concurrent)
-        self._module_limits: dict[str, asyncio.Semaphore] = {}
+        self._global = PrioritySlots(max_concurrent, urgent_reserve(max_concurrent))
+        self._module_limits: dict[str, PrioritySlots] = {}
         self._entries: dict[str, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
@@ -90,9 +165,9 @@ class Scheduler:
     def set_limits(self, max_concurrent: int, module_limits: Mapping[str, int]) -> None:
         """New limits apply to probes that start from now on; running ones finish under the old."""
         if max_concurrent != self._max_concurrent:
-            self._global = asyncio.Semaphore(max_concurrent)
+            self._global = PrioritySlots(max_concurrent, urgent_reserve(max_concurrent))
             self._max_concurrent = max_concurrent
-        self._module_limits = {m: asyncio.Semaphore(n) for m, n in module_limits.items()}
+        self._module_limits = {m: PrioritySlots(n) for m, n in module_limits.items()}
 
     def set_checks(self, checks: Mapping[str, Check]) -> None:
         """Start, reload: new checks are scheduled, removed ones cancelled, kept ones keep running."""
@@ -114,18 +189,36 @@ class Scheduler:
                 if interval_changed and not existing.running:
                     self._schedule(existing, self._next_slot(existing, now))
 
-    def probe_soon(self, check_ids: Iterable[str]) -> None:
+    def probe_soon(self, check_ids: Iterable[str], urgent: bool = False) -> None:
         """Run these checks now: to probe a parent on a child failure, or a device that sent a trap.
-        A check already running runs once more when it finishes (its result may predate the news)."""
+        A check already running runs once more when it finishes (its result may predate the news).
+        `urgent`: ahead of routine probes waiting for a slot (a link trap's re-poll), if the check is quick."""
         now = self._loop.time()
         for cid in check_ids:
             entry = self._entries.get(cid)
             if entry is None:
                 continue
-            if entry.running:
+            # The re-poll and the retries that confirm what it finds, bounded however it ends; and only for a
+            # check whose last run was quick: one that waits out its timeout (a dead agent, a flood of traps
+            # spoofed in its name) would hold the urgent slots as long as it holds the others.
+            if urgent and entry.last_took < entry.check.timeout / 2:
+                policy = entry.check.policy
+                entry.urgent_runs = max(entry.urgent_runs, policy.failures_to_down, policy.successes_to_up)
+            if entry.running and entry.waiting:  # not started yet: its result will be fresh
+                if urgent:
+                    self._promote(entry)
+            elif entry.running:
                 entry.rerun = True
             else:
                 self._schedule(entry, now)
+
+    def _promote(self, entry: _Entry) -> None:
+        if entry.promoted:
+            return
+        entry.promoted = True
+        entry.urgent_runs = max(0, entry.urgent_runs - 1)  # the waiting run is the first urgent one
+        for slot in (self._global, *([m] if (m := self._module_limits.get(entry.check.module)) else [])):
+            slot.promote(entry.check.id)
 
     # --- timing ----------------------------------------------------------------------------
 
@@ -169,15 +262,19 @@ class Scheduler:
         check = entry.check
         slots = [self._global, *([m] if (m := self._module_limits.get(check.module)) else [])]
         metrics = self._metrics
-        acquired: list[asyncio.Semaphore] = []
+        acquired: list[PrioritySlots] = []
+        entry.promoted = entry.urgent_runs > 0
+        entry.urgent_runs = max(0, entry.urgent_runs - 1)
         try:
             metrics.waiting += 1
+            entry.waiting = True
             try:
                 for slot in slots:
-                    await slot.acquire()
+                    await slot.acquire(entry.promoted, check.id)
                     acquired.append(slot)
             finally:
                 metrics.waiting -= 1
+                entry.waiting = False
             start = self._loop.time()
             metrics.lag.observe(max(0.0, start - due))
             metrics.in_flight += 1
@@ -185,6 +282,7 @@ class Scheduler:
                 await self._execute(check)
             finally:
                 metrics.in_flight -= 1
+                entry.last_took = self._loop.time() - start
         finally:
             for slot in acquired:
                 slot.release()

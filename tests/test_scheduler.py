@@ -213,3 +213,67 @@ async def test_probe_soon_while_running_runs_again_right_after(load_yaml_config:
     await asyncio.sleep(0.1)
     assert len(starts) == 3
     await sched.stop()
+
+
+async def test_urgent_probe_starts_while_routine_probes_hold_every_slot(load_yaml_config: Loader) -> None:
+    """Ten slow routine probes hold the global limit of ten (and more wait); an urgent probe_soon (a link
+    trap's re-poll) starts at once on the reserve instead of queueing behind them, and its confirming
+    retry is urgent too. Routine probes never exceed the limit."""
+    loop = asyncio.get_running_loop()
+    started: dict[str, list[float]] = defaultdict(list)
+    peak = {"routine": 0, "now": 0}
+    all_checks = checks(load_yaml_config, 31, interval="60s")
+    urgent_id = "t30/ping"
+    confirming = {"on": False}
+
+    async def execute(check: Check) -> None:
+        started[check.id].append(loop.time())
+        if check.id == urgent_id:
+            confirming["on"] = True  # the trap's re-poll saw the link down: confirm it
+            return
+        peak["now"] += 1
+        peak["routine"] = max(peak["routine"], peak["now"])
+        await asyncio.sleep(1.0)  # a dead agent: the probe waits out its timeout
+        peak["now"] -= 1
+
+    sched = Scheduler(
+        execute, lambda cid: cid == urgent_id and confirming["on"], SchedulerMetrics(CollectorRegistry()), 10
+    )
+    sched.set_checks(all_checks)
+    sched.probe_soon([c for c in all_checks if c != urgent_id])  # 30 routine probes: 10 run, 20 wait
+    await asyncio.sleep(0.1)
+    asked = loop.time()
+    sched.probe_soon([urgent_id], urgent=True)
+    await asyncio.sleep(0.5)
+    await sched.stop()
+    runs = started[urgent_id]
+    assert runs and runs[0] - asked < 0.05  # not after the first routine probes end (1 s)
+    assert len(runs) >= 2 and runs[1] - runs[0] < 0.2  # the retry (100 ms) did not wait for a slot either
+    assert peak["routine"] == 10
+
+
+async def test_urgent_probe_soon_promotes_a_run_already_waiting_for_a_slot(load_yaml_config: Loader) -> None:
+    """The check a link trap names is itself queued as a routine probe behind twenty others: probe_soon(urgent)
+    moves that waiting run ahead (no second run queued behind the first)."""
+    loop = asyncio.get_running_loop()
+    started: dict[str, list[float]] = defaultdict(list)
+    all_checks = checks(load_yaml_config, 31, interval="60s")
+    urgent_id = "t30/ping"
+
+    async def execute(check: Check) -> None:
+        started[check.id].append(loop.time())
+        if check.id != urgent_id:
+            await asyncio.sleep(1.0)
+
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(CollectorRegistry()), 10)
+    sched.set_checks(all_checks)
+    sched.probe_soon([c for c in all_checks if c != urgent_id])  # 30 routine: 10 run, 20 wait
+    await asyncio.sleep(0.05)
+    sched.probe_soon([urgent_id])  # routine as well: the 21st waiting
+    await asyncio.sleep(0.05)
+    assert not started[urgent_id]
+    asked = loop.time()
+    sched.probe_soon([urgent_id], urgent=True)
+    await asyncio.sleep(0.3)
+    await sched.stop()
+    assert len(started[urgent_id]) == 1 and started[urgent_id][0] - asked < 0.05

@@ -59,6 +59,13 @@ class TrapsConfig(_Strict):
     mappings: list[TrapMapping] = []
     rate_limit: RateLimit = RateLimit()
     coalesce: Timeout = 0.5  # re-polls one agent's traps ask for are batched this long
+    # bytes of kernel queue for the trap socket (SO_RCVBUF, SO_RCVBUFFORCE as root; otherwise capped by
+    # net.core.rmem_max): what a burst can fill while the daemon is busy; beyond it the kernel drops
+    # (counted in monitor_traps_dropped_total{reason="kernel"}). ~1 KiB per small trap on loopback.
+    receive_buffer: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    # SNMPv3 datagrams waiting for pysnmp (USM costs ~1 ms each): past this they are dropped and counted
+    # (reason="backlog"), so a v3 flood cannot hold up v1/v2c traps or the probes.
+    v3_backlog: int = Field(default=5000, ge=1, le=1_000_000)
 
     @field_validator("listen")
     @classmethod

@@ -20,6 +20,8 @@ from monitor.store.records import (
 
 
 class Store(Protocol):
+    file_problem: str | None  # the store's file is not the open database (deleted, replaced): not ready
+
     # lifecycle and state intervals
     def open(self, now: float) -> None: ...
     async def close(self, now: float) -> None: ...

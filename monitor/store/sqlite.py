@@ -8,11 +8,23 @@ second connection (WAL lets them run beside the writer).
 
 After a crash, intervals left open are closed at the last heartbeat of the run that died, so the
 time the daemon was not watching shows up as a gap (no interval), never as "up".
+
+The file can vanish under a running daemon (`rm monitor.db*`, a cleanup job, a restore copied over
+it): SQLite goes on writing to the unlinked inode, every write succeeds, and at the next start the
+history is gone. So the writer compares the path's device and inode (of the database and its WAL)
+with those it opened, every FILE_CHECK_SECONDS and whenever a write fails. On a mismatch readiness
+fails (`file_problem`), the error is logged and counted, and the data still open is written back: a
+WAL deleted alone is checkpointed into the database (still ours); a deleted database is recreated
+at its path from the open connection with SQLite's backup API; a file put in its place is moved
+aside (`<name>.replaced-<time>`, nothing of anyone's is destroyed) and ours restored. Then both
+connections reopen on the path and writing goes on, nothing lost. If that fails (no directory, disk
+full) readiness stays failed and the writes go on into the open file until a later check succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import sqlite3
 import threading
@@ -35,6 +47,7 @@ from monitor.store.records import Interval
 
 log = structlog.get_logger()
 BATCH = 2000
+FILE_CHECK_SECONDS = 2.0  # how often the writer checks that the path still leads to the open database
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
@@ -83,6 +96,10 @@ class SQLiteStore(
         self._read_lock = threading.Lock()
         self.run_id = 0
         self.write_errors = 0
+        self.file_problem: str | None = None  # why the file at `path` is not the open database: not ready
+        self.files_lost: dict[str, int] = {}  # "deleted", "replaced", "wal_deleted", ...: times detected
+        self._identity: dict[str, tuple[int, int]] = {}  # "" and "-wal": (st_dev, st_ino) of what we opened
+        self._checked = 0.0  # monotonic time of the last file check
         self.owns_intervals = True  # False on an HA standby: the leader alone writes the state intervals
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -110,6 +127,7 @@ class SQLiteStore(
         )
         self.run_id = int(cur.lastrowid or 0)
         self._reader = self._connect()
+        self._remember_files()
         self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -192,7 +210,14 @@ class SQLiteStore(
 
     def _write_loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=FILE_CHECK_SECONDS)
+            except queue.Empty:  # idle: a good moment to look at the file
+                self.check_file()
+                continue
+            if time.monotonic() - self._checked >= FILE_CHECK_SECONDS:
+                self.check_file()
+            batch = [first]
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -242,6 +267,7 @@ class SQLiteStore(
             except self.RETRYABLE as exc:
                 self.write_errors += 1
                 log.error("store_write_failed", error=str(exc), retry_in=delay)
+                self.check_file()  # e.g. "readonly database" once SQLite itself notices the file moved
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -280,6 +306,114 @@ class SQLiteStore(
             "VALUES (?, ?, ?, ?, ?, ?)",
             (t.kind, t.id, t.new.value, t.at, t.reason, t.root_cause),
         )
+
+    # --- the file under the open database ------------------------------------------------------
+
+    def _files(self) -> dict[str, Path] | None:
+        """The database, its WAL and its WAL index by suffix; None when the store is not a local file
+        (PostgreSQL)."""
+        if not isinstance(self.path, Path):
+            return None
+        return {suffix: Path(f"{self.path}{suffix}") for suffix in ("", "-wal", "-shm")}
+
+    def _ours(self, suffix: str) -> bool:
+        try:
+            st = os.stat(f"{self.path}{suffix}")
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return self._identity.get(suffix) == (st.st_dev, st.st_ino)
+
+    def _remember_files(self) -> None:
+        files = self._files()
+        self._identity = {}
+        self._checked = time.monotonic()
+        for suffix, path in (files or {}).items():
+            try:
+                st = os.stat(path)
+            except OSError:  # no WAL yet: it is looked for once there is one
+                continue
+            self._identity[suffix] = (st.st_dev, st.st_ino)
+
+    def _what_changed(self) -> str | None:
+        """ "deleted", "replaced", "wal_deleted" or "wal_replaced" when the path no longer leads to what
+        we have open, else None."""
+        for suffix, path in (self._files() or {}).items():
+            if suffix == "-shm":  # only the WAL index, rebuilt from the WAL: not data
+                continue
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):  # (the directory itself gone, a file in its place)
+                if suffix in self._identity:
+                    return "wal_deleted" if suffix else "deleted"
+                continue
+            except OSError as exc:  # e.g. no permission to look: we cannot tell, and say so
+                log.warning("store_file_check_failed", path=str(path), error=str(exc))
+                return None
+            if suffix not in self._identity:  # the WAL appeared since we looked
+                self._identity[suffix] = (st.st_dev, st.st_ino)
+            elif self._identity[suffix] != (st.st_dev, st.st_ino):
+                return "wal_replaced" if suffix else "replaced"
+        return None
+
+    def check_file(self) -> str | None:
+        """On the writer thread: if the path no longer leads to the open database, say so (readiness
+        fails) and write the open data back to the path. Returns the problem still standing, if any."""
+        if self._writer is None or self._files() is None:
+            return None
+        self._checked = time.monotonic()
+        change = self._what_changed()
+        if change is None:
+            return self.file_problem
+        if self.file_problem is None:
+            self.files_lost[change] = self.files_lost.get(change, 0) + 1
+        self.file_problem = f"the store file {self.path} was {change.replace('_', ' ')} while open"
+        log.error("store_file_lost", path=str(self.path), change=change,
+                  action="writing the open database back to its path")  # fmt: skip
+        try:
+            aside = self._restore(change)
+        except (OSError, sqlite3.Error) as exc:  # still unresolved: the next check tries again
+            log.error("store_file_restore_failed", path=str(self.path), error=str(exc),
+                      hint="the data is safe in the open file until the daemon stops: fix the directory")  # fmt: skip
+            return self.file_problem
+        log.error("store_file_restored", path=str(self.path), change=change, moved_aside=aside)
+        self.file_problem = None
+        return None
+
+    def _restore(self, change: str) -> str | None:
+        """Make the path hold the open database again; reopen both connections there."""
+        assert self._writer is not None
+        aside = None
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        if change.startswith("wal"):  # the database file is still ours: fold the open WAL into it
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for suffix in ("", "-wal", "-shm") if change == "replaced" else ("-wal", "-shm"):
+            found = Path(f"{self.path}{suffix}")
+            if self._ours(suffix):  # our old WAL (index): the open connections keep it; a new one is made
+                found.unlink()
+            elif found.exists():  # someone's file: kept, beside ours (a WAL replayed into ours would corrupt it)
+                aside = f"{self.path}.replaced-{stamp}"
+                os.replace(found, f"{aside}{suffix}")
+        if not change.startswith("wal"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = Path(f"{self.path}.restoring")  # (its journal mode is DELETE: no WAL beside it)
+            partial.unlink(missing_ok=True)
+            target = sqlite3.connect(partial)
+            try:
+                self._writer.backup(target)  # a consistent copy of everything committed, from the open file
+            finally:
+                target.close()
+            os.replace(partial, self.path)  # the path holds a whole database or none at all
+        # The old connections close before new ones open: SQLite shares a database's WAL index between
+        # the connections of a process, and the old index must not describe the new WAL. Nothing is lost
+        # in between: the open data is on the path by now, and no write runs (we are the writer).
+        with self._read_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    conn.close()
+            self._writer = self._connect()
+            self._reader = self._connect()
+        self._remember_files()
+        return aside
 
     # --- reads -----------------------------------------------------------------------------
 
