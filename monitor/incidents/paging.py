@@ -45,7 +45,8 @@ def recipients(config: ResponseConfig, playbook: str | None, level: int) -> list
 
 
 def dedup_key(incident_id: int, level: int, channel: str, recipient: str, kind: str, repeat: int = 0) -> str:
-    suffix = f":{repeat}" if kind == "repeat" else ""
+    """`repeat` numbers the pages of a kind sent more than once: repeats, and severity updates."""
+    suffix = f":{repeat}" if kind in ("repeat", "update") else ""
     return f"{incident_id}:{level}:{channel}:{recipient}:{kind}{suffix}"
 
 
@@ -59,12 +60,13 @@ def pages(
 ) -> list[OutboxItem]:
     """Outbox items paging `level` of the incident's playbook (restricted to `only` (channel, key) pairs)."""
     items = []
+    serial = int(incident.affected.get("rerates", 0)) if kind == "update" else incident.repeats
     for r in recipients(config, incident.playbook, level):
         if only is not None and (r.channel, r.key) not in only:
             continue
         items.append(
             OutboxItem(
-                dedup_key=dedup_key(incident.id, level, r.channel, r.key, kind, incident.repeats),
+                dedup_key=dedup_key(incident.id, level, r.channel, r.key, kind, serial),
                 incident_id=incident.id,
                 level=level,
                 channel=r.channel,
@@ -76,6 +78,17 @@ def pages(
             )
         )
     return items
+
+
+def pages_to_paged(
+    config: ResponseConfig, incident: IncidentRecord, kind: str, now: float, sent: Iterable[OutboxItem]
+) -> list[OutboxItem]:
+    """Pages of `kind` (resolved, update) to everyone a page of this incident already reached, per level."""
+    paged: dict[int, set[tuple[str, str]]] = {}
+    for item in sent:
+        if item.status == "sent" and item.kind in ("firing", "repeat", "update"):
+            paged.setdefault(item.level, set()).add((item.channel, item.recipient))
+    return [p for level, who in sorted(paged.items()) for p in pages(config, incident, level, kind, now, who)]
 
 
 def next_times(config: ResponseConfig, incident: IncidentRecord, now: float) -> tuple[float | None, float | None]:
