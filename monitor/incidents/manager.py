@@ -201,7 +201,13 @@ class IncidentManager(ActionsMixin):
         for t in outcome.transitions:
             if t.kind == "check":
                 self._check_changed(t, now, batch)
-        for name in dict.fromkeys(t.id for t in outcome.transitions if t.kind == "service"):
+        services: dict[str, State] = {}  # service -> its state before this outcome
+        for t in outcome.transitions:
+            if t.kind == "service":
+                services.setdefault(t.id, t.old)
+        for name, old in services.items():
+            if old != State.DOWN and self._engine().services[name].state == State.DOWN:
+                self._join(name, now, batch)
             self._service_changed(name, now, batch)
         for check_id, _event in outcome.flapping:
             rt = self._engine().checks.get(check_id)
@@ -268,25 +274,10 @@ class IncidentManager(ActionsMixin):
                     batch.touch(incident)
         if own is None:
             problems = self._target_problems(target)
-            if not problems:
-                return
-            own = self._joinable(target, problems)
-            if own is None:
+            if problems:
                 self._open_incident(target, problems, now, batch)
-                return
-            own.affected.setdefault("targets", []).append(target)
-            detail = {"target": target, "checks": problems}
-            batch.touch(own, IncidentEvent(own.id, now, "joined", None, detail))
-            log.warning("incident_joined", key=own.key, target=target)
+            return
         self._problems_changed(own, now, batch)
-
-    def _joinable(self, target: str, problems: dict[str, str | None]) -> IncidentRecord | None:
-        """An open incident that already covers a service these problems take DOWN (one circuit of a
-        link was down, now the other is): the new failure belongs to it, not to a second incident."""
-        engine = self._engine()
-        services = {s for c in problems for s in engine.inventory.services_by_check.get(c, ())}
-        down = {s for s in services if engine.services[s].state == State.DOWN}
-        return next((i for i in self.open.values() if down & set(i.affected.get("services_now", {}))), None)
 
     def _problems_changed(
         self,
@@ -333,6 +324,39 @@ class IncidentManager(ActionsMixin):
             if owner is incident:
                 self._spells[name] = root
         self._rate(root, now, batch)
+
+    def _join(self, name: str, now: float, batch: Batch) -> None:
+        """A service just went DOWN through failures of targets that have incidents of their own (the
+        backup circuit of a DEGRADED link): one outage, one incident. The one that covered the service
+        first (else the oldest) takes the others' targets, causes and services; they are merged into it."""
+        engine = self._engine()
+        srt = engine.services[name]
+        found: dict[str, IncidentRecord] = {}
+        for m in (engine.checks[c] for c in srt.service.check_ids):
+            if m.state in (State.DOWN, State.DEGRADED):
+                incident = self._own(m.check.target.name)
+                if incident is not None:
+                    found.setdefault(incident.key, incident)
+        if len(found) < 2:
+            return
+        ranked = sorted(found.values(), key=lambda i: (name not in i.affected.get("services_now", {}), i.opened_at))
+        keep = ranked[0]
+        for other in ranked[1:]:
+            targets = keep.affected.setdefault("targets", [])
+            targets += [t for t in self._members(other) if t not in targets and f"target:{t}" != keep.key]
+            for check, reason in other.affected.get("cause", {}).items():
+                keep.affected.setdefault("cause", {}).setdefault(check, reason)
+            children = keep.affected.setdefault("children", [])
+            children += [c for c in other.affected.get("children", []) if c not in children]
+            detail = {"service": name, "incident": other.id, "targets": self._members(other)}
+            batch.touch(keep, IncidentEvent(keep.id, now, "joined", None, detail))
+            log.warning("incident_joined", key=keep.key, joined=other.key, service=name)
+            self._merge(other, keep, now, batch)
+        svc = srt.service
+        keep.title = f"{svc.display_name}{messages.TITLE_TROUBLE[0]}"
+        keep.title_en = f"{svc.display_name_en or svc.display_name}{messages.TITLE_TROUBLE[1]}"
+        keep.affected["checks"] = {}  # re-read below with every member's problems
+        self._problems_changed(keep, now, batch)
 
     def _open_incident(self, target: str, problems: dict[str, str | None], now: float, batch: Batch) -> IncidentRecord:
         engine = self._engine()
