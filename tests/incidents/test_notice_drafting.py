@@ -44,10 +44,9 @@ async def drafts_for(world: World, target: str) -> list[Notice]:
 
 async def notice(world: World, status: str, prefectures: list[str], incident_id: int | None, age: float) -> None:
     at = world.clock.t - age
-    await world.store.save_notice(
-        Notice("occurred", "t", "t", "b", "b", at, "system", status=status, services=["lgwan"],
-               prefectures=prefectures, incident_id=incident_id, updated_at=at)  # fmt: skip
-    )
+    draft = Notice("occurred", "t", "t", "b", "b", at, "system", status=status, services=["lgwan"],
+                   prefectures=prefectures, incident_id=incident_id, updated_at=at)  # fmt: skip
+    await world.store.save_notice(draft)
 
 
 async def test_a_stale_draft_of_an_outage_that_ended_does_not_stop_a_new_draft(world: World) -> None:

@@ -135,7 +135,9 @@ def test_auto_group_wait_outlasts_a_blip_of_the_checks(world: World) -> None:
     assert first_page_wait(auto, []) == 10.0
 
 
-async def test_confirmed_blip_recovered_one_interval_later_never_pages(load_yaml_config: Loader, tmp_path: Path) -> None:
+async def test_confirmed_blip_recovered_one_interval_later_never_pages(
+    load_yaml_config: Loader, tmp_path: Path
+) -> None:
     """With the default group_wait, a blip confirmed DOWN that recovers as fast as its checks allow
     (the next regular probe, one interval after confirmation, plus the retries) pages nobody, wherever
     a timer would have fallen."""
