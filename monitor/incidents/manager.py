@@ -497,16 +497,35 @@ class IncidentManager(ActionsMixin):
                 await self._page_resolved(incident, now)
         for incident in batch.rerated:
             if incident.id and incident.status != "resolved":
-                batch.pages += paging.pages_to_paged(
-                    self.response, incident, "update", now, await self.store.notifications(incident.id)
-                )
+                batch.pages += await self._page_rerated(incident, now)
         if batch.pages:
             await self.store.enqueue(batch.pages)
             self._wake_outbox()
 
+    async def _page_rerated(self, incident: IncidentRecord, now: float) -> list[OutboxItem]:
+        """Tell everyone already paged that the severity changed. A worse one at once; a milder one (a
+        circuit back) once it has lasted as long as a blip would, so that the step down on the way to
+        recovery does not page a second before RESOLVED does. A change not sent yet is replaced."""
+        await self.store.cancel_pending(incident.id, ("update",))
+        items = paging.pages_to_paged(
+            self.response, incident, "update", now, await self.store.notifications(incident.id)
+        )
+        before = str(incident.affected.get("severity_from", incident.severity))
+        if worst([before, incident.severity]) == before != incident.severity:
+            engine = self._engine()
+            checks = [
+                engine.checks[c].check
+                for t in self._members(incident)
+                for c in engine.inventory.checks_by_target.get(t, ())
+            ]
+            hold = now + first_page_wait(self.response.incidents, checks)
+            for item in items:
+                item.not_before = hold
+        return items
+
     async def _page_resolved(self, incident: IncidentRecord, now: float) -> None:
         """Cancel pages not sent yet; tell everyone who was paged that it is over."""
-        await self.store.cancel_pending(incident.id)
+        await self.store.cancel_pending(incident.id, ("firing", "repeat", "update"))
         book = self.response.playbooks.get(incident.playbook or "")
         if book is not None and not book.notify_resolved:
             return

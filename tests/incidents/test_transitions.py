@@ -98,14 +98,33 @@ async def test_second_circuit_joins_the_link_incident_and_the_new_severity_is_pa
     await world.later(4 * 60 + 1)  # the next page (a repeat) carries the new severity
     repeat = next(p.payload for p in await world.pages("repeat") if p.channel == "mail")
     assert repeat["subject"].startswith("[重大/MAJOR]")
-    await world.recover("c-backup")  # one circuit back: minor again, paged too; still the same incident
-    assert incident.severity == "minor" and len(await world.pages("update")) == 4
-    await world.recover("c-primary")
+    await world.recover("c-backup")  # one circuit back: minor again, still the same incident
+    assert incident.severity == "minor"
+    milder = [p for p in await world.pages("update") if p.status == "pending"]
+    assert len(milder) == 2 and all(p.not_before >= world.clock.t + 10 for p in milder)  # held like a blip
+    await world.recover("c-primary")  # ... and it was the way to recovery: RESOLVED, not "now minor"
     assert world.manager.open == {}
+    assert len(await world.pages("update")) == 2 and len(await world.pages("resolved")) == 2
     stored = {i.key: i for i in await world.incidents()}
     assert stored["target:c-backup"].merged_into == incident.id  # the report lists merged ones under their root
     assert stored["target:c-primary"].affected["services"] == {"link": "down"}
     assert {p.incident_id for p in await world.pages()} == {incident.id}
+
+
+async def test_a_milder_severity_that_lasts_is_paged(world: World) -> None:
+    """Both circuits down (major, paged), then the backup comes back and stays: once the step down has
+    lasted as long as a blip would, those paged are told it is minor now."""
+    await world.fail("c-primary", "c-backup")
+    await world.later(13)
+    await world.deliver()
+    await world.recover("c-backup")
+    await world.later(5)
+    assert await world.store.due_notifications(world.clock.t) == []
+    await world.later(10)
+    due = await world.store.due_notifications(world.clock.t)
+    mail = next(p.payload for p in due if p.channel == "mail")
+    assert mail["subject"].startswith("[軽微/MINOR] 重要度変更 SEVERITY CHANGED") and "重大 → 軽微" in mail["body"]
+    assert "LGWAN link (Tokyo) (DEGRADED)" in mail["body"]
 
 
 async def test_both_circuits_confirmed_in_one_batch_make_one_incident(world: World) -> None:
