@@ -171,6 +171,7 @@ class IncidentManager(ActionsMixin):
                     await self.tick()
                 except Exception:
                     log.exception("incident_timers_failed")
+                    await asyncio.sleep(1.0)  # a failing store: retry, but do not spin
 
     def _next_due(self) -> float | None:
         """The earliest moment a timer of an open incident is due."""

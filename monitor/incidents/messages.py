@@ -155,6 +155,10 @@ def payload(
             "summary": title,
             "summary_en": title_en,
             "description": incident.reason or "",
+            "description_ja": "; ".join(
+                f"{check + ' ' if check else ''}{reason_ja(reason)}"
+                for check, reason in causes(incident.reason, incident.affected.get("cause"))
+            ),
             "since": jst(incident.opened_at),
             "console_url": console,
         }

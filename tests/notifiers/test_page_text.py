@@ -54,6 +54,7 @@ async def test_resolved_page_says_resolved_and_gives_the_outage_cause(world: Wor
     am = next(p.payload for p in await world.pages("resolved") if p.channel == "am")
     assert am["alert"]["annotations"]["summary_en"] == "ap (Tokyo) resolved"
     assert am["alert"]["annotations"]["console_url"].endswith(f"/#/incidents/{incident.id}")
+    assert am["alert"]["annotations"]["description_ja"] == "ap/ping タイムアウト（応答なし）"
 
 
 async def test_national_server_carries_its_centre_as_location(world: World) -> None:
