@@ -32,21 +32,39 @@ async def world(load_yaml_config: Loader, tmp_path: Path) -> AsyncIterator[World
 
 
 async def test_child_merged_into_root_cause_takes_its_services_along(world: World) -> None:
-    """The access point is confirmed DOWN (its service DOWN) before its edge router: when the router is
-    found down the child's incident merges into the router's, and the service goes with it, to the end."""
-    await world.fail("ap")
-    assert world.manager.open["target:ap"].affected["services"] == {"pref-net-13": "down"}
+    """The switch is confirmed DOWN (the office LAN DOWN) before its edge router: when the router is found
+    down the switch's incident merges into the router's. The LAN stays DOWN throughout (no change of
+    the service to hang the attribution on): it moves with the merge, and stays to the end."""
+    await world.fail("sw")
+    assert world.manager.open["target:sw"].affected["services"] == {"edge-lan": "down"}
     await world.later(3)
     await world.fail("edge")
     assert list(world.manager.open) == ["target:edge"]
     root = world.manager.open["target:edge"]
-    assert "pref-net-13" in root.affected["services"] and "ap" in root.affected["children"]
+    assert root.affected["services"] == {"edge-lan": "down"} and root.affected["children"] == ["sw"]
     await world.later(30)
-    await world.recover("edge", "ap")
+    await world.recover("edge", "sw")
     stored = {i.key: i for i in await world.incidents()}
-    assert stored["target:edge"].status == "resolved"
-    assert set(stored["target:edge"].affected["services"]) == {"pref-net-13"}  # not [] after recovery
-    assert stored["target:ap"].merged_into == stored["target:edge"].id
+    assert stored["target:edge"].status == "resolved" and stored["target:edge"].affected["services"] == {
+        "edge-lan": "down"
+    }
+    assert stored["target:sw"].merged_into == stored["target:edge"].id
+
+
+async def test_a_service_back_before_its_incident_ends_stays_attributed(world: World) -> None:
+    """The server's application check and its ping fail; the application comes back first: the incident
+    that took the service down still lists it when it ends (not `services: []`)."""
+    for _ in range(2):
+        await world.manager.handle(world.observe("srv", False, "timeout", check="ping2"))
+    await world.fail("srv")
+    incident = world.manager.open["target:srv"]
+    assert incident.affected["services"] == {"srv-app": "down"}
+    for _ in range(2):
+        await world.manager.handle(world.observe("srv", True, check="ping2"))
+    assert world.engine.services["srv-app"].state == State.UP and "target:srv" in world.manager.open
+    await world.recover("srv")
+    (stored,) = [i for i in await world.incidents() if i.key == "target:srv"]
+    assert stored.status == "resolved" and stored.affected["services"] == {"srv-app": "down"}
 
 
 async def test_recovery_blip_of_a_child_never_takes_the_attribution(world: World) -> None:
@@ -61,7 +79,7 @@ async def test_recovery_blip_of_a_child_never_takes_the_attribution(world: World
     await world.later(1)
     await world.recover("ap")
     owners = {i.key: set(i.affected.get("services", {})) for i in await world.incidents()}
-    assert owners["target:edge"] == {"pref-net-13"}
+    assert owners["target:edge"] == {"pref-net-13", "edge-lan"}
     assert [k for k, s in owners.items() if "pref-net-13" in s] == ["target:edge"]
 
 

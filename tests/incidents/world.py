@@ -16,13 +16,15 @@ from tests.conftest import Loader
 
 CONFIG = """
 defaults: {interval: 10s, retry_interval: 2s, failures_to_down: 2, successes_to_up: 2}
-modules: {ping: {kind: icmp}}
+modules: {ping: {kind: icmp}, ping2: {kind: icmp}}
 sites:
   - {id: center-east, kind: national_center, name: 東日本全国センター, name_en: East national center}
 targets:
   - {name: core, address: 127.0.0.1, site: center-east, labels: {system: backbone}, modules: [ping]}
   - {name: edge, address: 127.0.0.2, parent: core, labels: {tier: prefecture, prefecture: 13}, modules: [ping]}
   - {name: ap, address: 127.0.0.3, parent: edge, labels: {tier: lgwan, prefecture: 13}, modules: [ping]}
+  - {name: sw, address: 127.0.0.4, parent: edge, labels: {tier: prefecture, prefecture: 13}, modules: [ping]}
+  - {name: srv, address: 127.0.0.5, site: center-east, labels: {system: backbone}, modules: [ping, ping2]}
   - {name: c-primary, address: 127.0.2.1, parent: edge, labels: {tier: municipality, prefecture: 13}, modules: [ping]}
   - {name: c-backup, address: 127.0.2.2, parent: edge, labels: {tier: municipality, prefecture: 13}, modules: [ping]}
 services:
@@ -30,6 +32,10 @@ services:
      labels: {tier: national}}
   - {name: pref-net-13, display_name: 東京都ネットワーク, display_name_en: Tokyo network, rule: all, targets: [ap],
      labels: {tier: lgwan, prefecture: 13}}
+  - {name: edge-lan, display_name: 東京都庁舎LAN, display_name_en: Tokyo office LAN, rule: all, targets: [edge, sw],
+     labels: {tier: prefecture, prefecture: 13}}
+  - {name: srv-app, display_name: 全国業務サーバ, display_name_en: National application, rule: all, checks: [srv/ping2],
+     labels: {tier: national}}
   - {name: link, display_name: LGWAN回線（東京都）, display_name_en: LGWAN link (Tokyo), rule: any,
      targets: [c-primary, c-backup], labels: {tier: municipality, system: lgwan, prefecture: 13}}
 incidents:
@@ -70,8 +76,9 @@ class World:
     store: SQLiteStore
     clock: Clock
 
-    def observe(self, target: str, ok: bool, error: str = "100% packet loss (3 sent)") -> Outcome:
-        return self.engine.observe(f"{target}/ping", ProbeResult(ok=ok, error=None if ok else error), self.clock.t)
+    def observe(self, target: str, ok: bool, error: str = "100% packet loss (3 sent)", check: str = "ping") -> Outcome:
+        result = ProbeResult(ok=ok, error=None if ok else error)
+        return self.engine.observe(f"{target}/{check}", result, self.clock.t)
 
     async def fail(self, *targets: str, error: str = "100% packet loss (3 sent)") -> None:
         """Two failed results per target (enough to confirm), each handled as it comes."""
@@ -109,5 +116,7 @@ async def make_world(load: Loader, tmp_path: Path, group_wait: str = "10s") -> W
     manager = IncidentManager(store, clock, lambda: engine, lambda: None)
     await manager.load()
     world = World(engine, manager, store, clock)
-    await world.recover("core", "edge", "ap", "c-primary", "c-backup")
+    await world.recover("core", "edge", "ap", "sw", "srv", "c-primary", "c-backup")
+    for _ in range(2):
+        await manager.handle(world.observe("srv", True, check="ping2"))
     return world
