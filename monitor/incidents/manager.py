@@ -349,7 +349,7 @@ class IncidentManager(ActionsMixin):
                 keep.affected.setdefault("cause", {}).setdefault(check, reason)
             children = keep.affected.setdefault("children", [])
             children += [c for c in other.affected.get("children", []) if c not in children]
-            detail = {"service": name, "incident": other.id, "targets": self._members(other)}
+            detail = {"service": name, "key": other.key, "targets": self._members(other)}
             batch.touch(keep, IncidentEvent(keep.id, now, "joined", None, detail))
             log.warning("incident_joined", key=keep.key, joined=other.key, service=name)
             self._merge(other, keep, now, batch)
@@ -418,6 +418,8 @@ class IncidentManager(ActionsMixin):
         if owner is None and covering:  # the first incident to cover this outage owns it to its end
             owner = self._spells[name] = next(iter(covering.values()))
         svc = srt.service
+        members = {engine.checks[c].check.target.name for c in svc.check_ids}
+        out = {engine.checks[c].check.target.name for c in svc.check_ids if engine.checks[c].state in LIVE}
         for key, incident in self.open.items():
             current = incident.affected.setdefault("services_now", {})
             if key in covering:
@@ -427,6 +429,8 @@ class IncidentManager(ActionsMixin):
                     taken[name] = worst_state(taken.get(name), srt.state.value)
                 names = incident.affected.setdefault("service_names", {})
                 names[name] = [svc.display_name, svc.display_name_en]
+                if len(members) > 1:  # which of a redundant service's members are out: "DOWN: both circuits"
+                    incident.affected.setdefault("service_members", {})[name] = sorted(out)
             elif name in current:
                 del current[name]
             else:

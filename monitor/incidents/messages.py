@@ -77,11 +77,18 @@ def _services(incident: IncidentRecord, kind: str) -> list[tuple[str, str, str, 
     taken = incident.affected.get("services", {})
     states = dict(taken) if kind == "resolved" or not now else dict(now)
     names = incident.affected.get("service_names", {})
+    members = incident.affected.get("service_members", {})
     out = []
     for service in sorted(states):
         state = str(states[service])
         ja, en = (names.get(service) or [service, service])[:2]
-        out.append((ja or service, en or ja or service, STATE_JA.get(state, state), state.upper()))
+        which = ", ".join(members.get(service, [])) if kind != "resolved" else ""
+        out.append((
+            ja or service,
+            en or ja or service,
+            STATE_JA.get(state, state) + (f": {which}" if which else ""),
+            state.upper() + (f": {which}" if which else ""),
+        ))  # fmt: skip
     return out
 
 

@@ -106,7 +106,8 @@ async def test_second_circuit_joins_the_link_incident_and_the_new_severity_is_pa
     mail = next(p.payload for p in updates if p.channel == "mail")
     assert mail["subject"].startswith("[重大/MAJOR] 重要度変更 SEVERITY CHANGED: LGWAN回線（東京都） 障害")
     assert "軽微 → 重大" in mail["body"] and "MINOR -> MAJOR" in mail["body"]
-    assert "LGWAN link (Tokyo) (DOWN)" in mail["body"] and "LGWAN回線（東京都）（停止）" in mail["body"]
+    assert "LGWAN link (Tokyo) (DOWN: c-backup, c-primary)" in mail["body"]  # the link DOWN: both circuits
+    assert "LGWAN回線（東京都）（停止: c-backup, c-primary）" in mail["body"]
     assert "c-primary/ping" in mail["body"] and "c-backup/ping" in mail["body"]  # both circuits
     alert = next(p.payload for p in updates if p.channel == "am")
     assert alert["alert"]["labels"]["severity"] == "major" and "endsAt" not in alert["alert"]
@@ -142,7 +143,7 @@ async def test_a_milder_severity_that_lasts_is_paged(world: World) -> None:
     due = await world.store.due_notifications(world.clock.t)
     mail = next(p.payload for p in due if p.channel == "mail")
     assert mail["subject"].startswith("[軽微/MINOR] 重要度変更 SEVERITY CHANGED") and "重大 → 軽微" in mail["body"]
-    assert "LGWAN link (Tokyo) (DEGRADED)" in mail["body"]
+    assert "LGWAN link (Tokyo) (DEGRADED: c-primary)" in mail["body"]
 
 
 async def test_both_circuits_confirmed_in_one_batch_make_one_incident(world: World) -> None:
