@@ -4,15 +4,17 @@ A check that is DOWN (or, by policy, DEGRADED or flapping) opens an incident abo
 check that is UNREACHABLE attaches to the incident of its root cause instead (one page, not forty).
 A target whose own incident opened first (a child confirmed before its parent) is merged into the
 parent's as soon as the parent is found down: pages wait `group_wait` for exactly this; the services
-it took down move with it. A target whose failure takes down a service that an open incident already
-covers (the backup circuit of a DEGRADED link) joins that incident: one link, one incident. Services
-a problem takes down raise its severity; a change of severity after the first page is paged itself.
+it took down move with it. When a service goes DOWN through targets that have incidents of their own
+(the backup circuit of a DEGRADED link), those become one: the incident that covered the service
+first takes the others' targets (one link, one incident). Services a problem takes down raise its
+severity; a change of severity after the first page is paged itself.
 The incident resolves itself when its targets are healthy.
 
 `affected` keeps: checks (problems now), cause (each check's reason when it first failed: what the
 pages give as the reason, not whatever failed last while recovering), services (every service the
 incident took down, with the worst state it reached: the report's attribution), services_now
-(their state now: the severity), service_names (display names), children, targets (joined ones).
+(their state now: the severity), service_names (display names), service_members (which targets
+of a redundant service are out), children, targets (joined ones).
 
 Timers (first page, escalations, repeats, ack expiry, recovery objectives) are evaluated at the
 moment they are due, by the same task that handles state changes, in order: a recovery that arrived
@@ -110,6 +112,7 @@ class IncidentManager(ActionsMixin):
 
     async def load(self) -> None:
         """Take over the open incidents from the store (after a restart: timers continue from there)."""
+        self._spells.clear()  # (a daemon that leads again after following: the store is the truth)
         for incident in await self.store.open_incidents():
             self.open[incident.key] = incident
             for name in incident.affected.get("services_now", {}):
