@@ -313,7 +313,17 @@ class IncidentManager(ActionsMixin):
                 cause.setdefault(check, reason)
         incident.affected["checks"] = problems
         incident.reason = _reason(cause or problems)
+        if incident.level == 0 and incident.next_escalation_at is not None:  # a slower check joined the problems
+            incident.next_escalation_at = max(incident.next_escalation_at, self._first_page_due(incident))
         batch.touch(incident)
+
+    def _first_page_due(self, incident: IncidentRecord) -> float:
+        """When the first page is due: group_wait after opening, "auto" by the checks that are its problems
+        (a blip of theirs must have had time to recover), not by every check of the target."""
+        engine = self._engine()
+        failed = {*incident.affected.get("cause", {}), *incident.affected.get("checks", {})}
+        checks = [engine.checks[c].check for c in failed if c in engine.checks]
+        return incident.opened_at + first_page_wait(self.response.incidents, checks)
 
     def _merge(self, incident: IncidentRecord, root: IncidentRecord, now: float, batch: Batch) -> None:
         """A child's incident folds into its root cause's, with the services it took down."""
@@ -385,8 +395,7 @@ class IncidentManager(ActionsMixin):
             affected={"checks": problems, "cause": dict(problems), "services": {}, "services_now": {}, "children": []},
         )
         if incident.playbook in self.response.playbooks:
-            checks = [engine.checks[c].check for c in engine.inventory.checks_by_target.get(target, ())]
-            incident.next_escalation_at = now + first_page_wait(self.response.incidents, checks)
+            incident.next_escalation_at = self._first_page_due(incident)
         self.open[incident.key] = incident
         batch.created.append((incident, IncidentEvent(0, now, "detected", None, {"checks": problems})))
         log.warning("incident_opened", key=incident.key, severity=severity, playbook=incident.playbook)

@@ -194,6 +194,27 @@ async def test_confirmed_blip_recovered_one_interval_later_never_pages(
         await world.store.close(now=world.clock.t)
 
 
+async def test_auto_first_page_waits_for_the_checks_that_failed(load_yaml_config: Loader, tmp_path: Path) -> None:
+    """Group_wait "auto" is judged by the incident's failed checks, not every check of the target: the server's
+    ping (10 s) alone waits 12 s; when its 30 s application check fails too, the first page waits
+    until a blip of that one would have recovered as well."""
+    world = await make_world(load_yaml_config, tmp_path, group_wait="auto")
+    try:
+        await world.fail("srv")
+        incident = world.manager.open["target:srv"]
+        assert incident.next_escalation_at == incident.opened_at + 12.0
+        world.clock.t += 3
+        for _ in range(2):
+            await world.manager.handle(world.observe("srv", False, "timeout", check="ping2"))
+        assert incident.next_escalation_at == incident.opened_at + 32.0
+        await world.later(20)
+        assert await world.pages() == []
+        await world.later(13)
+        assert len(await world.pages("firing")) == 2
+    finally:
+        await world.store.close(now=world.clock.t)
+
+
 class RealClock:
     def now(self) -> float:
         return time.time()

@@ -16,7 +16,7 @@ from tests.conftest import Loader
 
 CONFIG = """
 defaults: {interval: 10s, retry_interval: 2s, failures_to_down: 2, successes_to_up: 2}
-modules: {ping: {kind: icmp}, ping2: {kind: icmp}}
+modules: {ping: {kind: icmp}, ping2: {kind: icmp, interval: 30s}}
 sites:
   - {id: center-east, kind: national_center, name: 東日本全国センター, name_en: East national center}
 targets:
