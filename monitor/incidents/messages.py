@@ -7,6 +7,7 @@ from typing import Any
 
 from monitor.config.prefectures import lookup
 from monitor.config.response_model import IncidentPolicy
+from monitor.incidents.policy import peak_severity
 from monitor.incidents.reasons import causes, reason_ja
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import jst, utc_iso
@@ -95,9 +96,11 @@ def _services(incident: IncidentRecord, kind: str) -> list[tuple[str, str, str, 
 def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: IncidentPolicy) -> tuple[str, str, str]:
     """(subject, Japanese body, English body) for mail and chat-like channels. Both bodies list the
     same facts in the same order."""
-    sev_ja = SEVERITY_JA.get(incident.severity, incident.severity)
+    # a RESOLVED page rates the outage that ended (the worst it was), not the step it took on the way back
+    severity = peak_severity(incident.severity, incident.affected) if kind == "resolved" else incident.severity
+    sev_ja = SEVERITY_JA.get(severity, severity)
     title, title_en = kind_titles(incident, kind)
-    tag = f"[{sev_ja}/{incident.severity.upper()}] {KIND_JA[kind]} {KIND_EN[kind]}"
+    tag = f"[{sev_ja}/{severity.upper()}] {KIND_JA[kind]} {KIND_EN[kind]}"
     subject = f"{tag}: {title} / {title_en}"
     console, runbook = _links(incident, policy)
     children = sorted(incident.affected.get("children", []))
@@ -108,13 +111,13 @@ def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: In
     ]
     lines_en = [
         f"{KIND_EN[kind]}: {title_en}",
-        f"Severity: {incident.severity.upper()}  Escalation level: {level}  Incident: #{incident.id}",
+        f"Severity: {severity.upper()}  Escalation level: {level}  Incident: #{incident.id}",
         f"Since: {jst(incident.opened_at)}",
     ]
     before = incident.affected.get("severity_from")
     if kind == "update" and isinstance(before, str):
         lines_ja.append(f"重要度の変更: {SEVERITY_JA.get(before, before)} → {sev_ja}")
-        lines_en.append(f"Severity changed: {before.upper()} -> {incident.severity.upper()}")
+        lines_en.append(f"Severity changed: {before.upper()} -> {severity.upper()}")
     found = causes(incident.reason, incident.affected.get("cause"))
     label_ja, label_en = ("原因（障害時）", "Cause (of the outage)") if kind == "resolved" else ("原因", "Cause")
     if not found:
@@ -179,13 +182,7 @@ def payload(
         }
         if kind == "resolved":
             alert["endsAt"] = utc_iso(incident.resolved_at or now)
-        stored: dict[str, Any] = {"alert": alert}
-        before = incident.affected.get("severity_from")
-        if kind == "update" and isinstance(before, str):
-            # the severity is a label, so the re-rated alert is a new one: end the old one with it
-            ended = {**alert, "labels": alert_labels(incident, level, before), "endsAt": utc_iso(now)}
-            stored["supersedes"] = [ended]
-        return stored
+        return {"alert": alert}  # (a re-rated alert is a new one: paging.pages_to_paged ends the old one)
     subject, body_ja, body_en = text(incident, kind, level, now, policy)
     if channel_kind == "email":
         return {"to": recipient["email"], "to_name": recipient.get("name", ""), "subject": subject,

@@ -13,6 +13,7 @@ from typing import Any
 from monitor.config.response_model import ResponseConfig
 from monitor.incidents import messages
 from monitor.store.records import IncidentRecord, OutboxItem
+from monitor.timefmt import utc_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,24 @@ def pages_to_paged(
 ) -> list[OutboxItem]:
     """Pages of `kind` (resolved, update) to everyone a page of this incident already reached, per level."""
     paged: dict[int, set[tuple[str, str]]] = {}
-    for item in sent:
+    alerts: dict[tuple[str, int], dict[str, Any]] = {}  # the last alert Alertmanager got, per channel and level
+    for item in sorted(sent, key=lambda i: i.id):
         if item.status == "sent" and item.kind in ("firing", "repeat", "update"):
             paged.setdefault(item.level, set()).add((item.channel, item.recipient))
-    return [p for level, who in sorted(paged.items()) for p in pages(config, incident, level, kind, now, who)]
+            if "alert" in item.payload:
+                alerts[(item.channel, item.level)] = item.payload["alert"]
+    items = [p for level, who in sorted(paged.items()) for p in pages(config, incident, level, kind, now, who)]
+    for item in items:
+        last = alerts.get((item.channel, item.level))
+        if last is None or "alert" not in item.payload or last["labels"] == item.payload["alert"]["labels"]:
+            continue
+        # Alertmanager knows an alert by its labels (severity is one): resolve, or end, the one it has
+        ended = {**last, "endsAt": item.payload["alert"].get("endsAt") or utc_iso(now)}
+        if kind == "resolved":
+            item.payload = {"alert": ended}
+        else:
+            item.payload = {**item.payload, "supersedes": [ended]}
+    return items
 
 
 def next_times(config: ResponseConfig, incident: IncidentRecord, now: float) -> tuple[float | None, float | None]:

@@ -124,6 +124,10 @@ async def test_second_circuit_joins_the_link_incident_and_the_new_severity_is_pa
     await world.recover("c-primary")  # ... and it was the way to recovery: RESOLVED, not "now minor"
     assert world.manager.open == {}
     assert len(await world.pages("update")) == 2 and len(await world.pages("resolved")) == 2
+    resolved = next(p.payload for p in await world.pages("resolved") if p.channel == "mail")
+    assert resolved["subject"].startswith("[重大/MAJOR] 復旧 RESOLVED")  # the outage was major, not the last step
+    ended = next(p.payload for p in await world.pages("resolved") if p.channel == "am")
+    assert ended["alert"]["labels"]["severity"] == "major" and "endsAt" in ended["alert"]  # the alert AM has
     stored = {i.key: i for i in await world.incidents()}
     assert stored["target:c-backup"].merged_into == incident.id  # the report lists merged ones under their root
     assert stored["target:c-primary"].affected["services"] == {"link": "down"}
