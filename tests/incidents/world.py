@@ -107,12 +107,17 @@ class World:
         return (await self.store.list_incidents(limit=1000))[0]
 
 
-async def make_world(load: Loader, tmp_path: Path, group_wait: str = "10s") -> World:
-    inventory = load(CONFIG.replace("{group_wait}", group_wait)).inventory
+async def make_world(
+    load: Loader, tmp_path: Path, group_wait: str = "10s", alertmanager: str | None = None, start: float | None = None
+) -> World:
+    text = CONFIG.replace("{group_wait}", group_wait)
+    if alertmanager:
+        text = text.replace("http://127.0.0.1:1", alertmanager)
+    inventory = load(text).inventory
     engine = Engine(inventory)
     store = SQLiteStore(tmp_path / "m.db")
     store.open(now=0.0)
-    clock = Clock()
+    clock = Clock() if start is None else Clock(start)
     manager = IncidentManager(store, clock, lambda: engine, lambda: None)
     await manager.load()
     world = World(engine, manager, store, clock)
