@@ -8,7 +8,7 @@ from typing import Any
 from monitor.config.prefectures import lookup
 from monitor.config.response_model import IncidentPolicy
 from monitor.incidents.policy import peak_severity
-from monitor.incidents.reasons import causes, reason_ja
+from monitor.incidents.reasons import causes, reason_ja, resolve_reason_ja
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import jst, utc_iso
 
@@ -128,8 +128,13 @@ def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: In
         lines_en.append(f"{label_en}: {check + ' ' if check else ''}{reason}")
     services = _services(incident, kind)
     if services:
-        lines_ja.append("影響サービス: " + "、".join(f"{ja}（{state}）" for ja, _, state, _ in services))
-        lines_en.append("Affected services: " + ", ".join(f"{en} ({state})" for _, en, _, state in services))
+        head_ja, head_en = (
+            ("影響のあったサービス", "Services affected")
+            if kind == "resolved"
+            else ("影響サービス", "Affected services")
+        )
+        lines_ja.append(f"{head_ja}: " + "、".join(f"{ja}（{state}）" for ja, _, state, _ in services))
+        lines_en.append(f"{head_en}: " + ", ".join(f"{en} ({state})" for _, en, _, state in services))
     if children:
         more_ja = f" ほか{len(children) - 20}件" if len(children) > 20 else ""
         more_en = f" and {len(children) - 20} more" if len(children) > 20 else ""
@@ -137,8 +142,8 @@ def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: In
         lines_ja.append(f"到達不能（この障害が原因）: {len(children)}件: {shown}{more_ja}")
         lines_en.append(f"Unreachable because of this: {len(children)}: {shown}{more_en}")
     if kind == "resolved":
-        why = incident.resolve_reason or ""
-        lines_ja.append(f"復旧時刻: {jst(incident.resolved_at or now)}" + (f"  ({why})" if why else ""))
+        why, why_ja = incident.resolve_reason or "", resolve_reason_ja(incident.resolve_reason)
+        lines_ja.append(f"復旧時刻: {jst(incident.resolved_at or now)}" + (f"  （{why_ja}）" if why_ja else ""))
         lines_en.append(f"Resolved: {jst(incident.resolved_at or now)}" + (f"  ({why})" if why else ""))
     lines_ja.append(f"詳細: {console}")
     lines_en.append(f"Details: {console}")

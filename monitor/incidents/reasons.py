@@ -54,6 +54,27 @@ def reason_ja(reason: str | None) -> str:
     return f"その他の異常（{reason}）"
 
 
+_RESOLVED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), ja)
+    for pattern, ja in (
+        (r"^recovered$", "監視で正常を確認"),
+        (r"^parent is down$", "上位機器の障害として扱う"),
+        (r"^merged into (?P<into>\S+)$", "{into} の障害に統合"),
+        (r"^resolved by hand$", "手動で解決"),
+        (r"^alert resolved$", "アラート解除"),
+    )
+)
+
+
+def resolve_reason_ja(reason: str | None) -> str:
+    """Why an incident ended, in Japanese; what an operator wrote is kept as written."""
+    for pattern, ja in _RESOLVED:
+        found = pattern.search(reason or "")
+        if found:
+            return ja.format(**found.groupdict())
+    return reason or ""
+
+
 def causes(incident_reason: str | None, cause: dict[str, str | None] | None) -> list[tuple[str, str]]:
     """(check, English reason) pairs of an incident: its recorded causes, else its reason text."""
     if cause:

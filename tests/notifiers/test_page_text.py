@@ -48,7 +48,9 @@ async def test_resolved_page_says_resolved_and_gives_the_outage_cause(world: Wor
     assert "障害" not in resolved["subject"] and "down" not in resolved["subject"]
     assert "タイムアウト" in resolved["body"] and "接続拒否" not in resolved["body"]
     assert "connection refused" not in resolved["body"]
-    assert "東京都ネットワーク（停止）" in resolved["body"] and "Tokyo network (DOWN)" in resolved["body"]
+    assert "影響のあったサービス: 東京都ネットワーク（停止）" in resolved["body"]
+    assert "Services affected: Tokyo network (DOWN)" in resolved["body"]
+    assert "（監視で正常を確認）" in resolved["body"] and "(recovered)" in resolved["body"]
     ja, en = resolved["body"].split("\n\n----- English -----\n")
     assert len(ja.splitlines()) == len(en.strip().splitlines())
     am = next(p.payload for p in await world.pages("resolved") if p.channel == "am")
