@@ -77,7 +77,8 @@ def main() -> None:
         port = free_port()
         config = bench_config(tmp / "config", hook.url, args.group_wait)
         daemon_env = {**env, "PYTHONPATH": str(args.code)}
-        daemon = Process([sys.executable, "-m", "monitor", "run", "--config", str(config), "--listen",
+        # -P: not the working directory (this checkout) first on the path, but --code
+        daemon = Process([sys.executable, "-P", "-m", "monitor", "run", "--config", str(config), "--listen",
                           f"127.0.0.1:{port}"], tmp / "daemon.log", daemon_env)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 90, what="daemon ready")
@@ -106,7 +107,9 @@ def main() -> None:
         incidents = get(base, "/api/v1/incidents?limit=200")["incidents"]
         details = [get(base, f"/api/v1/incidents/{i['id']}") for i in incidents]
         mine = [d for d in details if d["opened_at"] and _epoch(d["opened_at"]) >= started]
-        result: dict[str, Any] = {"code": str(args.code), "group_wait": args.group_wait or "(config)", "links": {}}
+        version = subprocess.run([sys.executable, "-P", "-c", "import monitor; print(monitor.__file__)"],
+                                 capture_output=True, text=True, env=daemon_env, check=True).stdout.strip()  # fmt: skip
+        result: dict[str, Any] = {"code": version, "group_wait": args.group_wait or "(config)", "links": {}}
         for p in prefs:
             circuits = {f"lgwan-{p}-01-primary", f"lgwan-{p}-01-backup"}
             about = [d for d in mine if d["key"].removeprefix("target:") in circuits and not d["merged_into"]]
