@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-slo bench-security bench-console bench-detection clean
+.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-page-timing bench-slo bench-security bench-console bench-detection clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -54,6 +54,9 @@ bench-detection: system-deps setup
 
 bench-incidents: setup
 	$(BIN)/python -m bench.incidents_bench
+
+bench-page-timing: setup
+	$(BIN)/python -m bench.page_timing_bench
 
 bench-slo: setup
 	$(BIN)/python -m bench.slo_bench

@@ -68,7 +68,10 @@ class SeverityRule(StrictModel):
 
 class IncidentPolicy(StrictModel):
     open_on: list[Literal["down", "degraded", "flapping"]] = ["down"]
-    group_wait: IntervalOrZero = 10.0  # pages wait this long, so a root cause found meanwhile absorbs its children
+    # Pages wait this long, so a root cause found meanwhile absorbs its children. "auto": long enough
+    # that a confirmed blip which recovers as fast as its checks allow has recovered before the first
+    # page is due (never less than 10 s); see monitor.incidents.policy.first_page_wait.
+    group_wait: Literal["auto"] | IntervalOrZero = "auto"
     severity: list[SeverityRule] = []  # first match wins
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations

@@ -22,7 +22,7 @@ DEMO_TOKEN_ENV = {
 
 def demo_response(listen: str, alertmanager_url: str | None) -> dict[str, Any]:
     section: dict[str, Any] = {
-        "incidents": {"group_wait": "10s", "console_url": f"http://{listen}", "severity": SEVERITY_RULES},
+        "incidents": {"group_wait": "auto", "console_url": f"http://{listen}", "severity": SEVERITY_RULES},
         "auth": {
             "anonymous": "viewer",
             "tokens": [
@@ -52,7 +52,7 @@ def example_response() -> dict[str, Any]:
     return {
         "incidents": {
             "open_on": ["down"],
-            "group_wait": "15s",
+            "group_wait": "auto",  # a confirmed blip that recovers at once never pages
             "console_url": "https://noc-monitor.example.lg.jp",
             "runbook_url": "https://wiki.example.lg.jp/runbooks/{system}",
             "severity": SEVERITY_RULES,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.auth import Refused
 from monitor.config.response_model import SEVERITIES
 from monitor.incidents import messages
-from monitor.incidents.policy import choose_playbook
+from monitor.incidents.policy import choose_playbook, first_page_wait
 from monitor.store.records import IncidentEvent, IncidentRecord
 
 if TYPE_CHECKING:
@@ -164,6 +164,6 @@ class ActionsMixin:
             affected={"alert": labels},
         )
         if incident.playbook in self.response.playbooks:
-            incident.next_escalation_at = now + self.response.incidents.group_wait
+            incident.next_escalation_at = now + first_page_wait(self.response.incidents, ())
         self.open[key] = incident
         batch.created.append((incident, IncidentEvent(0, now, "detected", "alertmanager", {"labels": labels})))

@@ -3,8 +3,22 @@
 A check that is DOWN (or, by policy, DEGRADED or flapping) opens an incident about its target; a
 check that is UNREACHABLE attaches to the incident of its root cause instead (one page, not forty).
 A target whose own incident opened first (a child confirmed before its parent) is merged into the
-parent's as soon as the parent is found down: pages wait `group_wait` for exactly this. Services a
-problem takes down raise its severity. The incident resolves itself when its target is healthy.
+parent's as soon as the parent is found down: pages wait `group_wait` for exactly this; the services
+it took down move with it. When a service goes DOWN through targets that have incidents of their own
+(the backup circuit of a DEGRADED link), those become one: the incident that covered the service
+first takes the others' targets (one link, one incident). Services a problem takes down raise its
+severity; a change of severity after the first page is paged itself.
+The incident resolves itself when its targets are healthy.
+
+`affected` keeps: checks (problems now), cause (each check's reason when it first failed: what the
+pages give as the reason, not whatever failed last while recovering), services (every service the
+incident took down, with the worst state it reached: the report's attribution), services_now
+(their state now: the severity), service_names (display names), service_members (which targets
+of a redundant service are out), children, targets (joined ones).
+
+Timers (first page, escalations, repeats, ack expiry, recovery objectives) are evaluated at the
+moment they are due, by the same task that handles state changes, in order: a recovery that arrived
+before a page was due always wins, one that arrived after always loses.
 
 Everything the incident needs later (level, timers, who was paged) is in the store, so a restart
 continues the escalation where it stood. Work is done in one task, in order of arrival.
@@ -13,6 +27,7 @@ continues the escalation where it stood. Work is done in one task, in order of a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,13 +38,21 @@ from monitor.clock import Clock
 from monitor.engine import Engine, Outcome, Transition
 from monitor.incidents import messages, paging
 from monitor.incidents.actions import ActionsMixin
-from monitor.incidents.policy import choose_playbook, incident_objective, incident_severity, peak_severity, worst
+from monitor.incidents.policy import (
+    choose_playbook,
+    first_page_wait,
+    incident_objective,
+    incident_severity,
+    peak_severity,
+    worst,
+)
 from monitor.state import State
 from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
 
 log = structlog.get_logger()
-TICK_SECONDS = 1.0
+MAX_SLEEP = 30.0  # timers are re-read at least this often (the wall clock may be stepped)
+LIVE = (State.DOWN, State.UNREACHABLE, State.DEGRADED)
 MAX_BATCH = 10_000
 INCIDENT_LABELS = ("prefecture", "system", "tier", "site", "role")
 
@@ -43,12 +66,26 @@ class Batch:
     pages: list[OutboxItem] = field(default_factory=list)
     resolved: list[IncidentRecord] = field(default_factory=list)
     merges: list[tuple[IncidentRecord, IncidentRecord]] = field(default_factory=list)  # (merged, into)
+    rerated: list[IncidentRecord] = field(default_factory=list)  # severity changed after the first page
 
     def touch(self, incident: IncidentRecord, *events: IncidentEvent) -> None:
         if any(incident is created for created, _ in self.created):
             return  # written whole when created (its events are recorded then)
         entry = self.saved.setdefault(incident.key, (incident, []))
         entry[1].extend(events)
+
+
+_STATE_RANK = ("up", "unknown", "maintenance", "degraded", "unreachable", "down")
+
+
+def worst_state(a: str | None, b: str) -> str:
+    """The worse of two service states (what an incident took a service down to)."""
+    rank = {s: i for i, s in enumerate(_STATE_RANK)}
+    return b if a is None or rank.get(b, 0) >= rank.get(a, 0) else a
+
+
+def _reason(problems: dict[str, str | None]) -> str:
+    return "; ".join(f"{c}: {r}" for c, r in problems.items())[:500]
 
 
 class IncidentManager(ActionsMixin):
@@ -63,6 +100,8 @@ class IncidentManager(ActionsMixin):
         self._queue: asyncio.Queue[Outcome] = asyncio.Queue()
         self._lock = asyncio.Lock()  # one change at a time: outcomes, timers and operator actions
         self._tasks: list[asyncio.Task[None]] = []
+        self._work = asyncio.Event()  # an outcome was queued, or the timers changed
+        self._spells: dict[str, IncidentRecord] = {}  # service -> the incident its current outage is attributed to
         self.watchers: list[Callable[[IncidentRecord], None]] = []  # told of every incident a commit changed
 
     @property
@@ -73,13 +112,16 @@ class IncidentManager(ActionsMixin):
 
     async def load(self) -> None:
         """Take over the open incidents from the store (after a restart: timers continue from there)."""
+        self._spells.clear()  # (a daemon that leads again after following: the store is the truth)
         for incident in await self.store.open_incidents():
             self.open[incident.key] = incident
+            for name in incident.affected.get("services_now", {}):
+                self._spells.setdefault(name, incident)
         log.info("incidents_loaded", open=len(self.open))
 
     async def start(self) -> None:
         await self.load()
-        self._tasks = [asyncio.create_task(self._process()), asyncio.create_task(self._timers())]
+        self._tasks = [asyncio.create_task(self._process())]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -94,37 +136,62 @@ class IncidentManager(ActionsMixin):
         """Daemon listener (synchronous, on the probe path): queue the outcome for the incident task."""
         if outcome.transitions or outcome.flapping:
             self._queue.put_nowait(outcome)
+            self._work.set()
 
     async def drain(self) -> None:
         """Wait until every queued outcome has been handled (tests, benchmarks)."""
         await self._queue.join()
 
     async def _process(self) -> None:
-        """Handle queued outcomes; whatever piled up meanwhile (a mass outage: thousands of children
-        confirmed one by one) is handled as one batch, in one transaction."""
+        """Handle queued outcomes, and the timers when they are due. Whatever piled up meanwhile (a mass
+        outage: thousands of children confirmed one by one) is handled as one batch, in one
+        transaction. One task does both, so what arrived before a timer was due is handled first."""
         while True:
-            outcomes = [await self._queue.get()]
+            due = self._next_due()
+            if self._queue.empty():
+                delay = MAX_SLEEP if due is None else min(MAX_SLEEP, max(0.0, due - self.clock.now()))
+                self._work.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), delay)
+            outcomes: list[Outcome] = []
             while not self._queue.empty() and len(outcomes) < MAX_BATCH:
                 outcomes.append(self._queue.get_nowait())
-            merged = Outcome()
-            for outcome in outcomes:
-                merged.transitions.extend(outcome.transitions)
-                merged.flapping.extend(outcome.flapping)
-            try:
-                await self.handle(merged)
-            except Exception:
-                log.exception("incident_processing_failed")
-            finally:
-                for _ in outcomes:
-                    self._queue.task_done()
+            if outcomes:
+                merged = Outcome()
+                for outcome in outcomes:
+                    merged.transitions.extend(outcome.transitions)
+                    merged.flapping.extend(outcome.flapping)
+                try:
+                    await self.handle(merged)
+                except Exception:
+                    log.exception("incident_processing_failed")
+                finally:
+                    for _ in outcomes:
+                        self._queue.task_done()
+            due = self._next_due()
+            if due is not None and self.clock.now() >= due:
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("incident_timers_failed")
+                    await asyncio.sleep(1.0)  # a failing store: retry, but do not spin
 
-    async def _timers(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("incident_timers_failed")
+    def _next_due(self) -> float | None:
+        """The earliest moment a timer of an open incident is due."""
+        times: list[float] = []
+        recovery = self._engine().inventory.recovery
+        for incident in self.open.values():
+            if incident.status == "acknowledged":
+                times += [incident.ack_expires_at] if incident.ack_expires_at is not None else []
+            else:
+                times += [t for t in (incident.next_escalation_at, incident.next_repeat_at) if t is not None]
+            objective = incident_objective(incident, recovery)
+            if objective is not None:
+                if "recovery_warned_at" not in incident.affected:
+                    times.append(incident.opened_at + recovery.warn_at * objective)
+                if "recovery_breached_at" not in incident.affected:
+                    times.append(incident.opened_at + objective)
+        return min(times, default=None)
 
     # --- state changes -> incidents -------------------------------------------------------
 
@@ -138,7 +205,13 @@ class IncidentManager(ActionsMixin):
         for t in outcome.transitions:
             if t.kind == "check":
                 self._check_changed(t, now, batch)
-        for name in dict.fromkeys(t.id for t in outcome.transitions if t.kind == "service"):
+        services: dict[str, State] = {}  # service -> its state before this outcome
+        for t in outcome.transitions:
+            if t.kind == "service":
+                services.setdefault(t.id, t.old)
+        for name, old in services.items():
+            if old != State.DOWN and self._engine().services[name].state == State.DOWN:
+                self._join(name, now, batch)
             self._service_changed(name, now, batch)
         for check_id, _event in outcome.flapping:
             rt = self._engine().checks.get(check_id)
@@ -162,20 +235,37 @@ class IncidentManager(ActionsMixin):
         ids = engine.inventory.checks_by_target.get(target, ())
         return {cid: engine.checks[cid].reason or "flapping" for cid in ids if self._is_problem(cid)}
 
+    def _own(self, target: str) -> IncidentRecord | None:
+        """The open incident about a target: its own, or the one it joined."""
+        own = self.open.get(f"target:{target}")
+        if own is not None:
+            return own
+        return next((i for i in self.open.values() if target in i.affected.get("targets", ())), None)
+
+    def _covering(self, target: str) -> IncidentRecord | None:
+        """The open incident a target's trouble belongs to: its own, the one it joined, or its root cause's."""
+        own = self._own(target)
+        if own is not None:
+            return own
+        return next((i for i in self.open.values() if target in i.affected.get("children", ())), None)
+
+    @staticmethod
+    def _members(incident: IncidentRecord) -> list[str]:
+        """The targets an incident is about: its own and those that joined it."""
+        return [incident.key.removeprefix("target:"), *incident.affected.get("targets", [])]
+
     def _check_changed(self, t: Transition, now: float, batch: Batch) -> None:
         rt = self._engine().checks.get(t.id)
         if rt is None:
             return
         target = rt.check.target.name
-        own = self.open.get(f"target:{target}")
+        own = self._own(target)
         if t.new == State.UNREACHABLE and t.root_cause:
-            root = self.open.get(f"target:{t.root_cause}")
-            if root is not None:
+            root = self._own(t.root_cause)
+            if root is not None and root is not own:
                 self._attach_child(root, target, now, batch)
-            if own is not None and not self._target_problems(target):
-                self._resolve(own, now, "system", f"merged into {root.key}" if root else "parent is down", batch)
-                if root is not None:
-                    batch.merges.append((own, root))
+            if own is not None and own is not root:
+                self._problems_changed(own, now, batch, into=root, gone="parent is down")
             return
         if t.old == State.UNREACHABLE:
             for incident in self.open.values():
@@ -186,15 +276,101 @@ class IncidentManager(ActionsMixin):
                 ):
                     children.remove(target)
                     batch.touch(incident)
-        problems = self._target_problems(target)
-        if problems:
-            incident = own or self._open_incident(target, problems, now, batch)
-            if incident.affected.get("checks") != problems:
-                incident.affected["checks"] = problems
-                incident.reason = "; ".join(f"{c}: {r}" for c, r in problems.items())[:500]
-                batch.touch(incident)
-        elif own is not None:
-            self._resolve(own, now, "system", "recovered", batch)
+        if own is None:
+            problems = self._target_problems(target)
+            if problems:
+                self._open_incident(target, problems, now, batch)
+            return
+        self._problems_changed(own, now, batch)
+
+    def _problems_changed(
+        self,
+        incident: IncidentRecord,
+        now: float,
+        batch: Batch,
+        into: IncidentRecord | None = None,
+        gone: str = "recovered",
+    ) -> None:
+        """Re-read the problems of an incident's targets: record new causes, or resolve it (merged
+        `into` its root cause's incident when that is why its problems went away)."""
+        problems: dict[str, str | None] = {}
+        for member in self._members(incident):
+            problems.update(self._target_problems(member))
+        if not problems:
+            if into is not None:
+                self._merge(incident, into, now, batch)
+            else:
+                self._resolve(incident, now, "system", gone, batch)
+            return
+        before = incident.affected.get("checks", {})
+        if before == problems:
+            return
+        if any(c not in problems for c in before):
+            incident.affected["recovering"] = True
+        cause = incident.affected.setdefault("cause", {})
+        if not incident.affected.get("recovering"):  # what fails while it recovers is not the cause
+            for check, reason in problems.items():
+                cause.setdefault(check, reason)
+        incident.affected["checks"] = problems
+        incident.reason = _reason(cause or problems)
+        if incident.level == 0 and incident.next_escalation_at is not None:  # a slower check joined the problems
+            incident.next_escalation_at = max(incident.next_escalation_at, self._first_page_due(incident))
+        batch.touch(incident)
+
+    def _first_page_due(self, incident: IncidentRecord) -> float:
+        """When the first page is due: group_wait after opening, "auto" by the checks that are its problems
+        (a blip of theirs must have had time to recover), not by every check of the target."""
+        engine = self._engine()
+        failed = {*incident.affected.get("cause", {}), *incident.affected.get("checks", {})}
+        checks = [engine.checks[c].check for c in failed if c in engine.checks]
+        return incident.opened_at + first_page_wait(self.response.incidents, checks)
+
+    def _merge(self, incident: IncidentRecord, root: IncidentRecord, now: float, batch: Batch) -> None:
+        """A child's incident folds into its root cause's, with the services it took down."""
+        self._resolve(incident, now, "system", f"merged into {root.key}", batch)
+        batch.merges.append((incident, root))
+        for key in ("services", "services_now", "service_names"):
+            moved = incident.affected.get(key, {})
+            into = root.affected.setdefault(key, {})
+            for name, value in moved.items():
+                into[name] = worst_state(into.get(name), value) if key == "services" else value
+        for name, owner in list(self._spells.items()):
+            if owner is incident:
+                self._spells[name] = root
+        self._rate(root, now, batch)
+
+    def _join(self, name: str, now: float, batch: Batch) -> None:
+        """A service just went DOWN through failures of targets that have incidents of their own (the
+        backup circuit of a DEGRADED link): one outage, one incident. The one that covered the service
+        first (else the oldest) takes the others' targets, causes and services; they are merged into it."""
+        engine = self._engine()
+        srt = engine.services[name]
+        found: dict[str, IncidentRecord] = {}
+        for m in (engine.checks[c] for c in srt.service.check_ids):
+            if m.state in (State.DOWN, State.DEGRADED):
+                incident = self._own(m.check.target.name)
+                if incident is not None:
+                    found.setdefault(incident.key, incident)
+        if len(found) < 2:
+            return
+        ranked = sorted(found.values(), key=lambda i: (name not in i.affected.get("services_now", {}), i.opened_at))
+        keep = ranked[0]
+        for other in ranked[1:]:
+            targets = keep.affected.setdefault("targets", [])
+            targets += [t for t in self._members(other) if t not in targets and f"target:{t}" != keep.key]
+            for check, reason in other.affected.get("cause", {}).items():
+                keep.affected.setdefault("cause", {}).setdefault(check, reason)
+            children = keep.affected.setdefault("children", [])
+            children += [c for c in other.affected.get("children", []) if c not in children]
+            detail = {"service": name, "key": other.key, "targets": self._members(other)}
+            batch.touch(keep, IncidentEvent(keep.id, now, "joined", None, detail))
+            log.warning("incident_joined", key=keep.key, joined=other.key, service=name)
+            self._merge(other, keep, now, batch)
+        svc = srt.service
+        keep.title = f"{svc.display_name}{messages.TITLE_TROUBLE[0]}"
+        keep.title_en = f"{svc.display_name_en or svc.display_name}{messages.TITLE_TROUBLE[1]}"
+        keep.affected["checks"] = {}  # re-read below with every member's problems
+        self._problems_changed(keep, now, batch)
 
     def _open_incident(self, target: str, problems: dict[str, str | None], now: float, batch: Batch) -> IncidentRecord:
         engine = self._engine()
@@ -205,20 +381,21 @@ class IncidentManager(ActionsMixin):
             labels["service"] = services[0]
         degraded_only = all(engine.checks[c].state != State.DOWN for c in problems)
         severity = incident_severity(labels, {}, self.response.incidents, degraded_only)
-        title, title_en = messages.titles(target, labels)
+        site = engine.inventory.sites.get(labels.get("site", ""))
+        title, title_en = messages.titles(target, labels, (site.name, site.name_en) if site else None)
         incident = IncidentRecord(
             key=f"target:{target}",
             severity=severity,
             title=title,
             title_en=title_en,
             opened_at=now,
-            reason="; ".join(f"{c}: {r}" for c, r in problems.items())[:500],
+            reason=_reason(problems),
             labels=labels,
             playbook=choose_playbook(labels, severity, self.response.routing, now),
-            affected={"checks": problems, "services": {}, "children": []},
+            affected={"checks": problems, "cause": dict(problems), "services": {}, "services_now": {}, "children": []},
         )
         if incident.playbook in self.response.playbooks:
-            incident.next_escalation_at = now + self.response.incidents.group_wait
+            incident.next_escalation_at = self._first_page_due(incident)
         self.open[incident.key] = incident
         batch.created.append((incident, IncidentEvent(0, now, "detected", None, {"checks": problems})))
         log.warning("incident_opened", key=incident.key, severity=severity, playbook=incident.playbook)
@@ -231,44 +408,74 @@ class IncidentManager(ActionsMixin):
             batch.touch(root)
 
     def _service_changed(self, name: str, now: float, batch: Batch) -> None:
+        """Attribute a service's state to the incidents whose targets cause it. An outage stays with the
+        incident it was first attributed to (a blip of a child while its parent recovers never takes it),
+        and an incident keeps every service it took down in `services` after they recover."""
         engine = self._engine()
         srt = engine.services.get(name)
         if srt is None:
             return
-        involved = {
-            f"target:{m.root_cause or m.check.target.name}"
-            for m in (engine.checks[c] for c in srt.service.check_ids)
-            if m.state in (State.DOWN, State.UNREACHABLE, State.DEGRADED)
-        }
+        covering: dict[str, IncidentRecord] = {}
+        if srt.state in LIVE:
+            for m in (engine.checks[c] for c in srt.service.check_ids):
+                if m.state in LIVE:
+                    incident = self._covering(m.check.target.name)
+                    if incident is None and m.root_cause:
+                        incident = self._covering(m.root_cause)
+                    if incident is not None:
+                        covering[incident.key] = incident
+        else:
+            self._spells.pop(name, None)
+        owner = self._spells.get(name)
+        if owner is None and covering:  # the first incident to cover this outage owns it to its end
+            owner = self._spells[name] = next(iter(covering.values()))
+        svc = srt.service
+        members = {engine.checks[c].check.target.name for c in svc.check_ids}
+        out = {engine.checks[c].check.target.name for c in svc.check_ids if engine.checks[c].state in LIVE}
         for key, incident in self.open.items():
-            services = incident.affected.setdefault("services", {})
-            if key in involved and srt.state not in (State.UP, State.UNKNOWN, State.MAINTENANCE):
-                services[name] = srt.state.value
-            elif name in services:
-                del services[name]
+            current = incident.affected.setdefault("services_now", {})
+            if key in covering:
+                current[name] = srt.state.value
+                if owner is None or incident is owner or incident.opened_at <= owner.opened_at:
+                    taken = incident.affected.setdefault("services", {})
+                    taken[name] = worst_state(taken.get(name), srt.state.value)
+                names = incident.affected.setdefault("service_names", {})
+                names[name] = [svc.display_name, svc.display_name_en]
+                if len(members) > 1:  # which of a redundant service's members are out: "DOWN: both circuits"
+                    incident.affected.setdefault("service_members", {})[name] = sorted(out)
+            elif name in current:
+                del current[name]
             else:
                 continue
             self._rate(incident, now, batch)
 
     def _rate(self, incident: IncidentRecord, now: float, batch: Batch) -> None:
-        """Recompute severity from the affected services; before the first page, re-route too."""
+        """Recompute severity from the services affected now; before the first page, re-route too;
+        after it, the change is paged to those already paged."""
         engine = self._engine()
         services = {
             s: (state, dict(engine.services[s].service.labels))
-            for s, state in incident.affected.get("services", {}).items()
+            for s, state in incident.affected.get("services_now", {}).items()
             if s in engine.services
         }
         target_labels = {k: v for k, v in incident.labels.items() if k != "service"}
-        severity = incident_severity(target_labels, services, self.response.incidents)
+        degraded_only = not services and all(
+            engine.checks[c].state != State.DOWN for c in incident.affected.get("checks", {}) if c in engine.checks
+        )
+        severity = incident_severity(target_labels, services, self.response.incidents, degraded_only)
         events = []
         if severity != incident.severity:
             incident.affected["peak_severity"] = worst([severity, peak_severity(incident.severity, incident.affected)])
             events.append(
                 IncidentEvent(incident.id, now, "severity", None, {"from": incident.severity, "to": severity})
             )
+            incident.affected["severity_from"] = incident.severity
             incident.severity = severity
             if incident.level == 0:
                 incident.playbook = choose_playbook(incident.labels, severity, self.response.routing, now)
+            elif incident not in batch.rerated:
+                incident.affected["rerates"] = int(incident.affected.get("rerates", 0)) + 1
+                batch.rerated.append(incident)
         batch.touch(incident, *events)
 
     # --- resolving -------------------------------------------------------------------------
@@ -285,6 +492,7 @@ class IncidentManager(ActionsMixin):
     async def _commit(self, batch: Batch, now: float) -> None:
         changed = [i for i, _ in batch.created] + [i for i, _ in batch.saved.values()]
         await self._write(batch, now)
+        self._work.set()  # timers may have moved: the task re-reads them
         for incident in changed:
             for watcher in self.watchers:
                 watcher(incident)
@@ -304,25 +512,42 @@ class IncidentManager(ActionsMixin):
         for incident in batch.resolved:
             if incident.id:
                 await self._page_resolved(incident, now)
+        for incident in batch.rerated:
+            if incident.id and incident.status != "resolved":
+                batch.pages += await self._page_rerated(incident, now)
         if batch.pages:
             await self.store.enqueue(batch.pages)
             self._wake_outbox()
 
+    async def _page_rerated(self, incident: IncidentRecord, now: float) -> list[OutboxItem]:
+        """Tell everyone already paged that the severity changed. A worse one at once; a milder one (a
+        circuit back) once it has lasted as long as a blip would, so that the step down on the way to
+        recovery does not page a second before RESOLVED does. A change not sent yet is replaced."""
+        await self.store.cancel_pending(incident.id, ("update",))
+        items = paging.pages_to_paged(
+            self.response, incident, "update", now, await self.store.notifications(incident.id)
+        )
+        before = str(incident.affected.get("severity_from", incident.severity))
+        if worst([before, incident.severity]) == before != incident.severity:
+            engine = self._engine()
+            checks = [
+                engine.checks[c].check
+                for t in self._members(incident)
+                for c in engine.inventory.checks_by_target.get(t, ())
+            ]
+            hold = now + first_page_wait(self.response.incidents, checks)
+            for item in items:
+                item.not_before = hold
+        return items
+
     async def _page_resolved(self, incident: IncidentRecord, now: float) -> None:
         """Cancel pages not sent yet; tell everyone who was paged that it is over."""
-        await self.store.cancel_pending(incident.id)
+        await self.store.cancel_pending(incident.id, ("firing", "repeat", "update"))
         book = self.response.playbooks.get(incident.playbook or "")
         if book is not None and not book.notify_resolved:
             return
-        paged: dict[int, set[tuple[str, str]]] = {}
-        for item in await self.store.notifications(incident.id):
-            if item.status == "sent" and item.kind in ("firing", "repeat"):
-                paged.setdefault(item.level, set()).add((item.channel, item.recipient))
-        items = [
-            p
-            for level, who in paged.items()
-            for p in paging.pages(self.response, incident, level, "resolved", now, who)
-        ]
+        sent = await self.store.notifications(incident.id)
+        items = paging.pages_to_paged(self.response, incident, "resolved", now, sent)
         if items:
             await self.store.enqueue(items)
             self._wake_outbox()

@@ -7,29 +7,52 @@ from typing import Any
 
 from monitor.config.prefectures import lookup
 from monitor.config.response_model import IncidentPolicy
+from monitor.incidents.policy import peak_severity
+from monitor.incidents.reasons import causes, reason_ja, resolve_reason_ja
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import jst, utc_iso
 
 GENERATOR = "national-monitor"  # label on our own alerts: the inbound webhook ignores them (no loops)
 SEVERITY_JA = {"critical": "緊急", "major": "重大", "minor": "軽微", "warning": "警告"}
-KIND_JA = {"firing": "障害発生", "repeat": "再通知", "resolved": "復旧"}
-KIND_EN = {"firing": "PROBLEM", "repeat": "REMINDER", "resolved": "RESOLVED"}
+KIND_JA = {"firing": "障害発生", "repeat": "再通知", "resolved": "復旧", "update": "重要度変更"}
+KIND_EN = {"firing": "PROBLEM", "repeat": "REMINDER", "resolved": "RESOLVED", "update": "SEVERITY CHANGED"}
+STATE_JA = {"down": "停止", "unreachable": "到達不能", "degraded": "縮退（一部停止）", "up": "復旧", "unknown": "不明"}
+# What the title says of the trouble, and what replaces it once it is over.
+TITLE_TROUBLE = (" 障害", " down")
+TITLE_OVER = (" 復旧", " resolved")
 
 
-def titles(target: str, labels: dict[str, str]) -> tuple[str, str]:
-    """Incident titles in Japanese and English, naming the target and its prefecture."""
+def titles(target: str, labels: dict[str, str], site: tuple[str | None, str | None] | None = None) -> tuple[str, str]:
+    """Incident titles in Japanese and English, naming the target and where it is: its prefecture, or
+    else its site (a national centre)."""
     pref = lookup(labels["prefecture"]) if labels.get("prefecture") else None
-    where_ja = f"（{pref.name_ja}）" if pref else ""
-    where_en = f" ({pref.name_en})" if pref else ""
-    return f"{target}{where_ja} 障害", f"{target}{where_en} down"
+    if pref:
+        where_ja, where_en = pref.name_ja, pref.name_en
+    elif site and (site[0] or site[1]):
+        where_ja, where_en = site[0] or site[1] or "", site[1] or site[0] or ""
+    else:
+        where_ja = where_en = ""
+    place_ja = f"（{where_ja}）" if where_ja else ""
+    place_en = f" ({where_en})" if where_en else ""
+    return f"{target}{place_ja}{TITLE_TROUBLE[0]}", f"{target}{place_en}{TITLE_TROUBLE[1]}"
 
 
-def alert_labels(incident: IncidentRecord, level: int) -> dict[str, str]:
+def kind_titles(incident: IncidentRecord, kind: str) -> tuple[str, str]:
+    """The titles as a page of `kind` gives them: a RESOLVED page says 復旧/resolved, not 障害/down."""
+    if kind != "resolved":
+        return incident.title, incident.title_en
+    ja, en = incident.title, incident.title_en
+    ja = ja.removesuffix(TITLE_TROUBLE[0]) + TITLE_OVER[0] if ja.endswith(TITLE_TROUBLE[0]) else f"{ja}{TITLE_OVER[0]}"
+    en = en.removesuffix(TITLE_TROUBLE[1]) + TITLE_OVER[1] if en.endswith(TITLE_TROUBLE[1]) else f"{en}{TITLE_OVER[1]}"
+    return ja, en
+
+
+def alert_labels(incident: IncidentRecord, level: int, severity: str | None = None) -> dict[str, str]:
     keys = ("target", "service", "prefecture", "system", "tier", "site")
     labels = {k: incident.labels[k] for k in keys if incident.labels.get(k)}
     labels.update(
         alertname=incident.labels.get("alertname", "MonitorIncident"),
-        severity=incident.severity,
+        severity=severity or incident.severity,
         incident=str(incident.id),
         playbook=incident.playbook or "",
         escalation_level=str(level),
@@ -39,7 +62,8 @@ def alert_labels(incident: IncidentRecord, level: int) -> dict[str, str]:
 
 
 def _links(incident: IncidentRecord, policy: IncidentPolicy) -> tuple[str, str | None]:
-    console = f"{policy.console_url.rstrip('/')}/api/v1/incidents/{incident.id}"
+    """The console's page of the incident (the route monitor/console/app.js draws), and the runbook."""
+    console = f"{policy.console_url.rstrip('/')}/#/incidents/{incident.id}"
     runbook = None
     if policy.runbook_url:
         fields = {k: incident.labels.get(k, "") for k in ("target", "service", "system")}
@@ -47,41 +71,80 @@ def _links(incident: IncidentRecord, policy: IncidentPolicy) -> tuple[str, str |
     return console, runbook
 
 
-def _affected(incident: IncidentRecord) -> tuple[list[str], list[str]]:
-    services = sorted(incident.affected.get("services", {}))
-    children = sorted(incident.affected.get("children", []))
-    return services, children
+def _services(incident: IncidentRecord, kind: str) -> list[tuple[str, str, str, str]]:
+    """(Japanese name, English name, Japanese state, English state) of the affected services: their
+    state now, or in a RESOLVED page the worst state the incident took them to."""
+    now = incident.affected.get("services_now", {})
+    taken = incident.affected.get("services", {})
+    states = dict(taken) if kind == "resolved" or not now else dict(now)
+    names = incident.affected.get("service_names", {})
+    members = incident.affected.get("service_members", {})
+    out = []
+    for service in sorted(states):
+        state = str(states[service])
+        ja, en = (names.get(service) or [service, service])[:2]
+        which = ", ".join(members.get(service, [])) if kind != "resolved" else ""
+        out.append((
+            ja or service,
+            en or ja or service,
+            STATE_JA.get(state, state) + (f": {which}" if which else ""),
+            state.upper() + (f": {which}" if which else ""),
+        ))  # fmt: skip
+    return out
 
 
 def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: IncidentPolicy) -> tuple[str, str, str]:
-    """(subject, Japanese body, English body) for mail and chat-like channels."""
-    sev_ja = SEVERITY_JA.get(incident.severity, incident.severity)
-    tag = f"[{sev_ja}/{incident.severity.upper()}] {KIND_JA[kind]} {KIND_EN[kind]}"
-    subject = f"{tag}: {incident.title} / {incident.title_en}"
+    """(subject, Japanese body, English body) for mail and chat-like channels. Both bodies list the
+    same facts in the same order."""
+    # a RESOLVED page rates the outage that ended (the worst it was), not the step it took on the way back
+    severity = peak_severity(incident.severity, incident.affected) if kind == "resolved" else incident.severity
+    sev_ja = SEVERITY_JA.get(severity, severity)
+    title, title_en = kind_titles(incident, kind)
+    tag = f"[{sev_ja}/{severity.upper()}] {KIND_JA[kind]} {KIND_EN[kind]}"
+    subject = f"{tag}: {title} / {title_en}"
     console, runbook = _links(incident, policy)
-    services, children = _affected(incident)
+    children = sorted(incident.affected.get("children", []))
     lines_ja = [
-        f"{KIND_JA[kind]}: {incident.title}",
+        f"{KIND_JA[kind]}: {title}",
         f"重要度: {sev_ja}  エスカレーションレベル: {level}  インシデント番号: #{incident.id}",
         f"発生時刻: {jst(incident.opened_at)}",
-        f"原因: {incident.reason or '不明'}",
     ]
     lines_en = [
-        f"{KIND_EN[kind]}: {incident.title_en}",
-        f"Severity: {incident.severity}  Escalation level: {level}  Incident: #{incident.id}",
+        f"{KIND_EN[kind]}: {title_en}",
+        f"Severity: {severity.upper()}  Escalation level: {level}  Incident: #{incident.id}",
         f"Since: {jst(incident.opened_at)}",
-        f"Reason: {incident.reason or 'unknown'}",
     ]
+    before = incident.affected.get("severity_from")
+    if kind == "update" and isinstance(before, str):
+        lines_ja.append(f"重要度の変更: {SEVERITY_JA.get(before, before)} → {sev_ja}")
+        lines_en.append(f"Severity changed: {before.upper()} -> {severity.upper()}")
+    found = causes(incident.reason, incident.affected.get("cause"))
+    label_ja, label_en = ("原因（障害時）", "Cause (of the outage)") if kind == "resolved" else ("原因", "Cause")
+    if not found:
+        lines_ja.append(f"{label_ja}: 不明")
+        lines_en.append(f"{label_en}: unknown")
+    for check, reason in found:
+        lines_ja.append(f"{label_ja}: {check + ' ' if check else ''}{reason_ja(reason)}")
+        lines_en.append(f"{label_en}: {check + ' ' if check else ''}{reason}")
+    services = _services(incident, kind)
     if services:
-        lines_ja.append("影響サービス: " + ", ".join(services))
-        lines_en.append("Affected services: " + ", ".join(services))
+        head_ja, head_en = (
+            ("影響のあったサービス", "Services affected")
+            if kind == "resolved"
+            else ("影響サービス", "Affected services")
+        )
+        lines_ja.append(f"{head_ja}: " + "、".join(f"{ja}（{state}）" for ja, _, state, _ in services))
+        lines_en.append(f"{head_en}: " + ", ".join(f"{en} ({state})" for _, en, _, state in services))
     if children:
-        shown = ", ".join(children[:20]) + (f" ほか{len(children) - 20}件" if len(children) > 20 else "")
-        lines_ja.append(f"到達不能（この障害が原因）: {shown}")
-        lines_en.append(f"Unreachable because of this: {len(children)} targets")
+        more_ja = f" ほか{len(children) - 20}件" if len(children) > 20 else ""
+        more_en = f" and {len(children) - 20} more" if len(children) > 20 else ""
+        shown = ", ".join(children[:20])
+        lines_ja.append(f"到達不能（この障害が原因）: {len(children)}件: {shown}{more_ja}")
+        lines_en.append(f"Unreachable because of this: {len(children)}: {shown}{more_en}")
     if kind == "resolved":
-        lines_ja.append(f"復旧時刻: {jst(incident.resolved_at or now)}  ({incident.resolve_reason or ''})")
-        lines_en.append(f"Resolved: {jst(incident.resolved_at or now)}  ({incident.resolve_reason or ''})")
+        why, why_ja = incident.resolve_reason or "", resolve_reason_ja(incident.resolve_reason)
+        lines_ja.append(f"復旧時刻: {jst(incident.resolved_at or now)}" + (f"  （{why_ja}）" if why_ja else ""))
+        lines_en.append(f"Resolved: {jst(incident.resolved_at or now)}" + (f"  ({why})" if why else ""))
     lines_ja.append(f"詳細: {console}")
     lines_en.append(f"Details: {console}")
     if runbook:
@@ -102,10 +165,15 @@ def payload(
     """The stored form of one notification for one channel kind."""
     console, runbook = _links(incident, policy)
     if channel_kind == "alertmanager":
+        title, title_en = kind_titles(incident, kind)
         annotations = {
-            "summary": incident.title,
-            "summary_en": incident.title_en,
+            "summary": title,
+            "summary_en": title_en,
             "description": incident.reason or "",
+            "description_ja": "; ".join(
+                f"{check + ' ' if check else ''}{reason_ja(reason)}"
+                for check, reason in causes(incident.reason, incident.affected.get("cause"))
+            ),
             "since": jst(incident.opened_at),
             "console_url": console,
         }
@@ -119,7 +187,7 @@ def payload(
         }
         if kind == "resolved":
             alert["endsAt"] = utc_iso(incident.resolved_at or now)
-        return {"alert": alert}
+        return {"alert": alert}  # (a re-rated alert is a new one: paging.pages_to_paged ends the old one)
     subject, body_ja, body_en = text(incident, kind, level, now, policy)
     if channel_kind == "email":
         return {"to": recipient["email"], "to_name": recipient.get("name", ""), "subject": subject,

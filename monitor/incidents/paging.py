@@ -13,6 +13,7 @@ from typing import Any
 from monitor.config.response_model import ResponseConfig
 from monitor.incidents import messages
 from monitor.store.records import IncidentRecord, OutboxItem
+from monitor.timefmt import utc_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,8 @@ def recipients(config: ResponseConfig, playbook: str | None, level: int) -> list
 
 
 def dedup_key(incident_id: int, level: int, channel: str, recipient: str, kind: str, repeat: int = 0) -> str:
-    suffix = f":{repeat}" if kind == "repeat" else ""
+    """`repeat` numbers the pages of a kind sent more than once: repeats, and severity updates."""
+    suffix = f":{repeat}" if kind in ("repeat", "update") else ""
     return f"{incident_id}:{level}:{channel}:{recipient}:{kind}{suffix}"
 
 
@@ -59,12 +61,13 @@ def pages(
 ) -> list[OutboxItem]:
     """Outbox items paging `level` of the incident's playbook (restricted to `only` (channel, key) pairs)."""
     items = []
+    serial = int(incident.affected.get("rerates", 0)) if kind == "update" else incident.repeats
     for r in recipients(config, incident.playbook, level):
         if only is not None and (r.channel, r.key) not in only:
             continue
         items.append(
             OutboxItem(
-                dedup_key=dedup_key(incident.id, level, r.channel, r.key, kind, incident.repeats),
+                dedup_key=dedup_key(incident.id, level, r.channel, r.key, kind, serial),
                 incident_id=incident.id,
                 level=level,
                 channel=r.channel,
@@ -75,6 +78,31 @@ def pages(
                 created_at=now,
             )
         )
+    return items
+
+
+def pages_to_paged(
+    config: ResponseConfig, incident: IncidentRecord, kind: str, now: float, sent: Iterable[OutboxItem]
+) -> list[OutboxItem]:
+    """Pages of `kind` (resolved, update) to everyone a page of this incident already reached, per level."""
+    paged: dict[int, set[tuple[str, str]]] = {}
+    alerts: dict[tuple[str, int], dict[str, Any]] = {}  # the last alert Alertmanager got, per channel and level
+    for item in sorted(sent, key=lambda i: i.id):
+        if item.status == "sent" and item.kind in ("firing", "repeat", "update"):
+            paged.setdefault(item.level, set()).add((item.channel, item.recipient))
+            if "alert" in item.payload:
+                alerts[(item.channel, item.level)] = item.payload["alert"]
+    items = [p for level, who in sorted(paged.items()) for p in pages(config, incident, level, kind, now, who)]
+    for item in items:
+        last = alerts.get((item.channel, item.level))
+        if last is None or "alert" not in item.payload or last["labels"] == item.payload["alert"]["labels"]:
+            continue
+        # Alertmanager knows an alert by its labels (severity is one): resolve, or end, the one it has
+        ended = {**last, "endsAt": item.payload["alert"].get("endsAt") or utc_iso(now)}
+        if kind == "resolved":
+            item.payload = {"alert": ended}
+        else:
+            item.payload = {**item.payload, "supersedes": [ended]}
     return items
 
 

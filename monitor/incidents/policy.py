@@ -12,9 +12,12 @@ import holidays
 
 from monitor.config.response_model import SEVERITIES, IncidentPolicy, OfficeHours, Routing, labels_match
 from monitor.config.status_model import Recovery
+from monitor.inventory import Check
 from monitor.store.records import IncidentRecord
 
 DEGRADED_SEVERITY = "minor"  # a service that still works (a backup circuit carries the traffic)
+AUTO_GROUP_WAIT_MIN = 10.0  # group_wait "auto" never waits less (the old fixed default)
+BLIP_MARGIN = 2.0  # scheduler lag and the recovering probes' own duration: a blip is back well within this
 
 
 def worst(severities: Iterable[str]) -> str:
@@ -45,6 +48,23 @@ def incident_severity(
     if services or degraded_only:
         return max(own, DEGRADED_SEVERITY, key=SEVERITIES.index)  # the less severe of the two
     return own
+
+
+def blip_recovery(check: Check) -> float:
+    """How long after a check is confirmed DOWN a blip (the fault already gone) has it UP again, at the
+    latest. The run began with a regular probe; `failures_to_down - 1` retries confirmed it, the next
+    regular probe comes `interval` after the first, and `successes_to_up - 1` retries confirm recovery."""
+    policy = check.policy
+    return max(0.0, check.interval + (policy.successes_to_up - policy.failures_to_down) * check.retry_interval)
+
+
+def first_page_wait(policy: IncidentPolicy, checks: Iterable[Check]) -> float:
+    """How long after opening an incident its first page is due. A number is taken as given; "auto"
+    waits until a blip of any of the incident's checks would have recovered (plus a margin), so whether
+    a confirmed, already-recovered blip pages never depends on a few milliseconds either way."""
+    if policy.group_wait != "auto":
+        return policy.group_wait
+    return max([AUTO_GROUP_WAIT_MIN, *(blip_recovery(c) + BLIP_MARGIN for c in checks)])
 
 
 @cache

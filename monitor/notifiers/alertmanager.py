@@ -28,7 +28,7 @@ class Alertmanager:
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, payload: dict[str, Any], idempotency_key: str) -> None:
-        await self.post([payload["alert"]])
+        await self.post([payload["alert"], *payload.get("supersedes", [])])
 
     async def post(self, alerts: list[dict[str, Any]]) -> None:
         if self._session is None:

@@ -22,6 +22,7 @@ from monitor.store.records import AuditEntry, IncidentRecord, Notice
 from monitor.timefmt import jst
 
 log = structlog.get_logger()
+DRAFT_LIVE = 3600.0  # an unpublished draft counts as live this long after its last edit (if its incident is open)
 EDITABLE = (
     "template",
     "services",
@@ -203,11 +204,13 @@ class NoticeDesk:
     async def _draft_one(self, incident: IncidentRecord, ids: list[str]) -> None:
         if (await self.store.notices_for_incidents([incident.id])).get(incident.id):
             return  # drafted before a restart, or written by hand
-        live, _ = await self.store.list_notices(("draft", "published"), 200)
-        if any(set(ids) <= set(n.services) for n in live):  # one outage, several incidents: one notice
-            log.info("notice_not_drafted", incident=incident.id, reason="a live notice covers these services")
+        prefecture = incident.labels.get("prefecture")
+        live = await self._live_notices()
+        ids = [i for i in ids if not any(_covers(n, i, prefecture) for n in live)]
+        if not ids:  # one outage, several incidents: one notice
+            log.info("notice_not_drafted", incident=incident.id, reason="a live notice covers these services here")
             return
-        prefectures = [incident.labels["prefecture"]] if incident.labels.get("prefecture") else []
+        prefectures = [prefecture] if prefecture else []
         notice = await self.create(
             "system",
             {
@@ -229,6 +232,23 @@ class NoticeDesk:
             )
         )
         log.info("notice_drafted", notice=notice.id, incident=incident.id, services=ids)
+
+    async def _live_notices(self) -> list[Notice]:
+        """Notices that still tell the public about an outage: published ones (until closed), and drafts
+        edited recently whose incident is not resolved. A stale draft of an outage that ended (never
+        published) tells nobody anything, so it must not stop a draft for a new one."""
+        now = self.now()
+        live = []
+        for notice in (await self.store.list_notices(("draft", "published"), 200))[0]:
+            if notice.status == "draft":
+                if now - (notice.updated_at or notice.created_at) > DRAFT_LIVE:
+                    continue
+                if notice.incident_id is not None:
+                    incident = await self.store.get_incident(notice.incident_id)
+                    if incident is None or incident.status == "resolved":
+                        continue
+            live.append(notice)
+        return live
 
     async def stop(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -256,6 +276,14 @@ class NoticeDesk:
         if items:
             await self.store.enqueue(items)
             self._wake_outbox()
+
+
+def _covers(notice: Notice, service: str, prefecture: str | None) -> bool:
+    """Whether a notice already tells of this public service in this prefecture (a notice naming no
+    prefecture concerns every prefecture; one naming prefectures does not cover a national incident)."""
+    if service not in notice.services:
+        return False
+    return not notice.prefectures or (prefecture is not None and prefecture in notice.prefectures)
 
 
 def _subscribed(sub: Subscriber, notice: Notice) -> bool:

@@ -200,11 +200,15 @@ class IncidentQueries:
         return [_outbox(r) for r in rows]
 
     async def firing_alerts(self) -> list[OutboxItem]:
-        """Delivered firing Alertmanager-style items of incidents that are not resolved (for re-sending)."""
+        """Delivered firing Alertmanager-style items of incidents that are not resolved (for re-sending):
+        per incident, channel and level the latest (a severity update supersedes the first alert)."""
         columns = ", ".join(f"o.{c}" for c in ["id", *_OUTBOX_COLUMNS])
         sql = (
             f"SELECT {columns} FROM outbox o JOIN incidents i ON i.id = o.incident_id "
-            "WHERE i.status != 'resolved' AND o.status = 'sent' AND o.kind = 'firing' AND o.payload LIKE '{\"alert\"%'"
+            "WHERE i.status != 'resolved' AND o.status = 'sent' AND o.kind IN ('firing', 'update') "
+            "AND o.payload LIKE '{\"alert\"%' AND o.id = (SELECT MAX(l.id) FROM outbox l WHERE "
+            "l.incident_id = o.incident_id AND l.channel = o.channel AND l.level = o.level AND l.status = 'sent' "
+            "AND l.kind IN ('firing', 'update'))"
         )
         rows = await self.read(lambda c: c.execute(sql).fetchall())
         return [_outbox(r) for r in rows]

@@ -147,10 +147,12 @@ def test_status_page_notices_and_recovery_objectives(
             gates["juki-west-api"].close()
             drafted = wait_for(lambda: get("/api/v1/notices?status=draft")["notices"], 15, what="the auto draft")[0]
             time.sleep(1.0)
-            assert len(get("/api/v1/notices")["notices"]) == 1  # two servers, two incidents, one outage: one draft
-            critical = [i for i in get("/api/v1/incidents")["incidents"] if i["severity"] == "critical"]
-            assert len(critical) == 2 and drafted["incident_id"] in [i["id"] for i in critical]
-            incident = next(i for i in critical if i["id"] == drafted["incident_id"])
+            assert len(get("/api/v1/notices")["notices"]) == 1  # two servers, one outage: one draft
+            # the service went DOWN through both servers: one incident (the second server's joined it)
+            listed = get("/api/v1/incidents")["incidents"]
+            critical = [i for i in listed if i["severity"] == "critical" and i["merged_into"] is None]
+            assert len(critical) == 1 and drafted["incident_id"] == critical[0]["id"], listed
+            incident = critical[0]
             assert drafted["services"] == ["juki"]
             assert drafted["title"] == "【障害発生】住民基本台帳ネットワークシステム"
             assert get("/status.json")["notices"] == [] and "住民基本台帳" not in get("/status/feed.xml")
@@ -212,12 +214,10 @@ def test_status_page_notices_and_recovery_objectives(
     finally:
         hook.server.shutdown()
     recovery = report["recovery"]
-    assert recovery["incidents_with_objective"] == 2 and recovery["incidents_with_notice"] == 1, report["incidents"]
+    assert recovery["incidents_with_objective"] == 1 and recovery["incidents_with_notice"] == 1, report["incidents"]
     assert incident["id"] in recovery["breached"]
-    for line in (i for i in report["incidents"] if i["severity"] == "critical"):
-        assert line["recovered_within_objective"] is (line["duration_minutes"] * 60 <= 8.0)
-        assert (line["id"] in recovery["breached"]) is (line["duration_minutes"] * 60 > 8.0)
     line = next(i for i in report["incidents"] if i["id"] == incident["id"])
+    assert line["recovered_within_objective"] is False and line["duration_minutes"] * 60 > 8.0
     assert line["time_to_first_notice_minutes"] > 0
     actions = {(e["action"], e["outcome"]) for e in audit}
     assert {("notice.create", "unauthenticated"), ("notice.create", "denied"), ("notice.draft", "ok"),

@@ -115,6 +115,16 @@ async def test_firing_alerts_of_open_incidents_only(store: Store) -> None:
     assert [i.dedup_key for i in await store.firing_alerts()] == ["a1"]
 
 
+async def test_firing_alerts_latest_per_level(store: Store) -> None:
+    """A severity update supersedes the level's first alert: only the latest sent one is re-sent."""
+    incident_id = await store.create_incident(incident("target:link"))
+    await store.enqueue([item("f1", incident_id), item("u1", incident_id, kind="update")])
+    for queued in await store.due_notifications(1e9):
+        await store.mark_sent(queued.id, 100.0)
+    await store.enqueue([item("u2", incident_id, kind="update")])  # not sent yet: the sent one stays
+    assert [i.dedup_key for i in await store.firing_alerts()] == ["u1"]
+
+
 async def test_maintenance_windows(store: Store) -> None:
     """Windows are stored with their scope; cancelling hides them (once) unless asked for."""
     window = MaintenanceWindow(

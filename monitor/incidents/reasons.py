@@ -1,0 +1,88 @@
+"""Failure reasons as an on-call engineer reads them: the probes say what failed in English (the
+English body quotes them as they are); the Japanese body gives each class of failure in Japanese,
+keeping the figures (status code, loss, parent) that make it concrete. Pure text, no I/O."""
+
+from __future__ import annotations
+
+import re
+
+# First match wins: the specific forms before the general ones ("timeout: no DNS answer" before
+# "timeout"). Each Japanese text may use the groups of its pattern.
+_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), ja)
+    for pattern, ja in (
+        (r"^parent (?P<parent>\S+) is down", "上位機器 {parent} の障害により到達不能"),
+        (r"SNMP agent down \(device answers (?P<via>[\w/]+)\)", "SNMPエージェント停止（機器は{via}に応答）"),
+        (r"SNMP agent not responding|agent does not report sysUpTime", "SNMPエージェント無応答"),
+        (r"SNMP error|agent error (?P<err>\w+)", "SNMPエラー応答"),
+        (r"interface .* vanished from ifTable", "インタフェースが機器から消失"),
+        (r"interface status not readable", "インタフェース状態を取得できない"),
+        (r"OID \S+ not found on the agent", "監視項目（OID）が機器にない"),
+        (r"100% packet loss", "応答なし（パケット100%損失）"),
+        (r"packet loss (?P<loss>\d+%)", "パケットロス {loss}"),
+        (r"high round-trip time: (?P<rtt>[\d.]+ms)", "遅延大（往復 {rtt}）"),
+        (r"^slow: (?P<took>[\d.]+s)", "応答遅延（{took}）"),
+        (r"timeout: no DNS answer", "DNS応答なし（タイムアウト）"),
+        (r"cannot resolve", "名前解決失敗（DNS）"),
+        (r"rcode (?P<rcode>\w+)", "DNS応答コード異常（{rcode}）"),
+        (r"(no|an) answer matches", "DNS応答の内容が想定と異なる"),
+        (r"tls certificate verification failed", "TLS証明書の検証失敗"),
+        (r"tls handshake failed", "TLSハンドシェイク失敗"),
+        (r"TLS certificate expires in (?P<days>[\d.]+) days", "TLS証明書の期限切れ間近（残り{days}日）"),
+        (r"CRL nextUpdate in (?P<hours>[\d.]+) hours", "CRLの更新期限間近（残り{hours}時間）"),
+        (r"HTTP status (?P<status>\d+)", "HTTPステータス異常（{status}）"),
+        (r"invalid HTTP|bad status line", "HTTP応答が不正"),
+        (r"^step (?P<step>\d+): expected", "応答内容が想定と異なる（手順{step}）"),
+        (r"timeout|timed out", "タイムアウト（応答なし）"),
+        (r"connection refused", "接続拒否"),
+        (r"connection reset", "接続リセット"),
+        (r"no route to host|network is unreachable|host is unreachable", "経路なし（到達不能）"),
+        (r"^flapping$", "状態が不安定（短時間に断と復旧を繰り返す）"),
+        (r"planned maintenance", "計画保守中"),
+    )
+)
+
+
+def reason_ja(reason: str | None) -> str:
+    """The Japanese wording of one probe reason; an unknown one is named as such, quoted."""
+    if not reason:
+        return "不明"
+    for pattern, ja in _CLASSES:
+        found = pattern.search(reason)
+        if found:
+            return ja.format(**{k: v or "" for k, v in found.groupdict().items()})
+    return f"その他の異常（{reason}）"
+
+
+_RESOLVED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), ja)
+    for pattern, ja in (
+        (r"^recovered$", "監視で正常を確認"),
+        (r"^parent is down$", "上位機器の障害として扱う"),
+        (r"^merged into (?P<into>\S+)$", "{into} の障害に統合"),
+        (r"^resolved by hand$", "手動で解決"),
+        (r"^alert resolved$", "アラート解除"),
+    )
+)
+
+
+def resolve_reason_ja(reason: str | None) -> str:
+    """Why an incident ended, in Japanese; what an operator wrote is kept as written."""
+    for pattern, ja in _RESOLVED:
+        found = pattern.search(reason or "")
+        if found:
+            return ja.format(**found.groupdict())
+    return reason or ""
+
+
+def causes(incident_reason: str | None, cause: dict[str, str | None] | None) -> list[tuple[str, str]]:
+    """(check, English reason) pairs of an incident: its recorded causes, else its reason text."""
+    if cause:
+        return [(check, reason or "unknown") for check, reason in cause.items()]
+    if not incident_reason:
+        return []
+    pairs = []
+    for part in incident_reason.split("; "):
+        check, sep, reason = part.partition(": ")
+        pairs.append((check, reason) if sep and "/" in check else ("", part))
+    return pairs
