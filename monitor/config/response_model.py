@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
-from monitor.config.types import Duration, Interval, IntervalOrZero, LabelName, Name, Timeout
+from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name, Timeout
 from probes.secret import Secret
 
 SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
@@ -71,7 +71,7 @@ class IncidentPolicy(StrictModel):
     # Pages wait this long, so a root cause found meanwhile absorbs its children. "auto": long enough
     # that a confirmed blip which recovers as fast as its checks allow has recovered before the first
     # page is due (never less than 10 s); see monitor.incidents.policy.first_page_wait.
-    group_wait: Literal["auto"] | IntervalOrZero = "auto"
+    group_wait: AutoOrInterval = "auto"
     severity: list[SeverityRule] = []  # first match wins
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -59,6 +59,12 @@ def parse_duration_or_zero(value: Any, maximum: float = MAX_DURATION) -> float:
     return parse_duration(value, maximum)
 
 
+def parse_auto_or_interval(value: Any) -> Literal["auto"] | float:
+    """ "auto" (the daemon works it out), else an interval or 0: one validator, so a bad duration is
+    reported as such, not as "must be one of auto"."""
+    return "auto" if value == "auto" else parse_duration_or_zero(value, MAX_INTERVAL)
+
+
 def _short(value: Any) -> str:
     if isinstance(value, int) and abs(value) >= 10**40:  # str() of a 5,000-digit int raises
         return "a number of more than 40 digits"
@@ -108,6 +114,7 @@ DurationOrZero = Annotated[float, BeforeValidator(parse_duration_or_zero)]
 Interval = Annotated[float, BeforeValidator(partial(parse_duration, maximum=MAX_INTERVAL))]
 IntervalOrZero = Annotated[float, BeforeValidator(partial(parse_duration_or_zero, maximum=MAX_INTERVAL))]
 Timeout = Annotated[float, BeforeValidator(partial(parse_duration, maximum=MAX_TIMEOUT))]
+AutoOrInterval = Annotated[Literal["auto"] | float, BeforeValidator(parse_auto_or_interval)]
 PrefectureCode = Annotated[str, BeforeValidator(prefecture_code)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
