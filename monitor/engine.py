@@ -29,9 +29,9 @@ from typing import Literal
 from monitor.inventory import Check, Inventory, Service, reachability_checks
 from monitor.services import service_state
 from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
+from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 
 OUTAGE_STATES = frozenset({State.DOWN, State.UNREACHABLE})  # what `resume` carries across a restart
-from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 
 HISTORY = 60  # recent results kept per check, for the API's sparkline and failure reasons
 

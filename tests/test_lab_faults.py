@@ -101,7 +101,9 @@ def test_the_unauthenticated_fault_api_listens_on_loopback_only(tmp_path: Path) 
     assert done.returncode == 2 and "lab_listen_not_loopback" in done.stderr
 
 
-def test_the_lab_config_pages_its_receiver_through_three_levels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lab_config_pages_its_receiver_through_three_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Out of the box the lab's generated config pages somebody: a webhook notifier and a three-level playbook."""
     from monitor.config.loader import load_config
     from monitor.demo.estate import build_estate

@@ -141,6 +141,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def _write_tokens(config_dir: Path) -> Path:
     """Random API tokens for the daemons on this lab, as an env file their runner sources."""
+    config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / "lab.env"
     path.touch(mode=0o600)
     envs = [*DEMO_TOKEN_ENV.values(), SECRET_ENV]
@@ -170,7 +171,6 @@ async def run_lab(args: argparse.Namespace) -> int:
     estate = build_estate(args.prefectures, "demo", icmp=False, listen=args.daemon_listen)
     config_dir: Path = args.config_dir
     estate.config["daemon"].update(listen=args.daemon_listen, data_dir=str((config_dir / "data").resolve()))
-    config_dir.mkdir(parents=True, exist_ok=True)
     env_file = _write_tokens(config_dir)
     estate.config.update(lab_paging(args.webhook or f"http://{args.listen}/lab/pages", args.ack_timeout))
     config_path = estate.write(config_dir, HEADER)
