@@ -306,10 +306,13 @@ class SQLiteStore(
 
     def _apply_transition(self, conn: sqlite3.Connection, t: Transition) -> None:
         resumed = self.resumable.pop((t.kind, t.id), None)
-        if resumed is not None and t.old.value == "unknown" and t.new.value == resumed[1]:
-            # the same outage as before the restart: it goes on, the gap in monitoring included
-            conn.execute("UPDATE state_intervals SET end = NULL WHERE id = ?", (resumed[0],))
-            return
+        if resumed is not None and t.old.value == "unknown" and t.new.value in OUTAGE_STATES:
+            # the same outage as before the restart: it goes on, the gap in monitoring included (DOWN and
+            # UNREACHABLE are both downtime: a service seen UNREACHABLE first, DOWN next, is still one outage)
+            if t.new.value == resumed[1]:
+                conn.execute("UPDATE state_intervals SET end = NULL WHERE id = ?", (resumed[0],))
+                return
+            conn.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE id = ?", (t.at, resumed[0]))
         conn.execute(
             "UPDATE state_intervals SET end = MAX(start, ?) WHERE subject = ? AND subject_id = ? AND end IS NULL",
             (t.at, t.kind, t.id),

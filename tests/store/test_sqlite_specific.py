@@ -143,7 +143,7 @@ def _dying_mid_outage(path: str) -> None:
         store.record([t("a/ping", State.UNKNOWN, State.UP, 1000.0), t("svc", State.UNKNOWN, State.UP, 1000.0, "service"),
                       t("b/ping", State.UNKNOWN, State.UP, 1000.0)])  # fmt: skip
         store.record([t("a/ping", State.UP, State.DOWN, 1010.0), t("svc", State.UP, State.DOWN, 1010.0, "service"),
-                      t("b/ping", State.UP, State.DOWN, 1010.0)])  # fmt: skip
+                      t("b/ping", State.UP, State.DOWN, 1010.0), t("c/ping", State.UNKNOWN, State.DOWN, 1010.0)])  # fmt: skip
         store.heartbeat(1030.0)
         await store.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -164,9 +164,10 @@ async def test_an_outage_down_before_and_after_kill_9_is_one_outage(tmp_path: Pa
     store.open(now=1040.0)
     assert store.previous_run == (1030.0, True)
     assert store.resumable_checks() == {"a/ping": ("down", 1010.0, "down at 1010.0"),
-                                        "b/ping": ("down", 1010.0, "down at 1010.0")}  # fmt: skip
+                                        "b/ping": ("down", 1010.0, "down at 1010.0"),
+                                        "c/ping": ("down", 1010.0, "down at 1010.0")}  # fmt: skip
     store.record([t("a/ping", State.UNKNOWN, State.DOWN, 1041.0), t("svc", State.UNKNOWN, State.DOWN, 1041.0, "service"),
-                  t("b/ping", State.UNKNOWN, State.UP, 1041.0)])  # fmt: skip
+                  t("b/ping", State.UNKNOWN, State.UP, 1041.0), t("c/ping", State.UNKNOWN, State.UNREACHABLE, 1042.0)])  # fmt: skip
     store.record([t("a/ping", State.DOWN, State.UP, 1100.0), t("svc", State.DOWN, State.UP, 1100.0, "service")])
     await store.flush()
 
@@ -176,6 +177,7 @@ async def test_an_outage_down_before_and_after_kill_9_is_one_outage(tmp_path: Pa
     assert rows("check", "a/ping") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1100.0), ("up", 1100.0, None)]
     assert rows("service", "svc") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1100.0), ("up", 1100.0, None)]
     assert rows("check", "b/ping") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1030.0), ("up", 1041.0, None)]
+    assert rows("check", "c/ping") == [("down", 1010.0, 1042.0), ("unreachable", 1042.0, None)]  # no gap between
     await store.close(now=1200.0)
 
 
