@@ -63,6 +63,7 @@ class CheckRuntime:
     fresh_after: float | None = None  # a target above (or its own) was seen up then: older failures are stale
     pending_root: str | None = None  # was DOWN behind this recovered root cause; UNREACHABLE till fresh results
     resumed: bool = False  # DOWN when the previous run ended, not probed yet in this one
+    last_ok_at: float | None = None  # when a good result last came in (the check was reachable then)
 
     @property
     def reason(self) -> str | None:
@@ -172,6 +173,8 @@ class Engine:
         rt.recent.append((now, result.ok, result.duration))
         verdict = verdict_of(result)
         started = started_at(result, now)
+        if result.ok:
+            rt.last_ok_at = result.finished_at or now
         target = rt.check.target.name
         was_down = self.target_down(target)
         news = False  # the effective state may change without a state-machine event
@@ -236,6 +239,10 @@ class Engine:
             rt.machine = CheckState(state=State.DOWN, since=since, reason=reason)
             rt.resumed = True
 
+    def _down_since(self, target: str) -> float:
+        """When a down target went down: when the last of its reachability checks did."""
+        return max((self.checks[i].machine.since or 0.0) for i in self._reach.get(target, ()))
+
     def _parent_rechecks(self, target: str) -> list[str]:
         """On a first failure, probe the parent's reachability checks now (unless already failing):
         if the parent is the real problem we learn it before this check is confirmed DOWN."""
@@ -269,6 +276,9 @@ class Engine:
                 continue
             old = rt.state
             at, confirmed = (began or {}).get(cid, (now, now))
+            if new == State.UNREACHABLE and root is not None and began and cid in began:
+                # cut off by its root cause: unreachable since that went down, unless seen working after
+                at = min(at, max(self._down_since(root), rt.last_ok_at or 0.0))
             at = max(at, rt.since) if rt.since is not None else at  # never before the state it leaves began
             if new != old:
                 rt.since = at

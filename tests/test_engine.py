@@ -240,3 +240,26 @@ def test_reload_keeps_state_of_checks_that_remain(load_yaml_config: Loader) -> N
     assert "child-1/ping" not in engine.checks
     assert engine.checks["child-2/ping"].state == State.UNKNOWN
     assert engine.observe("child-1/ping", OK, 31.0).transitions == []  # a late result of a removed check
+
+
+def test_a_child_cut_off_by_its_root_cause_is_unreachable_from_when_the_root_went_down(
+    load_yaml_config: Loader,
+) -> None:
+    """A child probed less often than its parent fails later: its UNREACHABLE (and its service's downtime) is dated
+    from when the root cause went down, not from its own later first failure, unless it was seen working after."""
+    engine = topology(load_yaml_config, children=2)
+    for cid in engine.checks:
+        engine.observe(cid, ProbeResult(ok=True, finished_at=1.0), 1.0)
+    engine.observe("child-1/ping", ProbeResult(ok=True, finished_at=13.0), 13.0)  # still fine after fw went down
+    for at in (10.0, 12.0):
+        engine.observe("fw/ping", ProbeResult(ok=False, error="timeout", finished_at=at + 1.0, duration=1.0), at + 1.0)
+    assert engine.target_down("fw") and engine.checks["fw/ping"].since == 10.0
+    seen: list[Transition] = []
+    for cid in ("child-0/ping", "child-1/ping"):
+        for at in (20.0, 22.0):
+            result = ProbeResult(ok=False, error="timeout", finished_at=at + 1.0, duration=1.0)
+            seen += engine.observe(cid, result, at + 1.0).transitions
+    unreachable = {t.id: t.at for t in seen if t.kind == "check" and t.new == State.UNREACHABLE}
+    assert unreachable == {"child-0/ping": 10.0, "child-1/ping": 13.0}
+    link = [t for t in seen if t.kind == "service" and t.id == "link" and t.new == State.UNREACHABLE]
+    assert [t.at for t in link] == [13.0]  # down (rule any) when the last circuit was

@@ -163,7 +163,7 @@ def test_fault_schedule_against_ground_truth(lab: Lab) -> None:
         elif record["mode"] == "up":
             outages[record["target"]] = (outages[record["target"]][0], record["at"])
     assert set(outages) == {c.target for c in SCHEDULE}
-    assert all(r["kernel"] for r in truth)
+    assert all(r["kernel"] for r in truth if r["mode"] == "cut")  # real drops in the kernel
 
     # --- pages: per root cause, every level once and its resolve once; nothing else -----------------------
     pages = lab.get(f"http://{lab.api}/lab/pages")["pages"]
