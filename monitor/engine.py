@@ -62,6 +62,7 @@ class CheckRuntime:
     agent_down: str | None = None  # an SNMP check DOWN while its device answers: how it answers ("ICMP")
     fresh_after: float | None = None  # a target above (or its own) was seen up then: older failures are stale
     pending_root: str | None = None  # was DOWN behind this recovered root cause; UNREACHABLE till fresh results
+    pending_since: float | None = None  # when that root cause came back (a first fresh good result dates from it)
     resumed: bool = False  # DOWN when the previous run ended, not probed yet in this one
     last_ok_at: float | None = None  # when a good result last came in (the check was reachable then)
 
@@ -204,11 +205,11 @@ class Engine:
                 for cid in self.inventory.checks_by_target.get(name, ()):
                     affected[cid] = self.checks[cid]
             if was_down:
-                outcome.recheck.extend(self._recovered(target, check_id, now))
+                outcome.recheck.extend(self._recovered(target, check_id, now, changed[0].at if changed else now))
         self._refresh(affected, now, outcome, {check_id: (changed[0].at if changed else started, now)})
         return outcome
 
-    def _recovered(self, target: str, seen: str, now: float) -> list[str]:
+    def _recovered(self, target: str, seen: str, now: float, back: float) -> list[str]:
         """`target` was just seen up: what is behind it (and its own other checks) is judged from now on
         only on fresh results. Checks DOWN behind it start over, UNREACHABLE behind it meanwhile; all are
         probed at once. Returns the checks to re-probe."""
@@ -222,7 +223,7 @@ class Engine:
                 if rt.machine.state == State.DOWN or rt.pending_root is not None:
                     root = rt.pending_root or rt.root_cause or target
                     rt.machine = CheckState(changes=rt.machine.changes, flapping=rt.machine.flapping)
-                    rt.pending_root = root
+                    rt.pending_root, rt.pending_since = root, back
                 elif rt.machine.fails:  # failures counted towards DOWN were the cut's, not its own
                     rt.machine = replace(rt.machine, fails=0, fails_from=None, not_ups=0, not_ups_from=None)
                 recheck.append(cid)
@@ -263,8 +264,10 @@ class Engine:
         touched_services: dict[str, float] = {}
         for cid, rt in runtimes.items():
             target = rt.check.target.name
+            back_since = None
             if rt.pending_root is not None and rt.machine.state != State.UNKNOWN:
-                rt.pending_root = None  # fresh results have decided
+                back_since = rt.pending_since  # fresh results have decided
+                rt.pending_root = rt.pending_since = None
             rt.agent_down = self._agent_down(rt)
             root = self.root_cause(target) if rt.machine.state == State.DOWN else None
             new = effective_state(rt.machine.state, root is not None, in_maintenance=cid in self.maintenance)
@@ -279,6 +282,8 @@ class Engine:
             if new == State.UNREACHABLE and root is not None and began and cid in began:
                 # cut off by its root cause: unreachable since that went down, unless seen working after
                 at = min(at, max(self._down_since(root), rt.last_ok_at or 0.0))
+            elif new in (State.UP, State.DEGRADED) and back_since is not None and began and cid in began:
+                at = min(at, back_since)  # its first fresh result is good: reachable since its root cause came back
             at = max(at, rt.since) if rt.since is not None else at  # never before the state it leaves began
             if new != old:
                 rt.since = at

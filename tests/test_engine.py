@@ -123,7 +123,8 @@ def test_parent_recovery_brings_a_fine_child_up_without_a_down(load_yaml_config:
     for cid in ("fw/ping", "child-0/ping", "child-1/ping"):
         feed(engine, cid, FAIL, 2, 10.0)
     seen = engine.observe("edge/ping", OK, 30.0).transitions
-    seen += engine.observe("child-1/ping", FAIL, 30.5).transitions  # in flight across the recovery: stale
+    in_flight = ProbeResult(ok=False, error="timeout", duration=3.0, finished_at=30.5)  # started at 27.5: stale
+    seen += engine.observe("child-1/ping", in_flight, 30.5).transitions
     for cid in ("fw/ping", "child-0/ping", "child-1/ping"):
         seen += engine.observe(cid, OK, 31.0).transitions
     checks = [(t.id, t.old, t.new) for t in seen if t.kind == "check"]
@@ -131,6 +132,9 @@ def test_parent_recovery_brings_a_fine_child_up_without_a_down(load_yaml_config:
     assert not [c for c in checks if c[2] == State.DOWN], checks
     assert all(engine.checks[c].state == State.UP for c in engine.checks)
     assert engine.services["link"].state == State.UP
+    # the children and their service are back from when the parent was: their re-probe only confirmed it
+    assert {t.id: t.at for t in seen if t.new == State.UP} == {"edge/ping": 30.0, "fw/ping": 30.0,
+                                                               "child-0/ping": 30.0, "child-1/ping": 30.0, "link": 30.0}  # fmt: skip
 
 
 def test_a_child_with_failures_short_of_down_starts_counting_again(load_yaml_config: Loader) -> None:
