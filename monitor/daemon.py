@@ -50,6 +50,7 @@ from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
 from monitor.store.postgres import PostgresStore
+from monitor.store.records import IncidentEvent
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
@@ -57,6 +58,9 @@ from probes.registry import close_probes, create_probes
 
 log = structlog.get_logger()
 HEARTBEAT_SECONDS = 10.0
+# how often the store learns the daemon is still watching: after kill -9 the run ends (and an outage seen
+# before and after the restart resumes) at the last of these, so at most this much is lost
+STORE_HEARTBEAT_SECONDS = 1.0
 
 
 class Daemon:
@@ -133,6 +137,7 @@ class Daemon:
         self.http_gate.limits = resolve_limits(self.inventory.daemon.http)  # sized against the raised limit
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
+        self._resume()
         await self.slo.load()
         if isinstance(self.store, PostgresStore):  # a store shared by several daemons: act only when leading
             holder = f"{socket.gethostname()}:{self.listen}#{os.getpid()}"
@@ -142,6 +147,7 @@ class Daemon:
             self.metrics.leader.set(0)
         await self.response.start(lead=self.leader)
         if self.leader:
+            await self._note_interruption(now)
             await self.security.start()
             self.monthly.start()
         self.probes = create_probes()
@@ -236,11 +242,35 @@ class Daemon:
         task.add_done_callback(self._background.discard)
 
     async def _heartbeat(self) -> None:
+        beats = max(1, round(HEARTBEAT_SECONDS / STORE_HEARTBEAT_SECONDS))
         while True:
-            self.store.heartbeat(self.clock.now())
             self.response.update_gauges()
             self.slo.prune()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            for _ in range(beats):
+                self.store.heartbeat(self.clock.now())
+                await asyncio.sleep(STORE_HEARTBEAT_SECONDS)
+
+    def _resume(self) -> None:
+        """Checks DOWN or UNREACHABLE when the previous run ended start from there (see Engine.resume)."""
+        prior = self.store.resumable_checks()
+        if prior:
+            self.engine.resume({cid: (State(state), since, reason) for cid, (state, since, reason) in prior.items()})
+            log.info("outages_resumed", checks=len(prior))
+
+    async def _note_interruption(self, now: float) -> None:
+        """The previous run ended (crash or stop) with incidents open: each timeline says monitoring was
+        interrupted, and for how long, so nobody reads the gap as "nothing happened"."""
+        previous = self.store.previous_run
+        if previous is None:
+            return
+        ended, unclean = previous
+        detail = {"from": ended, "to": now, "seconds": round(now - ended, 3), "unclean": unclean,
+                  "text": "monitoring interrupted: the daemon " + ("died" if unclean else "was stopped")
+                  + f" and was not watching for {now - ended:.0f} s"}  # fmt: skip
+        for incident in await self.store.open_incidents():
+            await self.store.add_events(
+                incident.id, IncidentEvent(incident.id, now, "monitoring_interrupted", "system", detail)
+            )
 
     async def _start_status_listener(self, inventory: Inventory) -> None:
         """The public status page alone on its own address (e.g. the LGWAN side), when configured."""

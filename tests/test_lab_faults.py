@@ -167,3 +167,64 @@ def test_the_unauthenticated_fault_api_listens_on_loopback_only(tmp_path: Path) 
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "lab_listen_not_loopback" in done.stderr
+
+
+def test_the_lab_config_pages_its_receiver_through_three_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of the box the lab's generated config pages somebody: a webhook notifier and a three-level playbook."""
+    from monitor.config.loader import load_config
+    from monitor.demo.estate import build_estate
+    from monitor.demo.pages import SECRET_ENV, lab_paging
+    from monitor.demo.pki import DemoPKI
+
+    estate = build_estate(1, "demo", icmp=False)
+    estate.config.update(lab_paging("http://127.0.0.1:9320/lab/pages"))
+    path = estate.write(tmp_path)
+    DemoPKI.create(tmp_path / "certs")  # as `monitor lab run` does: the config names its CA
+    monkeypatch.setenv(SECRET_ENV, "s3cret")
+    for env in ("MONITOR_DEMO_OPERATOR_TOKEN", "MONITOR_DEMO_ADMIN_TOKEN", "MONITOR_DEMO_ALERTMANAGER_TOKEN"):
+        monkeypatch.setenv(env, "t")
+    response = load_config(path).inventory.response
+    assert response is not None
+    playbook = response.playbooks["default"]
+    assert len(playbook.levels) == 3 and [lv.ack_timeout for lv in playbook.levels] == [20.0, 20.0, None]
+    assert {n.via[0] for lv in playbook.levels for n in lv.notify} == {"lab-pager"}
+
+
+async def test_the_lab_pager_keeps_signed_pages_and_refuses_forged_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's webhook notifier, against the lab's receiver on loopback: a signed page is kept, a retry
+    of it is marked a duplicate, a page signed with another secret is refused."""
+    import aiohttp
+    from aiohttp import web
+
+    from monitor.config.response_model import WebhookNotifier
+    from monitor.demo.pages import PageLog
+    from monitor.notifiers.base import NotifyError
+    from monitor.notifiers.webhook import Webhook
+
+    monkeypatch.setenv("LAB_T_GOOD", "right")
+    monkeypatch.setenv("LAB_T_BAD", "wrong")
+    log = PageLog("right")
+    app = web.Application()
+    log.routes(app, "/lab/pages")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/lab/pages"
+    good = Webhook("p", WebhookNotifier.model_validate({"kind": "webhook", "url": url, "secret": "${LAB_T_GOOD}"}))
+    bad = Webhook("p", WebhookNotifier.model_validate({"kind": "webhook", "url": url, "secret": "${LAB_T_BAD}"}))
+    try:
+        await good.send({"event": "firing", "level": 1}, "1:1:p:noc:firing")
+        await good.send({"event": "firing", "level": 1}, "1:1:p:noc:firing")
+        with pytest.raises(NotifyError, match="401"):
+            await bad.send({"event": "firing", "level": 1}, "2:1:p:noc:firing")
+        async with aiohttp.ClientSession() as session, session.get(url) as answer:
+            pages = (await answer.json())["pages"]
+        assert [(p["page"]["level"], p["duplicate"]) for p in pages] == [(1, False), (1, True)]
+    finally:
+        await good.close()
+        await bad.close()
+        await runner.cleanup()

@@ -52,6 +52,42 @@ def test_alertmanager_config_is_valid() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_watchdog_rules_fire_always_and_page_when_the_daemon_is_gone() -> None:
+    """The dead man's switch: `Watchdog` fires always, `MonitorDaemonDown` after a minute without a scrape of any
+    daemon (promtool unit tests in config/prometheus/rules-tests/watchdog.test.yml)."""
+    rules = ROOT / "config" / "prometheus" / "rules" / "watchdog.yml"
+    proc = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run(
+        ["promtool", "test", "rules", "watchdog.test.yml"],
+        cwd=ROOT / "config" / "prometheus" / "rules-tests", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("amtool") is None, reason="amtool (Debian package prometheus-alertmanager) not installed"
+)
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["alertname=Watchdog", "severity=none"], "deadmans-switch"),  # the heartbeat, outside the stack
+        (["alertname=MonitorDaemonDown", "severity=page"], "noc-mail"),  # not to the daemon that is down
+        (["alertname=ServiceErrorBudgetBurn", "service=juki-net"], "daemon-and-mail"),
+        (["alertname=MonitorIncident", "generator=national-monitor"], "noc-mail"),
+    ],
+)
+def test_alertmanager_routes_the_watchdog_to_the_dead_mans_switch(labels: list[str], receiver: str) -> None:
+    """`amtool config routes test`: each kind of alert reaches the receiver the config's header promises."""
+    proc = subprocess.run(
+        ["amtool", "config", "routes", "test", "--config.file=config/alertmanager/alertmanager.yml", *labels],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == receiver
+
+
 def test_compose_mounts_exist() -> None:
     """Every file or directory the compose file mounts from the repository is there."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

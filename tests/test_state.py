@@ -53,14 +53,15 @@ def test_state_sequences(verdicts: list[str], expected: list[State]) -> None:
 
 
 def test_state_change_event_carries_time_and_reason() -> None:
-    """Confirming DOWN emits one StateChanged with the time and the failure reason of the confirming probe."""
+    """Confirming DOWN emits one StateChanged dated from the first failure of the run (the SLA counts from
+    when the service failed), with the confirmation time and the failure reason of the confirming probe."""
     state = CheckState()
     events_all = []
     for t in range(3):
         state, events = step(state, "down", POLICY, 100.0 + t, reason="connection refused")
         events_all.extend(events)
-    assert events_all == [StateChanged(State.UNKNOWN, State.DOWN, 102.0, "connection refused")]
-    assert state.since == 102.0 and state.reason == "connection refused"
+    assert events_all == [StateChanged(State.UNKNOWN, State.DOWN, 100.0, "connection refused", 102.0)]
+    assert state.since == 100.0 and state.reason == "connection refused"
 
 
 def test_newest_failure_reason_kept_while_down() -> None:
@@ -121,3 +122,23 @@ def test_steady_state_is_not_flapping() -> None:
 def test_effective_state(own: State, parent_down: bool, maintenance: bool, expected: State) -> None:
     """Maintenance wins, then a down parent turns DOWN into UNREACHABLE; other states show as they are."""
     assert effective_state(own, parent_down, maintenance) == expected
+
+
+def test_changes_are_dated_from_the_start_of_their_confirming_run() -> None:
+    """Each confirmed change begins at the start of the first result of its run: DOWN at the first failure
+    (not the earlier blip), UP at the first success of the recovering run, DEGRADED and back likewise."""
+    state = CheckState()
+    seen: list[tuple[State, float, float | None]] = []
+    # (verdict, probe started, result in): every probe takes 2 s
+    for verdict, started in [(U, 0), (D, 10), (U, 20), (D, 30), (D, 40), (D, 50), (U, 60), (D, 70), (U, 80),
+                             (U, 90), (G, 100), (G, 110), (G, 120), (U, 130), (U, 140)]:  # fmt: skip
+        state, events = step(state, verdict, POLICY, started + 2.0, reason=verdict, started=float(started))  # type: ignore[arg-type]
+        seen += [(e.new, e.at, e.confirmed_at) for e in events if isinstance(e, StateChanged)]
+    assert seen == [
+        (State.UP, 0.0, 2.0),
+        (State.DOWN, 30.0, 52.0),  # the blip at 10 is not part of the run
+        (State.UP, 80.0, 92.0),  # the good result at 60 was followed by a failure: not the recovering run
+        (State.DEGRADED, 100.0, 122.0),
+        (State.UP, 130.0, 142.0),
+    ]
+    assert state.since == 130.0

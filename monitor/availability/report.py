@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.availability.calc import Availability, compute
+from monitor.availability.calc import Availability, Outage, compute
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
@@ -209,12 +209,14 @@ class ReportBuilder:
         first = await self.store.first_notifications([i.id for i in incidents])
         notices = await self.store.notices_for_incidents([i.id for i in incidents])
         by_service: dict[str, list[int]] = defaultdict(list)
+        outages = self._outages_by_service(figures)
         lines = []
         for incident in incidents:
             names = sorted(
                 {
                     *incident.affected.get("services", {}),
                     *([incident.labels["service"]] if incident.labels.get("service") else []),
+                    *self._taken_down(incident, outages, now),
                 }
             )
             for name in names:
@@ -237,6 +239,37 @@ class ReportBuilder:
             incidents=lines,
             daily_downtime=_daily(services, (start, min(end, now))),
         )
+
+    def _outages_by_service(
+        self, figures: dict[str, tuple[SLOSpec, Availability]]
+    ) -> list[tuple[str, frozenset[str], list[Outage]]]:
+        """(service, its member targets, its outages) of every service that had an outage."""
+        checks = self.inventory.checks
+        return [
+            (name, frozenset(checks[c].target.name for c in self.inventory.services[name].check_ids if c in checks),
+             availability.outages)
+            for name, (_spec, availability) in figures.items()
+            if availability.outages and name in self.inventory.services
+        ]  # fmt: skip
+
+    @staticmethod
+    def _taken_down(
+        incident: IncidentRecord, outages: list[tuple[str, frozenset[str], list[Outage]]], now: float
+    ) -> set[str]:
+        """The services an incident took down, read from the outages themselves: every service with an outage
+        during the incident whose root cause is the incident's target, or that the target is a member of. So
+        the report attributes the incident to the services it took down whatever the incident kept of them
+        (children merged in, services that went UNREACHABLE). A merged incident hands its services to its root."""
+        target = incident.labels.get("target")
+        if target is None or incident.merged_into is not None:
+            return set()
+        end = incident.resolved_at if incident.resolved_at is not None else now
+        return {
+            name
+            for name, members, spans in outages
+            if any(o.start < end and o.end > incident.opened_at and (target in members or target in o.root_causes)
+                   for o in spans)
+        }  # fmt: skip
 
     @staticmethod
     def _row(service: Service, figures: tuple[SLOSpec, Availability], incidents: list[int], trend: list[Any]) -> Row:

@@ -6,6 +6,8 @@ addresses, writes the daemon's config for it, and serves the fault API; any numb
 (`monitor run --config DIR/monitor.yml`, e.g. shards) then watch the same network. As root, cuts and
 loss are real drops in the kernel (`kernel_faults.py`). `monitor lab fault` and `monitor lab log` are
 the API's command line: inject a fault now, at a time or for a while, and read the ground truth.
+The generated config pages the lab's own webhook receiver (`/lab/pages`, see `pages.py`) through a
+three-level playbook, or the receiver given with --webhook.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from monitor.demo.estate import build_estate
 from monitor.demo.estate_snmp import SNMP_PORT, TRAP_LISTEN
 from monitor.demo.faults import MODES, FaultInjector, default_scenarios
 from monitor.demo.network import SimNetwork, start_simulation
+from monitor.demo.pages import SECRET_ENV, PageLog, lab_paging
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
 from monitor.demo.snmp_agent import SnmpAgents
@@ -54,6 +57,8 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--trap-to", default=TRAP_LISTEN["demo"], help="where devices send their traps")
     run.add_argument("--schedule", choices=["none", "default"], default="none", help="the demo's fault cycle")
     run.add_argument("--kernel", choices=["auto", "on", "off"], default="auto", help="real drops with nftables (root)")
+    run.add_argument("--webhook", help="page this webhook URL (default: the lab's own receiver, /lab/pages)")
+    run.add_argument("--ack-timeout", default="20s", help="the lab playbook's time to escalate (default 20s)")
     run.set_defaults(func=cmd_lab_run)
     fault = commands.add_parser("fault", help="inject a fault (now, --at a time, --for a while)")
     fault.add_argument("target")
@@ -136,9 +141,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def _write_tokens(config_dir: Path) -> Path:
     """Random API tokens for the daemons on this lab, as an env file their runner sources."""
+    config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / "lab.env"
     path.touch(mode=0o600)
-    path.write_text("".join(f"{env}={secrets.token_urlsafe(24)}\n" for env in DEMO_TOKEN_ENV.values()))
+    envs = [*DEMO_TOKEN_ENV.values(), SECRET_ENV]
+    path.write_text("".join(f"{env}={secrets.token_urlsafe(24)}\n" for env in envs))
     return path
 
 
@@ -164,8 +171,10 @@ async def run_lab(args: argparse.Namespace) -> int:
     estate = build_estate(args.prefectures, "demo", icmp=False, listen=args.daemon_listen)
     config_dir: Path = args.config_dir
     estate.config["daemon"].update(listen=args.daemon_listen, data_dir=str((config_dir / "data").resolve()))
-    config_path = estate.write(config_dir, HEADER)
     env_file = _write_tokens(config_dir)
+    estate.config.update(lab_paging(args.webhook or f"http://{args.listen}/lab/pages", args.ack_timeout))
+    config_path = estate.write(config_dir, HEADER)
+    pages = PageLog(read_env_file(env_file)[SECRET_ENV])
     pki = DemoPKI.create(config_dir / "certs")
     network = SimNetwork(estate, pki)
     snmp = SnmpAgents(SNMP_PORT["demo"])
@@ -173,6 +182,7 @@ async def run_lab(args: argparse.Namespace) -> int:
     injector = FaultInjector(network, snmp, parse_listen(args.trap_to), kernel)
     app = web.Application()
     injector.routes(app, "/lab/faults")
+    pages.routes(app, "/lab/pages")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -128,6 +128,7 @@ class PGConnection:
 class PostgresStore(SQLiteStore):
     RETRYABLE = (psycopg.OperationalError,)  # the server restarting, a dropped connection: try again
     BEGIN = "BEGIN"
+    RESUMES = False  # shared by an HA pair: the leader closes and reopens intervals at takeover instead
 
     def __init__(self, dsn: str) -> None:
         super().__init__(dsn)  # type: ignore[arg-type]  # `path` is only shown in messages

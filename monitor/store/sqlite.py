@@ -6,8 +6,11 @@ transaction per batch); incident, outbox, maintenance and audit writes are await
 in a transaction of its own. A busy or locked database delays writes and loses none. Reads use a
 second connection (WAL lets them run beside the writer).
 
-After a crash, intervals left open are closed at the last heartbeat of the run that died, so the
-time the daemon was not watching shows up as a gap (no interval), never as "up".
+After a crash, intervals left open are closed at the last heartbeat of the run that died (heartbeats
+come every second), so the time the daemon was not watching shows up as a gap (no interval), never as
+"up". An outage is the exception: a check or service DOWN (or UNREACHABLE) when the previous run ended
+and found in the same state by this run's first observation is one outage across the restart: its
+interval is reopened instead of a second one starting (`resumable`).
 
 The file can vanish under a running daemon (`rm monitor.db*`, a cleanup job, a restore copied over
 it): SQLite goes on writing to the unlinked inode, every write succeeds, and at the next start the
@@ -48,6 +51,8 @@ from monitor.store.records import Interval
 log = structlog.get_logger()
 BATCH = 2000
 FILE_CHECK_SECONDS = 2.0  # how often the writer checks that the path still leads to the open database
+OUTAGE_STATES = ("down", "unreachable")  # an interval in one of these may be resumed across a restart
+RESUME_WITHIN = 900.0  # seconds: a longer gap in monitoring stays a gap, even between two outages
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
@@ -101,9 +106,15 @@ class SQLiteStore(
         self._identity: dict[str, tuple[int, int]] = {}  # "" and "-wal": (st_dev, st_ino) of what we opened
         self._checked = 0.0  # monotonic time of the last file check
         self.owns_intervals = True  # False on an HA standby: the leader alone writes the state intervals
+        # the outages open when the previous run ended, by (subject, id): (interval row id, state, start, reason);
+        # the first transition of each in this run either reopens it (same state) or drops it
+        self.resumable: dict[tuple[str, str], tuple[int, str, float, str | None]] = {}
+        self.previous_run: tuple[float, bool] | None = None  # (when the previous run ended, unclean?)
+        self._unclean = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    RESUMES = True  # a store of one daemon: its outages resume across its restarts (see `resumable`)
     RETRYABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # busy, locked, disk full: try again
     BEGIN = "BEGIN IMMEDIATE"
 
@@ -122,6 +133,8 @@ class SQLiteStore(
         self._writer = self._connect()
         self._migrate(self._writer)
         self._recover()
+        if self.RESUMES:
+            self._find_resumable(now)
         cur = self._writer.execute(
             "INSERT INTO daemon_runs (started, last_seen, version) VALUES (?, ?, ?)", (now, now, __version__)
         )
@@ -146,14 +159,36 @@ class SQLiteStore(
         row = self._writer.execute(
             "SELECT id, last_seen FROM daemon_runs WHERE stopped IS NULL ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        if row is None:
+        if row is not None:
+            run_id, last_seen = row
+            closed = self._writer.execute(
+                "UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (last_seen,)
+            ).rowcount
+            self._writer.execute("UPDATE daemon_runs SET stopped = last_seen WHERE stopped IS NULL")
+            log.warning("store_recovered_unclean_stop", run=run_id, last_seen=last_seen, intervals_closed=closed)
+            self._unclean = True
+
+    def _find_resumable(self, now: float) -> None:
+        """The outages that were open when the previous run ended (cleanly or not): closed at its end."""
+        assert self._writer is not None
+        last = self._writer.execute("SELECT stopped FROM daemon_runs ORDER BY id DESC LIMIT 1").fetchone()
+        if last is None or last[0] is None:
             return
-        run_id, last_seen = row
-        closed = self._writer.execute(
-            "UPDATE state_intervals SET end = MAX(start, ?) WHERE end IS NULL", (last_seen,)
-        ).rowcount
-        self._writer.execute("UPDATE daemon_runs SET stopped = last_seen WHERE stopped IS NULL")
-        log.warning("store_recovered_unclean_stop", run=run_id, last_seen=last_seen, intervals_closed=closed)
+        ended = float(last[0])
+        self.previous_run = (ended, self._unclean)
+        if now - ended > RESUME_WITHIN:
+            return
+        rows = self._writer.execute(
+            "SELECT id, subject, subject_id, state, start, reason FROM state_intervals "
+            f"WHERE end >= ? AND state IN ({', '.join('?' for _ in OUTAGE_STATES)})",
+            (ended, *OUTAGE_STATES),
+        ).fetchall()
+        self.resumable = {(r[1], r[2]): (r[0], r[3], r[4], r[5]) for r in rows}
+
+    def resumable_checks(self) -> dict[str, tuple[str, float, str | None]]:
+        """check id -> (state, since, reason) of the checks DOWN or UNREACHABLE when the previous run ended."""
+        return {sid: (state, start, reason) for (kind, sid), (_, state, start, reason) in self.resumable.items()
+                if kind == "check"}  # fmt: skip
 
     async def close(self, now: float) -> None:
         """Close open intervals at `now` (a clean stop), drain the queue, stop the writer."""
@@ -295,8 +330,15 @@ class SQLiteStore(
             conn.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _apply_transition(conn: sqlite3.Connection, t: Transition) -> None:
+    def _apply_transition(self, conn: sqlite3.Connection, t: Transition) -> None:
+        resumed = self.resumable.pop((t.kind, t.id), None)
+        if resumed is not None and t.old.value == "unknown" and t.new.value in OUTAGE_STATES:
+            # the same outage as before the restart: it goes on, the gap in monitoring included (DOWN and
+            # UNREACHABLE are both downtime: a service seen UNREACHABLE first, DOWN next, is still one outage)
+            if t.new.value == resumed[1]:
+                conn.execute("UPDATE state_intervals SET end = NULL WHERE id = ?", (resumed[0],))
+                return
+            conn.execute("UPDATE state_intervals SET end = MAX(start, ?) WHERE id = ?", (t.at, resumed[0]))
         conn.execute(
             "UPDATE state_intervals SET end = MAX(start, ?) WHERE subject = ? AND subject_id = ? AND end IS NULL",
             (t.at, t.kind, t.id),

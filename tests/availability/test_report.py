@@ -234,3 +234,24 @@ async def test_recovery_objectives_section_matches_the_scenario(seeded: tuple[SQ
     assert lines[ids[1]]["recovery_objective_minutes"] is None and lines[ids[1]]["recovered_within_objective"] is None
     html = render_html(await build(seeded), "ja")
     assert "目標復旧時間" in html and "目標内に復旧: 1 / 3" in html
+
+
+async def test_incidents_are_attributed_to_the_services_they_took_down(seeded: tuple[SQLiteStore, Inventory]) -> None:
+    """Whatever an incident kept of its services, the report attributes it to every service that had an outage during
+    it and that its target is a member of (or the root cause of); one merged into another hands them to its root;
+    an incident with no outage of its services gets none."""
+    store, _ = seeded
+    circuit = IncidentRecord("target:c1", "minor", "c1 障害", "c1 down", at("2026-11-25T09:01"), status="resolved",
+                             labels={"target": "c1"}, resolved_at=at("2026-11-25T09:11"))  # fmt: skip
+    circuit_id = await store.create_incident(circuit)
+    merged = IncidentRecord("target:c2", "minor", "c2 障害", "c2 down", at("2026-11-25T09:01"), status="resolved",
+                            labels={"target": "c2"}, resolved_at=at("2026-11-25T09:02"), merged_into=circuit_id)  # fmt: skip
+    quiet = IncidentRecord("target:pref27-edge", "major", "pref27-edge 障害", "pref27-edge down", at("2026-11-25T09:01"),
+                           labels={"target": "pref27-edge"}, status="resolved", resolved_at=at("2026-11-25T09:05"))  # fmt: skip
+    later = IncidentRecord("target:c1", "minor", "c1 障害", "c1 down", at("2026-11-26T09:01"), status="resolved",
+                           labels={"target": "c1"}, resolved_at=at("2026-11-26T09:11"))  # fmt: skip
+    ids = [await store.create_incident(i) for i in (merged, quiet, later)]
+    lines = {i["id"]: i for i in json.loads(to_json(await build(seeded)))["incidents"]}
+    assert lines[circuit_id]["services"] == ["lgwan-link-13-01"]
+    assert ids[0] not in lines  # merged: the report lists its root cause's incident only
+    assert [lines[i]["services"] for i in ids[1:]] == [[], []]  # no outage of pref-net-27; after the outage

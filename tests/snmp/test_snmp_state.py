@@ -81,3 +81,32 @@ def test_snmp_only_target_decides_for_itself(load_yaml_config: Loader) -> None:
     fail(engine, "lonely/snmp", 2.0)
     assert engine.checks["lonely/snmp"].reason == NO_ANSWER
     assert engine.target_down("lonely")
+
+
+def test_no_agent_down_wording_on_a_failure_from_before_the_device_came_back(load_yaml_config: Loader) -> None:
+    """A cut device comes back (ICMP answers): its SNMP check's last failure is from the cut, so it is not called
+    "SNMP agent down (device answers ICMP)", and its child's SNMP check stays UNREACHABLE (no DOWN, no agent
+    wording) until fresh results; a fresh SNMP failure while ICMP answers is an agent problem again."""
+    engine = Engine(load_yaml_config(CONFIG).inventory)
+    for now in (1.0, 2.0):
+        for check in ("tokyo-edge/ping", "tokyo-core/ping"):
+            engine.observe(check, ProbeResult(ok=True), now)
+    for now in (3.0, 4.0):
+        fail(engine, "tokyo-edge/ping", now, "100% packet loss (3 sent)")
+        for check in ("tokyo-edge/snmp", "tokyo-core/snmp", "tokyo-core/ping"):
+            fail(engine, check, now, NO_ANSWER if check.endswith("snmp") else "100% packet loss (3 sent)")
+    assert engine.checks["tokyo-core/snmp"].state == State.UNREACHABLE
+    back = engine.observe("tokyo-edge/ping", ProbeResult(ok=True), 10.0)
+    assert {"tokyo-edge/snmp", "tokyo-core/snmp", "tokyo-core/ping"} <= set(back.recheck)
+    edge_snmp, core_snmp = engine.checks["tokyo-edge/snmp"], engine.checks["tokyo-core/snmp"]
+    assert edge_snmp.reason is not None and "agent down" not in edge_snmp.reason
+    assert core_snmp.state == State.UNREACHABLE and "agent down" not in (core_snmp.reason or "")
+    transitions = [(t.id, t.new, t.reason) for t in back.transitions]
+    assert not [t for t in transitions if "agent down" in (t[2] or "") or t[1] == State.DOWN], transitions
+    late = ProbeResult(
+        ok=False, error=NO_ANSWER, info={AGENT_NOT_RESPONDING: "timeout"}, duration=4.0, finished_at=11.0
+    )
+    engine.observe("tokyo-edge/snmp", late, 11.0)  # started at 7, before the device was seen up: still stale
+    assert "agent down" not in (edge_snmp.reason or "")
+    fail(engine, "tokyo-edge/snmp", 12.0)  # fresh: the agent really does not answer
+    assert edge_snmp.reason == f"SNMP agent down (device answers ICMP): {NO_ANSWER}"

@@ -132,3 +132,62 @@ async def test_tampering_with_the_audit_log_is_detected(tmp_path: Path) -> None:
     conn.close()
     assert await store.verify_audit_chain() == (False, first.id)
     await store.close(now=3.0)
+
+
+def _dying_mid_outage(path: str) -> None:
+    """Child process: a run that sees a check and its service go DOWN, then dies by SIGKILL."""
+
+    async def main() -> None:
+        store = SQLiteStore(Path(path))
+        store.open(now=1000.0)
+        store.record([t("a/ping", State.UNKNOWN, State.UP, 1000.0), t("svc", State.UNKNOWN, State.UP, 1000.0, "service"),
+                      t("b/ping", State.UNKNOWN, State.UP, 1000.0)])  # fmt: skip
+        store.record([t("a/ping", State.UP, State.DOWN, 1010.0), t("svc", State.UP, State.DOWN, 1010.0, "service"),
+                      t("b/ping", State.UP, State.DOWN, 1010.0), t("c/ping", State.UNKNOWN, State.DOWN, 1010.0)])  # fmt: skip
+        store.heartbeat(1030.0)
+        await store.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+
+
+async def test_an_outage_down_before_and_after_kill_9_is_one_outage(tmp_path: Path) -> None:
+    """After kill -9 the outages open at the last heartbeat are offered to resume: the first observation of this
+    run in the same state reopens the interval (one outage, the gap included); one found otherwise (b/ping came
+    back meanwhile) keeps the run ended at the last heartbeat and the gap stays a gap."""
+    path = tmp_path / "m.db"
+    proc = multiprocessing.get_context("fork").Process(target=_dying_mid_outage, args=(str(path),))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
+    store = SQLiteStore(path)
+    store.open(now=1040.0)
+    assert store.previous_run == (1030.0, True)
+    assert store.resumable_checks() == {"a/ping": ("down", 1010.0, "down at 1010.0"),
+                                        "b/ping": ("down", 1010.0, "down at 1010.0"),
+                                        "c/ping": ("down", 1010.0, "down at 1010.0")}  # fmt: skip
+    store.record([t("a/ping", State.UNKNOWN, State.DOWN, 1041.0), t("svc", State.UNKNOWN, State.DOWN, 1041.0, "service"),
+                  t("b/ping", State.UNKNOWN, State.UP, 1041.0), t("c/ping", State.UNKNOWN, State.UNREACHABLE, 1042.0)])  # fmt: skip
+    store.record([t("a/ping", State.DOWN, State.UP, 1100.0), t("svc", State.DOWN, State.UP, 1100.0, "service")])
+    await store.flush()
+
+    def rows(kind: str, sid: str) -> list[tuple[str, float, float | None]]:
+        return [(i.state, i.start, i.end) for i in store.intervals(kind, sid, 0, 1e12)]
+
+    assert rows("check", "a/ping") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1100.0), ("up", 1100.0, None)]
+    assert rows("service", "svc") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1100.0), ("up", 1100.0, None)]
+    assert rows("check", "b/ping") == [("up", 1000.0, 1010.0), ("down", 1010.0, 1030.0), ("up", 1041.0, None)]
+    assert rows("check", "c/ping") == [("down", 1010.0, 1042.0), ("unreachable", 1042.0, None)]  # no gap between
+    await store.close(now=1200.0)
+
+
+async def test_a_long_gap_is_not_resumed(tmp_path: Path) -> None:
+    """A daemon stopped for longer than RESUME_WITHIN does not claim the time it did not watch."""
+    store = SQLiteStore(tmp_path / "m.db")
+    store.open(now=100.0)
+    store.record([t("a/ping", State.UNKNOWN, State.DOWN, 100.0)])
+    await store.close(now=200.0)
+    again = SQLiteStore(tmp_path / "m.db")
+    again.open(now=200.0 + 3600.0)
+    assert again.previous_run == (200.0, False) and again.resumable_checks() == {}
+    await again.close(now=5000.0)
