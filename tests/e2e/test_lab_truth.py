@@ -284,3 +284,38 @@ def measure(lab: Lab, outages: dict[str, tuple[float, float]], killed_at: float)
         "services_not_attributed": missing_services,
         "interrupted_noted": noted,
     }
+
+
+# Pure random loss on every healthy host: nothing is down, so nothing may page. 5 % of all packets dropped in the
+# kernel (no added latency) for LOSS_SECONDS; the evaluator ran 10 minutes (`MONITOR_TRUTH_LOSS_SECONDS=600`),
+# CI runs 150 s: with retries and 3 failures to DOWN a false confirmation needs three losses in a row on one check.
+LOSS_PERCENT = 5.0
+LOSS_SECONDS = float(os.environ.get("MONITOR_TRUTH_LOSS_SECONDS", "150"))
+
+
+def test_pure_loss_on_healthy_links_pages_nobody(lab: Lab) -> None:
+    wait_for(lambda: set(lab.targets().values()) == {"up"}, 60, what="everything up")
+    pages_before = len(lab.get(f"http://{lab.api}/lab/pages")["pages"])
+    incidents_before = {i["key"] for i in lab.get(f"{lab.base}/api/v1/incidents?limit=500")["incidents"]}
+    targets = sorted(lab.targets())
+    start = time.time() + 2.0
+    for name in targets:
+        lab.post_fault({"target": name, "mode": "degrade", "loss": LOSS_PERCENT, "at": start, "for": LOSS_SECONDS,
+                        "note": f"truth suite: {LOSS_PERCENT:.0f} % pure loss"})  # fmt: skip
+    seen: Counter[str] = Counter()
+    while time.time() < start + LOSS_SECONDS + 1:
+        seen.update(state for state in lab.targets().values() if state != "up")
+        time.sleep(2)
+    time.sleep(3)  # anything the outbox had due goes out
+    truth = [r for r in lab.get(f"http://{lab.api}/lab/faults")["log"] if r["mode"] == "degrade"]
+    assert len(truth) == len(targets) and all(r["kernel"] for r in truth), truth[:3]  # real drops in the kernel
+    pages = lab.get(f"http://{lab.api}/lab/pages")["pages"][pages_before:]
+    incidents = [i for i in lab.get(f"{lab.base}/api/v1/incidents?limit=500")["incidents"]
+                 if i["key"] not in incidents_before]  # fmt: skip
+    print(
+        f"pure loss {LOSS_PERCENT}% on {len(targets)} hosts for {LOSS_SECONDS:.0f} s: target states other than up "
+        f"sampled {dict(seen)}, incidents {[i['key'] for i in incidents]}, pages {len(pages)}"
+    )
+    assert pages == [], pages[:3]
+    assert incidents == [], incidents
+    assert "down" not in seen and "unreachable" not in seen, seen
