@@ -56,8 +56,8 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 prefix = ".".join([*base, node.module] if node.module else base)
             else:
                 prefix = node.module or ""
-            # `from a import b` may import module a.b or the name b of module a
-            targets = [f"{prefix}.{alias.name}" for alias in node.names]
+            # `from a import b` runs a (a package's __init__ too) and takes b from it, or imports module a.b
+            targets = [prefix, *(f"{prefix}.{alias.name}" for alias in node.names)]
         for target in targets:
             found = resolve(target, known)
             if found is not None and found != name:
@@ -152,8 +152,9 @@ def describe(graph: dict[str, set[str]]) -> str:
 
 
 def test_the_graph_is_read_from_every_import(tmp_path: Path) -> None:
-    """The reader itself: top-level, in-function, relative and `from pkg import module` imports all count,
-    and a cycle hidden in a function is found and shown as a loop."""
+    """The reader itself: top-level, in-function, relative and `from pkg import module` imports all count
+    (the last also as an import of the package), and a cycle hidden in a function is found and shown as a
+    loop."""
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -164,7 +165,7 @@ def test_the_graph_is_read_from_every_import(tmp_path: Path) -> None:
     (pkg / "sub" / "leaf.py").write_text("from ..a import x\n")
     graph = import_graph(tmp_path, ["pkg"])
     assert graph["pkg.a"] == {"pkg.b"}
-    assert graph["pkg.b"] == {"pkg.c"}
+    assert graph["pkg.b"] == {"pkg", "pkg.c"}  # `from pkg import c` runs pkg/__init__.py first
     assert graph["pkg.c"] == {"pkg.a"}
     assert graph["pkg.sub"] == {"pkg.sub.leaf"}
     assert graph["pkg.sub.leaf"] == {"pkg.a"}
