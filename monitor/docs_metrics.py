@@ -7,7 +7,8 @@ series appear only once a probe of that kind ran). A family is found where it is
 
 - a prometheus-client metric: `Counter/Gauge/Histogram/Summary/Info/Enum("monitor_...", "help", [labels])`;
 - a custom collector's family: `GaugeMetricFamily/CounterMetricFamily/...("monitor_...", "help", labels=...)`;
-- a probe's labelled series: `Series("monitor_...", help, "gauge"|"counter", ...)`, also with a name
+- any other call with a metric name and its help first: a probe's `Series("monitor_...", help, "counter",
+  ...)`, a collector's `fam.add(...)`, a declaration of the series a probe kind produces; also with a name
   formatted from the keys of a module-level help table (`f"monitor_if_{key}_total"`, `_HELP[key]`);
 - a table row: `("monitor_...", "help", ...)` or a dict entry `"monitor_...": "help"` or `: ("help", "type")`.
 """
@@ -159,7 +160,7 @@ class ModuleScan:
         args = node.args
         keywords = {k.arg: k.value for k in node.keywords if k.arg}
         first = args[0] if args else keywords.get("name")
-        second = args[1] if len(args) > 1 else keywords.get("documentation")
+        second = args[1] if len(args) > 1 else keywords.get("documentation", keywords.get("help"))
         if callee in CLIENT_TYPES and (name := self.metric_name(first)) is not None:
             help_text = self.text(second)
             if help_text is not None:
@@ -170,16 +171,19 @@ class ModuleScan:
             if help_text is not None:
                 labels = self._labels(keywords.get("labels") or (args[2] if len(args) > 2 else None))
                 self.add(name, FAMILY_TYPES[callee], help_text, labels or ())
-        elif callee == "Series" and len(args) >= 3:
-            kind = self.text(args[2])
-            if kind not in TYPES:
-                return
-            if (name := self.metric_name(args[0])) is not None:
-                help_text = self.text(args[1])
+        elif first is not None and second is not None:
+            # any other declaration: a probe's Series(name, help, type, ...), a collector's fam.add(name,
+            # help, ...), a spec of the series a probe kind produces; the type is the first type name among
+            # the other arguments (a counter's name ends in _total otherwise)
+            others = [*args[2:], *(k.value for k in node.keywords if k.arg in ("type", "kind", "typ"))]
+            kinds = [t for t in (self.text(a) for a in others) if t in TYPES]
+            if (name := self.metric_name(first)) is not None:
+                help_text = self.text(second)
+                kind = kinds[0] if kinds else "counter" if name.endswith("_total") else "gauge"
                 if help_text is not None:
                     self.add(name, kind, help_text, None)
-            else:
-                self._formatted_series(args[0], args[1], kind)
+            elif kinds:
+                self._formatted_series(first, second, kinds[0])
 
     def _formatted_series(self, name: ast.expr, help_node: ast.expr, kind: str) -> None:
         """`Series(f"monitor_if_{key}_total", _HELP[key], ...)`: one family per key of the help table."""

@@ -63,8 +63,8 @@ def test_every_family_a_daemon_exports_is_documented(load_yaml_config: Loader, t
 
 
 def test_the_generator_reads_each_kind_of_declaration(tmp_path: Path) -> None:
-    """prometheus-client objects, collector families, probe series (also formatted from a help table),
-    table rows and dict entries; lists of names are not taken for families."""
+    """prometheus-client objects, collector families, probe series (also formatted from a help table), any
+    other call naming a family and its help, table rows and dict entries; lists of names are not families."""
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text(
         """
@@ -79,6 +79,9 @@ GaugeMetricFamily("monitor_open", "Open things.", labels=["kind"])
 Series("monitor_x", HELP_X, "gauge", (), 1.0)
 for key in _HELP:
     Series(f"monitor_if_{key}_total", _HELP[key], "counter", (), 1.0)
+SeriesSpec("monitor_spec_total", "Help of spec.", labels=("if_index",))
+fam.add("monitor_added", "Help of added.", NAMES, values, 1.0, kind="counter")
+name.startswith("monitor_if_")
 """,
         encoding="utf-8",
     )
@@ -86,11 +89,13 @@ for key in _HELP:
     assert found == {
         "monitor_build_info": ("info", "Build info.", ()),
         "monitor_fixed_total": ("counter", "Help of fixed.", None),
+        "monitor_added_total": ("counter", "Help of added.", None),
         "monitor_if_in_a_total": ("counter", "Help of in a.", None),
         "monitor_if_out_a_total": ("counter", "Help of out a.", None),
         "monitor_open": ("gauge", "Open things.", ("kind",)),
         "monitor_plain": ("gauge", "Help of plain.", None),
         "monitor_requests_total": ("counter", "Requests served.", ("code",)),
         "monitor_row": ("gauge", "Help of a row.", None),
+        "monitor_spec_total": ("counter", "Help of spec.", None),
         "monitor_x": ("gauge", "Help of x.", None),
     }
