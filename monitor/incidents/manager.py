@@ -92,7 +92,7 @@ class IncidentManager:
     def response(self) -> ResponseConfig:
         return self._engine().inventory.response
 
-    # --- what people and other systems do (monitor.incidents.actions) ---------------------
+    # --- what people and other systems do (monitor.incidents.actions; the API calls them here) ---
 
     async def acknowledge(self, incident_id: int, actor: str, comment: str = "") -> IncidentRecord:
         return await self.actions.acknowledge(incident_id, actor, comment)

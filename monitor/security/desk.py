@@ -117,7 +117,7 @@ class SecurityDesk:
     def connection_for_address(self, address: Address) -> Connection | None:
         return self.connections.for_address(address)
 
-    # --- detections (monitor.security.intake) ------------------------------------------------
+    # --- detections (monitor.security.intake; the daemon and the API call them on the desk) ---
 
     def on_result(self, check_id: str, result: ProbeResult) -> None:
         self.intake.on_result(check_id, result)
