@@ -49,7 +49,7 @@ def feed(daemon: Daemon, names: list[str], ok: bool) -> None:
     now = time.time()
     for name in names:
         result = ProbeResult(ok=ok, error=None if ok else "connection refused", duration=0.001, finished_at=now)
-        daemon._dispatch(daemon.engine.observe(f"{name}/tcp", result, now))
+        daemon.pipeline.dispatch(daemon.engine.observe(f"{name}/tcp", result, now))
 
 
 async def timed_get(session: aiohttp.ClientSession, url: str, runs: int) -> list[float]:
