@@ -50,7 +50,6 @@ from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
-from monitor.store.postgres import PostgresStore
 from monitor.store.records import IncidentEvent
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
@@ -142,10 +141,12 @@ class Daemon:
         await asyncio.to_thread(self.store.open, now)
         self._resume()
         await self.slo.load()
-        if isinstance(self.store, PostgresStore):  # a store shared by several daemons: act only when leading
+        if self.store.lease is not None:  # a store shared by several daemons: act only when leading
             holder = f"{socket.gethostname()}:{self.listen}#{os.getpid()}"
-            await self.store.claim_shard("{}/{}".format(*self.inventory.shard))
-            self.leadership = Leadership(self.store, holder, self.inventory.daemon.lease, self._lead, self._follow)
+            await self.store.lease.claim_shard("{}/{}".format(*self.inventory.shard))
+            self.leadership = Leadership(
+                self.store.lease, holder, self.inventory.daemon.lease, self._lead, self._follow
+            )
             self.store.owns_intervals = False
             self.pipeline.leading = False
             self.metrics.leader.set(0)
@@ -398,8 +399,8 @@ class Daemon:
     async def _lead(self, since: float | None) -> None:
         self.store.owns_intervals = True
         self.pipeline.leading = True
-        if since is not None and isinstance(self.store, PostgresStore):
-            await self.store.close_open_intervals(since)
+        if since is not None and self.store.lease is not None:
+            await self.store.lease.close_open_intervals(since)
         await self.response.lead()
         await self.security.start()
         self.monthly.start()
