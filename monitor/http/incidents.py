@@ -4,6 +4,7 @@ the right role and are all audited."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +21,10 @@ from monitor.incidents.policy import incident_objective
 from monitor.maintenance import from_config, occurrence, occurrences
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
+
+# What an action route does: (incident id, who, the JSON body) -> the incident afterwards
+Action = Callable[[int, str, dict[str, Any]], Awaitable[IncidentRecord]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def incident_json(incident: IncidentRecord, now: float, recovery: Recovery | None = None) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def add_incident_routes(app: web.Application) -> None:
         ]  # fmt: skip
         return web.json_response(body)
 
-    def action(name: str, run: Any) -> Any:
+    def action(name: str, run: Action) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             incident_id = whole_number(request.match_info["id"], "id")
             obj = f"incident:{incident_id}"
@@ -125,7 +130,7 @@ def add_incident_routes(app: web.Application) -> None:
         return await services.incidents.add_note(incident_id, actor, text[:4000])
 
     manager = services.incidents
-    routes = [  # (path, audited action, what it does)
+    routes: list[tuple[str, str, Action]] = [  # (path, audited action, what it does)
         ("ack", "ack", lambda i, a, b: manager.acknowledge(i, a, str(b.get("comment", ""))[:2000])),
         ("notes", "note", note),
         ("escalate", "escalate", lambda i, a, b: manager.escalate_now(i, a, str(b.get("comment", ""))[:2000])),

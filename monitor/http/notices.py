@@ -3,6 +3,7 @@ The public form of a notice is on the status page (status.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,9 @@ from monitor.http.services import SERVICES
 from monitor.status.page import notice_json
 from monitor.store.records import NOTICE_STATUSES, Notice
 from monitor.timefmt import iso
+
+# What a write route does: (notice id, 0 when creating; who; the fields) -> the notice afterwards
+Write = Callable[[int, str, dict[str, Any]], Awaitable[Notice]]
 
 
 def notice_admin_json(notice: Notice) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def add_notice_routes(app: web.Application) -> None:
         items, total = await desk.store.list_notices((wanted,) if wanted else NOTICE_STATUSES, limit, offset)
         return web.json_response({"count": total, "offset": offset, "notices": [notice_admin_json(n) for n in items]})
 
-    def write(action: str, run: Any, status: int = 200) -> Any:
+    def write(action: str, run: Write, status: int = 200) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             notice_id = request.match_info.get("id")
             obj = f"notice:{notice_id}" if notice_id else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -23,6 +24,9 @@ from monitor.security.errors import SecurityError
 from monitor.security.notices import describe
 from monitor.store.records import SecurityIncident
 from monitor.timefmt import iso
+
+# What an action route does: (incident id, who, the JSON body) -> the incident, or what a dry run would do
+Action = Callable[[int, str, dict[str, Any]], Awaitable[SecurityIncident | dict[str, Any]]]
 
 
 class IdsEvent(StrictModel):
@@ -123,7 +127,7 @@ def add_security_routes(app: web.Application) -> None:
             raise ProblemError(exc.status, "not found", str(exc)) from None
         return web.json_response(security_json(incident))
 
-    def action(name: str, run: Any) -> Any:
+    def action(name: str, run: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             incident_id = whole_number(request.match_info["id"], "id")
             obj = f"security:{incident_id}"
@@ -138,7 +142,7 @@ def add_security_routes(app: web.Application) -> None:
     def text(body: dict[str, Any], key: str, default: str) -> str:
         return str(body.get(key) or default)[:2000]
 
-    routes: list[tuple[str, Any]] = [
+    routes: list[tuple[str, Action]] = [
         ("approve", lambda i, a, b: desk.approve(i, a)),
         ("deny", lambda i, a, b: desk.deny(i, a, text(b, "reason", "denied"))),
         ("execute", lambda i, a, b: desk.execute(i, a, bool(b.get("dry_run", False)))),
