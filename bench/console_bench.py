@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from monitor.api import build_app
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
 from monitor.logs import setup_logging
 from probes.base import ProbeResult
 from tests.console.cdp import Browser
@@ -76,7 +76,7 @@ async def main() -> dict[str, Any]:
         feed(daemon, names[:DOWN], False)
         await daemon.incidents.drain()
         await asyncio.sleep(1.0)  # group_wait 0: the first pages are queued by the timer
-        runner = web.AppRunner(build_app(daemon), access_log=None)
+        runner = web.AppRunner(build_app(daemon.http_services()), access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -20,11 +20,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor import fdlimit, heap
-from monitor.api import build_app
-from monitor.api_console import EventHub
-from monitor.api_errors import error_middleware
-from monitor.api_listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
-from monitor.api_status import add_status_routes
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
@@ -35,6 +30,10 @@ from monitor.config.reload_guard import ALLOW_HINT, drops_everything
 from monitor.config.traps import TrapsConfig
 from monitor.engine import Engine, Outcome, Transition
 from monitor.ha import Leadership
+from monitor.http.app import build_app, build_status_app
+from monitor.http.events import EventHub
+from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
+from monitor.http.services import HttpServices
 from monitor.inventory import Check, Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
@@ -173,7 +172,7 @@ class Daemon:
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(now)
         host, port = parse_listen(self.listen)
-        self._http = await serve(build_app(self), host, port, self.http_gate)
+        self._http = await serve(build_app(self.http_services()), host, port, self.http_gate)
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
@@ -283,11 +282,31 @@ class Daemon:
         page = inventory.status_page
         if page is None or page.listen is None:
             return
-        app = web.Application(middlewares=[error_middleware(self.guard)])
-        add_status_routes(app, self)
         host, port = parse_listen(page.listen)
-        self._status_http = await serve(app, host, port, self.http_gate)
+        self._status_http = await serve(build_status_app(self.http_services()), host, port, self.http_gate)
         log.info("status_page_listening", listen=page.listen)
+
+    def http_services(self) -> HttpServices:
+        """What the HTTP handlers may use of the daemon (and nothing more)."""
+        return HttpServices(
+            engine=self.engine,
+            inventory=lambda: self.inventory,
+            store=self.store,
+            guard=self.guard,
+            incidents=self.incidents,
+            security=self.security,
+            notices=self.notices,
+            status_view=self.status_view,
+            events=self.events,
+            gate=self.http_gate,
+            registry=self.registry,
+            state_collector=self.state_collector,
+            leader=lambda: self.leader,
+            ready=lambda: self.ready,
+            reload=self.reload,
+            maintenance_changed=self.maintenance_changed,
+            extra_routes=tuple(self.route_hooks),
+        )
 
     # --- the disconnect playbook ------------------------------------------------------------
 
