@@ -20,6 +20,7 @@ import asyncio
 import base64
 import re
 import socket
+import ssl
 import time
 from functools import cached_property, lru_cache
 from types import SimpleNamespace
@@ -443,14 +444,29 @@ class HTTPProbe:
             await loop.sock_connect(sock, (ip, port))
             timer.mark("connect")
             progress.enter("tls", "in TLS handshake")
-            transport, _ = await loop.create_connection(
-                lambda: exchange, sock=sock, ssl=self._tls.get(settings.tls_config), server_hostname=server_name
-            )
+            try:
+                transport, _ = await loop.create_connection(
+                    lambda: exchange, sock=sock, ssl=self._tls.get(settings.tls_config), server_hostname=server_name
+                )
+            except (ssl.SSLEOFError, ConnectionError) as exc:  # closed or reset: the server said no more than that
+                raise _PlainFailure(await self._handshake_cut(exc, ip, port, server_name, settings)) from None
         except BaseException:
             sock.close()  # a no-op once a transport owns (and has closed) it
             raise
         timer.mark("tls")
         return transport
+
+    @staticmethod
+    async def _handshake_cut(exc: OSError, ip: str, port: int, server_name: str, settings: HTTPSettings) -> str:
+        """Why the server cut the handshake off. Many close or reset on a ClientHello whose versions they
+        do not speak instead of sending the protocol_version alert: one more handshake offering every
+        version tells that case ("protocol version", the fix being tls_config min_version/max_version)."""
+        version = await tls.server_version(ip, port, server_name)
+        if version is not None and tls.outside_range(version, settings.tls_config):
+            return "TLS handshake failed: protocol version"
+        if isinstance(exc, ssl.SSLError):
+            return tls.describe_ssl_error(exc)
+        return f"TLS handshake failed: {base.describe_os_error(exc)}"
 
     async def _run_aiohttp(
         self, request: ProbeRequest, url: URL, headers: dict[str, str], settings: HTTPSettings
