@@ -132,9 +132,103 @@ _BODY_ERRORS = {
 _HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
 
 
-class Exchange(asyncio.Protocol):
-    """Writes the request when connected; `done` resolves with the Response or an error. The response
-    is parsed by llhttp (httptools) as it arrives; this class holds the caps, the body and the errors."""
+class ResponseReader(asyncio.Protocol):
+    """What both HTTP versions' exchanges share: the body counted, decoded and kept up to its limit,
+    where a timeout finds the body, and `done`, resolved with the Response or an error."""
+
+    def __init__(
+        self,
+        body_limit: int | None,
+        head_only: bool,
+        on_head: Callable[[], None] | None = None,
+        *,
+        keep_body: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self._limit = body_limit  # None: no limit (the body is counted to its end)
+        self._keep = keep_body  # False: count the body, keep none of it (no body check needs it)
+        self._head_only = head_only
+        self._on_head = on_head  # called once when the head has arrived (phase timing)
+        self._progress = progress  # where a timeout finds us: the runner words it
+        self._response: Response | None = None
+        self._body = bytearray()
+        self._body_size = 0
+        self._wire_size = 0  # body bytes as framed, before any decoding
+        self._length: int | None = None  # Content-Length; None: chunked, or until close
+        self._chunked = False
+        self._decoder: _Decoder | None = None
+        self._got_bytes = False
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+    def _begin_body(self, response: Response) -> None:
+        """The head has arrived: time it, say so, and set up the body's decoding."""
+        self._response = response
+        if self._on_head is not None:
+            self._on_head()
+        if self._progress is not None:
+            self._progress.enter("body", self._body_where)
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding and encoding != "identity" and not self._head_only:
+            self._decoder = _Decoder(encoding)
+
+    def _body_where(self) -> str:
+        response = self._response
+        assert response is not None and self._progress is not None
+        facts = self._progress.facts
+        facts["http_status"] = str(response.status)
+        if self._length is not None:
+            total, got = self._length, self._wire_size
+            facts["body_bytes"], facts["content_length"] = str(got), str(total)
+            return f"while reading the body (HTTP {response.status}, {got} of {total} bytes)"
+        facts["body_bytes"] = str(self._body_size)
+        framing = "chunked, " if self._chunked else ""
+        return f"while reading the body (HTTP {response.status}, {framing}{self._body_size} bytes so far)"
+
+    def _take(self, data: bytes) -> None:
+        if not data or self.done.done():
+            return
+        if self._decoder is None:
+            self._keep_piece(data)
+            return
+        for piece in self._decoder.feed(data):
+            if self._keep_piece(piece):
+                return  # over the limit: the rest is never inflated
+
+    def _keep_piece(self, data: bytes) -> bool:
+        """Count (and keep, up to the limit) one piece of the decoded body; True once over the limit."""
+        limit = self._limit
+        if limit is not None and self._body_size + len(data) > limit:
+            if self._keep:
+                self._body += data[: limit - self._body_size]  # only what fits: never more than the limit
+            self._body_size = limit
+            assert self._response is not None
+            self._response.truncated = True
+            self._finish(None)
+            return True
+        if self._keep:
+            self._body += data
+        self._body_size += len(data)
+        return False
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.done.done():
+            return
+        if error is not None:
+            self.done.set_exception(error)
+        else:
+            response = self._response
+            assert response is not None
+            response.body = self._body  # no copy: the bytearray never grew past the limit
+            response.body_size = self._body_size
+            self.done.set_result(response)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Exchange(ResponseReader):
+    """HTTP/1.1: writes the request when connected; `done` resolves with the Response or an error. The
+    response is parsed by llhttp (httptools) as it arrives; this class holds the caps and the errors."""
 
     def __init__(
         self,
@@ -146,28 +240,14 @@ class Exchange(asyncio.Protocol):
         keep_body: bool = True,
         progress: Progress | None = None,
     ) -> None:
+        super().__init__(body_limit, head_only, on_head, keep_body=keep_body, progress=progress)
         self._request = request
-        self._limit = body_limit  # None: no limit (the body is counted to its end)
-        self._keep = keep_body  # False: count the body, keep none of it (no body check needs it)
-        self._head_only = head_only
-        self._on_head = on_head  # called once when the head has arrived (phase timing)
-        self._progress = progress  # where a timeout finds us: the runner words it
         self._parser = _parser(self)
         self._head = bytearray()  # the bytes before the end of the head: its cap, error messages, a re-parse
         self._rescue = False  # the head is being parsed again, normalised (see _RESCUABLE)
         self._headers: dict[str, str] = {}
         self._reason = b""
-        self._response: Response | None = None
-        self._body = bytearray()
-        self._body_size = 0
-        self._wire_size = 0  # body bytes as framed, before any decoding
-        self._length: int | None = None  # Content-Length; None: chunked, or until close
-        self._chunked = False
         self._complete = False  # the response has ended (llhttp's message end, or HEAD's head)
-        self._decoder: _Decoder | None = None
-        self._got_bytes = False
-        self.transport: asyncio.Transport | None = None
-        self.done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
     # --- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -183,19 +263,6 @@ class Exchange(asyncio.Protocol):
         if not self._got_bytes:
             return "waiting for the response head"
         return f"inside the response head ({len(self._head)} bytes so far, no end of head yet)"
-
-    def _body_where(self) -> str:
-        response = self._response
-        assert response is not None and self._progress is not None
-        facts = self._progress.facts
-        facts["http_status"] = str(response.status)
-        if self._length is not None:
-            total, got = self._length, self._wire_size
-            facts["body_bytes"], facts["content_length"] = str(got), str(total)
-            return f"while reading the body (HTTP {response.status}, {got} of {total} bytes)"
-        facts["body_bytes"] = str(self._body_size)
-        framing = "chunked, " if self._chunked else ""
-        return f"while reading the body (HTTP {response.status}, {framing}{self._body_size} bytes so far)"
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
@@ -247,11 +314,6 @@ class Exchange(asyncio.Protocol):
             return
         major, _, minor = parser.get_http_version().partition(".")
         response = Response(status, self._reason.decode("latin-1").strip(), (int(major), int(minor)), self._headers)
-        self._response = response
-        if self._on_head is not None:
-            self._on_head()
-        if self._progress is not None:
-            self._progress.enter("body", self._body_where)
         self._start_body(response)
         if self._chunked:  # RFC 9112 7.1 wants CRLF in the chunked framing (Go refuses a bare LF there too)
             parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=False)
@@ -329,6 +391,8 @@ class Exchange(asyncio.Protocol):
             return BodyError(known or reason[:1].lower() + reason[1:])
         head = bytes(self._head)
         if reason.startswith("Expected HTTP/"):
+            if len(head) >= 9 and head[3] == 0x04 and head[4] in (0, 1):  # an HTTP/2 frame header: SETTINGS
+                return ResponseError('not HTTP/1.x: the server speaks HTTP/2 (http_version "2" or "auto" asks for it)')
             return ResponseError(f"not HTTP: {head[:40]!r}")
         lines = _lines(head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
         if not _STATUS_LINE.fullmatch(lines[0]):
@@ -349,35 +413,7 @@ class Exchange(asyncio.Protocol):
             self._chunked = True
         elif "content-length" in headers:
             self._length = int(headers["content-length"])  # llhttp has checked it: digits, one value
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding and encoding != "identity" and not self._head_only:
-            self._decoder = _Decoder(encoding)
-
-    def _take(self, data: bytes) -> None:
-        if not data or self.done.done():
-            return
-        if self._decoder is None:
-            self._keep_piece(data)
-            return
-        for piece in self._decoder.feed(data):
-            if self._keep_piece(piece):
-                return  # over the limit: the rest is never inflated
-
-    def _keep_piece(self, data: bytes) -> bool:
-        """Count (and keep, up to the limit) one piece of the decoded body; True once over the limit."""
-        limit = self._limit
-        if limit is not None and self._body_size + len(data) > limit:
-            if self._keep:
-                self._body += data[: limit - self._body_size]  # only what fits: never more than the limit
-            self._body_size = limit
-            assert self._response is not None
-            self._response.truncated = True
-            self._finish(None)
-            return True
-        if self._keep:
-            self._body += data
-        self._body_size += len(data)
-        return False
+        self._begin_body(response)
 
     def _closed(self) -> None:
         if self.done.done():
@@ -391,20 +427,6 @@ class Exchange(asyncio.Protocol):
             self._finish(None)  # body until close: the close ends it
         else:
             self._finish(BodyError("connection closed before the end of the body"))
-
-    def _finish(self, error: Exception | None) -> None:
-        if self.done.done():
-            return
-        if error is not None:
-            self.done.set_exception(error)
-        else:
-            response = self._response
-            assert response is not None
-            response.body = self._body  # no copy: the bytearray never grew past the limit
-            response.body_size = self._body_size
-            self.done.set_result(response)
-        if self.transport is not None:
-            self.transport.close()
 
 
 def _head_end(buf: bytearray, start: int) -> tuple[int, int]:

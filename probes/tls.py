@@ -21,7 +21,6 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from probes import base
 from probes.base import ProbeSettings
 
-
 # blackbox_exporter's names (TLS10..TLS13), and this project's older spellings of two of them
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13", "TLS1.2", "TLS1.3"]
 _VERSIONS: dict[str, ssl.TLSVersion] = {
@@ -81,10 +80,14 @@ class ContextCache:
     def __init__(self) -> None:
         self._contexts: dict[str, ssl.SSLContext] = {}
 
-    def get(self, settings: TLSSettings) -> ssl.SSLContext:
-        ctx = self._contexts.get(settings.cache_key)
+    def get(self, settings: TLSSettings, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+        """The context for these settings; `alpn`: the protocols offered in ALPN ("h2", "http/1.1")."""
+        key = f"{settings.cache_key}|{','.join(alpn)}" if alpn else settings.cache_key
+        ctx = self._contexts.get(key)
         if ctx is None:
-            ctx = self._contexts[settings.cache_key] = _build_context(settings)
+            ctx = self._contexts[key] = _build_context(settings)
+            if alpn:
+                ctx.set_alpn_protocols(list(alpn))
         return ctx
 
 
@@ -93,21 +96,18 @@ def _build_context(settings: TLSSettings) -> ssl.SSLContext:
     if settings.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if settings.min_version:
-        _set_range(ctx, _VERSIONS[settings.min_version], None)
-    if settings.max_version:
-        ctx.maximum_version = _VERSIONS[settings.max_version]
+    if settings.min_version or settings.max_version:
+        _set_range(ctx, *version_range(settings))
     if settings.cert_file:
         ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file) if settings.key_file else None)
     return ctx
 
 
-def _set_range(ctx: ssl.SSLContext, low: ssl.TLSVersion, high: ssl.TLSVersion | None) -> None:
+def _set_range(ctx: ssl.SSLContext, low: ssl.TLSVersion, high: ssl.TLSVersion) -> None:
     with warnings.catch_warnings():  # "TLSVersion.TLSv1 is deprecated": the opt-in is deliberate
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = low
-        if high is not None:
-            ctx.maximum_version = high
+        ctx.maximum_version = high
     if low < ssl.TLSVersion.TLSv1_2:
         # OpenSSL 3 refuses TLS 1.0/1.1 (their SHA-1 handshake signatures) above security level 0:
         # the opt-in has to lower it, or the old appliance still fails
@@ -116,8 +116,8 @@ def _set_range(ctx: ssl.SSLContext, low: ssl.TLSVersion, high: ssl.TLSVersion | 
 
 def version_range(settings: TLSSettings) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
     """The TLS versions a probe with these settings offers (Python's default: TLS 1.2 to 1.3)."""
-    low = _VERSIONS[settings.min_version] if settings.min_version else ssl.TLSVersion.TLSv1_2
     high = _VERSIONS[settings.max_version] if settings.max_version else ssl.TLSVersion.TLSv1_3
+    low = _VERSIONS[settings.min_version] if settings.min_version else min(ssl.TLSVersion.TLSv1_2, high)
     return low, high
 
 
