@@ -3,7 +3,9 @@
 http and https go through the small client in probes.http1 (TLS through asyncio's ssl transport),
 following redirects between them; only URLs with credentials in them (user:password@host), and a
 check whose redirects lead to one, go through aiohttp. So every common probe has one parser, one head
-limit, one body cap and separate connect and TLS phases.
+limit, one body cap and separate connect and TLS phases. With `http_version` "2" or "auto" the same
+client speaks HTTP/2 (probes.http2: ALPN h2 over TLS, prior-knowledge h2c on plain http), with the
+same limits.
 
 Each probe uses a fresh connection (like blackbox_exporter), so connect and TLS time are real every
 time. ``body_size_limit`` keeps blackbox_exporter's meaning: 0 (the default) is no limit, a body longer

@@ -130,17 +130,19 @@ class Exchange2(ResponseReader):
     # --- events ------------------------------------------------------------------------------------
 
     def _event(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.ResponseReceived):
+        # only stream 1 is the request's: a pushed stream (PUSH_PROMISE) is read past, its data acknowledged
+        if isinstance(event, h2.events.ResponseReceived) and event.stream_id == 1:
             self._head(event.headers or [])
         elif isinstance(event, h2.events.DataReceived):
             if event.flow_controlled_length:  # keep the windows open: the body is read to its end
                 self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            self._wire_size += len(event.data or b"")
-            self._take(event.data or b"")
-        elif isinstance(event, h2.events.StreamEnded):
+            if event.stream_id == 1:
+                self._wire_size += len(event.data or b"")
+                self._take(event.data or b"")
+        elif isinstance(event, h2.events.StreamEnded) and event.stream_id == 1:
             if self._response is not None:
                 self._finish(None)
-        elif isinstance(event, h2.events.StreamReset):
+        elif isinstance(event, h2.events.StreamReset) and event.stream_id == 1:
             code = _error_name(event.error_code)
             self._fail(f"HTTP/2 stream reset by the server ({code})")
         elif isinstance(event, h2.events.ConnectionTerminated):

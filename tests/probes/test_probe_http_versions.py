@@ -390,3 +390,32 @@ def test_new_keys_in_a_config_file(load_yaml_config: Loader) -> None:
             """
         )
     assert "modules.web.http.http_version" in str(info.value)
+
+
+async def test_a_pushed_stream_is_not_the_body(peers: Any, pki: Any, http_probe: HTTPProbe) -> None:
+    """A server push (PUSH_PROMISE, stream 2) before the response: only stream 1 is the response's body."""
+
+    class Pushing(H2Server):
+        def data_received(self, data: bytes) -> None:
+            assert self._transport is not None
+            if self._first:
+                self._conn.initiate_connection()
+                self._first = False
+            for event in self._conn.receive_data(data):
+                if isinstance(event, h2.events.StreamEnded):
+                    promised = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/p")]
+                    self._conn.push_stream(1, 2, promised)
+                    self._conn.send_headers(2, [(":status", "200"), ("content-length", "6")])
+                    self._conn.send_data(2, b"pushed", end_stream=True)
+                    self._conn.send_headers(1, [(":status", "200"), ("content-length", "2")])
+                    self._conn.send_data(1, b"ok", end_stream=True)
+            self._transport.write(self._conn.data_to_send())
+
+    loop = asyncio.get_running_loop()
+    sock = peers.bind(LOOPBACK4)
+    server = await loop.create_server(lambda: Pushing(200, [], b"", []), sock=sock, ssl=h2_only_context(pki))
+    peers._servers.append(server)
+    port = int(sock.getsockname()[1])
+    result = await probe(http_probe, port, **tls(pki, http_version="2", fail_if_body_not_matches_regexp=["^ok$"]))
+    assert result.ok, result.error
+    assert result.values[CONTENT_LENGTH] == 2
