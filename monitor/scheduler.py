@@ -5,7 +5,10 @@ check id (as Prometheus spreads scrapes), so thousands of checks do not fire at 
 (shards, HA pairs) probe in the same phase. Timers are the event loop's own (`call_at`), one per
 check. While a check is confirming a change (failing, or recovering) it is re-probed after its
 retry interval instead of waiting for the next slot. A run still going when its next slot comes
-skips that slot (counted). Global and per-module semaphores bound probes in flight; the lag from
+holds that slot: if it ends within half an interval of it, the slot's run starts at once, late;
+otherwise the slot is skipped (counted). So a probe whose timeout equals its interval (a dead target
+at timeout == interval ends a few milliseconds after its next slot) is still probed every interval,
+not every other one. Global and per-module semaphores bound probes in flight; the lag from
 the due time to the start of the probe is recorded.
 
 Urgent probes go first when probes wait for a slot, and may use a few slots beyond the global limit: a re-poll a
@@ -138,6 +141,7 @@ class _Entry:
     waiting: bool = False  # running, but still waiting for a slot: the probe has not started
     promoted: bool = False  # the run waiting for a slot is an urgent one
     last_took: float = 0.0  # seconds the last run took
+    late: float | None = None  # the due time of a slot that came while the run was going (the slot rule)
 
 
 class Scheduler:
@@ -251,7 +255,9 @@ class Scheduler:
             next_due = self._next_slot(entry, now)
         self._schedule(entry, next_due)
         if entry.running:
-            self._metrics.skipped.inc()
+            if entry.late is not None:  # an earlier slot held by this same run: that one is lost
+                self._metrics.skipped.inc()
+            entry.late = due  # the run's end decides: run this slot late, or skip it (_run)
             return
         entry.running = True
         task = self._loop.create_task(self._run(entry, due))
@@ -287,10 +293,17 @@ class Scheduler:
             for slot in acquired:
                 slot.release()
             entry.running = False
-        if entry.rerun and not entry.removed:
+        late, entry.late = entry.late, None
+        if entry.removed:
+            return
+        now = self._loop.time()
+        if late is not None and not entry.rerun and now - late > check.interval / 2:
+            self._metrics.skipped.inc()  # too late for that slot: the next one is on time
+            late = None
+        if entry.rerun or late is not None:  # probe_soon while running, or the slot this run overran
             entry.rerun = False
-            self._schedule(entry, self._loop.time())
-        elif not entry.removed and self._confirming(check.id):
+            self._schedule(entry, now)
+        elif self._confirming(check.id):
             retry_at = self._loop.time() + check.retry_interval
             if retry_at < entry.due:
                 self._schedule(entry, retry_at)

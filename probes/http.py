@@ -3,7 +3,9 @@
 http and https go through the small client in probes.http1 (TLS through asyncio's ssl transport),
 following redirects between them; only URLs with credentials in them (user:password@host), and a
 check whose redirects lead to one, go through aiohttp. So every common probe has one parser, one head
-limit, one body cap and separate connect and TLS phases.
+limit, one body cap and separate connect and TLS phases. With `http_version` "2" or "auto" the same
+client speaks HTTP/2 (probes.http2: ALPN h2 over TLS, prior-knowledge h2c on plain http), with the
+same limits.
 
 Each probe uses a fresh connection (like blackbox_exporter), so connect and TLS time are real every
 time. ``body_size_limit`` keeps blackbox_exporter's meaning: 0 (the default) is no limit, a body longer
@@ -20,6 +22,7 @@ import asyncio
 import base64
 import re
 import socket
+import ssl
 import time
 from functools import cached_property, lru_cache
 from types import SimpleNamespace
@@ -30,7 +33,7 @@ from cryptography import x509
 from pydantic import Field
 from yarl import URL
 
-from probes import base, http1, tls
+from probes import base, http1, http2, tls
 from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
@@ -72,6 +75,11 @@ class HTTPSettings(ProbeSettings):
     basic_auth: BasicAuth | None = None
     bearer_token: Secret | None = None
     crl: bool = False  # the body is a CRL (DER or PEM): report and check its nextUpdate
+    # what to ask: "1.1" (as before), "2" (https: ALPN h2 only; http: h2c with prior knowledge), "auto"
+    # (https: ALPN h2 or http/1.1, the server chooses; http: HTTP/1.1). See probes/http2.py
+    http_version: Literal["1.1", "2", "auto"] = "1.1"
+    # blackbox_exporter's: the versions a response may have; empty: any. "HTTP/2" is HTTP/2.0's other spelling
+    valid_http_versions: list[Literal["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2"]] = []
 
     @cached_property  # settings are frozen: computed once, not per probe
     def keeps_body(self) -> bool:
@@ -147,6 +155,16 @@ class _Response(aiohttp.ClientResponse):
         if size > http1.MAX_HEAD:
             raise _HeadTooLarge()
         return response
+
+
+_VERSION_NAMES = {1.0: "HTTP/1.0", 1.1: "HTTP/1.1", 2.0: "HTTP/2.0"}
+
+
+def _version_ok(version: float | None, settings: HTTPSettings) -> bool:
+    if not settings.valid_http_versions or version is None:
+        return True
+    allowed = {"HTTP/2.0" if v == "HTTP/2" else v for v in settings.valid_http_versions}
+    return _VERSION_NAMES.get(version, f"HTTP/{version}") in allowed
 
 
 def _status_ok(status: int, settings: HTTPSettings) -> bool:
@@ -385,25 +403,52 @@ class HTTPProbe:
         authority = f"[{host}]" if ":" in host else host
         host_header = headers.get("Host") or (authority if port == default_port else f"{authority}:{port}")
         others = {k: v for k, v in headers.items() if k != "Host"}
-        request = http1.build_request(method, url.raw_path_qs, host_header, others, body)
-        exchange = http1.Exchange(
-            request,
-            settings.body_limit,
-            method == "HEAD",
-            lambda: timer.mark("processing"),
-            keep_body=settings.keeps_body,
-            progress=progress,
-        )
+        version = settings.http_version
+        readers: list[http1.ResponseReader] = []  # the exchanges made: each one's `done` is settled at the end
+        protocol: asyncio.Protocol
+        negotiated: http2.Negotiated | None = None
+        if version != "2":
+            request = http1.build_request(method, url.raw_path_qs, host_header, others, body)
+            protocol = exchange = http1.Exchange(
+                request,
+                settings.body_limit,
+                method == "HEAD",
+                lambda: timer.mark("processing"),
+                keep_body=settings.keeps_body,
+                progress=progress,
+            )
+            readers.append(exchange)
+        if version == "2" or (version == "auto" and secure):
+            protocol = exchange2 = http2.Exchange2(
+                method,
+                url.scheme,
+                host_header,
+                url.raw_path_qs,
+                others,
+                body,
+                settings.body_limit,
+                lambda: timer.mark("processing"),
+                keep_body=settings.keeps_body,
+                progress=progress,
+                require_alpn=secure,
+            )
+            readers.append(exchange2)
+            if version == "auto":
+                protocol = negotiated = http2.Negotiated(exchange, exchange2)
+        alpn = http2.ALPN_H2 if version == "2" else http2.ALPN_AUTO if version == "auto" else ()
         transport = None
         progress.enter("connect", "while connecting")
         loop = asyncio.get_running_loop()
         try:
             if secure:
-                transport = await self._connect_tls(exchange, ip, port, server_name or host, settings, timer, progress)
+                transport = await self._connect_tls(
+                    protocol, ip, port, server_name or host, settings, timer, progress, alpn
+                )
             else:
-                transport, _ = await loop.create_connection(lambda: exchange, ip, port)
+                transport, _ = await loop.create_connection(lambda: protocol, ip, port)
                 timer.mark("connect")
-            response = await exchange.done
+            reader = negotiated.chosen if negotiated is not None else readers[0]
+            response = await reader.done
             timer.mark("transfer")
             response.ssl_object = transport.get_extra_info("ssl_object") if secure else None
             return response
@@ -416,7 +461,8 @@ class HTTPProbe:
         except http1.BodyError as exc:
             raise _PlainFailure(f"invalid HTTP body: {exc}") from None
         finally:
-            exchange.done.cancel()  # no-op when settled; else nobody is left to read its outcome
+            for made in readers:
+                made.done.cancel()  # no-op when settled; else nobody is left to read its outcome
             if transport is None:
                 pass
             elif secure:  # no TLS close_notify exchange: a peer that never answers it would hold the socket 30 s
@@ -426,13 +472,14 @@ class HTTPProbe:
 
     async def _connect_tls(
         self,
-        exchange: http1.Exchange,
+        protocol: asyncio.Protocol,
         ip: str,
         port: int,
         server_name: str,
         settings: HTTPSettings,
         timer: PhaseTimer,
         progress: Progress,
+        alpn: tuple[str, ...] = (),
     ) -> asyncio.Transport:
         """TCP connect, then the TLS handshake on that socket: two phases, so that a timeout (and the
         phase timings) tell a port that does not accept from one that does not speak TLS."""
@@ -443,14 +490,32 @@ class HTTPProbe:
             await loop.sock_connect(sock, (ip, port))
             timer.mark("connect")
             progress.enter("tls", "in TLS handshake")
-            transport, _ = await loop.create_connection(
-                lambda: exchange, sock=sock, ssl=self._tls.get(settings.tls_config), server_hostname=server_name
-            )
+            try:
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
+                    sock=sock,
+                    ssl=self._tls.get(settings.tls_config, alpn),
+                    server_hostname=server_name,
+                )
+            except (ssl.SSLEOFError, ConnectionError) as exc:  # closed or reset: the server said no more than that
+                raise _PlainFailure(await self._handshake_cut(exc, ip, port, server_name, settings)) from None
         except BaseException:
             sock.close()  # a no-op once a transport owns (and has closed) it
             raise
         timer.mark("tls")
         return transport
+
+    @staticmethod
+    async def _handshake_cut(exc: OSError, ip: str, port: int, server_name: str, settings: HTTPSettings) -> str:
+        """Why the server cut the handshake off. Many close or reset on a ClientHello whose versions they
+        do not speak instead of sending the protocol_version alert: one more handshake offering every
+        version tells that case ("protocol version", the fix being tls_config min_version/max_version)."""
+        version = await tls.server_version(ip, port, server_name)
+        if version is not None and tls.outside_range(version, settings.tls_config):
+            return "TLS handshake failed: protocol version"
+        if isinstance(exc, ssl.SSLError):
+            return tls.describe_ssl_error(exc)
+        return f"TLS handshake failed: {base.describe_os_error(exc)}"
 
     async def _run_aiohttp(
         self, request: ProbeRequest, url: URL, headers: dict[str, str], settings: HTTPSettings
@@ -550,6 +615,9 @@ class HTTPProbe:
         elif not _status_ok(status, settings):
             wanted = settings.valid_status_codes or "2xx"
             self._fail(result, f"HTTP status {status} {reason}".rstrip() + f", expected {wanted}")
+        elif not _version_ok(version, settings):
+            name = _VERSION_NAMES.get(version or 0.0, f"HTTP/{version}")
+            self._fail(result, f"HTTP version {name}, expected one of {', '.join(settings.valid_http_versions)}")
 
     def _check_body(self, body: bytes | bytearray, settings: HTTPSettings, result: ProbeResult) -> None:
         text: list[str] = []

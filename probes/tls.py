@@ -6,23 +6,52 @@ which must not happen on every probe of every check.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import ssl
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from pydantic import ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from probes import base
 from probes.base import ProbeSettings
+
+# blackbox_exporter's names (TLS10..TLS13), and this project's older spellings of two of them
+TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13", "TLS1.2", "TLS1.3"]
+_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+    "TLS1.2": ssl.TLSVersion.TLSv1_2,
+    "TLS1.3": ssl.TLSVersion.TLSv1_3,
+}
+# OpenSSL's reasons for "no TLS version both sides speak", whichever side noticed it
+_PROTOCOL_VERSION_REASONS = frozenset(
+    {
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "WRONG_SSL_VERSION",
+        "VERSION_TOO_LOW",
+        "VERSION_TOO_HIGH",
+        "TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
+    }
+)
 
 
 class TLSSettings(ProbeSettings):
     insecure_skip_verify: bool = False  # still reports certificate facts, but accepts any chain
     ca_file: Path | None = None  # trust these CAs instead of the system store (private PKI)
     server_name: str | None = None  # SNI and name to verify; default: the target's hostname
-    min_version: Literal["TLS1.2", "TLS1.3"] | None = None
+    # default TLS 1.2 to 1.3 (Python's); TLS10/TLS11 are an explicit opt-in for legacy appliances
+    min_version: TLSVersionName | None = None
+    max_version: TLSVersionName | None = None
     cert_file: Path | None = None  # client certificate for mutual TLS
     key_file: Path | None = None
 
@@ -37,6 +66,12 @@ class TLSSettings(ProbeSettings):
             raise ValueError(f"file not found: {path}")
         return path
 
+    @model_validator(mode="after")
+    def _version_range(self) -> TLSSettings:
+        if self.min_version and self.max_version and _VERSIONS[self.min_version] > _VERSIONS[self.max_version]:
+            raise ValueError(f"min_version {self.min_version} is above max_version {self.max_version}")
+        return self
+
 
 class ContextCache:
     """SSL contexts by settings, built once each. A probe kind owns one; a config reload makes new
@@ -45,10 +80,14 @@ class ContextCache:
     def __init__(self) -> None:
         self._contexts: dict[str, ssl.SSLContext] = {}
 
-    def get(self, settings: TLSSettings) -> ssl.SSLContext:
-        ctx = self._contexts.get(settings.cache_key)
+    def get(self, settings: TLSSettings, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+        """The context for these settings; `alpn`: the protocols offered in ALPN ("h2", "http/1.1")."""
+        key = f"{settings.cache_key}|{','.join(alpn)}" if alpn else settings.cache_key
+        ctx = self._contexts.get(key)
         if ctx is None:
-            ctx = self._contexts[settings.cache_key] = _build_context(settings)
+            ctx = self._contexts[key] = _build_context(settings)
+            if alpn:
+                ctx.set_alpn_protocols(list(alpn))
         return ctx
 
 
@@ -57,13 +96,64 @@ def _build_context(settings: TLSSettings) -> ssl.SSLContext:
     if settings.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if settings.min_version == "TLS1.2":
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    elif settings.min_version == "TLS1.3":
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if settings.min_version or settings.max_version:
+        _set_range(ctx, *version_range(settings))
     if settings.cert_file:
         ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file) if settings.key_file else None)
     return ctx
+
+
+def _set_range(ctx: ssl.SSLContext, low: ssl.TLSVersion, high: ssl.TLSVersion) -> None:
+    with warnings.catch_warnings():  # "TLSVersion.TLSv1 is deprecated": the opt-in is deliberate
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = low
+        ctx.maximum_version = high
+    if low < ssl.TLSVersion.TLSv1_2:
+        # OpenSSL 3 refuses TLS 1.0/1.1 (their SHA-1 handshake signatures) above security level 0:
+        # the opt-in has to lower it, or the old appliance still fails
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+
+def version_range(settings: TLSSettings) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    """The TLS versions a probe with these settings offers (Python's default: TLS 1.2 to 1.3)."""
+    high = _VERSIONS[settings.max_version] if settings.max_version else ssl.TLSVersion.TLSv1_3
+    low = _VERSIONS[settings.min_version] if settings.min_version else min(ssl.TLSVersion.TLSv1_2, high)
+    return low, high
+
+
+_NEGOTIATED = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
+_NEGOTIATED |= {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+async def server_version(ip: str, port: int, server_name: str) -> str | None:
+    """The TLS version the server speaks when offered all of TLS 1.0 to 1.3 (no certificate check),
+    or None when that handshake fails too. Asked only after a handshake has failed without a reason:
+    many servers (Python's asyncio among them) close or reset the connection on a ClientHello they
+    cannot serve instead of sending the protocol_version alert, which would read "connection reset"."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    _set_range(ctx, ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_3)
+    writer = None
+    try:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        _, writer = await asyncio.open_connection(ip, port, ssl=ctx, server_hostname=server_name, family=family)
+        ssl_object = writer.get_extra_info("ssl_object")
+        return str(ssl_object.version()) if ssl_object is not None else None
+    except (OSError, ssl.SSLError, EOFError):
+        return None
+    finally:
+        if writer is not None:
+            writer.transport.abort()  # no close_notify exchange: this connection only asked a question
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def outside_range(version: str, settings: TLSSettings) -> bool:
+    """Whether a negotiated version (ssl's spelling, "TLSv1") is one these settings do not offer."""
+    negotiated = _NEGOTIATED.get(version)
+    low, high = version_range(settings)
+    return negotiated is not None and not low <= negotiated <= high
 
 
 def _chain_der(ssl_object: Any) -> list[bytes]:
@@ -122,5 +212,8 @@ def describe_ssl_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"tls certificate verification failed: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):
-        return f"tls handshake failed: {exc.reason or exc}"
+        if exc.reason in _PROTOCOL_VERSION_REASONS:
+            # no version both sides speak (a legacy appliance: see tls_config min_version)
+            return "TLS handshake failed: protocol version"
+        return f"TLS handshake failed: {exc.reason or exc}"
     return base.describe_os_error(exc)

@@ -80,6 +80,28 @@ async def test_slow_run_never_overlaps_and_counts_skips(load_yaml_config: Loader
     assert metric(registry, "monitor_probes_skipped_total") >= 3
 
 
+async def test_run_as_long_as_its_interval_is_not_probed_half_as_often(load_yaml_config: Loader) -> None:
+    """The slot rule: a probe that takes its whole timeout, timeout == interval (a dead target), ends just
+    after its next slot; that slot runs at once, late, instead of being skipped: every interval, not every
+    other one. A run that overruns its slot by more than half an interval still skips it (counted)."""
+    starts: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def execute(check: Check) -> None:
+        starts.append(loop.time())
+        await asyncio.sleep(0.3)  # the whole timeout, as long as the interval
+
+    registry = CollectorRegistry()
+    sched = Scheduler(execute, lambda _: False, SchedulerMetrics(registry), 100)
+    sched.set_checks(checks(load_yaml_config, 1, interval="300ms"))
+    await asyncio.sleep(3.2)
+    await sched.stop(grace=1)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(starts) >= 9, gaps  # ~10 intervals after the start-up offset; skipping would give ~5
+    assert statistics.median(gaps) == pytest.approx(0.3, abs=0.05)
+    assert metric(registry, "monitor_probes_skipped_total") <= 1
+
+
 async def test_failing_check_is_reprobed_after_retry_interval(load_yaml_config: Loader) -> None:
     """While confirming a change, the next run comes after retry_interval (100 ms), not the interval (2 s)."""
     runs: list[float] = []

@@ -102,7 +102,7 @@ async def test_head_request_reads_no_body(peers: Any, http_probe: HTTPProbe) -> 
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid HTTP response: bad Content-Length '-1'"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000, "invalid HTTP response: response head larger than 64 KiB"),
         (b"HTTP/1.1 200 OK\r\nX: y", "invalid HTTP response: connection closed inside the response head"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid HTTP body: bad chunk size b'zz'"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid HTTP body: bad chunk size"),
         (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
             "invalid HTTP body: chunk data longer than its size",

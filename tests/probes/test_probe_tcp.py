@@ -364,7 +364,7 @@ async def test_tls_to_plain_server_fails_handshake(peers: Any) -> None:
     result = await probe(request(port), tcp_settings(tls=True, tls_config={"insecure_skip_verify": True}))
     assert not result.ok
     assert result.error is not None
-    assert result.error.startswith(("tls handshake failed", "connection reset"))
+    assert result.error.startswith(("TLS handshake failed", "connection reset"))
 
 
 async def test_starttls_step_upgrades_and_continues(peers: Any, pki: Any) -> None:

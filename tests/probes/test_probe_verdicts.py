@@ -460,6 +460,73 @@ LENIENT = {
         "invalid HTTP response: conflicting Content-Length values '2, 3'",
         None,
     ),
+    "bare LF after chunk data": (  # llhttp's bare-LF leniency is switched off for the chunked framing
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n",
+        False,
+        "invalid HTTP body: bare LF in the chunked framing (CRLF expected)",
+        None,
+    ),
+    "spaces after the chunk size": (  # RFC 9112 7.1.1 BWS; Go trims them too
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2  \r\nok\r\n0\r\n\r\n",
+        True,
+        None,
+        "ok",
+    ),
+    "obs-fold and bare LF together": (
+        b"HTTP/1.1 200 OK\nX-Folded: one\n two\nContent-Length: 2\n\nok",
+        True,
+        None,
+        "ok",
+    ),
+    "identical Content-Length after an interim response with a fold": (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n ; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+        True,
+        None,
+        "ok",
+    ),
+    "Content-Length list with different values": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok!",
+        False,
+        "invalid HTTP response: conflicting Content-Length values '2, 3'",
+        None,
+    ),
+    "a control character in a header value": (  # llhttp's lenient_headers would pass it: not used
+        b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nok",
+        False,
+        "invalid HTTP response: bad header line b'X-A: a\\x01b'",
+        None,
+    ),
+    "a space in a header name": (
+        b"HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok",
+        False,
+        "invalid HTTP response: bad header line b'X A: b'",
+        None,
+    ),
+    "Transfer-Encoding chunked and Content-Length": (  # RFC 9112 6.3: chunked overrides, as in Go
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        True,
+        None,
+        "ok",
+    ),
+    "an HTTP/2 status line over HTTP/1.1": (
+        b"HTTP/2 200\r\n\r\n",
+        False,
+        "invalid HTTP response: bad status line b'HTTP/2 200'",
+        None,
+    ),
+    "101 without an upgrade asked for": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        False,
+        "invalid HTTP response: unexpected 101 Switching Protocols (no upgrade was asked for)",
+        None,
+    ),
+    "not HTTP at all": (
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        False,
+        "invalid HTTP response: not HTTP: b'SSH-2.0-OpenSSH_9.6\\r\\n'",
+        None,
+    ),
     "a fold before any header": (
         b"HTTP/1.1 200 OK\r\n folded\r\nContent-Length: 2\r\n\r\nok",
         False,
@@ -493,6 +560,53 @@ async def test_obs_fold_is_joined_with_a_space(peers: Any) -> None:
     exchange.data_received(b"HTTP/1.1 204 No Content\r\nX-Folded: one\r\n two\r\n\tthree\r\n\r\n")
     response = await exchange.done
     assert response.headers["x-folded"] == "one two three"
+
+
+@pytest.mark.parametrize("case", sorted(LENIENT))
+async def test_lenient_cases_byte_by_byte(case: str) -> None:
+    """The same verdicts when the reply arrives one byte at a time (the head's end, a fold or a repeated
+    Content-Length found in the middle of a piece, the re-parse waiting for the end of the head). llhttp
+    stops at the first bad byte, so a quoted line is what had arrived by then: compared up to the quote."""
+    from probes import http1
+
+    reply, ok, error, body = LENIENT[case]
+    exchange = http1.Exchange(b"", None, False)
+    for i in range(len(reply)):
+        exchange.data_received(reply[i : i + 1])
+    exchange.connection_lost(None)
+    try:
+        response = await exchange.done
+    except (http1.ResponseError, http1.BodyError) as exc:
+        kind = "response" if isinstance(exc, http1.ResponseError) else "body"
+        assert error is not None
+        assert (False, f"invalid HTTP {kind}: {exc}".split(" b'")[0]) == (ok, error.split(" b'")[0])
+    else:
+        assert ok, error
+        assert body is None or bytes(response.body) == body.encode()
+
+
+def test_head_cap_is_exact_however_the_head_arrives() -> None:
+    """A head of exactly 64 KiB passes, one byte more fails, in one piece or with the body in the same piece."""
+    from probes import http1
+
+    async def run(reply: bytes, pieces: int) -> str:
+        exchange = http1.Exchange(b"", None, False)
+        step = max(1, len(reply) // pieces)
+        for i in range(0, len(reply), step):
+            exchange.data_received(reply[i : i + step])
+        exchange.connection_lost(None)
+        try:
+            return str((await exchange.done).status)
+        except http1.ResponseError as exc:
+            return str(exc)
+
+    def reply(head_size: int) -> bytes:
+        start = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: "
+        return start + b"p" * (head_size - len(start) - 4) + b"\r\n\r\nok"
+
+    for pieces in (1, 3, 1000):
+        assert asyncio.run(run(reply(http1.MAX_HEAD), pieces)) == "200"
+        assert asyncio.run(run(reply(http1.MAX_HEAD + 1), pieces)) == "response head larger than 64 KiB"
 
 
 @pytest.mark.parametrize("case", sorted(LENIENT))
