@@ -8,7 +8,7 @@ from probes.base import ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
-from probes.snmp import SnmpProbe
+from probes.snmp.probe import SnmpProbe
 from probes.tcp import TCPProbe
 
 KINDS: dict[str, type[Any]] = {

@@ -13,8 +13,8 @@ import pytest
 
 from monitor.demo.snmp_agent import SnmpAgents
 from probes.base import ProbeRequest, ProbeResult
-from probes.snmp import SnmpProbe
-from probes.snmp_settings import SnmpSettings
+from probes.snmp.probe import SnmpProbe
+from probes.snmp.settings import SnmpSettings
 from tests.snmp.conftest import V3_AUTH, V3_PRIV, Snmpd, Snmpsim, bulkwalk, start_snmpd, stop
 
 IF = "1.3.6.1.2.1.2.2.1"
@@ -322,7 +322,7 @@ async def test_registry_hands_snmp_state_to_the_next_instance() -> None:
 
 
 def probe_state_with_reboots(reboots: int) -> Any:
-    from probes.snmp_counters import DeviceState
+    from probes.snmp.counters import DeviceState
 
     return DeviceState(reboots=reboots)
 

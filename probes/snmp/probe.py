@@ -22,9 +22,9 @@ import structlog
 
 from probes.base import AGENT_NOT_RESPONDING, PhaseTimer, ProbeRequest, ProbeResult, Series
 from probes.net import ResolveError, resolve
-from probes.snmp_ber import OID, Value
-from probes.snmp_counters import DeviceState, observe_uptime, uptime_seconds
-from probes.snmp_ifmib import (
+from probes.snmp.ber import OID, Value
+from probes.snmp.counters import DeviceState, observe_uptime, uptime_seconds
+from probes.snmp.ifmib import (
     describe,
     find_interface,
     interface_series,
@@ -33,11 +33,11 @@ from probes.snmp_ifmib import (
     read_rows,
     selected,
 )
-from probes.snmp_oids import evaluate_oids
-from probes.snmp_settings import SnmpSettings
-from probes.snmp_transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher, V3Session
-from probes.snmp_v3 import V3Factory
-from probes.snmp_walk import get_many
+from probes.snmp.oids import evaluate_oids
+from probes.snmp.settings import SnmpSettings
+from probes.snmp.transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher, V3Session
+from probes.snmp.v3 import V3Factory
+from probes.snmp.walk import get_many
 
 log = structlog.get_logger()
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 
 from probes.base import Series
-from probes.snmp_ber import OID, Value
-from probes.snmp_counters import DeviceState, IfLabels, count, utilisation
-from probes.snmp_settings import SnmpSettings
-from probes.snmp_transport import Session
-from probes.snmp_walk import get_many, walk_columns
+from probes.snmp.ber import OID, Value
+from probes.snmp.counters import DeviceState, IfLabels, count, utilisation
+from probes.snmp.settings import SnmpSettings
+from probes.snmp.transport import Session
+from probes.snmp.walk import get_many, walk_columns
 
 IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)  # ifTable.ifEntry
 IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)  # ifXTable.ifXEntry

@@ -5,10 +5,10 @@ thresholds. A violation fails the check (severity down) or makes it DEGRADED (se
 from __future__ import annotations
 
 from probes.base import Series
-from probes.snmp_ber import OID, Value
-from probes.snmp_settings import OidCheck, SnmpSettings
-from probes.snmp_transport import Session
-from probes.snmp_walk import walk_columns
+from probes.snmp.ber import OID, Value
+from probes.snmp.settings import OidCheck, SnmpSettings
+from probes.snmp.transport import Session
+from probes.snmp.walk import walk_columns
 
 HELP_VALUE = "Value of a configured OID (scaled), by its name and table index ('' for scalars)."
 
