@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,8 +25,9 @@ modules:
   ping: {kind: icmp}
   web: {kind: http, http: {scheme: https}}
   snmp: {kind: snmp, snmp: {community: "${TEST_METRICS_COMMUNITY}"}}
+  dns: {kind: dns, dns: {query_name: portal.example.jp}}
 targets:
-  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp]}
+  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp, dns]}
   - {name: osaka-edge, address: 127.0.0.2, labels: {prefecture: 27}, parent: tokyo-edge, modules: [ping]}
 services:
   - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge]}
@@ -42,11 +44,17 @@ def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, 
     registry.register(collector)
     ping = ProbeResult(ok=True, duration=0.0123, finished_at=1_700_000_000.5)
     ping.values.update({base.RTT_MIN: 0.0001, base.RTT_AVG: 0.0002, base.RTT_MAX: 0.0004, base.LOSS: 0.0})
+    ping.values.update({base.JITTER: 0.00005, base.PACKETS_SENT: 3.0})  # packets sent: kept, not exported
     web = ProbeResult(ok=False, error="HTTP status 503", duration=0.05, finished_at=1_700_000_001.0)
     web.values.update({base.HTTP_STATUS: 503.0, base.TLS_NOT_AFTER: 1.8e9})
-    web.phases.update({"connect": 0.001, "processing": 0.04})
+    web.values.update({base.HTTP_REDIRECTS: 1.0, base.HTTP_VERSION: 1.1, base.CONTENT_LENGTH: 5120.0})
+    web.values.update({base.TLS_EARLIEST_NOT_AFTER: 1.79e9, base.CRL_NEXT_UPDATE: 1.7e9, base.CRL_THIS_UPDATE: 1.6e9})
+    web.phases.update({"connect": 0.001, "processing": 0.04, "unheard-of": 1.0})  # a phase not listed: not exported
+    dns = ProbeResult(ok=True, duration=0.001, finished_at=1_700_000_000.25, phases={"query": 0.0009})
+    dns.values.update({base.DNS_RCODE: 0.0, base.DNS_ANSWERS: 2.0})
     engine.observe("tokyo-edge/ping", ping, 1.0)
     engine.observe("tokyo-edge/web", web, 1.0)
+    engine.observe("tokyo-edge/dns", dns, 1.0)
     engine.observe("tokyo-edge/snmp", snmp_result(), 1.0)
     return registry, collector, engine
 
@@ -187,3 +195,14 @@ def test_kept_text_follows_incremental_updates(
     after = exposition(registry, collector, collector.snapshot())
     assert b'check="osaka-edge/ping"' not in after
     assert samples(after.decode()) == samples(generate_latest(registry).decode())
+
+
+GOLDEN = Path(__file__).parent / "data" / "metrics_per_check.txt"
+
+
+def test_per_check_text_is_byte_identical_to_golden(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """The per-check and per-service part of /metrics is byte for byte what it was when the golden file was
+    written (names, labels, their order, values, HELP and TYPE): a change to the renderer cannot slip a
+    different exposition past the sample-level tests. Regenerate the file only for an intended change."""
+    _, collector, _ = setup
+    assert collector.render(collector.snapshot()) == GOLDEN.read_text(encoding="utf-8")
