@@ -26,10 +26,10 @@ from monitor.metrics_text import (
     CHECK_LABELS,
     CHECK_STATE,
     FIXED,
+    MEASURES,
     PHASES,
     SERVICE_LABELS,
     SERVICE_UP,
-    VALUE_METRICS,
     LiveText,
     check_label_values,
     join_labels,
@@ -187,18 +187,18 @@ class StateCollector(Collector):
                   "monitor_probe_timestamp_seconds": result.finished_at}  # fmt: skip
         for name, basic in basics.items():
             fam.add(name, FIXED[name][0], CHECK_LABELS, labels, basic)
-        for phase in PHASES:
+        for phase in sorted(PHASES):
             if phase in result.phases:
                 name = "monitor_probe_phase_duration_seconds"
                 fam.add(name, FIXED[name][0], (*CHECK_LABELS, "phase"), (*labels, phase), result.phases[phase])
-        for name, help_text, key, extra in VALUE_METRICS:
-            value = result.values.get(key)
+        for m in MEASURES:
+            value = result.values.get(m.key)
             if value is None:
                 continue
-            if extra is None:
-                fam.add(name, help_text, CHECK_LABELS, labels, value)
+            if m.label is None:
+                fam.add(m.name, m.help, CHECK_LABELS, labels, value)
             else:
-                fam.add(name, help_text, (*CHECK_LABELS, extra[0]), (*labels, extra[1]), value)
+                fam.add(m.name, m.help, (*CHECK_LABELS, m.label[0]), (*labels, m.label[1]), value)
         if result.series:
             fam.add_series(labels, result.series)
 

@@ -1,17 +1,22 @@
-"""The one registry of probe kinds. Adding a kind: a module with a class like these, one line here."""
+"""The one registry of probe kinds. Adding a kind: a module with a class like these, one line here.
+
+What the rest of the daemon needs to know about kinds comes from here, read off each kind's own
+declarations: the settings model (config), the values it measures (the /metrics families, the
+runner's DEGRADED thresholds on them) and whether it polls a management agent (the engine's
+"agent down, device up" reason)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from probes.base import ProbeKind, ProbeSettings
+from probes.base import Limit, Measure, ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
 from probes.snmp.probe import SnmpProbe
 from probes.tcp import TCPProbe
 
-KINDS: dict[str, type[Any]] = {
+KINDS: dict[str, type[ProbeKind[Any]]] = {
     "icmp": ICMPProbe,
     "tcp": TCPProbe,
     "http": HTTPProbe,
@@ -23,6 +28,28 @@ KINDS: dict[str, type[Any]] = {
 def settings_model(kind: str) -> type[ProbeSettings]:
     model: type[ProbeSettings] = KINDS[kind].settings_model
     return model
+
+
+def measures() -> tuple[Measure, ...]:
+    """Every kind's measures, each once, in the order of the kinds; one that several kinds declare (TCP
+    and HTTP the TLS ones) stands where the last of them lists it, as /metrics has always listed it."""
+    declared = [m for cls in KINDS.values() for m in cls.measures]
+    return tuple(reversed(dict.fromkeys(reversed(declared))))
+
+
+def phases() -> frozenset[str]:
+    """The phases any kind marks: the ones exported (a probe's other timings are not)."""
+    return frozenset(p for cls in KINDS.values() for p in cls.phases)
+
+
+def limits() -> tuple[tuple[Measure, Limit], ...]:
+    """The measures with a DEGRADED threshold, in the order the runner applies them."""
+    return tuple((m, m.limit) for m in measures() if m.limit is not None)
+
+
+def agent_kinds() -> frozenset[str]:
+    """The kinds that poll a management agent on the device (SNMP)."""
+    return frozenset(name for name, cls in KINDS.items() if cls.polls_agent)
 
 
 def create_probes(previous: dict[str, ProbeKind[Any]] | None = None) -> dict[str, ProbeKind[Any]]:

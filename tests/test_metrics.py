@@ -15,7 +15,8 @@ from monitor.engine import Engine
 from monitor.metrics import DaemonMetrics, StateCollector, exposition
 from monitor.scheduler import SchedulerMetrics
 from monitor.state import State
-from probes import base
+from probes import base, http, icmp, tls
+from probes import dns as dns_probe
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
@@ -43,15 +44,18 @@ def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, 
     collector = StateCollector(lambda: engine)
     registry.register(collector)
     ping = ProbeResult(ok=True, duration=0.0123, finished_at=1_700_000_000.5)
-    ping.values.update({base.RTT_MIN: 0.0001, base.RTT_AVG: 0.0002, base.RTT_MAX: 0.0004, base.LOSS: 0.0})
-    ping.values.update({base.JITTER: 0.00005, base.PACKETS_SENT: 3.0})  # packets sent: kept, not exported
+    ping.values.update(
+        {icmp.RTT_MIN.key: 0.0001, icmp.RTT_AVG.key: 0.0002, icmp.RTT_MAX.key: 0.0004, icmp.LOSS.key: 0.0}
+    )
+    ping.values.update({icmp.JITTER.key: 0.00005, icmp.PACKETS_SENT: 3.0})  # packets sent: kept, not exported
     web = ProbeResult(ok=False, error="HTTP status 503", duration=0.05, finished_at=1_700_000_001.0)
-    web.values.update({base.HTTP_STATUS: 503.0, base.TLS_NOT_AFTER: 1.8e9})
-    web.values.update({base.HTTP_REDIRECTS: 1.0, base.HTTP_VERSION: 1.1, base.CONTENT_LENGTH: 5120.0})
-    web.values.update({base.TLS_EARLIEST_NOT_AFTER: 1.79e9, base.CRL_NEXT_UPDATE: 1.7e9, base.CRL_THIS_UPDATE: 1.6e9})
+    web.values.update({http.STATUS.key: 503.0, tls.NOT_AFTER.key: 1.8e9})
+    web.values.update({http.REDIRECTS.key: 1.0, http.VERSION.key: 1.1, http.CONTENT_LENGTH.key: 5120.0})
+    web.values.update({tls.EARLIEST_NOT_AFTER.key: 1.79e9, http.CRL_NEXT_UPDATE.key: 1.7e9})
+    web.values.update({http.CRL_THIS_UPDATE.key: 1.6e9})
     web.phases.update({"connect": 0.001, "processing": 0.04, "unheard-of": 1.0})  # a phase not listed: not exported
     dns = ProbeResult(ok=True, duration=0.001, finished_at=1_700_000_000.25, phases={"query": 0.0009})
-    dns.values.update({base.DNS_RCODE: 0.0, base.DNS_ANSWERS: 2.0})
+    dns.values.update({dns_probe.RCODE.key: 0.0, dns_probe.ANSWERS.key: 2.0})
     engine.observe("tokyo-edge/ping", ping, 1.0)
     engine.observe("tokyo-edge/web", web, 1.0)
     engine.observe("tokyo-edge/dns", dns, 1.0)

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from probes.base import AGENT_NOT_RESPONDING, PhaseTimer, ProbeRequest, ProbeResult, Series
+from probes.base import AGENT_NOT_RESPONDING, Measure, PhaseTimer, ProbeRequest, ProbeResult, Series
 from probes.net import ResolveError, resolve
 from probes.snmp.ber import OID, Value
 from probes.snmp.counters import DeviceState, observe_uptime, uptime_seconds
@@ -65,6 +65,9 @@ def _text(value: Value | None, limit: int = 256) -> str:
 class SnmpProbe:
     name = "snmp"
     settings_model = SnmpSettings
+    measures: tuple[Measure, ...] = ()  # it reads labelled series (interfaces, OIDs), each sample self-described
+    phases: tuple[str, ...] = ("resolve", "system", "labels", "interfaces", "oids")
+    polls_agent = True  # an agent that does not answer on a device that does is "SNMP agent down"
 
     def __init__(self) -> None:
         self.states: dict[str, DeviceState] = {}
