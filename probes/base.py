@@ -121,11 +121,25 @@ class Measure(NamedTuple):
     limit: Limit | None = None  # the DEGRADED threshold on it, if the config has one
 
 
-class Series(NamedTuple):
-    """One labelled sample a probe measured (a table row: an interface's counter, a sensor's value).
+class Family(NamedTuple):
+    """A family of labelled samples (Series: a table's rows) a probe kind produces, declared with the kind
+    (its `series`); every sample of it carries the check's labels plus these, with this help and type."""
 
-    The metrics collector renders it with the check's labels plus `labels`; every sample of one
-    metric name must carry the same label names, help and type."""
+    name: str
+    help: str
+    type: Literal["counter", "gauge"]
+    labels: tuple[str, ...]  # the sample's own label names, in order
+
+    def sample(self, labels: tuple[tuple[str, str], ...], value: float) -> Series:
+        return Series(self.name, self.help, self.type, labels, value)
+
+
+class Series(NamedTuple):
+    """One labelled sample a probe measured (a table row: an interface's counter, a sensor's value), of a
+    Family its kind declares.
+
+    /metrics renders it with the check's labels plus `labels`; it carries its family's name, help and
+    type itself, so writing millions of them costs no lookup."""
 
     name: str  # full metric name; counters end in _total
     help: str
@@ -169,6 +183,7 @@ class ProbeKind(Protocol, Generic[S]):
     name: str
     settings_model: type[S]
     measures: tuple[Measure, ...]
+    series: tuple[Family, ...]  # the labelled families its results' `series` samples belong to
     phases: tuple[str, ...]  # the PhaseTimer phases it marks, exported as monitor_probe_phase_duration_seconds
     polls_agent: bool
 

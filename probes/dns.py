@@ -30,7 +30,7 @@ import dns.rdatatype
 from pydantic import AliasChoices, Field, field_validator
 
 from probes import base, dns_wire
-from probes.base import Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
+from probes.base import Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
 ANSWERS = Measure("monitor_dns_answer_rrs", "Answer records in the last DNS response.", "dns_answer_rrs")
@@ -126,6 +126,7 @@ class DNSProbe:
     name = "dns"
     settings_model = DNSSettings
     measures: tuple[Measure, ...] = (ANSWERS, RCODE)
+    series: tuple[Family, ...] = ()
     phases: tuple[str, ...] = ("resolve", "query")
     polls_agent = False
 

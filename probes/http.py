@@ -31,7 +31,7 @@ from pydantic import Field
 from yarl import URL
 
 from probes import base, http1, tls
-from probes.base import Limit, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
+from probes.base import Family, Limit, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
 
@@ -255,6 +255,7 @@ class HTTPProbe:
     settings_model = HTTPSettings
     measures: tuple[Measure, ...] = (STATUS, REDIRECTS, VERSION, CONTENT_LENGTH, *tls.MEASURES,
                                      CRL_NEXT_UPDATE, CRL_THIS_UPDATE)  # fmt: skip
+    series: tuple[Family, ...] = ()
     phases: tuple[str, ...] = ("resolve", "connect", "tls", "processing", "transfer")
     polls_agent = False
 

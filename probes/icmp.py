@@ -23,7 +23,7 @@ from pydantic import Field
 
 from monitor.config.types import format_duration
 from probes import base
-from probes.base import Limit, Measure, ProbeRequest, ProbeResult, ProbeSettings
+from probes.base import Family, Limit, Measure, ProbeRequest, ProbeResult, ProbeSettings
 from probes.net import IPProtocol, ResolveError, resolve
 
 CAP_NET_RAW = 13
@@ -93,6 +93,7 @@ class ICMPProbe:
     name = "icmp"
     settings_model = ICMPSettings
     measures: tuple[Measure, ...] = (RTT_MIN, RTT_AVG, RTT_MAX, JITTER, LOSS)
+    series: tuple[Family, ...] = ()
     phases: tuple[str, ...] = ()  # one exchange of echoes: its duration is the probe's
     polls_agent = False
 

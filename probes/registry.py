@@ -2,14 +2,14 @@
 
 What the rest of the daemon needs to know about kinds comes from here, read off each kind's own
 declarations: the settings model (config), the values it measures (the /metrics families, the
-runner's DEGRADED thresholds on them) and whether it polls a management agent (the engine's
-"agent down, device up" reason)."""
+runner's DEGRADED thresholds on them), the labelled families its results carry, the phases it times,
+and whether it polls a management agent (the engine's "agent down, device up" reason)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from probes.base import Limit, Measure, ProbeKind, ProbeSettings
+from probes.base import Family, Limit, Measure, ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
@@ -35,6 +35,11 @@ def measures() -> tuple[Measure, ...]:
     and HTTP the TLS ones) stands where the last of them lists it, as /metrics has always listed it."""
     declared = [m for cls in KINDS.values() for m in cls.measures]
     return tuple(reversed(dict.fromkeys(reversed(declared))))
+
+
+def series() -> tuple[Family, ...]:
+    """Every kind's labelled families (SNMP's interfaces and OIDs), each once."""
+    return tuple(dict.fromkeys(f for cls in KINDS.values() for f in cls.series))
 
 
 def phases() -> frozenset[str]:

@@ -20,8 +20,9 @@ from typing import Any
 
 import structlog
 
-from probes.base import AGENT_NOT_RESPONDING, Measure, PhaseTimer, ProbeRequest, ProbeResult, Series
+from probes.base import AGENT_NOT_RESPONDING, Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, Series
 from probes.net import ResolveError, resolve
+from probes.snmp import ifmib, oids
 from probes.snmp.ber import OID, Value
 from probes.snmp.counters import DeviceState, observe_uptime, uptime_seconds
 from probes.snmp.ifmib import (
@@ -47,8 +48,13 @@ SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 DEADLINE_MARGIN = 0.05  # seconds: answer with our own reason before the runner's timeout cancels us
 
 
+UP = Family("monitor_snmp_up", "1 if the SNMP agent answered the last poll.", "gauge", ())
+UPTIME = Family("monitor_device_uptime_seconds", "sysUpTime of the device's agent.", "gauge", ())
+REBOOTS = Family("monitor_device_reboots_total", "Reboots seen (sysUpTime went back).", "counter", ())
+
+
 def _up(value: float) -> Series:
-    return Series("monitor_snmp_up", "1 if the SNMP agent answered the last poll.", "gauge", (), value)
+    return UP.sample((), value)
 
 
 def _text(value: Value | None, limit: int = 256) -> str:
@@ -65,7 +71,8 @@ def _text(value: Value | None, limit: int = 256) -> str:
 class SnmpProbe:
     name = "snmp"
     settings_model = SnmpSettings
-    measures: tuple[Measure, ...] = ()  # it reads labelled series (interfaces, OIDs), each sample self-described
+    measures: tuple[Measure, ...] = ()  # what it reads are labelled series
+    series: tuple[Family, ...] = (UP, UPTIME, REBOOTS, *ifmib.FAMILIES, *oids.FAMILIES)
     phases: tuple[str, ...] = ("resolve", "system", "labels", "interfaces", "oids")
     polls_agent = True  # an agent that does not answer on a device that does is "SNMP agent down"
 
@@ -179,14 +186,8 @@ class SnmpProbe:
         result.info["sys_descr"] = _text(got.get(SYS_DESCR), 200)
         series = result.series
         series.append(_up(1.0))
-        series.append(
-            Series("monitor_device_uptime_seconds", "sysUpTime of the device's agent.", "gauge", (),
-                   uptime_seconds(state))
-        )  # fmt: skip
-        series.append(
-            Series("monitor_device_reboots_total", "Reboots seen (sysUpTime went back).", "counter", (),
-                   float(state.reboots))
-        )  # fmt: skip
+        series.append(UPTIME.sample((), uptime_seconds(state)))
+        series.append(REBOOTS.sample((), float(state.reboots)))
         if state.last_reboot_at is not None:
             result.values["last_reboot_timestamp_seconds"] = state.last_reboot_at
         await self._ensure_labels(session, settings, state, deadline)
