@@ -7,7 +7,7 @@ and whether it polls a management agent (the engine's "agent down, device up" re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from probes.base import Family, Limit, Measure, ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
@@ -23,6 +23,20 @@ KINDS: dict[str, type[ProbeKind[Any]]] = {
     "dns": DNSProbe,
     "snmp": SnmpProbe,
 }
+
+
+@runtime_checkable
+class _Inheriting(Protocol):
+    """A kind whose instance keeps state worth handing to its successor on a reload (SNMP counters)."""
+
+    def inherit(self, old: Any) -> None: ...
+
+
+@runtime_checkable
+class _Closing(Protocol):
+    """A kind whose instance holds resources (HTTP sessions, UDP sockets) until closed."""
+
+    async def close(self) -> None: ...
 
 
 def settings_model(kind: str) -> type[ProbeSettings]:
@@ -65,14 +79,12 @@ def create_probes(previous: dict[str, ProbeKind[Any]] | None = None) -> dict[str
     resets counters nor misses a reboot."""
     probes: dict[str, ProbeKind[Any]] = {name: cls() for name, cls in KINDS.items()}
     for name, probe in probes.items():
-        inherit = getattr(probe, "inherit", None)
-        if previous is not None and name in previous and inherit is not None:
-            inherit(previous[name])
+        if previous is not None and name in previous and isinstance(probe, _Inheriting):
+            probe.inherit(previous[name])
     return probes
 
 
 async def close_probes(probes: dict[str, ProbeKind[Any]]) -> None:
     for probe in probes.values():
-        close = getattr(probe, "close", None)
-        if close is not None:
-            await close()
+        if isinstance(probe, _Closing):
+            await probe.close()

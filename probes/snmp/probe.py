@@ -85,9 +85,8 @@ class SnmpProbe:
 
     def inherit(self, old: Any) -> None:
         """Take over the poll state of the instance this one replaces (config reload)."""
-        states = getattr(old, "states", None)
-        if isinstance(states, dict):
-            self.states = states
+        if isinstance(old, SnmpProbe):
+            self.states = old.states
 
     async def close(self) -> None:
         for dispatcher in self._dispatchers.values():
