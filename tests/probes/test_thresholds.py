@@ -55,3 +55,10 @@ def test_latency_first_then_values_in_order_and_only_for_ok_results() -> None:
     assert reason(limits, duration=0.75, **values) == "slow: 0.750s (limit 500ms)"
     assert reason(limits, **values) == "high round-trip time: 20.0ms (limit 10ms)"
     assert reason(limits, ok=False, duration=0.75, **values) is None
+
+
+def test_every_declared_threshold_is_a_config_key() -> None:
+    """A kind's Limit names a key of `degraded:` (a typo would be a threshold that never applies), and
+    every key but latency (the runner's own) belongs to some kind."""
+    settings = {rule.setting for _, rule in registry.limits()}
+    assert settings == set(Thresholds.model_fields) - {"latency"}
