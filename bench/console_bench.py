@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from monitor.api import build_app
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
 from monitor.logs import setup_logging
 from probes.base import ProbeResult
 from tests.console.cdp import Browser
@@ -49,7 +49,7 @@ def feed(daemon: Daemon, names: list[str], ok: bool) -> None:
     now = time.time()
     for name in names:
         result = ProbeResult(ok=ok, error=None if ok else "connection refused", duration=0.001, finished_at=now)
-        daemon._dispatch(daemon.engine.observe(f"{name}/tcp", result, now))
+        daemon.pipeline.dispatch(daemon.engine.observe(f"{name}/tcp", result, now))
 
 
 async def timed_get(session: aiohttp.ClientSession, url: str, runs: int) -> list[float]:
@@ -76,7 +76,7 @@ async def main() -> dict[str, Any]:
         feed(daemon, names[:DOWN], False)
         await daemon.incidents.drain()
         await asyncio.sleep(1.0)  # group_wait 0: the first pages are queued by the timer
-        runner = web.AppRunner(build_app(daemon), access_log=None)
+        runner = web.AppRunner(build_app(daemon.http_services()), access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

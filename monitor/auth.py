@@ -132,7 +132,7 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
 
 class ProblemError(Exception):
     """A refusal, answered as problem+json. `audit`: the action to audit it as even on a read (a forged
-    credential); refused writes are audited in any case (monitor.api_errors)."""
+    credential); refused writes are audited in any case (monitor.http.errors)."""
 
     def __init__(self, status: int, title: str, detail: str = "", *, audit: str | None = None, **extra: Any) -> None:
         super().__init__(detail or title)

@@ -40,6 +40,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.demo.response_config import DEMO_TOKEN_ENV
     from monitor.sharding import shard_inventory
     from monitor.store import open_store
+    from monitor.store.base import Store
     from monitor.store.sqlite import SQLiteStore
 
     heap.for_batch_run()
@@ -63,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     inventory = loaded.inventory
     if dirs:
-        stores = [SQLiteStore(d / "monitor.db") for d in dirs]
+        stores: list[Store] = [SQLiteStore(d / "monitor.db") for d in dirs]
     else:
         stores = [open_store(inventory.daemon, inventory.daemon.data_dir)]
     try:

@@ -20,11 +20,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor import fdlimit, heap
-from monitor.api import build_app
-from monitor.api_console import EventHub
-from monitor.api_errors import error_middleware
-from monitor.api_listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
-from monitor.api_status import add_status_routes
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
@@ -35,8 +30,13 @@ from monitor.config.reload_guard import ALLOW_HINT, drops_everything
 from monitor.config.traps import TrapsConfig
 from monitor.engine import Engine, Outcome, Transition
 from monitor.ha import Leadership
-from monitor.inventory import Inventory
+from monitor.http.app import build_app, build_status_app
+from monitor.http.events import EventHub
+from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
+from monitor.http.services import HttpServices
+from monitor.inventory import Check, Inventory
 from monitor.metrics import DaemonMetrics, StateCollector
+from monitor.pipeline import Pipeline
 from monitor.response import ResponseSide
 from monitor.runner import ProbeRunner
 from monitor.scheduler import Scheduler, SchedulerMetrics
@@ -49,7 +49,6 @@ from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
-from monitor.store.postgres import PostgresStore
 from monitor.store.records import IncidentEvent
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
@@ -96,21 +95,23 @@ class Daemon:
         self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
         self.ready = False
-        self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self._dispatch)
+        self.pipeline = Pipeline(self.engine, self.metrics, self.state_collector, self.store, self.clock.now)
+        self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self.pipeline.dispatch)
         self.guard = self.response.guard
         self.incidents = self.response.incidents
         self.slo = SLOTracker(self.store, lambda: self.engine, self.clock.now)
         self.monthly = MonthlyJob(self.store, lambda: self.engine.inventory, self.data_dir, self.clock.now)
         self.state_collector.providers.append(SLOProvider(self.slo.status, lambda: self.engine.inventory))
-        # who hears about state changes: incidents (and playbooks), live SLO figures
-        self.listeners: list[Callable[[Outcome], None]] = [self._to_response, self.slo.on_outcome]
+        self.pipeline.actors.append(self.response)  # incidents and playbooks
+        self.pipeline.observers.append(self.slo)  # live SLO figures
         self.leadership: Leadership | None = None  # HA on a shared PostgreSQL store: who acts
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self.security = self._security_desk()
+        self.pipeline.result_actors.append(self.security)  # interface counters of LGWAN connections
         self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
         self.incidents.watchers.append(self.notices.on_incident)
         self.events = EventHub()  # live updates for the console
-        self.listeners.append(self.events.on_outcome)
+        self.pipeline.observers.append(self.events)
         self.incidents.watchers.append(self.events.on_incident)
         self.status_view = StatusView(self.store, lambda: self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
@@ -138,11 +139,14 @@ class Daemon:
         await asyncio.to_thread(self.store.open, now)
         self._resume()
         await self.slo.load()
-        if isinstance(self.store, PostgresStore):  # a store shared by several daemons: act only when leading
+        if self.store.lease is not None:  # a store shared by several daemons: act only when leading
             holder = f"{socket.gethostname()}:{self.listen}#{os.getpid()}"
-            await self.store.claim_shard("{}/{}".format(*self.inventory.shard))
-            self.leadership = Leadership(self.store, holder, self.inventory.daemon.lease, self._lead, self._follow)
+            await self.store.lease.claim_shard("{}/{}".format(*self.inventory.shard))
+            self.leadership = Leadership(
+                self.store.lease, holder, self.inventory.daemon.lease, self._lead, self._follow
+            )
             self.store.owns_intervals = False
+            self.pipeline.leading = False
             self.metrics.leader.set(0)
         await self.response.start(lead=self.leader)
         if self.leader:
@@ -160,13 +164,14 @@ class Daemon:
             inv.module_limits,
         )
         self._scheduler.set_checks(inv.checks)
+        self.pipeline.recheck = self._scheduler.probe_soon
         self.state_collector.rebuild()
         self.state_collector.attached = True  # from here on results keep its text up to date
         self._count_config(inv)
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(now)
         host, port = parse_listen(self.listen)
-        self._http = await serve(build_app(self), host, port, self.http_gate)
+        self._http = await serve(build_app(self.http_services()), host, port, self.http_gate)
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
@@ -276,11 +281,31 @@ class Daemon:
         page = inventory.status_page
         if page is None or page.listen is None:
             return
-        app = web.Application(middlewares=[error_middleware(self.guard)])
-        add_status_routes(app, self)
         host, port = parse_listen(page.listen)
-        self._status_http = await serve(app, host, port, self.http_gate)
+        self._status_http = await serve(build_status_app(self.http_services()), host, port, self.http_gate)
         log.info("status_page_listening", listen=page.listen)
+
+    def http_services(self) -> HttpServices:
+        """What the HTTP handlers may use of the daemon (and nothing more)."""
+        return HttpServices(
+            engine=self.engine,
+            inventory=lambda: self.inventory,
+            store=self.store,
+            guard=self.guard,
+            incidents=self.incidents,
+            security=self.security,
+            notices=self.notices,
+            status_view=self.status_view,
+            events=self.events,
+            gate=self.http_gate,
+            registry=self.registry,
+            state_collector=self.state_collector,
+            leader=lambda: self.leader,
+            ready=lambda: self.ready,
+            reload=self.reload,
+            maintenance_changed=self.maintenance_changed,
+            extra_routes=tuple(self.route_hooks),
+        )
 
     # --- the disconnect playbook ------------------------------------------------------------
 
@@ -373,63 +398,17 @@ class Daemon:
 
     # --- the probe path --------------------------------------------------------------------
 
-    async def _execute(self, check: Any) -> None:
+    async def _execute(self, check: Check) -> None:
         assert self._runner is not None
-        result = await self._runner.run(check)
-        in_gap = check.id in self.engine.gaps
-        outcome = self.engine.observe(check.id, result, self.clock.now())
-        if result.local is not None:  # this host failed, not the target: counted apart, judged by nobody
-            self.metrics.local_failures.labels(check.kind, result.local).inc()
-            if not in_gap:  # once per gap, not once per probe: thousands of checks fail together
-                log.warning("monitoring_gap_started", check=check.id, errno=result.local, reason=result.error)
-            return
-        if in_gap:
-            log.info("monitoring_gap_ended", check=check.id)
-        self.metrics.count_probe(check.kind, result.ok)
-        if check.id in self.security.detector.by_check and self.leader:
-            self.security.on_result(check.id, result)
-        if (rt := self.engine.checks.get(check.id)) is not None:
-            self.state_collector.on_result(rt)
-        if outcome.transitions or outcome.flapping or outcome.recheck:
-            self._dispatch(outcome)
-
-    def _dispatch(self, outcome: Outcome) -> None:
-        if self.inventory.shard[1] > 1:  # another shard's checks: known for root cause, reported by their owner
-            checks = self.engine.checks
-            outcome.transitions = [t for t in outcome.transitions if t.kind != "check" or checks[t.id].check.exported]
-            outcome.flapping = [f for f in outcome.flapping if checks[f[0]].check.exported]
-        self.state_collector.on_outcome(outcome)
-        for t in outcome.transitions:
-            log.info(
-                "state_changed",
-                subject=t.kind,
-                id=t.id,
-                old=t.old.value,
-                new=t.new.value,
-                reason=t.reason,
-                root_cause=t.root_cause,
-            )
-            self.metrics.transitions.labels(t.kind, t.new.value).inc()
-        if outcome.transitions and self.leader:
-            self.store.record(outcome.transitions)
-        for check_id, event in outcome.flapping:
-            log.warning(
-                "flapping_started" if event.flapping else "flapping_stopped", check=check_id, changes=event.changes
-            )
-        if outcome.recheck and self._scheduler is not None:
-            self._scheduler.probe_soon(outcome.recheck)
-        for listener in self.listeners:
-            listener(outcome)
+        self.pipeline.result(check, await self._runner.run(check))
 
     # --- HA ----------------------------------------------------------------------------------
 
     @property
     def leader(self) -> bool:
-        return self.leadership is None or self.leadership.leader
-
-    def _to_response(self, outcome: Outcome) -> None:
-        if self.leader:
-            self.response.on_outcome(outcome)
+        """Whether this daemon acts (pages, cuts, writes intervals): always without HA; with HA, the pipeline's
+        switch, which `_lead` and `_follow` flip as the lease is won and lost."""
+        return self.pipeline.leading
 
     def _security_trap(self, event: TrapEvent) -> None:
         if self.leader:
@@ -437,8 +416,9 @@ class Daemon:
 
     async def _lead(self, since: float | None) -> None:
         self.store.owns_intervals = True
-        if since is not None and isinstance(self.store, PostgresStore):
-            await self.store.close_open_intervals(since)
+        self.pipeline.leading = True
+        if since is not None and self.store.lease is not None:
+            await self.store.lease.close_open_intervals(since)
         await self.response.lead()
         await self.security.start()
         self.monthly.start()
@@ -450,6 +430,7 @@ class Daemon:
 
     async def _follow(self) -> None:
         self.store.owns_intervals = False
+        self.pipeline.leading = False
         await self.response.follow()
         await self.security.stop()
         self.monthly.stop()
@@ -511,7 +492,7 @@ class Daemon:
         self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:
             self._runner.probes = self.probes
-        self._dispatch(self.engine.apply_inventory(inventory, self.clock.now()))
+        self.pipeline.dispatch(self.engine.apply_inventory(inventory, self.clock.now()))
         self.state_collector.rebuild()  # removed checks and services leave /metrics
         if self._scheduler is not None:
             self._scheduler.set_limits(inventory.daemon.max_concurrent_probes, inventory.module_limits)

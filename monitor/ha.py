@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
+
+from monitor.store.base import LeaseStore
 
 log = structlog.get_logger()
 
@@ -26,7 +27,7 @@ log = structlog.get_logger()
 class Leadership:
     def __init__(
         self,
-        store: Any,  # a store with hold_lease/release_lease (PostgresStore)
+        store: LeaseStore,  # the shared store's lease (`store.lease`)
         holder: str,
         ttl: float,
         lead: Callable[[float | None], Awaitable[None]],

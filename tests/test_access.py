@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.api import build_app
 from monitor.auth import token_digest
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
 from monitor.sessions import hash_password, verify_password
 from tests.conftest import Loader
 
@@ -55,7 +55,7 @@ async def make_client(load_yaml_config: Loader, tmp_path: Path, password_hash: s
     daemon = Daemon(load_yaml_config(text), data_dir=tmp_path / "data")
     daemon.store.open(now=1.0)
     daemon.ready = True
-    return daemon, TestClient(TestServer(build_app(daemon)))
+    return daemon, TestClient(TestServer(build_app(daemon.http_services())))
 
 
 @pytest.fixture

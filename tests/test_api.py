@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.api import build_app
 from monitor.auth import token_digest
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
@@ -45,7 +45,7 @@ async def client(
     engine.observe("tokyo-fw/ping", ProbeResult(ok=False, error="100% packet loss (3 sent)"), 1.0)
     engine.observe("osaka-edge/ping", ProbeResult(ok=True, duration=0.001), 1.0)
     daemon.ready = True
-    async with TestClient(TestServer(build_app(daemon))) as c:
+    async with TestClient(TestServer(build_app(daemon.http_services()))) as c:
         yield c, daemon
     await daemon.store.close(now=2.0)
 

@@ -2,7 +2,7 @@
 
 Every open connection holds a file descriptor; the daemon shares RLIMIT_NOFILE with its probes (one
 or two descriptors each), the store and the trap socket. Unset caps are sized from the soft
-RLIMIT_NOFILE when the listener starts (see monitor.api_listener.resolve_limits).
+RLIMIT_NOFILE when the listener starts (see monitor.http.listener.resolve_limits).
 """
 
 from __future__ import annotations

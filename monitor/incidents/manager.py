@@ -524,10 +524,14 @@ class IncidentManager(ActionsMixin):
         circuit back) once it has lasted as long as a blip would, so that the step down on the way to
         recovery does not page a second before RESOLVED does. A change not sent yet is replaced."""
         await self.store.cancel_pending(incident.id, ("update",))
-        items = paging.pages_to_paged(
-            self.response, incident, "update", now, await self.store.notifications(incident.id)
-        )
-        before = str(incident.affected.get("severity_from", incident.severity))
+        sent = await self.store.notifications(incident.id)
+        told = messages.told_severity(sent)
+        if told is None or told == incident.severity:
+            # A change undone before it was told (the step down held like a blip, then back up; the services
+            # re-attributed after a restart): the people paged know this severity already.
+            return []
+        incident.affected["severity_from"] = before = told
+        items = paging.pages_to_paged(self.response, incident, "update", now, sent)
         if worst([before, incident.severity]) == before != incident.severity:
             engine = self._engine()
             checks = [

@@ -9,7 +9,7 @@ from monitor.config.prefectures import lookup
 from monitor.config.response_model import IncidentPolicy
 from monitor.incidents.policy import peak_severity
 from monitor.incidents.reasons import causes, reason_ja, resolve_reason_ja
-from monitor.store.records import IncidentRecord
+from monitor.store.records import IncidentRecord, OutboxItem
 from monitor.timefmt import jst, utc_iso
 
 GENERATOR = "national-monitor"  # label on our own alerts: the inbound webhook ignores them (no loops)
@@ -189,9 +189,10 @@ def payload(
             alert["endsAt"] = utc_iso(incident.resolved_at or now)
         return {"alert": alert}  # (a re-rated alert is a new one: paging.pages_to_paged ends the old one)
     subject, body_ja, body_en = text(incident, kind, level, now, policy)
-    if channel_kind == "email":
+    if channel_kind == "email":  # ("severity" is not sent: it records what the mail told, for told_severity)
         return {"to": recipient["email"], "to_name": recipient.get("name", ""), "subject": subject,
-                "body": f"{body_ja}\n\n----- English -----\n{body_en}\n"}  # fmt: skip
+                "body": f"{body_ja}\n\n----- English -----\n{body_en}\n",
+                "severity": incident.severity}  # fmt: skip
     return {
         "version": 1,
         "event": kind,
@@ -214,3 +215,16 @@ def payload(
         "text_en": body_en,
         "console_url": console,
     }
+
+
+def told_severity(items: list[OutboxItem]) -> str | None:
+    """The severity the people paged for an incident were last told (or will be, by a page queued and not
+    cancelled): the latest firing, repeat or update page, in the place each channel kind's payload keeps it."""
+    for item in sorted(items, key=lambda i: i.id, reverse=True):
+        if item.kind not in ("firing", "repeat", "update") or item.status not in ("sent", "pending"):
+            continue
+        p = item.payload
+        found = p["alert"]["labels"].get("severity") if "alert" in p else p.get("incident", p).get("severity")
+        if isinstance(found, str):
+            return found
+    return None

@@ -1,5 +1,6 @@
 """Durable state: what must survive a restart. SQLite in the data directory by default (sqlite.py), or a
-PostgreSQL server (postgres.py, `daemon.postgresql`) that several daemons can share."""
+PostgreSQL server (postgres.py, `daemon.postgresql`) that several daemons can share. Both are the shared SQL
+store (sql.py) behind the `Store` protocol (base.py); a shared one also offers `store.lease` (HA)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitor.config.model import DaemonConfig
-    from monitor.store.sqlite import SQLiteStore
+    from monitor.store.base import Store
 
 
-def open_store(daemon: DaemonConfig, data_dir: Path) -> SQLiteStore:
+def open_store(daemon: DaemonConfig, data_dir: Path) -> Store:
     """The store the config asks for (not opened yet)."""
+    # imported here: psycopg is loaded only by daemons configured for PostgreSQL
     if daemon.postgresql is not None:
         from monitor.store.postgres import PostgresStore
 

@@ -1,5 +1,5 @@
 """The store's health for /metrics: the writer's backlog, its failed write attempts, and whether the
-path still leads to the open database file (see SQLiteStore.check_file)."""
+path still leads to the open database file (see SQLiteStore.check_file; always 1 on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.store.sqlite import SQLiteStore
+from monitor.store.base import Store
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:

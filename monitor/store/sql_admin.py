@@ -1,4 +1,4 @@
-"""Maintenance windows and the audit log in SQLite (mixed into SQLiteStore).
+"""Maintenance windows and the audit log (one query class of the SQL stores, see sql.py).
 
 The audit log is append-only (triggers refuse UPDATE and DELETE) and hash-chained: each entry's
 hash covers its content and the previous entry's hash, so an edit made behind the daemon's back
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
+from monitor.store.dialect import Connection, Executor
 from monitor.store.records import AuditEntry, MaintenanceWindow
 
 _WINDOW_COLUMNS = [f.name for f in fields(MaintenanceWindow) if f.name != "id"]
@@ -49,44 +48,48 @@ def _audit(row: tuple[Any, ...]) -> AuditEntry:
 
 
 class AdminQueries:
-    """Needs `write(job)` and `read(job)` from the store it is mixed into."""
-
-    write: Callable[..., Any]
-    read: Callable[..., Any]
+    def __init__(self, db: Executor) -> None:
+        self.db = db
+        p = db.dialect.param
+        self._insert_window = (
+            f"INSERT INTO maintenance ({', '.join(_WINDOW_COLUMNS)}) VALUES ({db.dialect.marks(len(_WINDOW_COLUMNS))}) "
+            "RETURNING id"
+        )
+        self._cancel_window = (
+            f"UPDATE maintenance SET cancelled_at = {p}, cancelled_by = {p} WHERE id = {p} AND cancelled_at IS NULL"
+        )
+        self._insert_audit = (
+            f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) VALUES ({db.dialect.marks(len(_AUDIT_COLUMNS))}) "
+            "RETURNING id"
+        )
+        self._page_audit = (
+            f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log ORDER BY id DESC LIMIT {p} OFFSET {p}"
+        )
 
     # --- maintenance -----------------------------------------------------------------------
 
     async def add_maintenance(self, window: MaintenanceWindow) -> int:
-        def job(conn: sqlite3.Connection) -> int:
+        def job(conn: Connection) -> int:
             values = [
                 json.dumps(window.scope, ensure_ascii=False, sort_keys=True) if c == "scope" else getattr(window, c)
                 for c in _WINDOW_COLUMNS
             ]
-            cur = conn.execute(
-                f"INSERT INTO maintenance ({', '.join(_WINDOW_COLUMNS)}) VALUES ({', '.join('?' * len(values))})",
-                values,
-            )
-            return int(cur.lastrowid or 0)
+            return int(conn.execute(self._insert_window, values).fetchone()[0])
 
-        window.id = await self.write(job)
+        window.id = await self.db.write(job)
         return window.id
 
     async def cancel_maintenance(self, window_id: int, by: str, at: float) -> bool:
         """Cancel a window; False if there is no such (uncancelled) window."""
 
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE maintenance SET cancelled_at = ?, cancelled_by = ? WHERE id = ? AND cancelled_at IS NULL",
-                (at, by, window_id),
-            )
-            return cur.rowcount == 1
+        def job(conn: Connection) -> bool:
+            return conn.execute(self._cancel_window, (at, by, window_id)).rowcount == 1
 
-        result: bool = await self.write(job)
-        return result
+        return await self.db.write(job)
 
     async def maintenance_windows(self, include_cancelled: bool = False) -> list[MaintenanceWindow]:
         where = "" if include_cancelled else "WHERE cancelled_at IS NULL"
-        rows = await self.read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 f"SELECT id, {', '.join(_WINDOW_COLUMNS)} FROM maintenance {where} ORDER BY id"
             ).fetchall()
@@ -98,7 +101,7 @@ class AdminQueries:
     async def audit(self, entry: AuditEntry) -> AuditEntry:
         """Append an entry, chained to the previous one; returns it with its id and hashes."""
 
-        def job(conn: sqlite3.Connection) -> AuditEntry:
+        def job(conn: Connection) -> AuditEntry:
             row = conn.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             chained = replace(entry, prev_hash=prev, hash=audit_hash(entry, prev))
@@ -106,29 +109,22 @@ class AdminQueries:
                 json.dumps(chained.detail, ensure_ascii=False, sort_keys=True) if c == "detail" else getattr(chained, c)
                 for c in _AUDIT_COLUMNS
             ]
-            cur = conn.execute(
-                f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values
-            )
-            return replace(chained, id=int(cur.lastrowid or 0))
+            return replace(chained, id=int(conn.execute(self._insert_audit, values).fetchone()[0]))
 
-        result: AuditEntry = await self.write(job)
-        return result
+        return await self.db.write(job)
 
     async def audit_log(self, limit: int = 100, offset: int = 0) -> tuple[list[AuditEntry], int]:
-        def job(conn: sqlite3.Connection) -> tuple[list[Any], int]:
+        def job(conn: Connection) -> tuple[list[Any], int]:
             total = conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
-            rows = conn.execute(
-                f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            ).fetchall()
+            rows = conn.execute(self._page_audit, (limit, offset)).fetchall()
             return rows, int(total)
 
-        rows, total = await self.read(job)
+        rows, total = await self.db.read(job)
         return [_audit(r) for r in rows], total
 
     async def verify_audit_chain(self) -> tuple[bool, int | None]:
         """(True, None) if every entry's hash matches its content and predecessor, else (False, first bad id)."""
-        rows = await self.read(
+        rows = await self.db.read(
             lambda c: c.execute(f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log ORDER BY id").fetchall()
         )
         prev = GENESIS

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.api import build_app
-from monitor.api_cache import TokenBuckets
-from monitor.api_listener import resolve_limits
 from monitor.auth import token_digest
 from monitor.config.http_model import HttpListenerConfig
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
+from monitor.http.cache import TokenBuckets
+from monitor.http.listener import resolve_limits
 from monitor.sessions import LoginLimiter, hash_password
 from tests.conftest import Loader
 
@@ -62,7 +62,7 @@ async def api(load_yaml_config: Loader, tmp_path: Path, password_hash: str) -> A
     daemon = Daemon(load_yaml_config(CONFIG % {"tokens": rows, "hash": password_hash}), data_dir=tmp_path / "data")
     daemon.store.open(now=1.0)
     daemon.ready = True
-    async with TestClient(TestServer(build_app(daemon))) as client:
+    async with TestClient(TestServer(build_app(daemon.http_services()))) as client:
         yield client, daemon
     await daemon.store.close(now=2.0)
 
@@ -266,19 +266,19 @@ async def test_unknown_users_cost_as_much_as_real_ones(api: Any) -> None:
 
 async def test_expensive_reads_are_cached_and_rate_limited(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client, _daemon = api
-    import monitor.api_cache
-    import monitor.api_console
+    import monitor.http.cache
+    import monitor.http.console
 
     calls = 0
-    original = monitor.api_console.board
+    original = monitor.http.console.board
 
     def counting(*args: Any) -> Any:
         nonlocal calls
         calls += 1
         return original(*args)
 
-    monkeypatch.setattr(monitor.api_console, "board", counting)
-    monkeypatch.setattr(monitor.api_cache, "TARPIT", 0.0)  # the 429s' delay is measured in test_http_attacks
+    monkeypatch.setattr(monitor.http.console, "board", counting)
+    monkeypatch.setattr(monitor.http.cache, "TARPIT", 0.0)  # the 429s' delay is measured in test_http_attacks
     for _ in range(6):
         response = await client.get("/api/v1/board")
         assert response.status == 200 and response.content_type == "application/json"

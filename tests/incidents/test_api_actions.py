@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.api import build_app
 from monitor.auth import token_digest
 from monitor.daemon import Daemon
+from monitor.http.app import build_app
 from monitor.state import State
 from probes.base import ProbeResult
 from tests.conftest import Loader
@@ -46,7 +46,7 @@ async def api(
     daemon.store.open(now=daemon.clock.now())
     await daemon.incidents.load()
     daemon.ready = True
-    async with TestClient(TestServer(build_app(daemon))) as client:
+    async with TestClient(TestServer(build_app(daemon.http_services()))) as client:
         yield client, daemon
     await daemon.store.close(now=daemon.clock.now())
 

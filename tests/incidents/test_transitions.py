@@ -150,6 +150,28 @@ async def test_a_milder_severity_that_lasts_is_paged(world: World) -> None:
     assert "LGWAN link (Tokyo) (DEGRADED: c-primary)" in mail["body"]
 
 
+async def test_a_severity_change_undone_before_it_was_told_pages_nobody(world: World) -> None:
+    """Both circuits down (major, paged); the backup comes back (minor, held like a blip) and fails again
+    before the hold ends: those paged were told major and it is major, so no SEVERITY CHANGED page at all,
+    neither now nor when the hold would have ended. (The class: services re-attributed after a restart.)"""
+    await world.fail("c-primary", "c-backup")
+    await world.later(13)
+    await world.deliver()
+    await world.recover("c-backup")
+    await world.later(3)
+    await world.fail("c-backup")
+    incident = world.manager.open["target:c-primary"]
+    assert incident.severity == "major"
+    await world.later(30)
+    await world.deliver()
+    assert await world.pages("update") == []  # the held step down was cancelled, nothing replaced it
+    await world.recover("c-backup")  # a step down that lasts is still told, from what was told: major
+    await world.later(15)
+    due = await world.store.due_notifications(world.clock.t)
+    mail = next(p.payload for p in due if p.channel == "mail")
+    assert "重大 → 軽微" in mail["body"] and "MAJOR -> MINOR" in mail["body"]
+
+
 async def test_both_circuits_confirmed_in_one_batch_make_one_incident(world: World) -> None:
     """Both circuits confirmed in the same batch of outcomes (a mass outage): still one incident."""
     for _ in range(2):

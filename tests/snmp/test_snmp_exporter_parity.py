@@ -1,5 +1,6 @@
-"""Our IF-MIB series agree with the Debian prometheus-snmp-exporter (if_mib module, the upstream generated
-config in ../shared/data/snmp_exporter/if_mib.yml) reading the same snmpd at the same moment."""
+"""Our IF-MIB series agree with the Debian prometheus-snmp-exporter reading the same snmpd at the same moment:
+with our own if_mib module (tests/snmp/data/if_mib.yml, always there) and, where the shared reference data lies
+beside the checkout, with upstream's generated one (../shared/data/snmp_exporter/if_mib.yml)."""
 
 from __future__ import annotations
 
@@ -20,20 +21,22 @@ from probes.snmp.settings import SnmpSettings
 from tests.snmp.conftest import Snmpd, free_tcp_port, stop
 
 ROOT = Path(__file__).parents[2]
-IF_MIB_CONFIG = ROOT.parent / "shared" / "data" / "snmp_exporter" / "if_mib.yml"
+IF_MIB_OURS = Path(__file__).parent / "data" / "if_mib.yml"
+IF_MIB_UPSTREAM = ROOT.parent / "shared" / "data" / "snmp_exporter" / "if_mib.yml"
 os.environ.setdefault("TEST_SNMP_COMMUNITY", "public")
 
 
-@pytest.fixture(scope="module")
-def snmp_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=[IF_MIB_OURS, IF_MIB_UPSTREAM], ids=["ours", "upstream"])
+def snmp_exporter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config: Path = request.param
     if shutil.which("prometheus-snmp-exporter") is None:
         pytest.skip("prometheus-snmp-exporter is not installed (scripts/system-deps.sh)")
-    if not IF_MIB_CONFIG.exists():
-        pytest.skip(f"{IF_MIB_CONFIG} (shared reference data) is not there")
+    if not config.exists():
+        pytest.skip(f"{config} (shared reference data, beside the checkout in CI) is not there")
     port = free_tcp_port()
     log = (tmp_path_factory.mktemp("exporter") / "exporter.log").open("wb")
     proc = subprocess.Popen(
-        ["prometheus-snmp-exporter", f"--config.file={IF_MIB_CONFIG}", f"--web.listen-address=127.0.0.1:{port}"],
+        ["prometheus-snmp-exporter", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -1,5 +1,8 @@
-"""The store contract: every backend must behave like this (SQLite today; a second backend adds itself to
-BACKENDS and must pass unchanged)."""
+"""The store contract: one scenario suite, run on every backend (SQLite always; PostgreSQL where it is
+installed: tests/pg.py starts a real server). A new backend adds itself to BACKENDS and must pass unchanged.
+The SQL is written once (monitor/store/sql*.py) with the few dialect words put in explicitly, so these
+scenarios cover each statement on each backend, the ones whose words differ (GREATEST, the `end` column,
+RETURNING, parameter marks in IN lists and LIMIT) included."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from monitor.engine import Transition
@@ -22,6 +26,7 @@ from monitor.store.records import (
     OutboxItem,
     SecurityIncident,
 )
+from monitor.store.sql_reports import Correction, MonthRollup
 from monitor.store.sqlite import SQLiteStore
 from tests import pg
 
@@ -160,11 +165,79 @@ async def test_state_intervals_from_transitions(store: Store) -> None:
         ]
     )
     await store.flush()
-    assert isinstance(store, SQLiteStore)  # interval reads are backend specific today (reports will add them here)
-    assert [(i.state, i.start, i.end) for i in store.intervals("service", "juki-net", 0, 1e12)] == [
-        ("up", 100.0, 150.0),
-        ("down", 150.0, None),
+    found = await store.intervals_since("service", 0.0)
+    assert [(i.state, i.start, i.end) for i in found["juki-net"]] == [("up", 100.0, 150.0), ("down", 150.0, None)]
+    assert list(await store.intervals_since("service", 160.0)) == ["juki-net"]
+    assert [span[:3] for span in (await store.spans_between("service", 120.0, 140.0))["juki-net"]] == [
+        ("up", 100.0, 150.0)
     ]
+
+
+async def test_a_transition_back_in_time_ends_the_open_interval_where_it_began(store: Store) -> None:
+    """An interval never ends before it starts (the two-argument maximum: MAX on SQLite, GREATEST on PostgreSQL)."""
+    store.record([Transition("check", "a/ping", State.UNKNOWN, State.UP, 200.0)])
+    store.record([Transition("check", "a/ping", State.UP, State.DOWN, 150.0)])  # a clock stepped back
+    await store.flush()
+    found = (await store.intervals_since("check", 0.0))["a/ping"]
+    assert [(i.state, i.start, i.end) for i in found] == [("down", 150.0, None), ("up", 200.0, 200.0)]
+
+
+async def test_report_queries(store: Store) -> None:
+    """Corrections, monthly roll-ups (upserted), incidents of a period with their first page, pruning."""
+    first = await store.add_correction(Correction("juki-net", 100.0, 200.0, "計画停止", "山田", 300.0))
+    assert first > 0
+    assert [c.reason for c in await store.corrections(150.0, 160.0)] == ["計画停止"]
+    assert await store.corrections(200.0, 300.0) == []  # [start, end) does not overlap a later period
+    rollup = MonthRollup("juki-net", "2026-11", 100.0, 0.0, 0.0, 5.0, 1, 5.0, 99.9)
+    await store.save_rollups([rollup])
+    await store.save_rollups([MonthRollup("juki-net", "2026-11", 100.0, 0.0, 0.0, 7.0, 2, 6.0, 99.9)])
+    assert [(r.downtime_seconds, r.outages) for r in await store.rollups(["2026-11", "2026-10"])] == [(7.0, 2)]
+    assert await store.rolled_up_months() == ["2026-11"]
+    incident_id = await store.create_incident(incident())
+    await store.enqueue([item("p1", incident_id), item("p2", incident_id)])
+    for queued in await store.due_notifications(1e9):
+        await store.mark_sent(queued.id, 110.0 + queued.id)
+    assert [i.id for i in await store.incidents_between(50.0, 150.0)] == [incident_id]
+    assert await store.incidents_between(0.0, 50.0) == []
+    sent = await store.first_notifications([incident_id])
+    assert list(sent) == [incident_id] and sent[incident_id] == min(i.sent_at or 0 for i in await store.notifications())
+    store.record([Transition("check", "a/ping", State.UNKNOWN, State.UP, 100.0)])
+    store.record([Transition("check", "a/ping", State.UP, State.DOWN, 150.0)])
+    await store.flush()
+    assert await store.prune_intervals(160.0) == 1  # the ended one; the open one stays
+    assert [i.state for i in (await store.intervals_since("check", 0.0))["a/ping"]] == ["down"]
+
+
+async def test_pages_of_lists(store: Store) -> None:
+    """LIMIT and OFFSET take parameters on every backend; totals count everything."""
+    for n in range(5):
+        await store.audit(AuditEntry(at=100.0 + n, actor="a", role="admin", action=f"act{n}", object=None,
+                                     outcome="ok", source=None, detail={}))  # fmt: skip
+    page, total = await store.audit_log(limit=2, offset=1)
+    assert total == 5 and [e.action for e in page] == ["act3", "act2"]
+    for n in range(3):
+        await store.create_incident(incident(f"target:{n}"))
+    listed, total = await store.list_incidents("open", limit=1, offset=2)
+    assert total == 3 and [i.key for i in listed] == ["target:0"]
+
+
+async def test_the_lease_is_offered_by_a_shared_store_only(store: Store) -> None:
+    """SQLite serves one daemon: no lease. PostgreSQL is shared: one holder at a time, taken over once expired
+    (with the previous holder's last renewal), handed over on release; a takeover closes open intervals."""
+    if isinstance(store, SQLiteStore):
+        assert store.lease is None
+        return
+    lease = store.lease
+    assert lease is not None
+    assert await lease.hold_lease("a:1#1", 100.0, 15.0) == (True, None)
+    assert await lease.hold_lease("b:1#2", 110.0, 15.0) == (False, None)
+    assert await lease.hold_lease("b:1#2", 120.0, 15.0) == (True, 100.0)
+    await lease.release_lease("b:1#2")
+    assert await lease.hold_lease("a:1#1", 121.0, 15.0) == (True, None)
+    store.record([Transition("check", "a/ping", State.UNKNOWN, State.DOWN, 100.0)])
+    await store.flush()
+    await lease.close_open_intervals(130.0)
+    assert [(i.start, i.end) for i in (await store.intervals_since("check", 0.0))["a/ping"]] == [(100.0, 130.0)]
 
 
 async def test_security_incidents_one_open_per_connection(store: Store) -> None:
@@ -212,3 +285,31 @@ async def test_notices_round_trip_and_by_incident(store: Store) -> None:
     assert [n.id for n in (await store.list_notices())[0]] == [second, first]
     assert [n.id for n in (await store.list_notices(("published",)))[0]] == [first]
     assert await store.notices_for_incidents([7, 8]) == {7: [draft]}
+
+
+def _columns(store: Store) -> dict[str, list[str]]:
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path)
+        try:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+        finally:
+            conn.close()
+    assert isinstance(store, PostgresStore)
+    with psycopg.connect(store.dsn) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name != 'schema_version' ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
+
+
+async def test_every_backend_has_the_same_tables_and_columns(store: Store, tmp_path: Path) -> None:
+    """Each backend has its own migrations (migrations.py, migrations_pg.py): they must describe one schema."""
+    reference = SQLiteStore(tmp_path / "reference.db")
+    reference.open(now=0.0)
+    await reference.close(now=1.0)
+    assert _columns(store) == _columns(reference)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.api import build_app
 from monitor.daemon import Daemon
 from monitor.engine import Transition
+from monitor.http.app import build_app
 from monitor.state import State
 from monitor.store.sqlite import FILE_CHECK_SECONDS, SQLiteStore
 from tests.conftest import Loader
@@ -161,7 +161,7 @@ async def test_readiness_and_metrics_say_so_while_the_file_is_lost(load_yaml_con
     daemon.store.open(now=1.0)
     daemon.ready = True
     try:
-        async with TestClient(TestServer(build_app(daemon))) as client:
+        async with TestClient(TestServer(build_app(daemon.http_services()))) as client:
             assert (await client.get("/readyz")).status == 200
             shutil.rmtree(tmp_path / "data")
             (tmp_path / "data").write_text("in the way")

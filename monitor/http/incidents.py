@@ -4,31 +4,27 @@ the right role and are all audited."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from monitor.api_errors import read_json
-from monitor.auth import Guard, ProblemError
+from monitor.auth import ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.response_model import MaintenanceConfig
 from monitor.config.status_model import Recovery
-from monitor.incidents.manager import IncidentManager
+from monitor.http.errors import body_of, whole_number
+from monitor.http.services import SERVICES
 from monitor.incidents.policy import incident_objective
 from monitor.maintenance import from_config, occurrence, occurrences
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
 
-
-class Daemonish(Protocol):
-    incidents: IncidentManager
-    guard: Guard
-    store: Any
-    inventory: Any
-
-    async def maintenance_changed(self) -> None: ...
+# What an action route does: (incident id, who, the JSON body) -> the incident afterwards
+Action = Callable[[int, str, dict[str, Any]], Awaitable[IncidentRecord]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def incident_json(incident: IncidentRecord, now: float, recovery: Recovery | None = None) -> dict[str, Any]:
@@ -81,70 +77,49 @@ def window_json(window: MaintenanceWindow) -> dict[str, Any]:
     return {**asdict(window), **times}
 
 
-async def body_of(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ProblemError(400, "the body must be a JSON object")
-    return body
-
-
-MAX_ID = 2**63 - 1  # the stores' integer columns: a larger number is no id and no count
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        number = int(value) if len(value) <= 20 else None
-    except ValueError:
-        number = None
-    if number is None or abs(number) > MAX_ID:
-        raise ProblemError(400, f"{name} must be a whole number", f"at most {MAX_ID}")
-    return number
-
-
-def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
-    guard = daemon.guard
+def add_incident_routes(app: web.Application) -> None:
+    services = app[SERVICES]
+    guard = services.guard
 
     async def list_incidents(request: web.Request) -> web.Response:
         await guard.require(request, "read")
         status = request.query.get("status")
         if status not in (None, "open", "acknowledged", "resolved"):
             raise ProblemError(400, "status must be open, acknowledged or resolved")
-        limit = _int(request.query.get("limit", "100"), "limit")
-        offset = _int(request.query.get("offset", "0"), "offset")
-        items, total = await daemon.store.list_incidents(status, min(max(limit, 0), 1000), max(offset, 0))
+        limit = whole_number(request.query.get("limit", "100"), "limit")
+        offset = whole_number(request.query.get("offset", "0"), "offset")
+        items, total = await services.store.list_incidents(status, min(max(limit, 0), 1000), max(offset, 0))
         now = guard.clock.now()
-        rows = [incident_json(i, now, daemon.inventory.recovery) for i in items]
+        rows = [incident_json(i, now, services.inventory().recovery) for i in items]
         return web.json_response({"count": total, "offset": offset, "incidents": rows})
 
     async def show_incident(request: web.Request) -> web.Response:
         await guard.require(request, "read")
-        incident_id = _int(request.match_info["id"], "id")
-        incident = daemon.incidents.find(incident_id) or await daemon.store.get_incident(incident_id)
+        incident_id = whole_number(request.match_info["id"], "id")
+        incident = services.incidents.find(incident_id) or await services.store.get_incident(incident_id)
         if incident is None:
             raise ProblemError(404, "no such incident", f"no incident #{incident_id}")
-        body = incident_json(incident, guard.clock.now(), daemon.inventory.recovery)
+        body = incident_json(incident, guard.clock.now(), services.inventory().recovery)
         body["timeline"] = [
             {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail}
-            for e in await daemon.store.incident_events(incident_id)
+            for e in await services.store.incident_events(incident_id)
         ]
         body["notifications"] = [
             {"channel": n.channel, "recipient": n.recipient, "level": n.level, "kind": n.kind, "status": n.status,
              "attempts": n.attempts, "sent_at": iso(n.sent_at), "last_error": n.last_error}
-            for n in await daemon.store.notifications(incident_id)
+            for n in await services.store.notifications(incident_id)
         ]  # fmt: skip
         return web.json_response(body)
 
-    def action(name: str, run: Any) -> Any:
+    def action(name: str, run: Action) -> Handler:
         async def handler(request: web.Request) -> web.Response:
-            incident_id = _int(request.match_info["id"], "id")
+            incident_id = whole_number(request.match_info["id"], "id")
             obj = f"incident:{incident_id}"
             who = await guard.require(request, "incident.write", f"incident.{name}", obj)
             body = await body_of(request)
             incident = await guard.attempt(request, who, f"incident.{name}", obj, run(incident_id, who.name, body))
             await guard.audit(request, who, f"incident.{name}", "ok", obj, **{k: str(v)[:500] for k, v in body.items()})
-            return web.json_response(incident_json(incident, guard.clock.now(), daemon.inventory.recovery))
+            return web.json_response(incident_json(incident, guard.clock.now(), services.inventory().recovery))
 
         return handler
 
@@ -152,10 +127,10 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         text = str(body.get("text", "")).strip()
         if not text:
             raise ProblemError(400, "text is required", 'send {"text": "..."}')
-        return await daemon.incidents.add_note(incident_id, actor, text[:4000])
+        return await services.incidents.add_note(incident_id, actor, text[:4000])
 
-    manager = daemon.incidents
-    routes = [  # (path, audited action, what it does)
+    manager = services.incidents
+    routes: list[tuple[str, str, Action]] = [  # (path, audited action, what it does)
         ("ack", "ack", lambda i, a, b: manager.acknowledge(i, a, str(b.get("comment", ""))[:2000])),
         ("notes", "note", note),
         ("escalate", "escalate", lambda i, a, b: manager.escalate_now(i, a, str(b.get("comment", ""))[:2000])),
@@ -175,8 +150,8 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         now = guard.clock.now()
         windows = []
         for w in [
-            *(from_config(m, 0.0) for m in daemon.inventory.response.maintenance),
-            *await daemon.store.maintenance_windows(),
+            *(from_config(m, 0.0) for m in services.inventory().response.maintenance),
+            *await services.store.maintenance_windows(),
         ]:
             active = occurrence(w, now)
             upcoming = [{"start": iso(a), "end": iso(b)} for a, b in occurrences(w, now, now + 62 * 86400.0, 31)]
@@ -201,7 +176,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
             ]
             await guard.audit(request, who, "maintenance.create", "invalid", None, errors=errors)
             raise ProblemError(422, "invalid maintenance window", "; ".join(errors), errors=errors) from None
-        unknown = [t for t in spec.targets if t not in daemon.inventory.targets]
+        unknown = [t for t in spec.targets if t not in services.inventory().targets]
         if unknown:
             await guard.audit(request, who, "maintenance.create", "invalid", None, unknown_targets=unknown)
             raise ProblemError(422, "invalid maintenance window", f"unknown targets: {', '.join(unknown)}")
@@ -211,16 +186,16 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
             await guard.audit(request, who, "maintenance.create", "invalid", None, error=str(exc)[:200])
             raise ProblemError(422, "invalid maintenance window", "a time or duration is out of range") from None
         window.source, window.created_by = "api", who.name
-        await daemon.store.add_maintenance(window)
+        await services.store.add_maintenance(window)
         await guard.audit(request, who, "maintenance.create", "ok", f"maintenance:{window.id}", window=body)
-        await daemon.maintenance_changed()
+        await services.maintenance_changed()
         return web.json_response(window_json(window), status=201)
 
     async def cancel_maintenance(request: web.Request) -> web.Response:
-        window_id = _int(request.match_info["id"], "id")
+        window_id = whole_number(request.match_info["id"], "id")
         obj = f"maintenance:{window_id}"
         who = await guard.require(request, "maintenance.write", "maintenance.cancel", obj)
-        if not await daemon.store.cancel_maintenance(window_id, who.name, guard.clock.now()):
+        if not await services.store.cancel_maintenance(window_id, who.name, guard.clock.now()):
             await guard.audit(request, who, "maintenance.cancel", "rejected", obj, error="no such active window")
             raise ProblemError(
                 404,
@@ -228,7 +203,7 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
                 f"no uncancelled maintenance window #{window_id} (config windows are edited in the config)",
             )
         await guard.audit(request, who, "maintenance.cancel", "ok", obj)
-        await daemon.maintenance_changed()
+        await services.maintenance_changed()
         return web.json_response({"id": window_id, "cancelled": True})
 
     app.router.add_get("/api/v1/maintenance", list_maintenance)
@@ -241,16 +216,16 @@ def add_incident_routes(app: web.Application, daemon: Daemonish) -> None:
         alerts = body.get("alerts")
         if not isinstance(alerts, list):
             raise ProblemError(400, "not an Alertmanager webhook payload", "expected an object with an alerts list")
-        counts = await daemon.incidents.receive_alerts([a for a in alerts if isinstance(a, dict)])
+        counts = await services.incidents.receive_alerts([a for a in alerts if isinstance(a, dict)])
         await guard.audit(request, who, "alerts.receive", "ok", body.get("groupKey"), **counts)
         return web.json_response(counts)
 
     async def audit_log(request: web.Request) -> web.Response:
         await guard.require(request, "audit.read")
-        limit = _int(request.query.get("limit", "100"), "limit")
-        offset = _int(request.query.get("offset", "0"), "offset")
-        entries, total = await daemon.store.audit_log(min(max(limit, 0), 1000), max(offset, 0))
-        valid, first_bad = await daemon.store.verify_audit_chain()
+        limit = whole_number(request.query.get("limit", "100"), "limit")
+        offset = whole_number(request.query.get("offset", "0"), "offset")
+        entries, total = await services.store.audit_log(min(max(limit, 0), 1000), max(offset, 0))
+        valid, first_bad = await services.store.verify_audit_chain()
         return web.json_response({
             "count": total, "offset": offset, "chain_valid": valid, "first_invalid_id": first_bad,
             "entries": [{**asdict(e), "at": iso(e.at)} for e in entries],

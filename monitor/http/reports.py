@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from monitor.api_incidents import body_of
-from monitor.auth import Guard, ProblemError
+from monitor.auth import ProblemError
 from monitor.availability.html_report import render_html
 from monitor.availability.periods import JST, month_of, month_span, parse_month, previous_months
 from monitor.availability.report import ReportBuilder, to_csv, to_json
+from monitor.http.errors import body_of
+from monitor.http.services import SERVICES
 from monitor.store.sql_reports import Correction
 from monitor.timefmt import iso
-
-
-class Daemonish(Protocol):
-    guard: Guard
-    store: Any
-    inventory: Any
 
 
 def _time(value: Any, name: str) -> float:
@@ -32,14 +27,15 @@ def _time(value: Any, name: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=JST)).timestamp()
 
 
-def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
-    guard = daemon.guard
+def add_report_routes(app: web.Application) -> None:
+    services = app[SERVICES]
+    guard = services.guard
 
     async def months(request: web.Request) -> web.Response:
         await guard.require(request, "read")
         now = guard.clock.now()
         labels = [f"{y:04d}-{m:02d}" for y, m in previous_months(*month_of(now), 13)]
-        known = sorted({*labels, *await daemon.store.rolled_up_months()}, reverse=True)
+        known = sorted({*labels, *await services.store.rolled_up_months()}, reverse=True)
         return web.json_response({"months": [
             {"month": m, "html": f"/api/v1/reports/{m}?format=html", "csv": f"/api/v1/reports/{m}?format=csv",
              "json": f"/api/v1/reports/{m}?format=json"} for m in known]})  # fmt: skip
@@ -57,7 +53,7 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
         lang = request.query.get("lang", "ja")
         if lang not in ("ja", "en"):
             raise ProblemError(400, "invalid lang", "lang must be ja or en")
-        built = await ReportBuilder(daemon.store, daemon.inventory).build(month, guard.clock.now())
+        built = await ReportBuilder(services.store, services.inventory()).build(month, guard.clock.now())
         if fmt == "json":
             return web.Response(text=to_json(built), content_type="application/json")
         if fmt == "csv":
@@ -73,7 +69,7 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
             start, end = month_span(*parse_month(month)) if month else (0.0, 1e12)
         except ValueError as exc:
             raise ProblemError(400, "invalid month", str(exc)) from None
-        items = await daemon.store.corrections(start, end)
+        items = await services.store.corrections(start, end)
         return web.json_response({"corrections": [{**asdict(c), "start": iso(c.start), "end": iso(c.end),
                                                    "created_at": iso(c.created_at)} for c in items]})  # fmt: skip
 
@@ -81,7 +77,7 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
         who = await guard.require(request, "availability.correct", "availability.correct")
         body = await body_of(request)
         service, reason = str(body.get("service", "")), str(body.get("reason", "")).strip()
-        if service not in daemon.inventory.services:
+        if service not in services.inventory().services:
             await guard.audit(request, who, "availability.correct", "invalid", service, error="unknown service")
             raise ProblemError(422, "unknown service", f'no service named "{service}"')
         if not reason:
@@ -90,7 +86,7 @@ def add_report_routes(app: web.Application, daemon: Daemonish) -> None:
         if end <= start:
             raise ProblemError(422, "invalid span", "end must be after start")
         correction = Correction(service, start, end, reason[:2000], who.name, guard.clock.now())
-        correction_id = await daemon.store.add_correction(correction)
+        correction_id = await services.store.add_correction(correction)
         await guard.audit(request, who, "availability.correct", "ok", f"service:{service}",
                           start=iso(start), end=iso(end), reason=reason[:500])  # fmt: skip
         return web.json_response(

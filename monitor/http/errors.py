@@ -80,6 +80,28 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(await request.read())
 
 
+async def body_of(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ProblemError(400, "the body must be a JSON object")
+    return body
+
+
+MAX_ID = 2**63 - 1  # the stores' integer columns: a larger number is no id and no count
+
+
+def whole_number(value: str, name: str) -> int:
+    try:
+        number = int(value) if len(value) <= 20 else None
+    except ValueError:
+        number = None
+    if number is None or abs(number) > MAX_ID:
+        raise ProblemError(400, f"{name} must be a whole number", f"at most {MAX_ID}")
+    return number
+
+
 def _outcome(status: int) -> str:
     return {401: "unauthenticated", 403: "denied", 429: "rate_limited"}.get(status, "invalid")
 

@@ -6,28 +6,27 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from monitor.api_incidents import _int, body_of
-from monitor.auth import Guard, ProblemError
+from monitor.auth import ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Severity
+from monitor.http.errors import body_of, whole_number
+from monitor.http.services import SERVICES
 from monitor.security.anomaly import Detection
-from monitor.security.desk import SecurityDesk
 from monitor.security.errors import SecurityError
 from monitor.security.notices import describe
 from monitor.store.records import SecurityIncident
 from monitor.timefmt import iso
 
-
-class Daemonish(Protocol):
-    security: SecurityDesk
-    guard: Guard
+# What an action route does: (incident id, who, the JSON body) -> the incident, or what a dry run would do
+Action = Callable[[int, str, dict[str, Any]], Awaitable[SecurityIncident | dict[str, Any]]]
 
 
 class IdsEvent(StrictModel):
@@ -53,9 +52,10 @@ def security_json(incident: SecurityIncident) -> dict[str, Any]:
     return body
 
 
-def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
-    guard = daemon.guard
-    desk = daemon.security
+def add_security_routes(app: web.Application) -> None:
+    services = app[SERVICES]
+    guard = services.guard
+    desk = services.security
 
     async def ingest(request: web.Request) -> web.Response:
         who = await guard.require(request, "security.ingest", "security.event")
@@ -111,8 +111,8 @@ def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
 
     async def listing(request: web.Request) -> web.Response:
         await guard.require(request, "read")
-        limit = min(max(_int(request.query.get("limit", "100"), "limit"), 0), 1000)
-        offset = max(_int(request.query.get("offset", "0"), "offset"), 0)
+        limit = min(max(whole_number(request.query.get("limit", "100"), "limit"), 0), 1000)
+        offset = max(whole_number(request.query.get("offset", "0"), "offset"), 0)
         items, total = await desk.store.list_security_incidents(request.query.get("status") == "open", limit, offset)
         items = [desk.open.get(i.connection, i) if i.closed_at is None else i for i in items]  # newest in memory
         return web.json_response(
@@ -122,14 +122,14 @@ def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
     async def show(request: web.Request) -> web.Response:
         await guard.require(request, "read")
         try:
-            incident = await desk.find(_int(request.match_info["id"], "id"))
+            incident = await desk.find(whole_number(request.match_info["id"], "id"))
         except SecurityError as exc:
             raise ProblemError(exc.status, "not found", str(exc)) from None
         return web.json_response(security_json(incident))
 
-    def action(name: str, run: Any) -> Any:
+    def action(name: str, run: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            incident_id = _int(request.match_info["id"], "id")
+            incident_id = whole_number(request.match_info["id"], "id")
             obj = f"security:{incident_id}"
             who = await guard.require(request, "security.approve", f"security.{name}", obj)
             body = await body_of(request)
@@ -142,7 +142,7 @@ def add_security_routes(app: web.Application, daemon: Daemonish) -> None:
     def text(body: dict[str, Any], key: str, default: str) -> str:
         return str(body.get(key) or default)[:2000]
 
-    routes: list[tuple[str, Any]] = [
+    routes: list[tuple[str, Action]] = [
         ("approve", lambda i, a, b: desk.approve(i, a)),
         ("deny", lambda i, a, b: desk.deny(i, a, text(b, "reason", "denied"))),
         ("execute", lambda i, a, b: desk.execute(i, a, bool(b.get("dry_run", False)))),

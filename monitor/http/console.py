@@ -9,73 +9,26 @@ carries only small "something changed" events, coalesced, so a mass outage does 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from monitor.api import SEVERITY, target_state
-from monitor.api_cache import ReadShield
-from monitor.auth import Guard
 from monitor.config.prefectures import all_prefectures
-from monitor.engine import Engine, Outcome
-from monitor.incidents.manager import IncidentManager
+from monitor.engine import Engine
+from monitor.http.services import SERVICES, SHIELD
+from monitor.http.targets import SEVERITY, target_state
 from monitor.state import State
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import iso
 
-STATIC = Path(__file__).parent / "console"
+STATIC = Path(__file__).parent / "static"
 PROBLEM_STATES = (State.DOWN, State.DEGRADED)
 MAX_INCIDENTS = 100  # the newest open ones; the incidents page lists them all
 MAX_PROBLEMS = 200  # the rest are counted (problems_total) and listed on the targets page
 HEARTBEAT = 15.0
-
-
-class Daemonish(Protocol):
-    guard: Guard
-    engine: Engine
-    incidents: IncidentManager
-    events: EventHub
-
-
-class EventHub:
-    """Fan-out of small change events to the browsers that listen (bounded per browser)."""
-
-    def __init__(self) -> None:
-        self.clients: set[asyncio.Queue[str]] = set()
-        self.version = 0  # goes up whenever what the board or a list shows may have changed (api_cache)
-
-    def touch(self) -> None:
-        self.version += 1
-
-    def publish(self, kind: str, data: dict[str, Any]) -> None:
-        message = f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-        for queue in list(self.clients):
-            if queue.full():  # a slow browser: tell it to reload the board instead of queueing forever
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait("event: resync\ndata: {}\n\n")
-            else:
-                queue.put_nowait(message)
-
-    def on_outcome(self, outcome: Outcome) -> None:
-        """Daemon listener: one event per outcome (a batch of transitions), not one per check."""
-        changes = [t for t in outcome.transitions if t.kind in ("check", "service")]
-        if outcome.transitions:
-            self.touch()
-        if changes and self.clients:
-            first = changes[0]
-            self.publish(
-                "change", {"count": len(changes), "id": first.id, "state": first.new.value, "at": iso(first.at)}
-            )
-
-    def on_incident(self, incident: IncidentRecord) -> None:
-        self.touch()
-        if self.clients:
-            self.publish("incident", {"id": incident.id, "status": incident.status, "level": incident.level})
 
 
 def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[str, Any]:
@@ -173,14 +126,16 @@ def board(engine: Engine, incidents: list[IncidentRecord], now: float) -> dict[s
     }
 
 
-def add_console_routes(app: web.Application, daemon: Daemonish, shield: ReadShield) -> None:
-    guard = daemon.guard
+def add_console_routes(app: web.Application) -> None:
+    services = app[SERVICES]
+    guard = services.guard
+    shield = app[SHIELD]
 
     async def get_board(request: web.Request) -> web.Response:
         await guard.require(request, "read")
 
         async def build() -> web.Response:
-            return web.json_response(board(daemon.engine, list(daemon.incidents.open.values()), time.time()))
+            return web.json_response(board(services.engine, list(services.incidents.open.values()), time.time()))
 
         return await shield.respond(request, build)
 
@@ -191,7 +146,7 @@ def add_console_routes(app: web.Application, daemon: Daemonish, shield: ReadShie
         )
         await response.prepare(request)
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
-        daemon.events.clients.add(queue)
+        services.events.clients.add(queue)
         try:
             await response.write(b"retry: 2000\n\nevent: hello\ndata: {}\n\n")
             while True:
@@ -203,7 +158,7 @@ def add_console_routes(app: web.Application, daemon: Daemonish, shield: ReadShie
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            daemon.events.clients.discard(queue)
+            services.events.clients.discard(queue)
         return response
 
     async def index(_: web.Request) -> web.FileResponse:

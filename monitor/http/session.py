@@ -4,17 +4,14 @@ its CSRF token). Failed logins are limited per address and per user name, and au
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from monitor.api_errors import read_json
-from monitor.auth import Guard, ProblemError, sanitize
+from monitor.auth import PERMISSIONS, ProblemError, sanitize
+from monitor.http.errors import read_json
+from monitor.http.services import SERVICES
 from monitor.sessions import COOKIE, verify_password
-
-
-class Daemonish(Protocol):
-    guard: Guard
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:
@@ -33,8 +30,8 @@ async def _credentials(request: web.Request) -> tuple[str, str]:
     return name, password.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
-def add_session_routes(app: web.Application, daemon: Daemonish) -> None:
-    guard = daemon.guard
+def add_session_routes(app: web.Application) -> None:
+    guard = app[SERVICES].guard
 
     async def login(request: web.Request) -> web.Response:
         try:
@@ -93,16 +90,10 @@ def add_session_routes(app: web.Application, daemon: Daemonish) -> None:
                 "name": who.name,
                 "role": who.role,
                 "csrf_token": session.csrf if session else None,
-                "permissions": sorted(p for p in _permissions(who.role)),
+                "permissions": sorted(PERMISSIONS.get(who.role or "", frozenset())),
             }
         )
 
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_get("/api/v1/session", whoami)
-
-
-def _permissions(role: str | None) -> frozenset[str]:
-    from monitor.auth import PERMISSIONS
-
-    return PERMISSIONS.get(role or "", frozenset())
