@@ -91,7 +91,6 @@ class Daemon:
         self.descriptors = fdlimit.DescriptorCollector()
         self.registry.register(self.descriptors)
         self.state_collector = StateCollector(lambda: self.engine)
-        self.registry.register(self.state_collector)
         self.store = open_store(self.inventory.daemon, self.data_dir)
         self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
