@@ -39,6 +39,20 @@ class _Closing(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class InterfaceIndex(Protocol):
+    """A kind that knows which device interface (ifIndex) each of its checks watches: traps naming an interface
+    and the disconnect playbook (which interface to shut) ask it."""
+
+    def ifindex(self, check_id: str) -> int | None: ...
+    def checks_for_ifindex(self, check_ids: list[str], ifindex: int) -> list[str]: ...
+
+
+def interface_index(probes: dict[str, ProbeKind[Any]]) -> InterfaceIndex | None:
+    """The running kind that maps checks to interfaces, if any (the daemon asks this, not a kind by name)."""
+    return next((p for p in probes.values() if isinstance(p, InterfaceIndex)), None)
+
+
 def settings_model(kind: str) -> type[ProbeSettings]:
     model: type[ProbeSettings] = KINDS[kind].settings_model
     return model

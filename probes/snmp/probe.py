@@ -94,6 +94,11 @@ class SnmpProbe:
         self._dispatchers.clear()
         self._v3.close()
 
+    def ifindex(self, check_id: str) -> int | None:
+        """The ifIndex an interface check watches, as last resolved on the device (None: not yet, or a device check)."""
+        state = self.states.get(check_id)
+        return state.ifindex if state is not None else None
+
     def checks_for_ifindex(self, check_ids: list[str], ifindex: int) -> list[str]:
         """Of these checks, the interface checks watching `ifindex` (for traps naming an interface)."""
         return [c for c in check_ids if (s := self.states.get(c)) is not None and s.ifindex == ifindex]
