@@ -31,7 +31,7 @@ from monitor.engine import Engine, Transition
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
 from monitor.logs import setup_logging
-from monitor.notifiers.factory import create_notifiers
+from monitor.notifiers.registry import create_notifiers
 from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 from probes.base import ProbeResult

@@ -16,7 +16,7 @@ from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
 from monitor.inventory import Inventory
 from monitor.maintenance import MaintenanceDriver, from_config
 from monitor.notifiers.base import Notifier
-from monitor.notifiers.factory import create_notifiers
+from monitor.notifiers.registry import create_notifiers
 from monitor.store.base import Store
 from monitor.store.records import MaintenanceWindow
 

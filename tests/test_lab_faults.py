@@ -198,10 +198,9 @@ async def test_the_lab_pager_keeps_signed_pages_and_refuses_forged_ones(monkeypa
     import aiohttp
     from aiohttp import web
 
-    from monitor.config.response_model import WebhookNotifier
     from monitor.demo.pages import PageLog
     from monitor.notifiers.base import NotifyError
-    from monitor.notifiers.webhook import Webhook
+    from monitor.notifiers.webhook import Webhook, WebhookNotifier
 
     monkeypatch.setenv("LAB_T_GOOD", "right")
     monkeypatch.setenv("LAB_T_BAD", "wrong")

@@ -30,11 +30,13 @@ from monitor.config.types import (
     Duration,
     Interval,
     LabelName,
+    Listen,
     Name,
     PrefectureCode,
     Timeout,
     format_duration,
     parse_duration,
+    parse_listen,
     prefecture_code,
     printable,
 )
@@ -287,7 +289,7 @@ class InventorySource(StrictModel):
 
 
 class DaemonConfig(StrictModel):
-    listen: str = "127.0.0.1:9310"
+    listen: Listen = "127.0.0.1:9310"
     data_dir: Path = Path("data")
     max_concurrent_probes: int = Field(default=1000, ge=1, le=20000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -298,19 +300,6 @@ class DaemonConfig(StrictModel):
     # leader's last renewal (a standby takes over within about this time)
     lease: Duration = Field(default=15.0, ge=3.0, le=300.0)
     http: HttpListenerConfig = HttpListenerConfig()  # connection caps and timeouts of the HTTP listener
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        parse_listen(value)
-        return value
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        raise ValueError(f'listen address must be HOST:PORT, e.g. 127.0.0.1:9310, not "{value}"')
-    return host.strip("[]"), int(port)
 
 
 class MonitoringConfig(StrictModel):
@@ -327,4 +316,5 @@ class MonitoringConfig(StrictModel):
     traps: TrapsConfig | None = None  # the SNMP trap/inform listener (off when absent)
 
 
-__all__ = ["Module", "MonitoringConfig", "parse_duration"]
+# parse_listen lives in config.types; named here too for the callers that import it from this module
+__all__ = ["Module", "MonitoringConfig", "parse_duration", "parse_listen"]

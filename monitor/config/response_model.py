@@ -12,7 +12,8 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
-from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name, Timeout
+from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name
+from monitor.notifiers.registry import NotifierConfig
 from probes.secret import Secret
 
 SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
@@ -76,35 +77,6 @@ class IncidentPolicy(StrictModel):
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
     runbook_url: str | None = None  # template: {target}, {service}, {system}
-
-
-class AlertmanagerNotifier(StrictModel):
-    kind: Literal["alertmanager"]
-    urls: list[str] = Field(min_length=1)  # every Alertmanager of an HA cluster gets every alert
-    resend_interval: Interval = 60.0  # firing alerts are re-sent this often (Alertmanager forgets otherwise)
-    timeout: Timeout = 5.0
-
-
-class WebhookNotifier(StrictModel):
-    kind: Literal["webhook"]
-    url: str
-    secret: Secret  # HMAC-SHA256 key for the X-Monitor-Signature header
-    timeout: Timeout = 5.0
-
-
-class EmailNotifier(StrictModel):
-    kind: Literal["email"]
-    host: str
-    port: int = Field(default=25, ge=1, le=65535)
-    starttls: bool = False
-    ssl: bool = False
-    username: str | None = None
-    password: Secret | None = None
-    sender: str  # From: address
-    timeout: Timeout = 10.0
-
-
-Notifier = Annotated[AlertmanagerNotifier | WebhookNotifier | EmailNotifier, Field(discriminator="kind")]
 
 
 class Contact(StrictModel):
@@ -246,7 +218,7 @@ class ResponseConfig(StrictModel):
     """The top-level keys this module adds to the config."""
 
     incidents: IncidentPolicy = IncidentPolicy()
-    notifiers: dict[Name, Notifier] = {}
+    notifiers: dict[Name, NotifierConfig] = {}  # one entry per kind in monitor.notifiers.registry
     contacts: dict[Name, Contact] = {}
     playbooks: dict[Name, Playbook] = {}
     routing: Routing = Routing()

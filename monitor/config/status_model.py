@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from monitor.config.model import StrictModel, parse_listen
+from monitor.config.model import StrictModel
 from monitor.config.response_model import Match, Severity
-from monitor.config.types import Duration, Name, PrefectureCode
+from monitor.config.types import Duration, Listen, Name, PrefectureCode
 
 
 class PublicService(StrictModel):
@@ -35,17 +35,10 @@ class PublicService(StrictModel):
 class StatusPage(StrictModel):
     title: str = "地方公共団体向け共通基盤 稼働状況"
     title_en: str = "Status of the shared platform for local governments"
-    listen: str | None = None  # own HOST:PORT (e.g. on LGWAN); always also at /status on the daemon's listener
+    listen: Listen | None = None  # own HOST:PORT (e.g. on LGWAN); always also at /status on the daemon's listener
     history_days: int = Field(default=90, ge=7, le=400)
     planned_days: int = Field(default=30, ge=1, le=366)  # planned maintenance shown this far ahead
     services: list[PublicService] = []
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_listen(value)
-        return value
 
     @model_validator(mode="after")
     def _unique(self) -> StatusPage:

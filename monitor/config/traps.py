@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.config.types import Timeout
+from monitor.config.types import Listen, Timeout, parse_listen
 from probes.secret import Secret
 from probes.snmp.settings import NumericOID, V3Credentials
 
@@ -53,7 +53,7 @@ class RateLimit(_Strict):
 
 
 class TrapsConfig(_Strict):
-    listen: str | None = None  # HOST:PORT; default 0.0.0.0:162 as root, else 0.0.0.0:10162
+    listen: Listen | None = None  # HOST:PORT; default 0.0.0.0:162 as root, else 0.0.0.0:10162
     communities: list[Secret] = []  # v1/v2c communities accepted (secret references)
     v3_users: list[TrapV3User] = []
     mappings: list[TrapMapping] = []
@@ -67,15 +67,6 @@ class TrapsConfig(_Strict):
     # (reason="backlog"), so a v3 flood cannot hold up v1/v2c traps or the probes.
     v3_backlog: int = Field(default=5000, ge=1, le=1_000_000)
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str | None) -> str | None:
-        if value is not None:
-            from monitor.config.model import parse_listen  # the daemon's HOST:PORT rule
-
-            parse_listen(value)
-        return value
-
     @model_validator(mode="after")
     def _unique(self) -> TrapsConfig:
         oids = [m.oid for m in self.mappings]
@@ -85,8 +76,6 @@ class TrapsConfig(_Strict):
         return self
 
     def listen_address(self) -> tuple[str, int]:
-        from monitor.config.model import parse_listen
-
         if self.listen is not None:
             return parse_listen(self.listen)
         return "0.0.0.0", DEFAULT_PORT if os.geteuid() == 0 else UNPRIVILEGED_PORT

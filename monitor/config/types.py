@@ -1,4 +1,4 @@
-"""Small value types of the config: durations, prefecture codes, label names."""
+"""Small value types of the config: durations, listen addresses, prefecture codes, label names."""
 
 from __future__ import annotations
 
@@ -95,6 +95,19 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets) as (host, port): the one rule of every listener setting."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f'listen address must be HOST:PORT, e.g. 127.0.0.1:9310, not "{value}"')
+    return host.strip("[]"), int(port)
+
+
+def _listen(value: str) -> str:
+    parse_listen(value)
+    return value  # kept as written: the listener parses it when it binds
+
+
 def prefecture_code(value: Any) -> str:
     if isinstance(value, str | int) and not isinstance(value, bool):
         found = prefectures.lookup(value)
@@ -117,4 +130,5 @@ Timeout = Annotated[float, BeforeValidator(partial(parse_duration, maximum=MAX_T
 AutoOrInterval = Annotated[Literal["auto"] | float, BeforeValidator(parse_auto_or_interval)]
 PrefectureCode = Annotated[str, BeforeValidator(prefecture_code)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
+Listen = Annotated[str, AfterValidator(_listen)]  # HOST:PORT of a listener (daemon, status page, traps)
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]

@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
 
 from monitor.clock import Clock
+from monitor.config.response_model import ResponseConfig
 from monitor.engine import Engine, Outcome, Transition
 from monitor.incidents import messages, paging
-from monitor.incidents.actions import ActionsMixin
+from monitor.incidents.actions import IncidentActions
+from monitor.incidents.batch import Batch
 from monitor.incidents.policy import (
     choose_playbook,
     first_page_wait,
@@ -57,24 +58,6 @@ MAX_BATCH = 10_000
 INCIDENT_LABELS = ("prefecture", "system", "tier", "site", "role")
 
 
-@dataclass
-class Batch:
-    """What one outcome changes, written in as few transactions as possible."""
-
-    created: list[tuple[IncidentRecord, IncidentEvent]] = field(default_factory=list)
-    saved: dict[str, tuple[IncidentRecord, list[IncidentEvent]]] = field(default_factory=dict)
-    pages: list[OutboxItem] = field(default_factory=list)
-    resolved: list[IncidentRecord] = field(default_factory=list)
-    merges: list[tuple[IncidentRecord, IncidentRecord]] = field(default_factory=list)  # (merged, into)
-    rerated: list[IncidentRecord] = field(default_factory=list)  # severity changed after the first page
-
-    def touch(self, incident: IncidentRecord, *events: IncidentEvent) -> None:
-        if any(incident is created for created, _ in self.created):
-            return  # written whole when created (its events are recorded then)
-        entry = self.saved.setdefault(incident.key, (incident, []))
-        entry[1].extend(events)
-
-
 _STATE_RANK = ("up", "unknown", "maintenance", "degraded", "unreachable", "down")
 
 
@@ -88,7 +71,7 @@ def _reason(problems: dict[str, str | None]) -> str:
     return "; ".join(f"{c}: {r}" for c, r in problems.items())[:500]
 
 
-class IncidentManager(ActionsMixin):
+class IncidentManager:
     def __init__(
         self, store: Store, clock: Clock, engine: Callable[[], Engine], wake_outbox: Callable[[], None]
     ) -> None:
@@ -103,10 +86,37 @@ class IncidentManager(ActionsMixin):
         self._work = asyncio.Event()  # an outcome was queued, or the timers changed
         self._spells: dict[str, IncidentRecord] = {}  # service -> the incident its current outage is attributed to
         self.watchers: list[Callable[[IncidentRecord], None]] = []  # told of every incident a commit changed
+        self.actions = IncidentActions(self, store)  # operator actions and inbound alerts, through our Ledger
 
     @property
-    def response(self) -> Any:
+    def response(self) -> ResponseConfig:
         return self._engine().inventory.response
+
+    # --- what people and other systems do (monitor.incidents.actions; the API calls them here) ---
+
+    async def acknowledge(self, incident_id: int, actor: str, comment: str = "") -> IncidentRecord:
+        return await self.actions.acknowledge(incident_id, actor, comment)
+
+    async def add_note(self, incident_id: int, actor: str, text: str) -> IncidentRecord:
+        return await self.actions.add_note(incident_id, actor, text)
+
+    async def escalate_now(self, incident_id: int, actor: str, comment: str = "") -> IncidentRecord:
+        return await self.actions.escalate_now(incident_id, actor, comment)
+
+    async def resolve(self, incident_id: int, actor: str, reason: str = "resolved by hand") -> IncidentRecord:
+        return await self.actions.resolve(incident_id, actor, reason)
+
+    async def open_now(self, incident: IncidentRecord, detail: dict[str, Any]) -> IncidentRecord:
+        return await self.actions.open_now(incident, detail)
+
+    async def receive_alerts(self, alerts: list[dict[str, Any]]) -> dict[str, int]:
+        return await self.actions.receive_alerts(alerts)
+
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[float]:
+        """Ledger: one change at a time (outcomes, timers and actions); yields the time of the change."""
+        async with self._lock:
+            yield self.clock.now()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -217,7 +227,7 @@ class IncidentManager(ActionsMixin):
             rt = self._engine().checks.get(check_id)
             if rt is not None:
                 self._check_changed(Transition("check", check_id, rt.state, rt.state, now), now, batch)
-        await self._commit(batch, now)
+        await self.commit(batch, now)
 
     def _is_problem(self, check_id: str) -> bool:
         rt = self._engine().checks.get(check_id)
@@ -300,7 +310,7 @@ class IncidentManager(ActionsMixin):
             if into is not None:
                 self._merge(incident, into, now, batch)
             else:
-                self._resolve(incident, now, "system", gone, batch)
+                self.close(incident, now, "system", gone, batch)
             return
         before = incident.affected.get("checks", {})
         if before == problems:
@@ -327,7 +337,7 @@ class IncidentManager(ActionsMixin):
 
     def _merge(self, incident: IncidentRecord, root: IncidentRecord, now: float, batch: Batch) -> None:
         """A child's incident folds into its root cause's, with the services it took down."""
-        self._resolve(incident, now, "system", f"merged into {root.key}", batch)
+        self.close(incident, now, "system", f"merged into {root.key}", batch)
         batch.merges.append((incident, root))
         for key in ("services", "services_now", "service_names"):
             moved = incident.affected.get(key, {})
@@ -480,7 +490,7 @@ class IncidentManager(ActionsMixin):
 
     # --- resolving -------------------------------------------------------------------------
 
-    def _resolve(self, incident: IncidentRecord, now: float, actor: str, reason: str, batch: Batch) -> None:
+    def close(self, incident: IncidentRecord, now: float, actor: str, reason: str, batch: Batch) -> None:
         incident.status = "resolved"
         incident.resolved_at, incident.resolved_by, incident.resolve_reason = now, actor, reason
         incident.next_escalation_at = incident.next_repeat_at = None
@@ -489,7 +499,7 @@ class IncidentManager(ActionsMixin):
         batch.resolved.append(incident)
         log.info("incident_resolved", key=incident.key, id=incident.id, reason=reason, actor=actor)
 
-    async def _commit(self, batch: Batch, now: float) -> None:
+    async def commit(self, batch: Batch, now: float) -> None:
         changed = [i for i, _ in batch.created] + [i for i, _ in batch.saved.values()]
         await self._write(batch, now)
         self._work.set()  # timers may have moved: the task re-reads them
@@ -572,19 +582,17 @@ class IncidentManager(ActionsMixin):
                 if incident.ack_expires_at is not None and now >= incident.ack_expires_at:
                     incident.status, incident.ack_expires_at = "open", None
                     batch.touch(incident, IncidentEvent(incident.id, now, "ack_expired", None, {}))
-                    self._escalate(incident, now, batch, reason="acknowledgement expired")
+                    self.escalate(incident, now, batch, reason="acknowledgement expired")
             elif incident.next_escalation_at is not None and now >= incident.next_escalation_at:
-                self._escalate(
-                    incident, now, batch, reason="not acknowledged in time" if incident.level else "detected"
-                )
+                self.escalate(incident, now, batch, reason="not acknowledged in time" if incident.level else "detected")
             elif incident.next_repeat_at is not None and now >= incident.next_repeat_at:
                 incident.repeats += 1
                 batch.pages += paging.pages(self.response, incident, incident.level, "repeat", now)
                 _, incident.next_repeat_at = paging.next_times(self.response, incident, now)
                 batch.touch(incident, IncidentEvent(incident.id, now, "repeated", None, {"level": incident.level}))
-        await self._commit(batch, now)
+        await self.commit(batch, now)
 
-    def _escalate(
+    def escalate(
         self, incident: IncidentRecord, now: float, batch: Batch, reason: str, actor: str | None = None
     ) -> bool:
         """Page the next level; at the last level, page it again. False if the playbook has no levels."""
@@ -623,7 +631,7 @@ class IncidentManager(ActionsMixin):
             detail = {"objective_seconds": objective, "elapsed_seconds": round(elapsed, 1)}
             batch.touch(incident, IncidentEvent(incident.id, now, "recovery_warning", None, detail))
             if recovery.escalate == "next_level":
-                self._escalate(incident, now, batch, reason="recovery-time objective about to be missed")
+                self.escalate(incident, now, batch, reason="recovery-time objective about to be missed")
         if elapsed >= objective and "recovery_breached_at" not in incident.affected:
             incident.affected["recovery_breached_at"] = now
             detail = {"objective_seconds": objective, "elapsed_seconds": round(elapsed, 1)}

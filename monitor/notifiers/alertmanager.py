@@ -8,15 +8,23 @@ worker re-sends them every `resend_interval` while the incident is open. Resolve
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import structlog
+from pydantic import Field
 
-from monitor.config.response_model import AlertmanagerNotifier
-from monitor.notifiers.base import NotifyError
+from monitor.config.types import Interval, Timeout
+from monitor.notifiers.base import Channel, NotifierSettings, NotifyError
 
 log = structlog.get_logger()
+
+
+class AlertmanagerNotifier(NotifierSettings):
+    kind: Literal["alertmanager"]
+    urls: list[str] = Field(min_length=1)  # every Alertmanager of an HA cluster gets every alert
+    resend_interval: Interval = 60.0  # firing alerts are re-sent this often (Alertmanager forgets otherwise)
+    timeout: Timeout = 5.0
 
 
 class Alertmanager:
@@ -53,3 +61,6 @@ class Alertmanager:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+CHANNEL = Channel(AlertmanagerNotifier, Alertmanager)

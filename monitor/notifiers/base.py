@@ -1,8 +1,18 @@
-"""The notifier interface: deliver one stored notification, or raise NotifyError saying why not."""
+"""The notifier interface: deliver one stored notification, or raise NotifyError saying why not.
+
+A channel kind is one module in monitor/notifiers/ holding its settings model (a `NotifierSettings`
+with `kind: Literal["<kind>"]`, the config's `notifiers.<name>` entry) and its class, joined by a
+`Channel`; one line in monitor/notifiers/registry.py makes the config accept it and the daemon build it.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from monitor.config.model import StrictModel
 
 
 class NotifyError(Exception):
@@ -18,3 +28,31 @@ class Notifier(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class NotifierSettings(StrictModel):
+    """One entry of the config's `notifiers:`; each channel narrows `kind` to its own literal."""
+
+    kind: str
+
+
+S = TypeVar("S", bound=NotifierSettings)
+
+
+@dataclass(frozen=True)
+class Channel(Generic[S]):
+    """A notifier kind: the settings model of its config entries and the class that sends."""
+
+    settings: type[S]
+    notifier: Callable[[str, S], Notifier]
+
+    @property
+    def kind(self) -> str:
+        """The `kind:` literal of the settings model (the registry's key)."""
+        (kind,) = typing.get_args(self.settings.model_fields["kind"].annotation)
+        return str(kind)
+
+    def create(self, name: str, settings: NotifierSettings) -> Notifier:
+        if not isinstance(settings, self.settings):
+            raise TypeError(f'notifier "{name}" is {settings.kind}, not {self.kind}')
+        return self.notifier(name, settings)

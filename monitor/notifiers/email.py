@@ -10,10 +10,25 @@ import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Literal
 
-from monitor.config.response_model import EmailNotifier
-from monitor.notifiers.base import NotifyError
+from pydantic import Field
+
+from monitor.config.types import Timeout
+from monitor.notifiers.base import Channel, NotifierSettings, NotifyError
+from probes.secret import Secret
+
+
+class EmailNotifier(NotifierSettings):
+    kind: Literal["email"]
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: Secret | None = None
+    sender: str  # From: address
+    timeout: Timeout = 10.0
 
 
 class Email:
@@ -62,3 +77,6 @@ class Email:
 
     async def close(self) -> None:
         return None
+
+
+CHANNEL = Channel(EmailNotifier, Email)

@@ -11,16 +11,24 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
-from monitor.config.response_model import WebhookNotifier
-from monitor.notifiers.base import NotifyError
+from monitor.config.types import Timeout
+from monitor.notifiers.base import Channel, NotifierSettings, NotifyError
+from probes.secret import Secret
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class WebhookNotifier(NotifierSettings):
+    kind: Literal["webhook"]
+    url: str
+    secret: Secret  # HMAC-SHA256 key for the X-Monitor-Signature header
+    timeout: Timeout = 5.0
 
 
 class Webhook:
@@ -52,3 +60,6 @@ class Webhook:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+CHANNEL = Channel(WebhookNotifier, Webhook)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -28,12 +28,15 @@ from monitor.incidents.manager import IncidentManager
 from monitor.inventory import Inventory
 from monitor.security import notices
 from monitor.security.actions import ActionError
-from monitor.security.anomaly import AnomalyDetector, Baselines
+from monitor.security.anomaly import AnomalyDetector, Baselines, Detection
+from monitor.security.connections import Address, Connections
 from monitor.security.errors import SecurityError
 from monitor.security.execute import Executor
-from monitor.security.intake import IntakeMixin
+from monitor.security.intake import SecurityIntake
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry, MaintenanceWindow, SecurityIncident
+from monitor.trap_decode import TrapEvent
+from probes.base import ProbeResult
 
 log = structlog.get_logger()
 CUT_PHASES = (
@@ -67,7 +70,7 @@ class SecurityMetrics:
         )
 
 
-class SecurityDesk(IntakeMixin):
+class SecurityDesk:
     def __init__(
         self,
         store: Store,
@@ -85,10 +88,10 @@ class SecurityDesk(IntakeMixin):
         self._inventory = inventory
         self.incidents = incidents
         self.executor = executor
-        self._ifindex = ifindex
         self._maintenance_changed = maintenance_changed
         self._wake_outbox = wake_outbox
         self.metrics = metrics
+        self.connections = Connections(inventory, ifindex)
         self.baselines = Baselines()
         self.detector = AnomalyDetector(self.config.connections, self.baselines)
         self.open: dict[str, SecurityIncident] = {}  # by connection
@@ -96,16 +99,47 @@ class SecurityDesk(IntakeMixin):
         self._running: dict[int, asyncio.Task[None]] = {}
         self._settling: dict[int, SecurityIncident] = {}  # reconnected; window kept until their checks are UP
         self._tasks: set[asyncio.Task[Any]] = set()
+        # detections in (we are its Casebook): results, traps and IDS events open or extend incidents
+        self.intake = SecurityIntake(
+            self, self.connections, self.detector, store, clock, incidents, inventory, metrics.events
+        )
 
     @property
     def config(self) -> SecurityConfig:
-        return self._inventory().security or SecurityConfig()
+        return self.connections.config
 
     def connection(self, name: str) -> Connection | None:
-        return next((c for c in self.config.connections if c.name == name), None)
+        return self.connections.get(name)
 
     def playbook(self, connection: Connection) -> SecurityPlaybook:
-        return self.config.playbooks[connection.playbook]
+        return self.connections.playbook(connection)
+
+    def connection_for_address(self, address: Address) -> Connection | None:
+        return self.connections.for_address(address)
+
+    # --- detections (monitor.security.intake; the daemon and the API call them on the desk) ---
+
+    def on_result(self, check_id: str, result: ProbeResult) -> None:
+        self.intake.on_result(check_id, result)
+
+    def on_trap(self, event: TrapEvent) -> None:
+        self.intake.on_trap(event)
+
+    async def detect(self, detection: Detection) -> tuple[SecurityIncident, bool]:
+        return await self.intake.detect(detection)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        return self._lock
+
+    async def opened(self, incident: SecurityIncident, book: SecurityPlaybook) -> None:
+        """Casebook: a detection opened `incident` and paged; a severity the playbook cuts automatically
+        is approved and carried out at once."""
+        if incident.severity in book.automatic:
+            incident.approvals.append({"step": "cut", "actor": "system", "at": incident.opened_at, "automatic": True})
+            await self._set_phase(incident, "approved", "system", reason=f"automatic for {incident.severity}")
+            self._start_step(incident, "system", resumed=False)
+        self.update_gauges()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -121,11 +155,11 @@ class SecurityDesk(IntakeMixin):
                 continue
             book = self.playbook(connection)
             if incident.phase in ("cutting", "reconnecting"):
-                await self._audit("system", "security.resume", f"security:{incident.id}", phase=incident.phase)
+                await self.audit("system", "security.resume", f"security:{incident.id}", phase=incident.phase)
                 self._start_step(incident, "system", resumed=True)
             elif incident.phase in ("approved", "reconnect_approved") and book.execute_on_approval:
                 self._start_step(incident, "system", resumed=False)
-        self._spawn(self._save_baselines_every(60.0))
+        self.spawn(self._save_baselines_every(60.0))
         self.update_gauges()
 
     async def stop(self) -> None:
@@ -138,7 +172,7 @@ class SecurityDesk(IntakeMixin):
     def reload(self) -> None:
         self.detector.configure(self.config.connections)
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -189,7 +223,7 @@ class SecurityDesk(IntakeMixin):
             if len(given) + 1 < book.approvals:
                 incident.updated_at = self.clock.now()
                 await self.store.save_security_incident(incident)
-                await self._audit(
+                await self.audit(
                     actor,
                     f"security.{step}.approval",
                     f"security:{incident.id}",
@@ -234,10 +268,10 @@ class SecurityDesk(IntakeMixin):
         """Run the approved step now (or again after a failure); with dry_run only say what would be done."""
         incident = await self.find(incident_id)
         connection, book = self._resolve_parts(incident)
-        edge = self.edge(connection, incident)
+        edge = self.connections.edge(connection, incident)
         plan = notices.proposal(connection, book, edge) | {"step": incident.step}
         if dry_run or book.dry_run:
-            await self._audit(actor, f"security.{incident.step}.dry_run", f"security:{incident.id}", plan=plan)
+            await self.audit(actor, f"security.{incident.step}.dry_run", f"security:{incident.id}", plan=plan)
             self.metrics.actions.labels(incident.step, "dry_run").inc()
             return {"dry_run": True, "phase": incident.phase, "would": plan, "text": notices.describe(plan)}
         async with self._lock:
@@ -270,7 +304,7 @@ class SecurityDesk(IntakeMixin):
         except SecurityError as exc:
             log.error("security_step_impossible", id=incident.id, error=str(exc))
             return
-        edge = self.edge(connection, incident)
+        edge = self.connections.edge(connection, incident)
         running_phase = "cutting" if step == "cut" else "reconnecting"
         record = incident.executions[-1] if resumed and incident.executions else None
         if record is None or record.get("finished_at") is not None:
@@ -294,7 +328,7 @@ class SecurityDesk(IntakeMixin):
         except ActionError as exc:
             await self._step_failed(incident, record, f"action failed: {exc}")
             return
-        await self._audit(
+        await self.audit(
             "system", f"security.{step}.executed", obj, attempt=record["attempt"], result=said, resumed=resumed
         )
         ok, findings = await self.executor.verify(incident, connection, book, edge, self.clock.now())
@@ -348,7 +382,7 @@ class SecurityDesk(IntakeMixin):
         old, incident.phase = incident.phase, phase
         incident.updated_at = self.clock.now()
         await self.store.save_security_incident(incident)
-        await self._audit(actor, "security.phase", f"security:{incident.id}", old=old, new=phase, **detail)
+        await self.audit(actor, "security.phase", f"security:{incident.id}", old=old, new=phase, **detail)
         log.info("security_phase", id=incident.id, connection=incident.connection, old=old, new=phase, actor=actor)
         self.update_gauges()
 
@@ -371,14 +405,14 @@ class SecurityDesk(IntakeMixin):
         if items:
             await self.store.enqueue(items)
             self._wake_outbox()
-            await self._audit(
+            await self.audit(
                 "system",
                 f"security.{step}.notified",
                 f"security:{incident.id}",
                 recipients=sorted({f"{i.channel}:{i.recipient}" for i in items}),
             )
 
-    async def _audit(self, actor: str, action: str, obj: str, **detail: Any) -> None:
+    async def audit(self, actor: str, action: str, obj: str, **detail: Any) -> None:
         await self.store.audit(
             AuditEntry(at=self.clock.now(), actor=actor, action=action, outcome="ok", object=obj, detail=detail)
         )

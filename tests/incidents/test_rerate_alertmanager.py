@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
-from monitor.notifiers.factory import create_notifiers
+from monitor.notifiers.registry import create_notifiers
 from tests.conftest import Loader
 from tests.e2e.peers import alertmanager, alertmanager_available, am_alerts, wait_for
 from tests.incidents.world import World, make_world

@@ -21,11 +21,10 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from monitor.config.response_model import AlertmanagerNotifier, EmailNotifier, WebhookNotifier
-from monitor.notifiers.alertmanager import Alertmanager
+from monitor.notifiers.alertmanager import Alertmanager, AlertmanagerNotifier
 from monitor.notifiers.base import Notifier, NotifyError
-from monitor.notifiers.email import Email
-from monitor.notifiers.webhook import Webhook, signature
+from monitor.notifiers.email import Email, EmailNotifier
+from monitor.notifiers.webhook import Webhook, WebhookNotifier, signature
 from tests.e2e.peers import alertmanager, alertmanager_available, am_alerts, free_port
 
 SECRET = "s3cret-Value-that-must-never-show-9f2c"
