@@ -17,8 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.clock import Clock
-from monitor.notifiers.alertmanager import Alertmanager
-from monitor.notifiers.base import Notifier, NotifyError
+from monitor.notifiers.base import Notifier, NotifyError, resending
 from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, OutboxItem
 
@@ -87,8 +86,8 @@ class OutboxWorker:
     async def _resend(self) -> None:
         """Keep firing alerts alive in Alertmanager while their incident is open."""
         while True:
-            managers = [n for n in self._notifiers().values() if isinstance(n, Alertmanager)]
-            interval = min((m.config.resend_interval for m in managers), default=IDLE_WAIT * 6)
+            managers = resending(self._notifiers().values())
+            interval = min((m.resend_interval for m in managers), default=IDLE_WAIT * 6)
             await asyncio.sleep(interval)
             try:
                 await self.resend_firing()
@@ -101,9 +100,10 @@ class OutboxWorker:
         for item in await self.store.firing_alerts():
             by_channel.setdefault(item.channel, []).append(item.payload["alert"])
         sent = 0
+        managers = {m.name: m for m in resending(self._notifiers().values())}
         for channel, alerts in by_channel.items():
-            notifier = self._notifiers().get(channel)
-            if isinstance(notifier, Alertmanager):
+            notifier = managers.get(channel)
+            if notifier is not None:
                 try:
                     await notifier.post(alerts)
                     sent += len(alerts)

@@ -35,6 +35,10 @@ class Alertmanager:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def resend_interval(self) -> float:
+        return self.config.resend_interval
+
     async def send(self, payload: dict[str, Any], idempotency_key: str) -> None:
         await self.post([payload["alert"], *payload.get("supersedes", [])])
 

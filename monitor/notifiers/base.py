@@ -30,6 +30,22 @@ class Notifier(Protocol):
     async def close(self) -> None: ...
 
 
+@typing.runtime_checkable
+class Resending(Protocol):
+    """A channel that forgets alerts that stop coming (Alertmanager): firing alerts are posted to it again,
+    every `resend_interval` seconds, while their incident is open."""
+
+    name: str
+    resend_interval: float
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None: ...
+
+
+def resending(notifiers: typing.Iterable[Notifier]) -> list[Resending]:
+    """The notifiers that want firing alerts re-sent (a channel says so by having `resend_interval` and `post`)."""
+    return [n for n in notifiers if isinstance(n, Resending)]
+
+
 class NotifierSettings(StrictModel):
     """One entry of the config's `notifiers:`; each channel narrows `kind` to its own literal."""
 
