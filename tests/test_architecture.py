@@ -175,8 +175,8 @@ def test_the_graph_is_read_from_every_import(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16, not done yet: four cycles remain (config.model/config.traps, store/sqlite/postgres, "
-    "incidents.actions/manager, cli/cli_report/demo.lab); drop this mark when gone",
+    reason="issue 16, not done yet: two cycles remain (config.model/config.traps, incidents.actions/manager); "
+    "drop this mark when gone",
 )
 def test_no_import_cycles() -> None:
     graph = import_graph()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.cli import build_parser
+from monitor.cli.main import build_parser
 
 ROOT = Path(__file__).parents[1]
 

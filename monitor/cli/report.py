@@ -8,12 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from monitor import heap
+from monitor.cli.common import load_or_complain
+
+if TYPE_CHECKING:
+    from monitor.cli.common import Subparsers
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     report = sub.add_parser("report", help="the monthly availability report (月次稼働報告)")
     source = report.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", type=Path, help="the inventory the report is about")
@@ -36,7 +40,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.availability.html_report import render_html
     from monitor.availability.periods import parse_month
     from monitor.availability.report import ReportBuilder, merge_reports, to_csv, to_json
-    from monitor.cli import load_or_complain
     from monitor.demo.response_config import DEMO_TOKEN_ENV
     from monitor.sharding import shard_inventory
     from monitor.store import open_store

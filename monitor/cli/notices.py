@@ -10,10 +10,13 @@ monitor notices publish ID          monitor notices close ID
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.cli_ops import _call, _print, common_options
+from monitor.cli.client import call, common_options, show
 from monitor.status.templates import TEMPLATES
+
+if TYPE_CHECKING:
+    from monitor.cli.common import Subparsers
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,33 +43,33 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def notices(args: argparse.Namespace) -> int:
     if args.action == "list":
-        data = _call(args, "GET", "/api/v1/notices" + (f"?status={args.status}" if args.status else ""))
+        data = call(args, "GET", "/api/v1/notices" + (f"?status={args.status}" if args.status else ""))
         rows = [["ID", "STATUS", "REV", "TEMPLATE", "UPDATED", "TITLE"]]
         rows += [
             [str(n["id"]), n["status"], str(n["revision"]), n["template"], n["updated_at"], n["title"]]
             for n in data["notices"]
         ]
-        _print(args, data, rows)
+        show(args, data, rows)
         return 0
     if args.action == "create":
-        data = _call(args, "POST", "/api/v1/notices", _fields(args))
+        data = call(args, "POST", "/api/v1/notices", _fields(args))
     elif args.action == "update":
         body = _fields(args)
         if args.no_notify:
             body["notify"] = False
-        data = _call(args, "PATCH", f"/api/v1/notices/{args.id}", body)
+        data = call(args, "PATCH", f"/api/v1/notices/{args.id}", body)
     elif args.action == "close":
-        data = _call(args, "PATCH", f"/api/v1/notices/{args.id}", {"status": "closed"})
+        data = call(args, "PATCH", f"/api/v1/notices/{args.id}", {"status": "closed"})
     else:
-        data = _call(args, "POST", f"/api/v1/notices/{args.id}/publish", {})
+        data = call(args, "POST", f"/api/v1/notices/{args.id}/publish", {})
     if args.json:
-        _print(args, data)
+        show(args, data)
     else:
         print(f"notice #{data['id']} {data['status']} (revision {data['revision']}): {data['title']}")
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     common = common_options()
     parser = sub.add_parser("notices", help="notices (お知らせ) for the status page and the governments' contacts")
     actions = parser.add_subparsers(dest="action", required=True)

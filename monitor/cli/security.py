@@ -10,30 +10,33 @@ two-person approval and the audit log apply exactly as for any other caller).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.cli_ops import _call, _print, common_options
+from monitor.cli.client import call, common_options, show
+
+if TYPE_CHECKING:
+    from monitor.cli.common import Subparsers
 
 
 def security(args: argparse.Namespace) -> int:
     if args.action == "list":
-        data = _call(args, "GET", "/api/v1/security-incidents" + ("?status=open" if args.open else ""))
+        data = call(args, "GET", "/api/v1/security-incidents" + ("?status=open" if args.open else ""))
         rows = [["ID", "PHASE", "SEVERITY", "CONNECTION", "SOURCE", "OPENED", "SUMMARY"]]
         rows += [
             [str(i["id"]), i["phase"], i["severity"], i["connection"], i["source"], i["opened_at"], i["summary"][:80]]
             for i in data["security_incidents"]
         ]
-        _print(args, data, rows)
+        show(args, data, rows)
         return 0
     if args.action == "show":
-        _print(args, _call(args, "GET", f"/api/v1/security-incidents/{args.id}"))
+        show(args, call(args, "GET", f"/api/v1/security-incidents/{args.id}"))
         return 0
     if args.action == "event":
         body: dict[str, Any] = {"signature": args.signature, "severity": args.severity}
         for key in ("source", "organisation", "connection"):
             if getattr(args, key):
                 body[key] = getattr(args, key)
-        data = _call(args, "POST", "/api/v1/security-events", body)
+        data = call(args, "POST", "/api/v1/security-events", body)
         print(
             f"security incident #{data['security_incident']} ({data['connection']}): "
             f"{'opened' if data['new'] else 'evidence added'}, {data['phase']}"
@@ -44,17 +47,17 @@ def security(args: argparse.Namespace) -> int:
         body["reason"] = args.reason
     if args.action == "execute" and args.dry_run:
         body["dry_run"] = True
-    data = _call(args, "POST", f"/api/v1/security-incidents/{args.id}/{args.action}", body)
+    data = call(args, "POST", f"/api/v1/security-incidents/{args.id}/{args.action}", body)
     if data.get("dry_run"):
         print(f"dry run, nothing changed: {data['text']}")
     elif args.json:
-        _print(args, data)
+        show(args, data)
     else:
         print(f"security incident #{args.id}: {data['phase']}")
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     common = common_options()
     sec = sub.add_parser("security", help="the disconnect playbook (接続遮断): list, approve, deny, execute, reconnect")
     sec_sub = sec.add_subparsers(dest="action", required=True)
