@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("monitor", "probes")
 
@@ -173,11 +171,6 @@ def test_the_graph_is_read_from_every_import(tmp_path: Path) -> None:
     assert "pkg.a -> pkg.b -> pkg.c -> pkg.a" in describe(graph)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16, not done yet: two cycles remain (config.model/config.traps, incidents.actions/manager); "
-    "drop this mark when gone",
-)
 def test_no_import_cycles() -> None:
     graph = import_graph()
     assert graph, "no modules found under monitor/ and probes/"
