@@ -27,12 +27,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.config.loader import load_config
-from monitor.engine import Engine, Transition
+from monitor.core.engine import Engine, Transition
+from monitor.core.state import State
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
 from monitor.logs import setup_logging
 from monitor.notifiers.registry import create_notifiers
-from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 from probes.base import ProbeResult
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from monitor.config.loader import load_config
-from monitor.engine import Engine
-from monitor.metrics import DaemonMetrics, StateCollector, exposition
+from monitor.core.engine import Engine
+from monitor.metrics.exposition import DaemonMetrics, StateCollector, exposition
 from probes.base import ProbeResult, Series
 
 KINDS = ("ping", "web", "dns", "snmp")

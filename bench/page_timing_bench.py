@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config.loader import load_config
-from monitor.engine import Engine
+from monitor.core.engine import Engine
 from monitor.incidents.manager import IncidentManager
 from monitor.store.sqlite import SQLiteStore
 from probes.base import ProbeResult

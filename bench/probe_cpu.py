@@ -24,9 +24,9 @@ from typing import Any
 from bench.farm import address
 from monitor.clock import SystemClock
 from monitor.config.model import Thresholds
-from monitor.inventory import Check, Target
-from monitor.runner import ProbeRunner
-from monitor.state import StatePolicy
+from monitor.core.inventory import Check, Target
+from monitor.core.state import StatePolicy
+from monitor.scheduling.runner import ProbeRunner
 from probes.base import ProbeRequest, ProbeSettings
 from probes.dns import DNSSettings
 from probes.http import HTTPSettings

@@ -24,9 +24,9 @@ from typing import Any
 from monitor.availability.live import MIN_REFRESH, REFRESH, SLOTracker
 from monitor.availability.periods import month_span
 from monitor.config.loader import load_config
-from monitor.engine import Engine, Transition
+from monitor.core.engine import Engine, Transition
+from monitor.core.state import State
 from monitor.logs import setup_logging
-from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 
 

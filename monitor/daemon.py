@@ -24,34 +24,34 @@ from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
 from monitor.clock import Clock, SystemClock
+from monitor.cluster.ha import Leadership
+from monitor.cluster.sharding import shard_inventory
 from monitor.config.loader import ConfigError, LoadedConfig, load_config
-from monitor.config.model import parse_listen
 from monitor.config.reload_guard import ALLOW_HINT, drops_everything
 from monitor.config.traps import TrapsConfig
-from monitor.engine import Engine, Outcome, Transition
-from monitor.ha import Leadership
+from monitor.config.types import parse_listen
+from monitor.core.engine import Engine, Outcome, Transition
+from monitor.core.inventory import Check, Inventory
+from monitor.core.state import State
 from monitor.http.app import build_app, build_status_app
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
 from monitor.http.services import HttpServices
-from monitor.inventory import Check, Inventory
-from monitor.metrics import DaemonMetrics, StateCollector
+from monitor.incidents.response import ResponseSide
+from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
-from monitor.response import ResponseSide
-from monitor.runner import ProbeRunner
-from monitor.scheduler import Scheduler, SchedulerMetrics
+from monitor.scheduling.runner import ProbeRunner
+from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
 from monitor.security.desk import SecurityDesk, SecurityMetrics
 from monitor.security.execute import Executor
-from monitor.sharding import shard_inventory
-from monitor.state import State
 from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
 from monitor.store.records import IncidentEvent
-from monitor.trap_decode import TrapEvent
-from monitor.traps import TrapMetrics, TrapReceiver
+from monitor.traps.decode import TrapEvent
+from monitor.traps.receiver import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
 from probes.registry import agent_kinds, close_probes, create_probes, interface_index
 

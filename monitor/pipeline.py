@@ -17,9 +17,9 @@ from typing import Protocol
 
 import structlog
 
-from monitor.engine import Engine, Outcome, Transition
-from monitor.inventory import Check
-from monitor.metrics import DaemonMetrics, StateCollector
+from monitor.core.engine import Engine, Outcome, Transition
+from monitor.core.inventory import Check
+from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from probes.base import ProbeResult
 
 log = structlog.get_logger()

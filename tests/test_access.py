@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
+from monitor.access.sessions import hash_password, verify_password
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
-from monitor.sessions import hash_password, verify_password
 from tests.conftest import Loader
 
 PASSWORD = "correct horse battery staple"

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
 from probes.base import ProbeResult

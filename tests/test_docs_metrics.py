@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import docs_metrics
 from monitor.daemon import Daemon
-from monitor.metrics import exposition
+from monitor.metrics.exposition import exposition
 from probes.base import ProbeResult
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.engine import Engine, Transition
-from monitor.state import State
+from monitor.core.engine import Engine, Transition
+from monitor.core.state import State
 from probes.base import ProbeResult
 from tests.conftest import Loader
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.ha import Leadership
+from monitor.cluster.ha import Leadership
 from monitor.store.postgres import PostgresStore
 from tests import pg
 

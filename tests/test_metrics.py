@@ -12,10 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.engine import Engine
-from monitor.metrics import DaemonMetrics, StateCollector, exposition
-from monitor.scheduler import SchedulerMetrics
-from monitor.state import State
+from monitor.core.engine import Engine
+from monitor.core.state import State
+from monitor.metrics.exposition import DaemonMetrics, StateCollector, exposition
+from monitor.scheduling.scheduler import SchedulerMetrics
 from probes import base, http, icmp, tls
 from probes import dns as dns_probe
 from probes.base import ProbeResult

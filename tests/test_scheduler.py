@@ -11,8 +11,8 @@ from collections import defaultdict
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.inventory import Check
-from monitor.scheduler import Scheduler, SchedulerMetrics, phase
+from monitor.core.inventory import Check
+from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics, phase
 from tests.conftest import Loader
 
 

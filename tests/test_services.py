@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.services import service_state
-from monitor.state import State
+from monitor.core.services import service_state
+from monitor.core.state import State
 
 UP, DN, DG, UR, MT, UK = State.UP, State.DOWN, State.DEGRADED, State.UNREACHABLE, State.MAINTENANCE, State.UNKNOWN
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cluster.sharding import parse_shard, shard_inventory, shard_of
 from monitor.config.loader import load_config
-from monitor.sharding import parse_shard, shard_inventory, shard_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

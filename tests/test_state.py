@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.state import (
+from monitor.core.state import (
     CheckState,
     FlappingChanged,
     State,

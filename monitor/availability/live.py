@@ -14,9 +14,9 @@ from typing import Any
 from monitor.availability.calc import Availability, RunningTotals, StateSpan, compute
 from monitor.availability.periods import Span, intersect, service_spans
 from monitor.availability.slo import BURN_WINDOWS, SLOSpec, slo_for
-from monitor.engine import Engine, Outcome
+from monitor.core.engine import Engine, Outcome
+from monitor.core.inventory import Inventory
 from monitor.incidents.policy import in_office_hours
-from monitor.inventory import Inventory
 
 _start = itemgetter(1)  # of a StateSpan
 KEEP = max(BURN_WINDOWS.values())  # history kept beyond the SLO window, for the burn rates

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.availability.live import SLOStatus
-from monitor.inventory import Inventory
-from monitor.metrics import Families, families_text
-from monitor.metrics_text import SERVICE_LABELS
+from monitor.core.inventory import Inventory
+from monitor.metrics.exposition import Families, families_text
+from monitor.metrics.text import SERVICE_LABELS
 
 WINDOW_LABELS = (*SERVICE_LABELS, "slo_window")
 BURN_LABELS = (*SERVICE_LABELS, "window")

@@ -16,7 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from monitor.availability.html_report import render_html
 from monitor.availability.periods import JST, month_of, month_span, previous_months
 from monitor.availability.report import ReportBuilder, to_csv, to_json
-from monitor.inventory import Inventory
+from monitor.core.inventory import Inventory
 
 log = structlog.get_logger()
 RAW_MONTHS = 14  # raw state intervals kept (the report needs 13: this month and 12 before it)

@@ -19,8 +19,8 @@ from monitor.availability.calc import Availability, Outage, compute
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
+from monitor.core.inventory import Inventory, Service
 from monitor.incidents.policy import incident_objective
-from monitor.inventory import Inventory, Service
 from monitor.store.records import IncidentRecord
 from monitor.store.sql_reports import MonthRollup
 from monitor.timefmt import iso

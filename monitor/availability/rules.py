@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from monitor.availability.slo import SLOSpec, slo_for
-from monitor.inventory import Inventory
+from monitor.core.inventory import Inventory
 
 RATIO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 PERIOD = {"month": "30d", "28d": "28d", "30d": "30d"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from monitor.availability.periods import Span, month_of, month_span
 from monitor.config.response_model import OfficeHours, labels_match
 from monitor.config.slo_model import WINDOW_SECONDS, SLOConfig
-from monitor.inventory import Service
+from monitor.core.inventory import Service
 
 BURN_WINDOWS = {"5m": 300.0, "30m": 1800.0, "1h": 3600.0, "2h": 7200.0, "6h": 21600.0, "1d": 86400.0, "3d": 259200.0}
 

@@ -18,7 +18,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    from monitor.sessions import hash_password
+    from monitor.access.sessions import hash_password
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
     if len(password) < 12:

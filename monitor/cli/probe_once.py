@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from monitor.clock import SystemClock
 from monitor.config.types import format_duration
-from monitor.engine import verdict_of
-from monitor.inventory import Check, Inventory
-from monitor.runner import ProbeRunner
+from monitor.core.engine import verdict_of
+from monitor.core.inventory import Check, Inventory
+from monitor.scheduling.runner import ProbeRunner
 from probes.base import ProbeResult
 from probes.registry import close_probes, create_probes
 

@@ -40,8 +40,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.availability.html_report import render_html
     from monitor.availability.periods import parse_month
     from monitor.availability.report import ReportBuilder, merge_reports, to_csv, to_json
+    from monitor.cluster.sharding import shard_inventory
     from monitor.demo.response_config import DEMO_TOKEN_ENV
-    from monitor.sharding import shard_inventory
     from monitor.store import open_store
     from monitor.store.base import Store
     from monitor.store.sqlite import SQLiteStore

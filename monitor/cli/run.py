@@ -26,9 +26,9 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.cluster.sharding import parse_shard
     from monitor.daemon import Daemon  # the whole daemon: loaded only by the verb that runs it
     from monitor.logs import setup_logging
-    from monitor.sharding import parse_shard
 
     loaded = load_or_complain(args.config)
     if loaded is None:

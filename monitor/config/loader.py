@@ -23,7 +23,7 @@ from monitor.config.sources import (
     load_csv_targets,
     load_yaml,
 )
-from monitor.inventory import Inventory, resolve
+from monitor.core.inventory import Inventory, resolve
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The config schema (pydantic v2, strict: unknown keys are errors).
 
 Only the shape and single values are checked here; cross references (modules, parents, sites,
-services) are checked when the model is resolved into an inventory (monitor.inventory).
+services) are checked when the model is resolved into an inventory (monitor.core.inventory).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from monitor.config.types import (
     PrefectureCode,
     Timeout,
     format_duration,
-    parse_duration,
-    parse_listen,
     prefecture_code,
     printable,
 )
@@ -316,5 +314,4 @@ class MonitoringConfig(StrictModel):
     traps: TrapsConfig | None = None  # the SNMP trap/inform listener (off when absent)
 
 
-# parse_listen lives in config.types; named here too for the callers that import it from this module
-__all__ = ["Module", "MonitoringConfig", "parse_duration", "parse_listen"]
+__all__ = ["Module", "MonitoringConfig"]

@@ -9,7 +9,7 @@ explicitly (`POST /-/reload?allow_empty=1`); a restart with such a file is alway
 from __future__ import annotations
 
 from monitor.config.response_model import Auth
-from monitor.inventory import Inventory
+from monitor.core.inventory import Inventory
 
 ALLOW_HINT = "to apply it anyway, POST /-/reload?allow_empty=1"
 

@@ -25,7 +25,7 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
-from monitor.config.model import parse_listen
+from monitor.config.types import parse_listen
 from monitor.demo import kernel_faults
 from monitor.demo.estate import build_estate
 from monitor.demo.estate_snmp import SNMP_PORT

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import structlog
 
+from monitor.access.sessions import hash_password
 from monitor.config.loader import load_config
-from monitor.config.model import parse_listen
+from monitor.config.types import parse_listen
 from monitor.daemon import Daemon
 from monitor.demo import kernel_faults
 from monitor.demo.estate import DOMAIN, build_estate
@@ -23,7 +24,6 @@ from monitor.demo.network import SimNetwork, start_simulation
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
 from monitor.demo.snmp_agent import SnmpAgents
-from monitor.sessions import hash_password
 from probes.icmp import NOT_PERMITTED, socket_mode
 
 log = structlog.get_logger()

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.http.cache import ReadShield
 from monitor.http.console import add_console_routes
 from monitor.http.errors import error_middleware

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.config.http_model import HttpListenerConfig
 
 MAX_ENTRIES = 256  # distinct (path, query) answers kept

@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from monitor.config.prefectures import all_prefectures
-from monitor.engine import Engine
+from monitor.core.engine import Engine
+from monitor.core.state import State
 from monitor.http.services import SERVICES, SHIELD
 from monitor.http.targets import SEVERITY, target_state
-from monitor.state import State
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import iso
 

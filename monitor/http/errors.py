@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from monitor.auth import ACTION, AUDITED, SAFE_METHODS, Guard, Principal, ProblemError, problem, sanitize
+from monitor.access.auth import ACTION, AUDITED, SAFE_METHODS, Guard, Principal, ProblemError, problem, sanitize
 
 log = structlog.get_logger()
 MAX_DEPTH = 32  # the deepest body of the API (an Alertmanager webhook) is 4 levels

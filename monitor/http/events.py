@@ -8,7 +8,7 @@ import asyncio
 import json
 from typing import Any
 
-from monitor.engine import Outcome
+from monitor.core.engine import Outcome
 from monitor.store.records import IncidentRecord
 from monitor.timefmt import iso
 

@@ -11,14 +11,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.response_model import MaintenanceConfig
 from monitor.config.status_model import Recovery
 from monitor.http.errors import body_of, whole_number
 from monitor.http.services import SERVICES
+from monitor.incidents.maintenance import from_config, occurrence, occurrences
 from monitor.incidents.policy import incident_objective
-from monitor.maintenance import from_config, occurrence, occurrences
 from monitor.store.records import IncidentRecord, MaintenanceWindow
 from monitor.timefmt import iso
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.availability.periods import JST
 from monitor.http.errors import body_of, whole_number
 from monitor.http.services import SERVICES

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.http.services import SERVICES
-from monitor.metrics import StateCollector, exposition
+from monitor.metrics.exposition import StateCollector, exposition
 
 # The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"

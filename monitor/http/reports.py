@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.availability.html_report import render_html
 from monitor.availability.periods import JST, month_of, month_span, parse_month, previous_months
 from monitor.availability.report import ReportBuilder, to_csv, to_json

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from monitor.auth import ProblemError
+from monitor.access.auth import ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Severity

@@ -14,14 +14,14 @@ from typing import Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.auth import Guard
-from monitor.engine import Engine
+from monitor.access.auth import Guard
+from monitor.core.engine import Engine
+from monitor.core.inventory import Inventory
 from monitor.http.cache import ReadShield
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate
 from monitor.incidents.manager import IncidentManager
-from monitor.inventory import Inventory
-from monitor.metrics import StateCollector
+from monitor.metrics.exposition import StateCollector
 from monitor.security.desk import SecurityDesk
 from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView

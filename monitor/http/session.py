@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.auth import PERMISSIONS, ProblemError, sanitize
+from monitor.access.auth import PERMISSIONS, ProblemError, sanitize
+from monitor.access.sessions import COOKIE, verify_password
 from monitor.http.errors import read_json
 from monitor.http.services import SERVICES
-from monitor.sessions import COOKIE, verify_password
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.auth import ProblemError
-from monitor.engine import CheckRuntime, Engine
+from monitor.access.auth import ProblemError
+from monitor.core.engine import CheckRuntime, Engine
+from monitor.core.state import State
 from monitor.http.services import SERVICES, SHIELD
-from monitor.state import State
 from monitor.timefmt import iso
 
 # Worst first: how a target's checks add up to one state for lists and boards.

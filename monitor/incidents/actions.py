@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from monitor.auth import Refused
+from monitor.access.auth import Refused
 from monitor.config.response_model import SEVERITIES, ResponseConfig
 from monitor.incidents import messages
 from monitor.incidents.batch import Batch

@@ -35,7 +35,8 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config.response_model import ResponseConfig
-from monitor.engine import Engine, Outcome, Transition
+from monitor.core.engine import Engine, Outcome, Transition
+from monitor.core.state import State
 from monitor.incidents import messages, paging
 from monitor.incidents.actions import IncidentActions
 from monitor.incidents.batch import Batch
@@ -47,7 +48,6 @@ from monitor.incidents.policy import (
     peak_severity,
     worst,
 )
-from monitor.state import State
 from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
 

@@ -12,7 +12,7 @@ import holidays
 
 from monitor.config.response_model import SEVERITIES, IncidentPolicy, OfficeHours, Routing, labels_match
 from monitor.config.status_model import Recovery
-from monitor.inventory import Check
+from monitor.core.inventory import Check
 from monitor.store.records import IncidentRecord
 
 DEGRADED_SEVERITY = "minor"  # a service that still works (a backup circuit carries the traffic)

@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Callable
 
 from monitor.config.security_model import Connection, SecurityConfig, SecurityPlaybook
-from monitor.inventory import Inventory
+from monitor.core.inventory import Inventory
 from monitor.security.execute import Edge
 from monitor.store.records import SecurityIncident
 

@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.clock import Clock
 from monitor.config.security_model import Connection, SecurityConfig, SecurityPlaybook
+from monitor.core.inventory import Inventory
 from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
-from monitor.inventory import Inventory
 from monitor.security import notices
 from monitor.security.actions import ActionError
 from monitor.security.anomaly import AnomalyDetector, Baselines, Detection
@@ -35,7 +35,7 @@ from monitor.security.execute import Executor
 from monitor.security.intake import SecurityIntake
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry, MaintenanceWindow, SecurityIncident
-from monitor.trap_decode import TrapEvent
+from monitor.traps.decode import TrapEvent
 from probes.base import ProbeResult
 
 log = structlog.get_logger()

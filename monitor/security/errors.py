@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.auth import Refused
+from monitor.access.auth import Refused
 
 
 class SecurityError(Refused):

@@ -18,15 +18,15 @@ from prometheus_client import Counter
 
 from monitor.clock import Clock
 from monitor.config.security_model import Connection, SecurityPlaybook
+from monitor.core.inventory import Inventory
 from monitor.incidents.manager import IncidentManager
-from monitor.inventory import Inventory
 from monitor.security import notices
 from monitor.security.anomaly import AnomalyDetector, Detection
 from monitor.security.connections import Connections
 from monitor.security.errors import SecurityError
 from monitor.store.base import Store
 from monitor.store.records import IncidentRecord, SecurityIncident
-from monitor.trap_decode import TrapEvent
+from monitor.traps.decode import TrapEvent
 from probes.base import ProbeResult
 
 log = structlog.get_logger()

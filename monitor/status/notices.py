@@ -11,11 +11,11 @@ from typing import Any
 
 import structlog
 
-from monitor.auth import Refused
+from monitor.access.auth import Refused
 from monitor.config.response_model import labels_match
 from monitor.config.status_model import PublicService, Subscriber
+from monitor.core.inventory import Inventory
 from monitor.incidents.paging import contact_messages
-from monitor.inventory import Inventory
 from monitor.status.templates import TEMPLATES, render
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry, IncidentRecord, Notice

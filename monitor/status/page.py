@@ -21,9 +21,9 @@ from monitor.availability.calc import _CATEGORY, DOWN, UP
 from monitor.availability.periods import JST
 from monitor.config.prefectures import all_prefectures
 from monitor.config.status_model import PublicService
-from monitor.engine import Engine
-from monitor.maintenance import covered_checks, occurrences
-from monitor.state import State
+from monitor.core.engine import Engine
+from monitor.core.state import State
+from monitor.incidents.maintenance import covered_checks, occurrences
 from monitor.status.notices import members, public_services
 from monitor.store.base import Store
 from monitor.store.records import MaintenanceWindow, Notice

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from monitor.engine import Transition
+from monitor.core.engine import Transition
 from monitor.store.records import (
     AuditEntry,
     IncidentEvent,
@@ -24,7 +24,7 @@ from monitor.store.sql_reports import Correction, MonthRollup
 
 
 class LeaseStore(Protocol):
-    """The leader lease of daemons sharing one store (monitor/ha.py): only its holder acts."""
+    """The leader lease of daemons sharing one store (monitor/cluster/ha.py): only its holder acts."""
 
     async def hold_lease(self, holder: str, now: float, ttl: float) -> tuple[bool, float | None]: ...
     async def release_lease(self, holder: str) -> None: ...

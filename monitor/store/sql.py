@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from monitor import __version__
-from monitor.engine import Transition
+from monitor.core.engine import Transition
 from monitor.store.base import LeaseStore
 from monitor.store.dialect import Connection, Dialect
 from monitor.store.records import (

@@ -14,8 +14,8 @@ from monitor.availability.calc import RunningTotals, StateSpan, compute
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.periods import month_span
-from monitor.engine import Engine, Transition
-from monitor.state import State
+from monitor.core.engine import Engine, Transition
+from monitor.core.state import State
 from monitor.store.sqlite import SQLiteStore
 from tests.conftest import Loader
 

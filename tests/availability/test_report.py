@@ -17,9 +17,9 @@ import pytest
 from monitor.availability.html_report import render_html
 from monitor.availability.periods import month_span
 from monitor.availability.report import Report, ReportBuilder, to_csv, to_json
-from monitor.engine import Transition
-from monitor.inventory import Inventory
-from monitor.state import State
+from monitor.core.engine import Transition
+from monitor.core.inventory import Inventory
+from monitor.core.state import State
 from monitor.store.records import IncidentEvent, IncidentRecord, Notice, OutboxItem
 from monitor.store.sql_reports import Correction
 from monitor.store.sqlite import SQLiteStore

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from monitor.config.loader import ConfigError, load_config
-from monitor.services import service_state
-from monitor.state import State
+from monitor.core.services import service_state
+from monitor.core.state import State
 from tests.conftest import Loader
 
 INVALID = Path(__file__).parent / "invalid"

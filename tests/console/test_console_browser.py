@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sessions import hash_password
+from monitor.access.sessions import hash_password
 from tests.console.cdp import Browser
 from tests.e2e.peers import daemon_process, free_port, http_get, wait_for
 from tests.e2e.test_daemon_process import TCPGate

@@ -150,8 +150,8 @@ def test_two_shards_split_the_estate_and_prometheus_sees_the_union_once(
     """`--shard 1/2` and `--shard 2/2` on the same lab: every check and service exported by exactly one of
     them, SLO rules over the union give one series per service, and a core owned by one shard makes the
     other shard's targets behind it UNREACHABLE (it probes the core as context) without a page there."""
+    from monitor.cluster.sharding import shard_inventory
     from monitor.config.loader import load_config
-    from monitor.sharding import shard_inventory
 
     env = {**os.environ, **read_env_file(lab.config_dir / "lab.env")}
     for key, value in env.items():

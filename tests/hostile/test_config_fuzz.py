@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
 from monitor.config.errors import allowed_keys
 from monitor.config.loader import ConfigError, load_config
 from monitor.config.schema import Config

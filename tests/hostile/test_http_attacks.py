@@ -23,7 +23,7 @@ from socket import SO_REUSEADDR, SOL_SOCKET, socket
 
 import pytest
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
 from tests.e2e.peers import ROOT, free_port, http_get, wait_for
 from tests.hostile.http_flood import (
     daemon_fds,

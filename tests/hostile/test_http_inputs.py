@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
+from monitor.access.sessions import LoginLimiter, hash_password
 from monitor.config.http_model import HttpListenerConfig
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
 from monitor.http.cache import TokenBuckets
 from monitor.http.listener import resolve_limits
-from monitor.sessions import LoginLimiter, hash_password
 from tests.conftest import Loader
 
 PASSWORD = "correct horse battery staple"

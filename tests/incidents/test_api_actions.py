@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.auth import token_digest
+from monitor.access.auth import token_digest
+from monitor.core.state import State
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
-from monitor.state import State
 from probes.base import ProbeResult
 from tests.conftest import Loader
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor.config.response_model import MaintenanceConfig
-from monitor.engine import Engine
-from monitor.maintenance import MaintenanceDriver, covered_checks, from_config, next_start, occurrence
-from monitor.state import State
+from monitor.core.engine import Engine
+from monitor.core.state import State
+from monitor.incidents.maintenance import MaintenanceDriver, covered_checks, from_config, next_start, occurrence
 from probes.base import ProbeResult
 from tests.conftest import Loader
 

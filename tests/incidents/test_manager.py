@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.engine import Engine
+from monitor.core.engine import Engine
+from monitor.core.state import State
 from monitor.incidents.manager import IncidentManager
-from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 from probes.base import ProbeResult
 from tests.conftest import Loader

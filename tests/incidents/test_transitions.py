@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from monitor.config.response_model import IncidentPolicy
-from monitor.engine import Engine
+from monitor.core.engine import Engine
+from monitor.core.state import State
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.policy import blip_recovery, first_page_wait
-from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 from probes.base import ProbeResult
 from tests.conftest import Loader

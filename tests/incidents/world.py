@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.engine import Engine, Outcome
+from monitor.core.engine import Engine, Outcome
 from monitor.incidents.manager import IncidentManager
 from monitor.store.records import IncidentRecord, OutboxItem
 from monitor.store.sqlite import SQLiteStore

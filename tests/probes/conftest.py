@@ -29,9 +29,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from monitor.clock import SystemClock
 from monitor.config.model import Thresholds
-from monitor.inventory import Check, Target
-from monitor.runner import ProbeRunner
-from monitor.state import StatePolicy
+from monitor.core.inventory import Check, Target
+from monitor.core.state import StatePolicy
+from monitor.scheduling.runner import ProbeRunner
 from probes.base import ProbeRequest, ProbeResult, ProbeSettings
 from probes.http import HTTPProbe
 from probes.registry import close_probes, create_probes

@@ -44,10 +44,10 @@ from aiohttp import web
 
 from monitor.clock import SystemClock
 from monitor.config.loader import load_config
+from monitor.core.engine import Engine
 from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
-from monitor.engine import Engine
-from monitor.runner import ProbeRunner
+from monitor.scheduling.runner import ProbeRunner
 from probes import base, icmp
 from probes.registry import close_probes, create_probes
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitor.runner import ProbeRunner
+from monitor.scheduling.runner import ProbeRunner
 from probes import http
 from probes.base import ProbeRequest, ProbeResult
 from probes.http import HTTPProbe, HTTPSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.config.model import Thresholds
-from monitor.runner import degraded_reason
+from monitor.scheduling.runner import degraded_reason
 from probes import http, icmp, registry, tls
 from probes.base import ProbeResult
 

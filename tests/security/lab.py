@@ -262,6 +262,6 @@ def pages(hook: Receiver, event: str) -> list[dict[str, Any]]:
 
 @functools.cache
 def console_hash() -> str:
-    from monitor.sessions import hash_password
+    from monitor.access.sessions import hash_password
 
     return hash_password(CONSOLE_PASSWORD)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from monitor.engine import Engine
-from monitor.state import State
+from monitor.core.engine import Engine
+from monitor.core.state import State
 from probes import registry
 from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 from tests.conftest import Loader

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from monitor.config.loader import load_config
+from monitor.core.state import State
 from monitor.daemon import Daemon
 from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
-from monitor.state import State
 from probes.snmp import ber
 from tests.snmp.conftest import V3_AUTH, V3_PRIV, free_tcp_port, free_udp_port, need
 

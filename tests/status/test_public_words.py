@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.state import State
+from monitor.core.state import State
 from monitor.status.page import public_state
 from monitor.status.templates import TEMPLATES, render
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from monitor.engine import Transition
-from monitor.state import State
+from monitor.core.engine import Transition
+from monitor.core.state import State
 from monitor.store.base import Store
 from monitor.store.postgres import PostgresStore
 from monitor.store.records import (

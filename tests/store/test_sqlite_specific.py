@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.engine import Transition
-from monitor.state import State
+from monitor.core.engine import Transition
+from monitor.core.state import State
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.sqlite import SQLiteStore, connect
 

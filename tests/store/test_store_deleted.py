@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from monitor.core.engine import Transition
+from monitor.core.state import State
 from monitor.daemon import Daemon
-from monitor.engine import Transition
 from monitor.http.app import build_app
-from monitor.state import State
 from monitor.store.sqlite import FILE_CHECK_SECONDS, SQLiteStore
 from tests.conftest import Loader
 

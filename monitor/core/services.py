@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from monitor.state import State
+from monitor.core.state import State
 
 Rule = str | int  # "all", "any", or N for "at least N"
 

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from monitor.auth import Guard, Tokens
+from monitor.access.auth import Guard, Tokens
 from monitor.clock import Clock
-from monitor.engine import Engine, Outcome
+from monitor.core.engine import Engine, Outcome
+from monitor.core.inventory import Inventory
+from monitor.incidents.maintenance import MaintenanceDriver, from_config
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
-from monitor.inventory import Inventory
-from monitor.maintenance import MaintenanceDriver, from_config
 from monitor.notifiers.base import Notifier
 from monitor.notifiers.registry import create_notifiers
 from monitor.store.base import Store

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from prometheus_client.utils import floatToGoString
 
-from monitor.engine import CheckRuntime, Engine, ServiceRuntime
-from monitor.inventory import METRIC_LABELS, Check, Service
-from monitor.state import ALL_STATES, State
+from monitor.core.engine import CheckRuntime, Engine, ServiceRuntime
+from monitor.core.inventory import METRIC_LABELS, Check, Service
+from monitor.core.state import ALL_STATES, State
 from probes import base, registry
 
 CHECK_LABELS = ("check", "target", "module", "kind", *METRIC_LABELS)

@@ -22,8 +22,8 @@ from monitor.config.sources import Loc
 from monitor.config.status_model import NoticePolicy, Recovery, StatusPage
 from monitor.config.traps import TrapsConfig
 from monitor.config.types import format_duration, prefecture_code
-from monitor.services import Rule
-from monitor.state import StatePolicy
+from monitor.core.services import Rule
+from monitor.core.state import StatePolicy
 from probes.base import ProbeRequest, ProbeSettings
 
 # Default tier of a target from the kind of its site.

@@ -5,7 +5,7 @@ Two renderers, one for each kind of series, never both for the same one:
 - the daemon's own counters and gauges (reloads, probes run, traps, the store) live in an injected
   prometheus-client registry and are written by `generate_latest`;
 - the per-check and per-service series (state, probe results, the values and labelled series probes
-  measured, SLO figures) are kept as text by `StateCollector` (monitor.metrics_text), rewritten when
+  measured, SLO figures) are kept as text by `StateCollector` (monitor.metrics.text), rewritten when
   a result or state change arrives: a scrape then only joins chunks instead of formatting every sample
   while the event loop waits (bench.metrics_render, 10,000 checks and ~240,000 lines: ~0.2 s, against
   ~4 s through a prometheus-client collector). A check removed by a reload leaves with the rebuild
@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 
 from monitor import __version__
 from monitor.config.prefectures import all_prefectures
-from monitor.engine import CheckRuntime, Engine, Outcome
-from monitor.metrics_text import LiveText, join_labels, number, render_snapshot
+from monitor.core.engine import CheckRuntime, Engine, Outcome
+from monitor.metrics.text import LiveText, join_labels, number, render_snapshot
 
 
 class Families:

@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Container, Mapping
 
-from monitor.inventory import Check, Inventory, reachability_checks
+from monitor.core.inventory import Check, Inventory, reachability_checks
 
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 

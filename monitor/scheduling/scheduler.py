@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.inventory import Check
+from monitor.core.inventory import Check
 
 STARTUP_SPREAD = 10.0  # first probes of all checks spread over at most this many seconds
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -21,7 +21,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.response_model import MaintenanceConfig, cron_trigger, labels_match
-from monitor.inventory import Inventory
+from monitor.core.inventory import Inventory
 from monitor.store.records import MaintenanceWindow
 
 log = structlog.get_logger()

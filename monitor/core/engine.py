@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from monitor.inventory import Check, Inventory, Service, reachability_checks
-from monitor.services import service_state
-from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
+from monitor.core.inventory import Check, Inventory, Service, reachability_checks
+from monitor.core.services import service_state
+from monitor.core.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
 from probes import registry
 from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 

@@ -13,7 +13,7 @@ import structlog
 from monitor.clock import Clock
 from monitor.config.model import Thresholds
 from monitor.config.types import format_duration
-from monitor.inventory import Check
+from monitor.core.inventory import Check
 from probes import base, registry
 from probes.base import Limit, Measure, ProbeKind, ProbeResult, Progress
 

@@ -43,7 +43,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.config.traps import TrapsConfig
-from monitor.trap_decode import TrapEvent, decode_notification, decode_trap, snmp_version, v3_envelope_ok
+from monitor.traps.decode import TrapEvent, decode_notification, decode_trap, snmp_version, v3_envelope_ok
 from probes.snmp import ber
 from probes.snmp.ber import BerError, Value, VarBind
 from probes.snmp.v3 import _AUTH, _PRIV

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from monitor.access.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore, hash_password
 from monitor.clock import Clock
 from monitor.config.response_model import Auth
-from monitor.sessions import COOKIE, CSRF_HEADER, LoginLimiter, SessionStore, hash_password
 from monitor.store.base import Store
 from monitor.store.records import AuditEntry
 
