@@ -8,6 +8,7 @@ from probes.base import ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
+from probes.ocsp import OCSPProbe
 from probes.snmp import SnmpProbe
 from probes.tcp import TCPProbe
 
@@ -17,6 +18,7 @@ KINDS: dict[str, type[Any]] = {
     "http": HTTPProbe,
     "dns": DNSProbe,
     "snmp": SnmpProbe,
+    "ocsp": OCSPProbe,
 }
 
 
