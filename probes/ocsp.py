@@ -35,7 +35,7 @@ from urllib.parse import quote
 import aiohttp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -140,6 +140,10 @@ class _Material:
             [ocsp_wire.cert_id(settings.hash, self.name_hash, self.key_hash, serial) for serial in self.serials]
         )
         self.labels = [f"0x{serial:x}" for serial in self.serials]
+        # signer certificate (DER) -> why it may not sign for the CA (None: it may), validity aside: a
+        # delegated responder certificate comes in every response, its issuer signature is checked once
+        self.delegated: dict[bytes, str | None] = {}
+        self.known_key_hashes = [(cert, _key_hash(cert)) for cert in (self.issuer, *self.responders)]
 
 
 class OCSPSettings(ProbeSettings):
@@ -210,17 +214,44 @@ def _verify_signature(cert: x509.Certificate, response: ocsp.OCSPResponse) -> bo
 def _signer(response: ocsp.OCSPResponse, material: _Material) -> x509.Certificate | None:
     """The certificate the responder ID names: the CA, one carried in the response, or a configured one."""
     key_hash, name = response.responder_key_hash, response.responder_name
-    for cert in (material.issuer, *response.certificates, *material.responders):
-        if key_hash is not None:
-            if x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest == key_hash:
+    if key_hash is not None:
+        for known, known_hash in material.known_key_hashes:  # the CA and responder_certs: hashed once
+            if known_hash == key_hash:
+                return known
+        for cert in response.certificates:
+            if _key_hash(cert) == key_hash:
                 return cert
-        elif name is not None and cert.subject == name:
+        return None
+    for cert in (material.issuer, *response.certificates, *material.responders):
+        if name is not None and cert.subject == name:
             return cert
     return None
 
 
-def _authorised(signer: x509.Certificate, issuer: x509.Certificate, now: dt.datetime) -> str | None:
+def _key_hash(cert: x509.Certificate) -> bytes:
+    """SHA-1 of the subjectPublicKey, what a responder ID byKey holds (RFC 6960 4.2.1)."""
+    return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+
+
+def _authorised(signer: x509.Certificate, material: _Material, now: dt.datetime) -> str | None:
     """Why a delegated responder certificate may not sign for the CA (RFC 6960 4.2.2.2), or None."""
+    der = signer.public_bytes(serialization.Encoding.DER)
+    if der not in material.delegated:
+        if len(material.delegated) > 64:  # a responder rotating certificates: bounded all the same
+            material.delegated.clear()
+        material.delegated[der] = _delegation(signer, material.issuer)
+    why = material.delegated[der]
+    if why is not None:
+        return why
+    if now < signer.not_valid_before_utc:
+        return f"OCSP: responder certificate not valid yet ({_name(signer)}, valid from {signer.not_valid_before_utc})"
+    if now > signer.not_valid_after_utc:
+        return f"OCSP: responder certificate expired ({_name(signer)}, {signer.not_valid_after_utc})"
+    return None
+
+
+def _delegation(signer: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """The time-independent half of _authorised: issued by the CA, with EKU OCSPSigning."""
     try:
         signer.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -231,10 +262,6 @@ def _authorised(signer: x509.Certificate, issuer: x509.Certificate, now: dt.date
         usage = None
     if usage is None or ExtendedKeyUsageOID.OCSP_SIGNING not in usage:
         return f"OCSP: response signed by a certificate that is not an OCSP signer ({_name(signer)})"
-    if now < signer.not_valid_before_utc:
-        return f"OCSP: responder certificate not valid yet ({_name(signer)}, valid from {signer.not_valid_before_utc})"
-    if now > signer.not_valid_after_utc:
-        return f"OCSP: responder certificate expired ({_name(signer)}, {signer.not_valid_after_utc})"
     return None
 
 
@@ -269,7 +296,7 @@ def judge(body: bytes, settings: OCSPSettings, nonce: bytes | None, now: float, 
         return _fail(result, "OCSP: response signer unknown (the responder ID names neither the CA nor a"
                      " certificate in the response or responder_certs)")  # fmt: skip
     if signer != material.issuer:
-        why = _authorised(signer, material.issuer, at)
+        why = _authorised(signer, material, at)
         if why is not None:
             return _fail(result, why)
     result.info["ocsp_signer"] = _name(signer)

@@ -157,7 +157,10 @@ class Responders:
             assert proc.stdout is not None
             line = proc.stdout.readline().decode()
             found = re.search(r"ACCEPT \S*:(\d+) ", line)
-            assert found, f"openssl ocsp did not start: {line!r}"
+            if found is None:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"openssl ocsp did not start: {line!r}")
             self._procs[key] = (proc, int(found.group(1)))
         return self._procs[key][1]
 
