@@ -106,6 +106,17 @@ class Canary(ProbeSettings):
     serial: int | None = Field(default=None, ge=0)
     expect: Literal["good", "revoked"]
 
+    @field_validator("serial", mode="before")
+    @classmethod
+    def _hex_text(cls, value: Any) -> Any:
+        """YAML reads 0x1234 as a number; quoted ("0x1234", as certificate tools print serials) it is text."""
+        if isinstance(value, str):
+            try:
+                return int(value.replace(":", ""), 16) if ":" in value else int(value, 0)
+            except ValueError:
+                raise ValueError(f"serial {value!r} is not a number (write 4660, 0x1234 or 12:34)") from None
+        return value
+
     @field_validator("cert")
     @classmethod
     def _existing(cls, value: Path | None, info: ValidationInfo) -> Path | None:

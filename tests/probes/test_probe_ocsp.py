@@ -549,6 +549,10 @@ def test_settings_are_checked_at_load(opki: OcspPKI, tmp_path: Path) -> None:
         _settings(opki, canaries=[{"cert": str(opki.foreign.cert_file), "expect": "good"}])
     with pytest.raises(ValidationError):
         _settings(opki, canaries=[{"serial": 1, "expect": "unknown"}])
+    serials = _settings(opki, canaries=[{"serial": "0x1234", "expect": "good"}, {"serial": "12:35", "expect": "good"}])
+    assert serials.material.serials == [0x1234, 0x1235]
+    with pytest.raises(ValidationError, match="is not a number"):
+        _settings(opki, canaries=[{"serial": "zz", "expect": "good"}])
     relative = OCSPSettings.model_validate(
         {"issuer": "ca.crt", "canaries": [{"cert": "good.crt", "expect": "good"}]}, context={"base_dir": opki.folder}
     )
