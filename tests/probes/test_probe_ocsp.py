@@ -229,6 +229,30 @@ def _old_response(pki: OcspPKI, request_der: bytes) -> bytes:
     return builder.sign(pki.responder.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
+def _fresh_response(pki: OcspPKI, request_der: bytes, this_update: dt.datetime) -> bytes:
+    """A response about the good canary only, signed by the real responder, thisUpdate as given, the
+    request's nonce echoed when it has one (a request for one certificate: cryptography parses it)."""
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=pki.good.cert,
+        issuer=pki.ca.cert,
+        algorithm=hashes.SHA1(),
+        cert_status=ocsp.OCSPCertStatus.GOOD,
+        this_update=this_update,
+        next_update=this_update + dt.timedelta(hours=10),
+        revocation_time=None,
+        revocation_reason=None,
+    )
+    try:
+        nonce = ocsp.load_der_ocsp_request(request_der).extensions.get_extension_for_class(x509.OCSPNonce)
+        builder = builder.add_extension(nonce.value, critical=False)
+    except (NotImplementedError, x509.ExtensionNotFound):
+        pass  # several certificates asked about (cryptography reads one) or no nonce: none echoed
+    builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, pki.responder.cert).certificates(
+        [pki.responder.cert]
+    )
+    return builder.sign(pki.responder.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
 class Proxy:
     """An aiohttp responder in front of `openssl ocsp` that tampers with what passes, by `mode`."""
 
@@ -237,6 +261,7 @@ class Proxy:
         self.upstream = upstream
         self.mode = "pass"
         self.status: ocsp.OCSPResponseStatus = ocsp.OCSPResponseStatus.TRY_LATER
+        self.recorded: bytes | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         der = await request.read()
@@ -245,6 +270,13 @@ class Proxy:
             return web.Response(body=body, content_type="application/ocsp-response")
         if self.mode == "replay":
             return web.Response(body=_old_response(self.pki, der), content_type="application/ocsp-response")
+        if self.mode == "future":
+            body = _fresh_response(self.pki, der, _now() + dt.timedelta(hours=2, minutes=1))
+            return web.Response(body=body, content_type="application/ocsp-response")
+        if self.mode == "partial":
+            return web.Response(body=_fresh_response(self.pki, der, _now()), content_type="application/ocsp-response")
+        if self.mode == "recorded" and self.recorded is not None:
+            return web.Response(body=self.recorded, content_type="application/ocsp-response")
         if self.mode == "strip_nonce":
             der = _strip_nonce(der)
         async with (
@@ -254,6 +286,8 @@ class Proxy:
             body = await upstream.read()
         if self.mode == "flip":
             body = _flip_signature(body)
+        if self.mode == "recorded":
+            self.recorded = body  # the first answer, replayed to every later request
         if self.mode == "http500":
             return web.Response(status=500, body=b"oops")
         return web.Response(body=body, content_type="application/ocsp-response")
@@ -462,6 +496,40 @@ async def test_replayed_old_response(proxy: tuple[Proxy, int], opki: OcspPKI, ru
     assert not result.ok
     assert result.error == "OCSP: nextUpdate passed 3h ago"
     assert reason_ja(result.error) == "OCSP: nextUpdate超過（3h前に期限切れ）"
+
+
+async def test_recorded_response_replayed_to_a_later_request(
+    proxy: tuple[Proxy, int], opki: OcspPKI, run_check: RunCheck
+) -> None:
+    p, port = proxy
+    p.mode = "recorded"
+    first = await run_check(_settings(opki), port)  # openssl's genuine answer, recorded by the proxy
+    assert first.ok, first.error
+    replayed = await run_check(_settings(opki), port)  # the same answer again: signed, fresh, another nonce
+    assert not replayed.ok
+    assert replayed.error == "OCSP: nonce mismatch (the response answers another request)"
+    assert reason_ja(replayed.error) == "OCSP: ナンスが要求と一致しない（リプレイの恐れ）"
+
+
+async def test_this_update_in_the_future(proxy: tuple[Proxy, int], opki: OcspPKI, run_check: RunCheck) -> None:
+    p, port = proxy
+    p.mode = "future"
+    canaries = [{"cert": str(opki.good.cert_file), "expect": "good"}]
+    result = await run_check(_settings(opki, canaries=canaries), port)
+    assert not result.ok
+    assert result.error == f"OCSP: thisUpdate is 2h in the future (canary serial {_hex(opki.good)})"
+    assert reason_ja(result.error) == "OCSP: 応答の時刻が未来（2h先）"
+
+
+async def test_canary_missing_from_the_response(proxy: tuple[Proxy, int], opki: OcspPKI, run_check: RunCheck) -> None:
+    p, port = proxy
+    p.mode = "partial"  # answers about the good canary only
+    result = await run_check(_settings(opki, nonce=False), port)
+    assert not result.ok
+    assert result.error == f"OCSP: no status for canary serial {_hex(opki.revoked)} in the response"
+    status = _series(result, SERIES_CANARY_STATUS)
+    assert status[(("serial", _hex(opki.revoked)), ("expect", "revoked"), ("status", "missing"))] == 1.0
+    assert status[(("serial", _hex(opki.good)), ("expect", "good"), ("status", "good"))] == 1.0
 
 
 @pytest.mark.parametrize(
