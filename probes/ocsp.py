@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import aiohttp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
@@ -292,11 +292,19 @@ def _one_status(
 
 def judge(body: bytes, settings: OCSPSettings, nonce: bytes | None, now: float, result: ProbeResult) -> ProbeResult:
     """The verdict on one response body (pure: no I/O; the benchmark times it alone)."""
-    material = settings.material
     try:
         response = ocsp.load_der_ocsp_response(body)
-    except ValueError as exc:
+        return _judge(response, settings, nonce, now, result)
+    except ValueError as exc:  # cryptography parses parts lazily (certificates, extensions): any may be broken
         return _fail(result, f"OCSP: response is not a valid OCSP response ({exc})")
+    except UnsupportedAlgorithm as exc:  # a signature (or key) algorithm cryptography does not know
+        return _fail(result, f"OCSP: response signed with an unsupported algorithm ({exc})")
+
+
+def _judge(
+    response: ocsp.OCSPResponse, settings: OCSPSettings, nonce: bytes | None, now: float, result: ProbeResult
+) -> ProbeResult:
+    material = settings.material
     status = response.response_status
     result.series.append(_series(SERIES_RESPONSE_STATUS, (), float(status.value)))
     if status != ocsp.OCSPResponseStatus.SUCCESSFUL:
@@ -318,8 +326,6 @@ def judge(body: bytes, settings: OCSPSettings, nonce: bytes | None, now: float, 
             echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         except x509.ExtensionNotFound:
             return _fail(result, "OCSP: nonce not echoed")
-        except ValueError as exc:  # an extension cryptography cannot parse (a bare nonce of old responders)
-            return _fail(result, f"OCSP: response extensions malformed ({exc})")
         if echoed != nonce:
             return _fail(result, "OCSP: nonce mismatch (the response answers another request)")
     produced = response.produced_at_utc.timestamp()

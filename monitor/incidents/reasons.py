@@ -25,6 +25,7 @@ _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^OCSP: responder certificate (expired|not valid yet)", "OCSP: レスポンダ証明書が有効期間外"),
         (r"^OCSP: response signer unknown", "OCSP: 応答の署名者が不明"),
         (r"^OCSP: response signature invalid", "OCSP: 応答の署名が不正"),
+        (r"^OCSP: response signed with an unsupported algorithm", "OCSP: 応答の署名アルゴリズムに未対応"),
         (r"^OCSP: nonce not echoed", "OCSP: ナンスが応答に含まれない（リプレイの恐れ）"),
         (r"^OCSP: nonce mismatch", "OCSP: ナンスが要求と一致しない（リプレイの恐れ）"),
         (r"^OCSP: (thisUpdate|producedAt) is (?P<ahead>\w+) in the future", "OCSP: 応答の時刻が未来（{ahead}先）"),

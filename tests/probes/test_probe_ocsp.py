@@ -36,6 +36,7 @@ from probes.ocsp import (
     SERIES_RESPONSE_STATUS,
     SERIES_THIS_UPDATE,
     OCSPSettings,
+    judge,
 )
 
 LOOPBACK4 = "127.0.0.1"
@@ -588,6 +589,29 @@ async def test_timeout_says_where(opki: OcspPKI, peers: Any, runner: ProbeRunner
 
 
 # ------------------------------------------------------------------------------------ request & config
+
+
+async def test_any_corrupted_byte_is_a_verdict_not_a_crash(opki: OcspPKI, responders: Responders) -> None:
+    """Every byte of a genuine openssl response flipped in turn: judge() names a failure (or, for bytes
+    outside what is signed and checked, passes), never raises."""
+    settings = _settings(opki)
+    nonce = b"\x07" * 16
+    der = ocsp_wire.ocsp_request(settings.material.requests, nonce)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://{LOOPBACK4}:{responders.port()}/", data=der) as response,
+    ):
+        body = await response.read()
+    now = time.time()
+    assert judge(body, settings, nonce, now, ProbeResult(ok=True)).ok
+    failed = 0
+    for at in range(len(body)):
+        broken = body[:at] + bytes((body[at] ^ 0x5A,)) + body[at + 1 :]
+        result = judge(broken, settings, nonce, now, ProbeResult(ok=True))
+        assert result.ok or (result.error or "").startswith("OCSP: "), result.error
+        failed += not result.ok
+    assert failed > len(body) * 0.9  # all but a few bytes of the embedded certificate's unsigned parts
+    assert not judge(body[:-10], settings, nonce, now, ProbeResult(ok=True)).ok
 
 
 def test_request_for_one_canary_parses_as_cryptography_reads_it(opki: OcspPKI) -> None:
