@@ -90,7 +90,10 @@ def _file(value: Path, info: ValidationInfo) -> Path:
 
 
 def _load_cert(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # unreadable (permissions): a config error, not a crash of the load
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificate(data)
