@@ -228,7 +228,7 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) 
 def trap_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, float]]:
     """v2c linkDown traps (from a known agent address) at rising rates for a few seconds each, into a
     daemon that does nothing else (its one target has no checks)."""
-    from probes import snmp_ber as ber
+    from probes.snmp import ber
 
     port = free_port()
     config = daemon_config(1, args.interval, port)

@@ -53,7 +53,7 @@ from monitor.store.records import IncidentEvent
 from monitor.trap_decode import TrapEvent
 from monitor.traps import TrapMetrics, TrapReceiver
 from probes.base import ProbeKind
-from probes.registry import close_probes, create_probes
+from probes.registry import agent_kinds, close_probes, create_probes, interface_index
 
 log = structlog.get_logger()
 HEARTBEAT_SECONDS = 10.0
@@ -91,7 +91,6 @@ class Daemon:
         self.descriptors = fdlimit.DescriptorCollector()
         self.registry.register(self.descriptors)
         self.state_collector = StateCollector(lambda: self.engine)
-        self.registry.register(self.state_collector)
         self.store = open_store(self.inventory.daemon, self.data_dir)
         self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
@@ -320,8 +319,8 @@ class Daemon:
             return rt.last if rt is not None else None
 
         def ifindex(check_id: str) -> int | None:
-            state = getattr(self.probes.get("snmp"), "states", {}).get(check_id)
-            return state.ifindex if state is not None else None
+            interfaces = interface_index(self.probes)
+            return interfaces.ifindex(check_id) if interfaces is not None else None
 
         def machine_up(check_id: str) -> bool:
             rt = self.engine.checks.get(check_id)
@@ -386,14 +385,15 @@ class Daemon:
         (device checks when none watches it, so the interface's series are fresh), or all of them."""
         inv = self.inventory
         checks = [c for t in self._agents.get(agent, ()) for c in inv.checks_by_target.get(t, ())]
-        snmp = [c for c in checks if inv.checks[c].kind == "snmp"]
+        agents = agent_kinds()  # the kinds that poll the device's agent, which is what sent the trap
+        snmp = [c for c in checks if inv.checks[c].kind in agents]
         if device or not interfaces:
             return snmp
-        probe: Any = self.probes.get("snmp")
+        mapping = interface_index(self.probes)
         devices = [c for c in snmp if "interface" not in inv.checks[c].request.params]
         chosen: list[str] = []
         for index in interfaces:
-            watching = probe.checks_for_ifindex(snmp, index) if probe is not None else []
+            watching = mapping.checks_for_ifindex(snmp, index) if mapping is not None else []
             chosen.extend(watching or devices)
         return list(dict.fromkeys(chosen))
 

@@ -33,6 +33,7 @@ from typing import Literal
 from monitor.inventory import Check, Inventory, Service, reachability_checks
 from monitor.services import service_state
 from monitor.state import CheckState, FlappingChanged, State, StateChanged, Verdict, effective_state, step
+from probes import registry
 from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 
 OUTAGE_STATES = frozenset({State.DOWN, State.UNREACHABLE})  # what `resume` carries across a restart
@@ -114,8 +115,10 @@ def verdict_of(result: ProbeResult) -> Verdict:
 
 
 class Engine:
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, agent_kinds: frozenset[str] | None = None) -> None:
         self.inventory = inventory
+        # the kinds whose failure can be their agent's alone ("SNMP agent down"): declared by the kinds
+        self.agent_kinds = registry.agent_kinds() if agent_kinds is None else agent_kinds
         self.checks: dict[str, CheckRuntime] = {}
         self.services: dict[str, ServiceRuntime] = {}
         self.maintenance: dict[str, str] = {}  # check id -> the window covering it
@@ -327,10 +330,11 @@ class Engine:
             self._refresh_service(self.services[name], touched_services[name], now, outcome)
 
     def _agent_down(self, rt: CheckRuntime) -> str | None:
-        """A DOWN SNMP check on a target whose reachability checks (ICMP) are not down: a lower-severity
-        "SNMP agent down" problem, not "device down". Returns how the device still answers."""
+        """A DOWN check of an agent-polling kind (SNMP) on a target whose reachability checks (ICMP) are
+        not down: a lower-severity "SNMP agent down" problem, not "device down". Returns how the device
+        still answers."""
         check = rt.check
-        if check.kind != "snmp" or rt.machine.state != State.DOWN or rt.fresh_after is not None:
+        if check.kind not in self.agent_kinds or rt.machine.state != State.DOWN or rt.fresh_after is not None:
             return None  # (no result since the device was seen up: its last failure is from the cut)
         if rt.last is None or AGENT_NOT_RESPONDING not in rt.last.info:  # it answered: a link down, a threshold
             return None

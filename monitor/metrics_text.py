@@ -16,41 +16,17 @@ from prometheus_client.utils import floatToGoString
 from monitor.engine import CheckRuntime, Engine, ServiceRuntime
 from monitor.inventory import METRIC_LABELS, Check, Service
 from monitor.state import ALL_STATES, State
-from probes import base
+from probes import base, registry
 
 CHECK_LABELS = ("check", "target", "module", "kind", *METRIC_LABELS)
 SERVICE_LABELS = ("service", "tier", "prefecture", "system")
 CHECK_STATE = "monitor_check_state"
 SERVICE_UP = {State.UP: 1.0, State.DEGRADED: 1.0, State.DOWN: 0.0, State.UNREACHABLE: 0.0}
 
-# (metric name, help, result value key, extra label name and value) for values a probe measured.
-VALUE_METRICS: tuple[tuple[str, str, str, tuple[str, str] | None], ...] = (
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MIN, ("stat", "min")),
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_AVG, ("stat", "avg")),
-    ("monitor_icmp_rtt_seconds", "ICMP round-trip time of the last probe.", base.RTT_MAX, ("stat", "max")),
-    ("monitor_icmp_jitter_seconds", "ICMP round-trip jitter of the last probe.", base.JITTER, None),
-    ("monitor_icmp_packet_loss_ratio", "Share of ICMP echo requests unanswered in the last probe.", base.LOSS, None),
-    ("monitor_http_status_code", "HTTP status code of the last probe.", base.HTTP_STATUS, None),
-    ("monitor_http_redirects", "Redirects followed in the last probe.", base.HTTP_REDIRECTS, None),
-    ("monitor_http_version", "HTTP version of the last response.", base.HTTP_VERSION, None),
-    ("monitor_http_content_length_bytes", "Body bytes read in the last probe.", base.CONTENT_LENGTH, None),
-    ("monitor_tls_cert_expiry_timestamp_seconds", "notAfter of the peer's leaf certificate.", base.TLS_NOT_AFTER, None),
-    (
-        "monitor_tls_earliest_cert_expiry_timestamp_seconds",
-        "Earliest notAfter in the peer's certificate chain.",
-        base.TLS_EARLIEST_NOT_AFTER,
-        None,
-    ),
-    ("monitor_crl_next_update_timestamp_seconds", "nextUpdate of the CRL served.", base.CRL_NEXT_UPDATE, None),
-    ("monitor_crl_this_update_timestamp_seconds", "thisUpdate of the CRL served.", base.CRL_THIS_UPDATE, None),
-    ("monitor_dns_answer_rrs", "Answer records in the last DNS response.", base.DNS_ANSWERS, None),
-    ("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", base.DNS_RCODE, None),
-)
-PHASES = (
-    "resolve", "connect", "tls", "processing", "transfer", "dialogue", "query",
-    "system", "labels", "interfaces", "oids",  # SNMP
-)  # fmt: skip
-# Fixed families in the order /metrics lists them: name -> (help, type)
+# The values probes measure, each kind declaring its own next to its code (probes.registry)
+MEASURES = registry.measures()
+PHASES = registry.phases()  # the phases exported; a probe's other timings are not
+# Families in the order /metrics lists them: name -> (help, type); a probe's labelled series follow
 FIXED: dict[str, tuple[str, str]] = {
     CHECK_STATE: ("Current state of the check (1 for the current state).", "gauge"),
     "monitor_check_flapping": ("1 while the check is flapping.", "gauge"),
@@ -58,12 +34,12 @@ FIXED: dict[str, tuple[str, str]] = {
     "monitor_probe_duration_seconds": ("Duration of the last probe.", "gauge"),
     "monitor_probe_timestamp_seconds": ("When the last probe finished.", "gauge"),
     "monitor_probe_phase_duration_seconds": ("Duration of each phase of the last probe.", "gauge"),
-    **{name: (help_text, "gauge") for name, help_text, _, _ in VALUE_METRICS},
+    **{m.name: (m.help, "gauge") for m in MEASURES},
     "monitor_service_up": ("1 if the service is up or degraded, 0 if down.", "gauge"),
     "monitor_service_state": ("Current state of the service (1 for the current state).", "gauge"),
 }
-_VALUE_BY_KEY = {key: (name, f',{extra[0]}="{extra[1]}"' if extra else "") for name, _, key, extra in VALUE_METRICS}
-_PHASES = frozenset(PHASES)
+# result value key -> (family, the extra label's text)
+_BY_KEY = {m.key: (m.name, f',{m.label[0]}="{m.label[1]}"' if m.label else "") for m in MEASURES}
 _RESULT_FAMILIES = ("monitor_probe_success", "monitor_probe_duration_seconds", "monitor_probe_timestamp_seconds",
                     "monitor_probe_phase_duration_seconds")  # fmt: skip
 
@@ -161,12 +137,12 @@ class LiveText:
         phases = "".join(
             f'monitor_probe_phase_duration_seconds{{{p},phase="{phase}"}} {number(seconds)}\n'
             for phase, seconds in result.phases.items()
-            if phase in _PHASES
+            if phase in PHASES
         )
         self._put("monitor_probe_phase_duration_seconds", cid, phases)
         chunks: dict[str, str] = {}
-        for key, value in result.values.items():  # a handful per probe: cheaper than walking VALUE_METRICS
-            spec = _VALUE_BY_KEY.get(key)
+        for key, value in result.values.items():  # a handful per probe: cheaper than walking MEASURES
+            spec = _BY_KEY.get(key)
             if spec is not None:
                 name, label = spec
                 chunks[name] = chunks.get(name, "") + f"{name}{{{p}{label}}} {number(value)}\n"

@@ -14,31 +14,32 @@ from monitor.clock import Clock
 from monitor.config.model import Thresholds
 from monitor.config.types import format_duration
 from monitor.inventory import Check
-from probes import base
-from probes.base import ProbeKind, ProbeResult, Progress
+from probes import base, registry
+from probes.base import Limit, Measure, ProbeKind, ProbeResult, Progress
 
 log = structlog.get_logger()
 
 
-def degraded_reason(result: ProbeResult, limits: Thresholds, now: float) -> str | None:
-    """Why an ok result still counts as DEGRADED, or None."""
+def degraded_reason(
+    result: ProbeResult, limits: Thresholds, now: float, rules: tuple[tuple[Measure, Limit], ...]
+) -> str | None:
+    """Why an ok result still counts as DEGRADED, or None: the probe took too long, or a measured value
+    is past the threshold its kind declares on it (`rules`: registry.limits())."""
     if not result.ok:
         return None
-    values = result.values
     if limits.latency is not None and result.duration > limits.latency:
         return f"slow: {result.duration:.3f}s (limit {format_duration(limits.latency)})"
-    rtt = values.get(base.RTT_AVG)
-    if limits.rtt is not None and rtt is not None and rtt > limits.rtt:
-        return f"high round-trip time: {rtt * 1000:.1f}ms (limit {format_duration(limits.rtt)})"
-    loss = values.get(base.LOSS)
-    if limits.loss_ratio is not None and loss is not None and loss >= limits.loss_ratio:
-        return f"packet loss {loss:.0%} (limit {limits.loss_ratio:.0%})"
-    not_after = values.get(base.TLS_EARLIEST_NOT_AFTER)
-    if limits.cert_expiry is not None and not_after is not None and not_after - now < limits.cert_expiry:
-        return f"TLS certificate expires in {(not_after - now) / 86400:.1f} days"
-    next_update = values.get(base.CRL_NEXT_UPDATE)
-    if limits.crl_remaining is not None and next_update is not None and next_update - now < limits.crl_remaining:
-        return f"CRL nextUpdate in {(next_update - now) / 3600:.1f} hours"
+    values = result.values
+    given: dict[str, Any] | None = None
+    for measure, rule in rules:
+        value = values.get(measure.key)
+        if value is None:
+            continue
+        if given is None:  # only for a result with a value that has a threshold: a dump costs microseconds
+            given = limits.model_dump(exclude_none=True)
+        limit = given.get(rule.setting)
+        if limit is not None and (why := rule.reason(value, limit, now)) is not None:
+            return why
     return None
 
 
@@ -54,6 +55,7 @@ class ProbeRunner:
     def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock) -> None:
         self.probes = probes
         self.clock = clock
+        self._limits = registry.limits()
 
     async def run(self, check: Check) -> ProbeResult:
         started = time.perf_counter()
@@ -79,5 +81,5 @@ class ProbeRunner:
             result.phase = "done" if result.ok else progress.phase
         result.finished_at = self.clock.now()
         if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
-            result.degraded = degraded_reason(result, check.degraded, result.finished_at)
+            result.degraded = degraded_reason(result, check.degraded, result.finished_at, self._limits)
         return result

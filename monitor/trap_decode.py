@@ -1,7 +1,7 @@
 """What a received notification means: its trap OID, well-known name or configured mapping, the
 interface it names, as a TrapEvent (the data listeners get). Pure: no I/O.
 
-v1 and v2c datagrams are read here with the project's BER codec (probes.snmp_ber), 20-50x cheaper
+v1 and v2c datagrams are read here with the project's BER codec (probes.snmp.ber), 20-50x cheaper
 than pysnmp's: under a flood of thousands of traps a second the receiver must keep up with the socket
 or the kernel drops what it cannot queue. A v1 Trap-PDU is translated to the SNMPv2 form of RFC 3584
 (sysUpTime.0, snmpTrapOID.0, its varbinds, snmpTrapAddress.0), as pysnmp does for v3 notifications,
@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config.traps import TrapMapping
-from probes import snmp_ber as ber
-from probes.snmp_ber import BerError, Value, VarBind
+from probes.snmp import ber
+from probes.snmp.ber import BerError, Value, VarBind
 
 SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
@@ -100,7 +100,7 @@ def decode_notification(data: bytes) -> Notification:
     """A v1 Trap-PDU, v2c SNMPv2-Trap or InformRequest; BerError for anything else."""
     try:
         return _decode_notification(data)
-    except IndexError as exc:  # every read is bounds-checked; belt and braces as in snmp_ber
+    except IndexError as exc:  # every read is bounds-checked; belt and braces as in probes.snmp.ber
         raise BerError("truncated") from exc
 
 

@@ -44,9 +44,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from monitor.config.traps import TrapsConfig
 from monitor.trap_decode import TrapEvent, decode_notification, decode_trap, snmp_version, v3_envelope_ok
-from probes import snmp_ber as ber
-from probes.snmp_ber import BerError, Value, VarBind
-from probes.snmp_v3 import _AUTH, _PRIV
+from probes.snmp import ber
+from probes.snmp.ber import BerError, Value, VarBind
+from probes.snmp.v3 import _AUTH, _PRIV
 
 log = structlog.get_logger()
 UNKNOWN = "unknown"

@@ -24,27 +24,9 @@ from typing import Annotated, Any, Generic, Literal, NamedTuple, Protocol, TypeV
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-# Well-known keys of ProbeResult.values. The metrics collector maps these to metric families,
-# so a new key needs a line there too.
-RTT_MIN = "rtt_min_seconds"
-RTT_AVG = "rtt_avg_seconds"
-RTT_MAX = "rtt_max_seconds"
-JITTER = "jitter_seconds"
-LOSS = "loss_ratio"
-PACKETS_SENT = "packets_sent"
-HTTP_STATUS = "http_status_code"
-HTTP_VERSION = "http_version"
-HTTP_REDIRECTS = "http_redirects"
-CONTENT_LENGTH = "content_length_bytes"
-TLS_NOT_AFTER = "tls_cert_not_after_timestamp_seconds"
-TLS_EARLIEST_NOT_AFTER = "tls_earliest_cert_not_after_timestamp_seconds"
-CRL_NEXT_UPDATE = "crl_next_update_timestamp_seconds"
-CRL_THIS_UPDATE = "crl_this_update_timestamp_seconds"
-OCSP_NEXT_UPDATE = "ocsp_next_update_timestamp_seconds"
-DNS_ANSWERS = "dns_answer_rrs"
-DNS_RCODE = "dns_rcode"
 # Well-known key of ProbeResult.info: set when the failure is that a management agent (SNMP) did not
-# answer, as opposed to what it reported (a link down, a threshold): the engine words the reason by it.
+# answer, as opposed to what it reported (a link down, a threshold): the engine words the reason by it
+# for the kinds that declare `polls_agent`.
 AGENT_NOT_RESPONDING = "agent_not_responding"
 
 
@@ -118,11 +100,46 @@ class ProbeRequest:
         return ProbeRequest(self.address, self.hostname, self.port, self.timeout, self.params, self.check_id, progress)
 
 
-class Series(NamedTuple):
-    """One labelled sample a probe measured (a table row: an interface's counter, a sensor's value).
+class Limit(NamedTuple):
+    """A DEGRADED threshold on a measured value: `degraded: {setting: ...}` in the config."""
 
-    The metrics collector renders it with the check's labels plus `labels`; every sample of one
-    metric name must carry the same label names, help and type."""
+    setting: str  # the key under `degraded:` ("rtt"); the config model declares it
+    reason: Callable[[float, float, float], str | None]  # (value, limit, now) -> why it is DEGRADED, or None
+
+
+class Measure(NamedTuple):
+    """A number a probe kind measures: its key in ProbeResult.values and the per-check gauge /metrics
+    exports it as (the check's labels, plus `label` when several keys share one family).
+
+    A kind declares its measures next to its code (the kind class's `measures`) and writes
+    `result.values[MEASURE.key]`; the registry collects them for /metrics, the docs and the runner."""
+
+    name: str  # the metric family
+    help: str
+    key: str  # the key in ProbeResult.values (what the API and `monitor probe` show)
+    label: tuple[str, str] | None = None  # e.g. ("stat", "min"): RTT min, avg and max are one family
+    limit: Limit | None = None  # the DEGRADED threshold on it, if the config has one
+
+
+class Family(NamedTuple):
+    """A family of labelled samples (Series: a table's rows) a probe kind produces, declared with the kind
+    (its `series`); every sample of it carries the check's labels plus these, with this help and type."""
+
+    name: str
+    help: str
+    type: Literal["counter", "gauge"]
+    labels: tuple[str, ...]  # the sample's own label names, in order
+
+    def sample(self, labels: tuple[tuple[str, str], ...], value: float) -> Series:
+        return Series(self.name, self.help, self.type, labels, value)
+
+
+class Series(NamedTuple):
+    """One labelled sample a probe measured (a table row: an interface's counter, a sensor's value), of a
+    Family its kind declares.
+
+    /metrics renders it with the check's labels plus `labels`; it carries its family's name, help and
+    type itself, so writing millions of them costs no lookup."""
 
     name: str  # full metric name; counters end in _total
     help: str
@@ -139,7 +156,7 @@ class ProbeResult:
     error: str | None = None  # why it failed, short and operator-readable ("connection refused")
     duration: float = 0.0  # seconds, whole probe; set by the runner
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (connect, tls, ...)
-    values: dict[str, float] = field(default_factory=dict)  # measurements, keys above
+    values: dict[str, float] = field(default_factory=dict)  # measurements, by Measure.key
     info: dict[str, str] = field(default_factory=dict)  # facts worth showing (tls_version, final_url)
     degraded: str | None = None  # why an ok result is DEGRADED: the probe's own verdict, else the runner's thresholds
     series: list[Series] = field(default_factory=list)  # labelled samples (tables), rendered as metric families
@@ -158,10 +175,17 @@ S = TypeVar("S", bound=ProbeSettings)
 
 
 class ProbeKind(Protocol, Generic[S]):
-    """One probe kind: a name, the model of its module settings, and the probe itself."""
+    """One probe kind: a name, the model of its module settings, what it measures, and the probe itself.
+
+    `polls_agent`: the kind talks to a management agent on the device (SNMP), so a failure can be
+    that agent not answering while the device does (the result's info has AGENT_NOT_RESPONDING)."""
 
     name: str
     settings_model: type[S]
+    measures: tuple[Measure, ...]
+    series: tuple[Family, ...]  # the labelled families its results' `series` samples belong to
+    phases: tuple[str, ...]  # the PhaseTimer phases it marks, exported as monitor_probe_phase_duration_seconds
+    polls_agent: bool
 
     async def run(self, request: ProbeRequest, settings: S) -> ProbeResult: ...
 

@@ -30,8 +30,11 @@ import dns.rdatatype
 from pydantic import AliasChoices, Field, field_validator
 
 from probes import base, dns_wire
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
+from probes.base import Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Regex
 from probes.net import IPProtocol, ResolveError, resolve
+
+ANSWERS = Measure("monitor_dns_answer_rrs", "Answer records in the last DNS response.", "dns_answer_rrs")
+RCODE = Measure("monitor_dns_rcode", "Rcode of the last DNS response (0 is NOERROR).", "dns_rcode")
 
 
 class AnswerRules(ProbeSettings):
@@ -122,6 +125,10 @@ class DNSSettings(ProbeSettings):
 class DNSProbe:
     name = "dns"
     settings_model = DNSSettings
+    measures: tuple[Measure, ...] = (ANSWERS, RCODE)
+    series: tuple[Family, ...] = ()
+    phases: tuple[str, ...] = ("resolve", "query")
+    polls_agent = False
 
     async def run(self, request: ProbeRequest, settings: DNSSettings) -> ProbeResult:
         name = request.params.get("query_name") or settings.query_name
@@ -197,8 +204,8 @@ class DNSProbe:
 
     def _check(self, code: int, answers: list[str], settings: DNSSettings, result: ProbeResult) -> ProbeResult:
         rcode = dns.rcode.to_text(dns.rcode.Rcode.make(code))
-        result.values[base.DNS_RCODE] = float(code)
-        result.values[base.DNS_ANSWERS] = float(len(answers))
+        result.values[RCODE.key] = float(code)
+        result.values[ANSWERS.key] = float(len(answers))
         result.info["rcode"] = rcode
         if answers:
             result.info["answers"] = "; ".join(answers)[:500]

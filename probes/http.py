@@ -34,7 +34,7 @@ from pydantic import Field
 from yarl import URL
 
 from probes import base, http1, http2, tls
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
+from probes.base import Family, Limit, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
 
@@ -45,6 +45,22 @@ MAX_KEPT_BODY = 64 * 1024 * 1024  # the most of a body kept for a body check whe
 # aiohttp counts header lines, not bytes: enough lines for any honest head, and with 64 KiB each a bound
 # on what a hostile head costs before the whole-head check (MAX_HEAD) refuses it
 MAX_HEADER_LINES = 512
+
+
+def _crl_due(next_update: float, limit: float, now: float) -> str | None:
+    left = next_update - now
+    return f"CRL nextUpdate in {left / 3600:.1f} hours" if left < limit else None
+
+
+STATUS = Measure("monitor_http_status_code", "HTTP status code of the last probe.", "http_status_code")
+REDIRECTS = Measure("monitor_http_redirects", "Redirects followed in the last probe.", "http_redirects")
+VERSION = Measure("monitor_http_version", "HTTP version of the last response.", "http_version")
+CONTENT_LENGTH = Measure("monitor_http_content_length_bytes", "Body bytes read in the last probe.",
+                         "content_length_bytes")  # fmt: skip
+CRL_NEXT_UPDATE = Measure("monitor_crl_next_update_timestamp_seconds", "nextUpdate of the CRL served.",
+                          "crl_next_update_timestamp_seconds", limit=Limit("crl_remaining", _crl_due))  # fmt: skip
+CRL_THIS_UPDATE = Measure("monitor_crl_this_update_timestamp_seconds", "thisUpdate of the CRL served.",
+                          "crl_this_update_timestamp_seconds")  # fmt: skip
 
 
 class _PlainFailure(Exception):
@@ -241,12 +257,12 @@ def check_crl(body: bytes | bytearray, result: ProbeResult, now: float) -> None:
     except ValueError:
         result.ok, result.error = False, "body is not a valid CRL (DER or PEM)"
         return
-    result.values[base.CRL_THIS_UPDATE] = crl.last_update_utc.timestamp()
+    result.values[CRL_THIS_UPDATE.key] = crl.last_update_utc.timestamp()
     next_update = crl.next_update_utc
     if next_update is None:
         result.ok, result.error = False, "CRL has no nextUpdate"
         return
-    result.values[base.CRL_NEXT_UPDATE] = next_update.timestamp()
+    result.values[CRL_NEXT_UPDATE.key] = next_update.timestamp()
     result.info["crl_issuer"] = crl.issuer.rfc4514_string()
     if next_update.timestamp() < now:
         result.ok, result.error = False, f"CRL is stale: nextUpdate {next_update.isoformat()} has passed"
@@ -255,6 +271,11 @@ def check_crl(body: bytes | bytearray, result: ProbeResult, now: float) -> None:
 class HTTPProbe:
     name = "http"
     settings_model = HTTPSettings
+    measures: tuple[Measure, ...] = (STATUS, REDIRECTS, VERSION, CONTENT_LENGTH, *tls.MEASURES,
+                                     CRL_NEXT_UPDATE, CRL_THIS_UPDATE)  # fmt: skip
+    series: tuple[Family, ...] = ()
+    phases: tuple[str, ...] = ("resolve", "connect", "tls", "processing", "transfer")
+    polls_agent = False
 
     def __init__(self) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
@@ -578,7 +599,7 @@ class HTTPProbe:
     def _judge_body(
         self, body: bytes | bytearray, size: int, truncated: bool, settings: HTTPSettings, result: ProbeResult
     ) -> ProbeResult:
-        result.values[base.CONTENT_LENGTH] = float(size)
+        result.values[CONTENT_LENGTH.key] = float(size)
         if truncated:
             if settings.body_size_limit:
                 return self._fail(result, f"body larger than body_size_limit ({settings.body_size_limit} bytes)")
@@ -604,10 +625,10 @@ class HTTPProbe:
         settings: HTTPSettings,
         result: ProbeResult,
     ) -> None:
-        result.values[base.HTTP_STATUS] = float(status)
-        result.values[base.HTTP_REDIRECTS] = float(redirects)
+        result.values[STATUS.key] = float(status)
+        result.values[REDIRECTS.key] = float(redirects)
         if version is not None:
-            result.values[base.HTTP_VERSION] = version
+            result.values[VERSION.key] = version
         result.info["final_url"] = final_url
         tls.certificate_facts(ssl_object, result)
         if settings.fail_if_not_ssl and ssl_object is None:

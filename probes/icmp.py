@@ -21,8 +21,9 @@ from typing import Literal
 import icmplib
 from pydantic import Field
 
+from monitor.config.types import format_duration
 from probes import base
-from probes.base import ProbeRequest, ProbeResult, ProbeSettings
+from probes.base import Family, Limit, Measure, ProbeRequest, ProbeResult, ProbeSettings
 from probes.net import IPProtocol, ResolveError, resolve
 
 CAP_NET_RAW = 13
@@ -30,6 +31,24 @@ NOT_PERMITTED = (
     "ICMP not permitted: run as root or with CAP_NET_RAW, or allow ICMP datagram sockets with "
     "sysctl net.ipv4.ping_group_range"
 )
+
+
+def _high_rtt(rtt: float, limit: float, now: float) -> str | None:
+    return f"high round-trip time: {rtt * 1000:.1f}ms (limit {format_duration(limit)})" if rtt > limit else None
+
+
+def _loss(loss: float, limit: float, now: float) -> str | None:
+    return f"packet loss {loss:.0%} (limit {limit:.0%})" if loss >= limit else None
+
+
+RTT = "ICMP round-trip time of the last probe."
+RTT_MIN = Measure("monitor_icmp_rtt_seconds", RTT, "rtt_min_seconds", ("stat", "min"))
+RTT_AVG = Measure("monitor_icmp_rtt_seconds", RTT, "rtt_avg_seconds", ("stat", "avg"), Limit("rtt", _high_rtt))
+RTT_MAX = Measure("monitor_icmp_rtt_seconds", RTT, "rtt_max_seconds", ("stat", "max"))
+JITTER = Measure("monitor_icmp_jitter_seconds", "ICMP round-trip jitter of the last probe.", "jitter_seconds")
+LOSS = Measure("monitor_icmp_packet_loss_ratio", "Share of ICMP echo requests unanswered in the last probe.",
+               "loss_ratio", limit=Limit("loss_ratio", _loss))  # fmt: skip
+PACKETS_SENT = "packets_sent"  # a value shown by the API and `monitor probe`, not exported
 
 
 class ICMPSettings(ProbeSettings):
@@ -73,6 +92,10 @@ def socket_mode(preference: str = "auto") -> str | None:
 class ICMPProbe:
     name = "icmp"
     settings_model = ICMPSettings
+    measures: tuple[Measure, ...] = (RTT_MIN, RTT_AVG, RTT_MAX, JITTER, LOSS)
+    series: tuple[Family, ...] = ()
+    phases: tuple[str, ...] = ()  # one exchange of echoes: its duration is the probe's
+    polls_agent = False
 
     def __init__(self) -> None:
         self._modes: dict[str, str | None] = {}
@@ -102,14 +125,14 @@ class ICMPProbe:
         except OSError as exc:
             return ProbeResult.failure(base.describe_os_error(exc))
         result = ProbeResult(ok=host.packets_received > 0)
-        result.values[base.PACKETS_SENT] = float(host.packets_sent)
+        result.values[PACKETS_SENT] = float(host.packets_sent)
         if host.packets_sent:  # no packet sent, no loss measured: 0 would claim a clean path
-            result.values[base.LOSS] = float(host.packet_loss)
+            result.values[LOSS.key] = float(host.packet_loss)
         if host.packets_received:
-            result.values[base.RTT_MIN] = host.min_rtt / 1000
-            result.values[base.RTT_AVG] = host.avg_rtt / 1000
-            result.values[base.RTT_MAX] = host.max_rtt / 1000
-            result.values[base.JITTER] = host.jitter / 1000
+            result.values[RTT_MIN.key] = host.min_rtt / 1000
+            result.values[RTT_AVG.key] = host.avg_rtt / 1000
+            result.values[RTT_MAX.key] = host.max_rtt / 1000
+            result.values[JITTER.key] = host.jitter / 1000
         elif send_error is not None and not host.packets_sent:
             result.error = f"send failed: {send_error}"
         else:

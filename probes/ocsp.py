@@ -16,7 +16,7 @@ and known-revoked certificates of the CA, by file or serial) by POST or GET, and
 An ok result is DEGRADED (the probe's own verdict, `ProbeResult.degraded`) when a nextUpdate is within
 `degraded_within`. Phases: connect (TCP and TLS, as aiohttp does them in one step), request (sending
 it), response (waiting for and reading it), verify (parsing and judging). Measurements are labelled
-series (Series), see SERIES_* below.
+values (Measure) and one labelled family (the canaries' status), declared below.
 """
 
 from __future__ import annotations
@@ -44,26 +44,30 @@ from yarl import URL
 
 from monitor.config.types import Duration, DurationOrZero
 from probes import base, ocsp_wire, tls
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Series
+from probes.base import Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress
 from probes.net import IPProtocol, is_ip_literal
 
 USER_AGENT = "national-monitor/0.1 (+probe)"
 MAX_RESPONSE = 1024 * 1024  # bytes; an OCSP response is a few KiB, a larger body is not one
 NONCE_BYTES = 16  # RFC 8954: at least 1, at most 32 octets; 16 is what openssl sends
 
-# Series this kind emits (names for the metrics declarations). Timestamps are UTC epoch seconds.
-SERIES_THIS_UPDATE = "monitor_ocsp_this_update_timestamp_seconds"
-SERIES_NEXT_UPDATE = "monitor_ocsp_next_update_timestamp_seconds"
-SERIES_PRODUCED_AGE = "monitor_ocsp_produced_at_age_seconds"
-SERIES_RESPONSE_STATUS = "monitor_ocsp_response_status"
-SERIES_CANARY_STATUS = "monitor_ocsp_canary_status"
-_HELP = {
-    SERIES_THIS_UPDATE: "Latest thisUpdate among the canaries' single responses.",
-    SERIES_NEXT_UPDATE: "Earliest nextUpdate among the canaries' single responses.",
-    SERIES_PRODUCED_AGE: "Age of the response's producedAt when it was received.",
-    SERIES_RESPONSE_STATUS: "OCSP responseStatus of the last response (0 successful, 3 tryLater, ...).",
-    SERIES_CANARY_STATUS: "certStatus of each canary in the last response (1 for the status it has).",
-}
+# What this kind measures (declared on OCSPProbe; the registry takes them to /metrics and the docs).
+# Timestamps are UTC epoch seconds.
+THIS_UPDATE = Measure("monitor_ocsp_this_update_timestamp_seconds",
+                      "Latest thisUpdate among the canaries' single responses.",
+                      "ocsp_this_update_timestamp_seconds")  # fmt: skip
+NEXT_UPDATE = Measure("monitor_ocsp_next_update_timestamp_seconds",
+                      "Earliest nextUpdate among the canaries' single responses.",
+                      "ocsp_next_update_timestamp_seconds")  # fmt: skip
+PRODUCED_AGE = Measure("monitor_ocsp_produced_at_age_seconds",
+                       "Age of the response's producedAt when it was received.",
+                       "ocsp_produced_at_age_seconds")  # fmt: skip
+RESPONSE_STATUS = Measure("monitor_ocsp_response_status",
+                          "OCSP responseStatus of the last response (0 successful, 3 tryLater, ...).",
+                          "ocsp_response_status")  # fmt: skip
+CANARY_STATUS = Family("monitor_ocsp_canary_status",
+                       "certStatus of each canary in the last response (1 for the status it has).", "gauge",
+                       ("serial", "expect", "status"))  # fmt: skip
 _STATUSES = ("good", "revoked", "unknown", "missing")  # "missing": the response has no answer for it
 
 # RFC 6960 4.2.1's names: the reason quotes them as the responder's operator knows them
@@ -309,7 +313,7 @@ def _judge(
 ) -> ProbeResult:
     material = settings.material
     status = response.response_status
-    result.series.append(_series(SERIES_RESPONSE_STATUS, (), float(status.value)))
+    result.values[RESPONSE_STATUS.key] = float(status.value)
     if status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return _fail(result, f"OCSP: responder says {_RESPONSE_STATUS_NAMES.get(status, status.name)}")
     at = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -332,7 +336,7 @@ def _judge(
         if echoed != nonce:
             return _fail(result, "OCSP: nonce mismatch (the response answers another request)")
     produced = response.produced_at_utc.timestamp()
-    result.series.append(_series(SERIES_PRODUCED_AGE, (), now - produced))
+    result.values[PRODUCED_AGE.key] = now - produced
     if produced - now > settings.clock_skew:
         return _fail(result, f"OCSP: producedAt is {_age(produced - now)} in the future")
     return _judge_canaries(list(response.responses), settings, material, now, result)
@@ -349,7 +353,7 @@ def _judge_canaries(
         got = "missing" if single is None else _CERT_STATUS_NAMES[single.certificate_status]
         for name in _STATUSES:
             labels = (("serial", label), ("expect", expect), ("status", name))
-            result.series.append(_series(SERIES_CANARY_STATUS, labels, 1.0 if name == got else 0.0))
+            result.series.append(CANARY_STATUS.sample(labels, 1.0 if name == got else 0.0))
         if single is None:
             problems.append(f"OCSP: no status for canary serial {label} in the response")
             continue
@@ -365,10 +369,10 @@ def _judge_canaries(
         elif got != expect:
             problems.append(f"OCSP: canary serial {label} is {got}, expected {expect}")
     if this_updates:
-        result.series.append(_series(SERIES_THIS_UPDATE, (), max(this_updates)))
+        result.values[THIS_UPDATE.key] = max(this_updates)
     if next_updates:
         earliest = min(next_updates)
-        result.series.append(_series(SERIES_NEXT_UPDATE, (), earliest))
+        result.values[NEXT_UPDATE.key] = earliest
         left = earliest - now
         if left < 0:
             problems.insert(0, f"OCSP: nextUpdate passed {_age(left)} ago")
@@ -384,10 +388,6 @@ def _judge_canaries(
         if len(problems) > 1:
             result.info["ocsp_problems"] = "; ".join(problems)[:500]
     return result
-
-
-def _series(name: str, labels: tuple[tuple[str, str], ...], value: float) -> Series:
-    return Series(name, _HELP[name], "gauge", labels, value)
 
 
 def _fail(result: ProbeResult, error: str) -> ProbeResult:
@@ -454,6 +454,10 @@ async def _read(response: aiohttp.ClientResponse) -> bytes | None:
 class OCSPProbe:
     name = "ocsp"
     settings_model = OCSPSettings
+    measures: tuple[Measure, ...] = (THIS_UPDATE, NEXT_UPDATE, PRODUCED_AGE, RESPONSE_STATUS)
+    series: tuple[Family, ...] = (CANARY_STATUS,)
+    phases: tuple[str, ...] = ("connect", "request", "response", "verify")
+    polls_agent = False
 
     def __init__(self) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from probes import base
 from probes import tls as tlsinfo
-from probes.base import PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
+from probes.base import Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
 from probes.net import IPProtocol, ResolveError, resolve
 
 
@@ -68,6 +68,10 @@ def _step_where(step: int, expect: str, received: bytearray, progress: Progress)
 class TCPProbe:
     name = "tcp"
     settings_model = TCPSettings
+    measures: tuple[Measure, ...] = tlsinfo.MEASURES  # with `tls` or `starttls`: the certificate facts
+    series: tuple[Family, ...] = ()
+    phases: tuple[str, ...] = ("resolve", "connect", "tls", "dialogue")
+    polls_agent = False
 
     def __init__(self) -> None:
         self._tls = tlsinfo.ContextCache()

@@ -19,7 +19,21 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from probes import base
-from probes.base import ProbeSettings
+from probes.base import Limit, Measure, ProbeSettings
+
+
+def _expires_soon(not_after: float, limit: float, now: float) -> str | None:
+    left = not_after - now
+    return f"TLS certificate expires in {left / 86400:.1f} days" if left < limit else None
+
+
+NOT_AFTER = Measure("monitor_tls_cert_expiry_timestamp_seconds", "notAfter of the peer's leaf certificate.",
+                    "tls_cert_not_after_timestamp_seconds")  # fmt: skip
+EARLIEST_NOT_AFTER = Measure("monitor_tls_earliest_cert_expiry_timestamp_seconds",
+                             "Earliest notAfter in the peer's certificate chain.",
+                             "tls_earliest_cert_not_after_timestamp_seconds",
+                             limit=Limit("cert_expiry", _expires_soon))  # fmt: skip
+MEASURES = (NOT_AFTER, EARLIEST_NOT_AFTER)  # of the TCP and HTTP kinds
 
 # blackbox_exporter's names (TLS10..TLS13), and this project's older spellings of two of them
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13", "TLS1.2", "TLS1.3"]
@@ -195,8 +209,8 @@ def certificate_facts(ssl_object: Any, result: base.ProbeResult) -> None:
         return
     certs = [x509.load_der_x509_certificate(der) for der in chain]
     leaf = certs[0]
-    result.values[base.TLS_NOT_AFTER] = leaf.not_valid_after_utc.timestamp()
-    result.values[base.TLS_EARLIEST_NOT_AFTER] = min(c.not_valid_after_utc.timestamp() for c in certs)
+    result.values[NOT_AFTER.key] = leaf.not_valid_after_utc.timestamp()
+    result.values[EARLIEST_NOT_AFTER.key] = min(c.not_valid_after_utc.timestamp() for c in certs)
     result.info["tls_subject"] = _common_name(leaf.subject)
     result.info["tls_issuer"] = _common_name(leaf.issuer)
     result.info["tls_serial"] = format(leaf.serial_number, "x")

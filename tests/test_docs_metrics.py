@@ -11,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor import docs_metrics
 from monitor.daemon import Daemon
 from monitor.metrics import exposition
-from probes import base
 from probes.base import ProbeResult
+from probes.http import HTTPProbe
+from probes.icmp import ICMPProbe
 from tests.conftest import Loader
 
 CONFIG = """
@@ -40,9 +41,9 @@ def test_every_family_a_daemon_exports_is_documented(load_yaml_config: Loader, t
     is on the page, so a declaration the generator cannot read is caught."""
     daemon = Daemon(load_yaml_config(CONFIG), data_dir=tmp_path / "data")
     ping = ProbeResult(ok=True, duration=0.01, finished_at=1_700_000_000.0)
-    ping.values.update({base.RTT_MIN: 0.001, base.RTT_AVG: 0.002, base.RTT_MAX: 0.003, base.LOSS: 0.0})
+    ping.values.update({m.key: 0.001 for m in ICMPProbe.measures})  # every value each kind declares
     web = ProbeResult(ok=False, error="HTTP status 503", duration=0.05, finished_at=1_700_000_001.0)
-    web.values.update({base.HTTP_STATUS: 503.0})
+    web.values.update({m.key: 503.0 for m in HTTPProbe.measures})
     web.phases.update({"connect": 0.001})
     daemon.engine.observe("tokyo-edge/ping", ping, 1.0)
     daemon.engine.observe("tokyo-edge/web", web, 1.0)

@@ -1,20 +1,23 @@
-"""/metrics: the fast text path equals prometheus-client's, passes promtool, and follows state."""
+"""/metrics: the kept per-check text is byte for byte the golden file, follows state result by result as a
+fresh rebuild would, passes promtool, and parses in the text format."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.engine import Engine
 from monitor.metrics import DaemonMetrics, StateCollector, exposition
 from monitor.scheduler import SchedulerMetrics
 from monitor.state import State
-from probes import base
+from probes import base, http, icmp, tls
+from probes import dns as dns_probe
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
@@ -24,8 +27,9 @@ modules:
   ping: {kind: icmp}
   web: {kind: http, http: {scheme: https}}
   snmp: {kind: snmp, snmp: {community: "${TEST_METRICS_COMMUNITY}"}}
+  dns: {kind: dns, dns: {query_name: portal.example.jp}}
 targets:
-  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp]}
+  - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp, dns]}
   - {name: osaka-edge, address: 127.0.0.2, labels: {prefecture: 27}, parent: tokyo-edge, modules: [ping]}
 services:
   - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge]}
@@ -39,14 +43,22 @@ def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, 
     DaemonMetrics(registry)
     SchedulerMetrics(registry)
     collector = StateCollector(lambda: engine)
-    registry.register(collector)
     ping = ProbeResult(ok=True, duration=0.0123, finished_at=1_700_000_000.5)
-    ping.values.update({base.RTT_MIN: 0.0001, base.RTT_AVG: 0.0002, base.RTT_MAX: 0.0004, base.LOSS: 0.0})
+    ping.values.update(
+        {icmp.RTT_MIN.key: 0.0001, icmp.RTT_AVG.key: 0.0002, icmp.RTT_MAX.key: 0.0004, icmp.LOSS.key: 0.0}
+    )
+    ping.values.update({icmp.JITTER.key: 0.00005, icmp.PACKETS_SENT: 3.0})  # packets sent: kept, not exported
     web = ProbeResult(ok=False, error="HTTP status 503", duration=0.05, finished_at=1_700_000_001.0)
-    web.values.update({base.HTTP_STATUS: 503.0, base.TLS_NOT_AFTER: 1.8e9})
-    web.phases.update({"connect": 0.001, "processing": 0.04})
+    web.values.update({http.STATUS.key: 503.0, tls.NOT_AFTER.key: 1.8e9})
+    web.values.update({http.REDIRECTS.key: 1.0, http.VERSION.key: 1.1, http.CONTENT_LENGTH.key: 5120.0})
+    web.values.update({tls.EARLIEST_NOT_AFTER.key: 1.79e9, http.CRL_NEXT_UPDATE.key: 1.7e9})
+    web.values.update({http.CRL_THIS_UPDATE.key: 1.6e9})
+    web.phases.update({"connect": 0.001, "processing": 0.04, "unheard-of": 1.0})  # a phase not listed: not exported
+    dns = ProbeResult(ok=True, duration=0.001, finished_at=1_700_000_000.25, phases={"query": 0.0009})
+    dns.values.update({dns_probe.RCODE.key: 0.0, dns_probe.ANSWERS.key: 2.0})
     engine.observe("tokyo-edge/ping", ping, 1.0)
     engine.observe("tokyo-edge/web", web, 1.0)
+    engine.observe("tokyo-edge/dns", dns, 1.0)
     engine.observe("tokyo-edge/snmp", snmp_result(), 1.0)
     return registry, collector, engine
 
@@ -69,6 +81,11 @@ def snmp_result() -> ProbeResult:
     return result
 
 
+def fresh(registry: CollectorRegistry, engine: Engine) -> str:
+    """/metrics as a collector that never saw an update would write it: rebuilt from the engine's state."""
+    return exposition(registry, StateCollector(lambda: engine)).decode()
+
+
 def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
     return {
         (s.name, tuple(sorted(s.labels.items())), s.value)
@@ -77,15 +94,18 @@ def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
     }
 
 
-def test_fast_path_equals_prometheus_client_rendering(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
-    """exposition() (hand-written state families) yields exactly the samples generate_latest() yields."""
+def test_one_renderer_per_series(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """exposition() is the registry's own metrics then the kept state text: each family once, a probe's
+    labelled counters typed counter, and nothing of the state in the registry (no second renderer)."""
     registry, collector, _ = setup
-    fast = exposition(registry, collector).decode()
-    slow = generate_latest(registry).decode()
-    assert samples(fast) == samples(slow)
-    assert fast.count("# TYPE monitor_check_state gauge") == 1
-    assert fast.count("# TYPE monitor_if_in_octets_total counter") == 1
-    assert fast.count("# TYPE monitor_device_reboots_total counter") == 1
+    text = exposition(registry, collector).decode()
+    assert text.count("# TYPE monitor_check_state gauge") == 1
+    assert text.count("# TYPE monitor_if_in_octets_total counter") == 1
+    assert text.count("# TYPE monitor_device_reboots_total counter") == 1
+    assert text.count("# TYPE monitor_probes_total counter") == 1  # the daemon's own, from the registry
+    head = text[: text.index("# HELP monitor_check_state ")]
+    assert "monitor_probe_success" not in head and "monitor_check_state" not in head
+    assert text.endswith(collector.render(collector.snapshot()))
 
 
 def test_snmp_series_carry_check_and_interface_labels(
@@ -155,8 +175,9 @@ def test_promtool_check_metrics_passes(setup: tuple[CollectorRegistry, StateColl
 def test_kept_text_follows_incremental_updates(
     setup: tuple[CollectorRegistry, StateCollector, Engine], load_yaml_config: Loader
 ) -> None:
-    """Kept up to date result by result (as the daemon does), the /metrics text equals a fresh prometheus-client
-    rendering after state changes, a flapping change, values and phases that come and go, and a reload."""
+    """Kept up to date result by result (as the daemon does), the /metrics text equals a fresh rebuild from
+    the engine's state after state changes, a flapping change, values and phases that come and go, and a
+    reload."""
     registry, collector, engine = setup
     collector.rebuild()
     collector.attached = True
@@ -177,7 +198,7 @@ def test_kept_text_follows_incremental_updates(
     series.series = series.series[:2]  # the interfaces are gone from this poll
     observe("tokyo-edge/snmp", series)
     fast = exposition(registry, collector, collector.snapshot())
-    assert samples(fast.decode()) == samples(generate_latest(registry).decode())
+    assert samples(fast.decode()) == samples(fresh(registry, engine))
     assert b'monitor_check_state{check="tokyo-edge/ping"' in fast and b"monitor_if_in_octets_total" not in fast
 
     engine.apply_inventory(
@@ -186,4 +207,15 @@ def test_kept_text_follows_incremental_updates(
     collector.rebuild()
     after = exposition(registry, collector, collector.snapshot())
     assert b'check="osaka-edge/ping"' not in after
-    assert samples(after.decode()) == samples(generate_latest(registry).decode())
+    assert samples(after.decode()) == samples(fresh(registry, engine))
+
+
+GOLDEN = Path(__file__).parent / "data" / "metrics_per_check.txt"
+
+
+def test_per_check_text_is_byte_identical_to_golden(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:
+    """The per-check and per-service part of /metrics is byte for byte what it was when the golden file was
+    written (names, labels, their order, values, HELP and TYPE): a change to the renderer cannot slip a
+    different exposition past the sample-level tests. Regenerate the file only for an intended change."""
+    _, collector, _ = setup
+    assert collector.render(collector.snapshot()) == GOLDEN.read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ HELP = {
 
 
 class SLOProvider:
-    """The SLO families for both metrics paths; the text is cached while the figures are unchanged."""
+    """The SLO families as exposition text appended to /metrics; cached while the figures are unchanged."""
 
     def __init__(self, status: Callable[[], dict[str, SLOStatus]], inventory: Callable[[], Inventory]) -> None:
         self._status = status
@@ -42,9 +42,6 @@ class SLOProvider:
             self._add(fam, status)
             self._text = (id(status), families_text(fam))
         return self._text[1]
-
-    def add(self, fam: Families) -> None:
-        self._add(fam, self._status())
 
     def _add(self, fam: Families, statuses: dict[str, SLOStatus]) -> None:
         services = self._inventory().services

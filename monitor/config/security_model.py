@@ -18,7 +18,7 @@ from monitor.config.model import StrictModel
 from monitor.config.response_model import Notify, Severity
 from monitor.config.types import IntervalOrZero, Name, Timeout
 from probes.secret import Secret
-from probes.snmp_settings import V3Credentials, Version
+from probes.snmp.settings import V3Credentials, Version
 
 
 def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.config.types import Timeout
 from probes.secret import Secret
-from probes.snmp_settings import NumericOID, V3Credentials
+from probes.snmp.settings import NumericOID, V3Credentials
 
 DEFAULT_PORT = 162  # the standard trap port (privileged)
 UNPRIVILEGED_PORT = 10162  # where a daemon that is not root listens by default

@@ -39,7 +39,7 @@ from aiohttp import web
 from monitor.demo import kernel_faults
 from monitor.demo.network import Mode, SimNetwork
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents
-from probes import snmp_ber as ber
+from probes.snmp import ber
 
 log = structlog.get_logger()
 CYCLE_SECONDS = 720.0

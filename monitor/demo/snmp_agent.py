@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from probes import snmp_ber as ber
-from probes.snmp_ber import OID, Value
+from probes.snmp import ber
+from probes.snmp.ber import OID, Value
 
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
 IF_NUMBER = (1, 3, 6, 1, 2, 1, 2, 1, 0)

@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 
 from monitor.config.security_model import CutAction, SnmpWrite
-from probes.snmp_settings import SnmpSettings
-from probes.snmp_v3 import _auth, _hlapi
+from probes.snmp.settings import SnmpSettings
+from probes.snmp.v3 import _auth, _hlapi
 
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"

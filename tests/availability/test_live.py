@@ -8,13 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.availability.calc import RunningTotals, StateSpan, compute
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.periods import month_span
 from monitor.engine import Engine, Transition
-from monitor.metrics import Families
 from monitor.state import State
 from monitor.store.sqlite import SQLiteStore
 from tests.conftest import Loader
@@ -85,11 +85,10 @@ async def test_tracker_incremental_equals_full_and_gauges(load_yaml_config: Load
     assert first.window.downtime_seconds <= later.window.downtime_seconds
     expected_budget = 0.001 * (30 * 86400 - full.maintenance_seconds - full.gap_seconds)
     assert later.budget_total_seconds == pytest.approx(expected_budget)
-    fam = Families()
-    SLOProvider(lambda: {"portal": later}, lambda: inventory).add(fam)
-    names = set(fam.meta)
+    text = SLOProvider(lambda: {"portal": later}, lambda: inventory).text()  # what /metrics appends
+    families = {f.name: f for f in text_string_to_metric_families(text)}
     assert {"monitor_service_availability_ratio", "monitor_service_error_budget_remaining_seconds",
-            "monitor_service_error_budget_remaining_ratio", "monitor_service_burn_rate"} <= names  # fmt: skip
-    burn = {values[-1]: value for values, value in fam.samples["monitor_service_burn_rate"]}
+            "monitor_service_error_budget_remaining_ratio", "monitor_service_burn_rate"} <= set(families)  # fmt: skip
+    burn = {s.labels["window"]: s.value for s in families["monitor_service_burn_rate"].samples}
     assert set(burn) <= {"5m", "30m", "1h", "2h", "6h", "1d", "3d"} and all(v >= 0 for v in burn.values())
     await store.close(now=clock["now"])

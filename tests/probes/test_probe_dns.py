@@ -15,9 +15,12 @@ import dns.rrset
 import pytest
 from pydantic import ValidationError
 
+from probes import dns as dns_probe
 from probes import dns_wire
-from probes.base import DNS_ANSWERS, DNS_RCODE, ProbeRequest, ProbeResult
+from probes.base import ProbeRequest, ProbeResult
 from probes.dns import DNSProbe, DNSSettings
+
+DNS_ANSWERS, DNS_RCODE = dns_probe.ANSWERS.key, dns_probe.RCODE.key  # keys of ProbeResult.values
 
 LOOPBACK4 = "127.0.0.1"
 ADDRESSES = ("192.0.2.10", "192.0.2.11")  # answer data only: nothing ever connects to these

@@ -19,19 +19,15 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
-from probes.base import (
-    CONTENT_LENGTH,
-    CRL_NEXT_UPDATE,
-    CRL_THIS_UPDATE,
-    HTTP_REDIRECTS,
-    HTTP_STATUS,
-    HTTP_VERSION,
-    TLS_EARLIEST_NOT_AFTER,
-    TLS_NOT_AFTER,
-    ProbeRequest,
-    ProbeResult,
-)
+from probes import http, tls
+from probes.base import ProbeRequest, ProbeResult
 from probes.http import HTTPProbe, HTTPSettings
+
+# the keys of ProbeResult.values the HTTP kind measures (declared with it)
+CONTENT_LENGTH, CRL_NEXT_UPDATE = http.CONTENT_LENGTH.key, http.CRL_NEXT_UPDATE.key
+CRL_THIS_UPDATE = http.CRL_THIS_UPDATE.key
+HTTP_REDIRECTS, HTTP_STATUS, HTTP_VERSION = http.REDIRECTS.key, http.STATUS.key, http.VERSION.key
+TLS_EARLIEST_NOT_AFTER, TLS_NOT_AFTER = tls.EARLIEST_NOT_AFTER.key, tls.NOT_AFTER.key
 
 LOOPBACK4 = "127.0.0.1"
 BODY = b"hello world: status green\n"

@@ -20,10 +20,13 @@ import h2.exceptions
 import pytest
 
 from monitor.config.loader import ConfigError
-from probes.base import CONTENT_LENGTH, HTTP_STATUS, HTTP_VERSION, ProbeRequest, ProbeResult
+from probes import http
+from probes.base import ProbeRequest, ProbeResult
 from probes.http import HTTPProbe, HTTPSettings
 from probes.tls import TLSSettings
 from tests.conftest import Loader
+
+CONTENT_LENGTH, HTTP_STATUS, HTTP_VERSION = http.CONTENT_LENGTH.key, http.STATUS.key, http.VERSION.key
 
 LOOPBACK4 = "127.0.0.1"
 

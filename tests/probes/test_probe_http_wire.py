@@ -11,8 +11,13 @@ from typing import Any
 
 import pytest
 
-from probes.base import CONTENT_LENGTH, HTTP_REDIRECTS, HTTP_STATUS, HTTP_VERSION, ProbeRequest, ProbeResult
+from probes import http
+from probes.base import ProbeRequest, ProbeResult
 from probes.http import HTTPProbe, HTTPSettings
+
+# keys of ProbeResult.values
+CONTENT_LENGTH, HTTP_REDIRECTS = http.CONTENT_LENGTH.key, http.REDIRECTS.key
+HTTP_STATUS, HTTP_VERSION = http.STATUS.key, http.VERSION.key
 
 LOOPBACK4 = "127.0.0.1"
 

@@ -18,8 +18,12 @@ import pytest
 
 import probes
 from probes import icmp
-from probes.base import JITTER, LOSS, PACKETS_SENT, RTT_AVG, RTT_MAX, RTT_MIN, ProbeRequest, ProbeResult
+from probes.base import ProbeRequest, ProbeResult
 from probes.icmp import NOT_PERMITTED, ICMPProbe, ICMPSettings
+
+# keys of ProbeResult.values, declared with the ICMP kind
+JITTER, LOSS, PACKETS_SENT = icmp.JITTER.key, icmp.LOSS.key, icmp.PACKETS_SENT
+RTT_AVG, RTT_MAX, RTT_MIN = icmp.RTT_AVG.key, icmp.RTT_MAX.key, icmp.RTT_MIN.key
 
 LOOPBACK4 = "127.0.0.1"
 REPO = Path(probes.__file__).resolve().parent.parent

@@ -30,11 +30,11 @@ from monitor.runner import ProbeRunner
 from probes import ocsp_wire
 from probes.base import ProbeResult
 from probes.ocsp import (
-    SERIES_CANARY_STATUS,
-    SERIES_NEXT_UPDATE,
-    SERIES_PRODUCED_AGE,
-    SERIES_RESPONSE_STATUS,
-    SERIES_THIS_UPDATE,
+    CANARY_STATUS,
+    NEXT_UPDATE,
+    PRODUCED_AGE,
+    RESPONSE_STATUS,
+    THIS_UPDATE,
     OCSPSettings,
     judge,
 )
@@ -343,17 +343,20 @@ async def test_good_and_revoked_canaries_pass_with_delegated_responder(
     assert result.error is None and result.degraded is None
     assert result.info["ocsp_signer"] == "CN=Test OCSP Responder"
     assert set(result.phases) >= {"connect", "request", "response", "verify"}
-    assert _series(result, SERIES_RESPONSE_STATUS) == {(): 0.0}
-    next_update = _series(result, SERIES_NEXT_UPDATE)[()]
+    assert result.values[RESPONSE_STATUS.key] == 0.0
+    next_update = result.values[NEXT_UPDATE.key]
     assert before + 590 * 60 < next_update < time.time() + 601 * 60
-    assert abs(_series(result, SERIES_THIS_UPDATE)[()] - before) < 5
-    assert 0 <= _series(result, SERIES_PRODUCED_AGE)[()] < 5
-    status = _series(result, SERIES_CANARY_STATUS)
+    assert abs(result.values[THIS_UPDATE.key] - before) < 5
+    assert 0 <= result.values[PRODUCED_AGE.key] < 5
+    status = _series(result, CANARY_STATUS.name)
     good, revoked = _hex(opki.good), _hex(opki.revoked)
     assert status[(("serial", good), ("expect", "good"), ("status", "good"))] == 1.0
     assert status[(("serial", good), ("expect", "good"), ("status", "revoked"))] == 0.0
     assert status[(("serial", revoked), ("expect", "revoked"), ("status", "revoked"))] == 1.0
     assert len(status) == 8  # 2 canaries x good/revoked/unknown/missing
+    for sample in result.series:  # each sample as its kind declares the family
+        assert (sample.name, sample.help, sample.type) == CANARY_STATUS[:3]
+        assert tuple(name for name, _ in sample.labels) == CANARY_STATUS.labels
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -383,7 +386,7 @@ async def test_serial_canaries_and_unknown_is_always_a_failure(
     result = await run_check(_settings(opki, canaries=canaries), responders.port())
     assert not result.ok
     assert result.error == "OCSP: canary serial 0x1234 is unknown"
-    status = _series(result, SERIES_CANARY_STATUS)
+    status = _series(result, CANARY_STATUS.name)
     assert status[(("serial", "0x1234"), ("expect", "good"), ("status", "unknown"))] == 1.0
     assert reason_ja(result.error) == "OCSP: 監視用証明書 0x1234 の状態が不明（unknown）"
 
@@ -450,7 +453,7 @@ async def test_min_remaining_fails_and_degraded_within_degrades(
 async def test_no_next_update_passes(opki: OcspPKI, responders: Responders, run_check: RunCheck) -> None:
     result = await run_check(_settings(opki, min_remaining="1h", degraded_within="2h"), responders.port(minutes=0))
     assert result.ok and result.degraded is None, result.error
-    assert SERIES_NEXT_UPDATE not in {s.name for s in result.series}
+    assert NEXT_UPDATE.key not in result.values
 
 
 @pytest.fixture
@@ -528,7 +531,7 @@ async def test_canary_missing_from_the_response(proxy: tuple[Proxy, int], opki: 
     result = await run_check(_settings(opki, nonce=False), port)
     assert not result.ok
     assert result.error == f"OCSP: no status for canary serial {_hex(opki.revoked)} in the response"
-    status = _series(result, SERIES_CANARY_STATUS)
+    status = _series(result, CANARY_STATUS.name)
     assert status[(("serial", _hex(opki.revoked)), ("expect", "revoked"), ("status", "missing"))] == 1.0
     assert status[(("serial", _hex(opki.good)), ("expect", "good"), ("status", "good"))] == 1.0
 
@@ -552,7 +555,7 @@ async def test_unsuccessful_response_status(
     assert not result.ok
     assert result.error == f"OCSP: responder says {name}"
     assert reason_ja(result.error) == f"OCSP: レスポンダがエラー応答（{name}）"
-    assert _series(result, SERIES_RESPONSE_STATUS) == {(): float(status.value)}
+    assert result.values[RESPONSE_STATUS.key] == float(status.value)
 
 
 async def test_http_error_status(proxy: tuple[Proxy, int], opki: OcspPKI, run_check: RunCheck) -> None:

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from probes.base import TLS_EARLIEST_NOT_AFTER, TLS_NOT_AFTER, ProbeRequest, ProbeResult
+from probes import tls
+from probes.base import ProbeRequest, ProbeResult
 from probes.tcp import Step, TCPProbe, TCPSettings
+
+TLS_EARLIEST_NOT_AFTER, TLS_NOT_AFTER = tls.EARLIEST_NOT_AFTER.key, tls.NOT_AFTER.key  # keys of ProbeResult.values
 
 LOOPBACK4 = "127.0.0.1"
 

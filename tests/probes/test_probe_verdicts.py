@@ -20,9 +20,12 @@ import pytest
 from aiohttp import web
 
 from monitor.runner import ProbeRunner
-from probes.base import CONTENT_LENGTH, HTTP_STATUS, ProbeRequest, ProbeResult
+from probes import http
+from probes.base import ProbeRequest, ProbeResult
 from probes.http import HTTPProbe, HTTPSettings
 from probes.tcp import TCPSettings
+
+CONTENT_LENGTH, HTTP_STATUS = http.CONTENT_LENGTH.key, http.STATUS.key  # keys of ProbeResult.values
 
 LOOPBACK4 = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]

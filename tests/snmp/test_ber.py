@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902
 
-from probes import snmp_ber as ber
+from probes.snmp import ber
 
 V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.snmp_counters import WRAP32, DeviceState, count, observe_uptime, uptime_event, uptime_seconds, utilisation
+from probes.snmp.counters import WRAP32, DeviceState, count, observe_uptime, uptime_event, uptime_seconds, utilisation
 
 
 def test_32_bit_wrap_extends_the_counter() -> None:

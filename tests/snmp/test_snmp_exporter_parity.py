@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from probes.base import ProbeRequest
-from probes.snmp import SnmpProbe
-from probes.snmp_settings import SnmpSettings
+from probes.snmp.probe import SnmpProbe
+from probes.snmp.settings import SnmpSettings
 from tests.snmp.conftest import Snmpd, free_tcp_port, stop
 
 ROOT = Path(__file__).parents[2]

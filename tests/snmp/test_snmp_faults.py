@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from probes import snmp_ber as ber
 from probes.base import ProbeRequest, ProbeResult
-from probes.snmp import SnmpProbe
-from probes.snmp_settings import SnmpSettings
+from probes.snmp import ber
+from probes.snmp.probe import SnmpProbe
+from probes.snmp.settings import SnmpSettings
 from tests.snmp.conftest import Snmpd
 
 os.environ.setdefault("TEST_SNMP_COMMUNITY", "public")

@@ -13,8 +13,8 @@ import pytest
 
 from monitor.demo.snmp_agent import SnmpAgents
 from probes.base import ProbeRequest, ProbeResult
-from probes.snmp import SnmpProbe
-from probes.snmp_settings import SnmpSettings
+from probes.snmp.probe import SnmpProbe
+from probes.snmp.settings import SnmpSettings
 from tests.snmp.conftest import V3_AUTH, V3_PRIV, Snmpd, Snmpsim, bulkwalk, start_snmpd, stop
 
 IF = "1.3.6.1.2.1.2.2.1"
@@ -53,6 +53,15 @@ def series(result: ProbeResult) -> dict[tuple[str, str], float]:
     return out
 
 
+def assert_declared(result: ProbeResult) -> None:
+    """Every sample is of a family the SNMP kind declares: the same help, type and label names."""
+    declared = {f.name: f for f in SnmpProbe.series}
+    for s in result.series:
+        family = declared.get(s.name)
+        assert family is not None, f"{s.name} is not in SnmpProbe.series"
+        assert (s.help, s.type, tuple(k for k, _ in s.labels)) == (family.help, family.type, family.labels), s
+
+
 @pytest.fixture
 async def probe() -> Any:
     p = SnmpProbe()
@@ -74,6 +83,7 @@ async def test_v2c_series_match_snmpbulkwalk_at_the_same_moment(snmpd: Snmpd, pr
     result = await poll(probe, snmpd.port, s)
     after = await bulkwalk(snmpd.address, "public", *cols)
     assert result.ok, result.error
+    assert_declared(result)
     got = series(result)
     names = {
         dict(x.labels)["if_index"]: dict(x.labels)["if_name"]
@@ -170,6 +180,7 @@ async def test_oid_thresholds(snmpd: Snmpd, probe: SnmpProbe) -> None:
     ])  # fmt: skip
     result = await poll(probe, snmpd.port, fine)
     assert result.ok and result.degraded is None, result.error
+    assert_declared(result)
     assert {k for k in series(result) if k[0] == "monitor_snmp_value"} == {("monitor_snmp_value", "load")}
     assert sum(1 for s in result.series if s.name == "monitor_snmp_value") == 3
     bad = settings(oids=[{"name": "load", "description": "CPU load", "oid": load, "table": True, "min": 1e9}])
@@ -231,6 +242,7 @@ async def test_64_bit_counters_and_utilisation(snmpsim: Snmpsim, probe: SnmpProb
     await asyncio.sleep(1.0)
     result = await poll(probe, snmpsim.port, s, check="sw/util")
     got = series(result)
+    assert_declared(result)  # utilisation too (its direction label)
     assert probe.states["sw/util"].hc is True
     assert got[("monitor_if_in_octets_total", "2")] > 5_000_000_000  # a 64-bit value (initial 5e9)
     # port 2 receives 2,000,000 octets/s on a 1 Gb/s port: 1.6% utilisation
@@ -322,7 +334,7 @@ async def test_registry_hands_snmp_state_to_the_next_instance() -> None:
 
 
 def probe_state_with_reboots(reboots: int) -> Any:
-    from probes.snmp_counters import DeviceState
+    from probes.snmp.counters import DeviceState
 
     return DeviceState(reboots=reboots)
 

@@ -7,6 +7,7 @@ import os
 
 from monitor.engine import Engine
 from monitor.state import State
+from probes import registry
 from probes.base import AGENT_NOT_RESPONDING, ProbeResult
 from tests.conftest import Loader
 
@@ -110,3 +111,15 @@ def test_no_agent_down_wording_on_a_failure_from_before_the_device_came_back(loa
     assert "agent down" not in (edge_snmp.reason or "")
     fail(engine, "tokyo-edge/snmp", 12.0)  # fresh: the agent really does not answer
     assert edge_snmp.reason == f"SNMP agent down (device answers ICMP): {NO_ANSWER}"
+
+
+def test_the_agent_rule_follows_the_kinds_that_declare_polling_an_agent(load_yaml_config: Loader) -> None:
+    """The engine names no kind: the rule applies to the kinds whose class declares `polls_agent` (SNMP);
+    for a kind that does not, the same unanswered failure is the check's own reason."""
+    assert registry.agent_kinds() == frozenset({"snmp"})
+    engine = Engine(load_yaml_config(CONFIG).inventory, agent_kinds=frozenset())
+    engine.observe("tokyo-edge/ping", ProbeResult(ok=True), 1.0)
+    fail(engine, "tokyo-edge/snmp", 1.0)
+    fail(engine, "tokyo-edge/snmp", 2.0)
+    assert engine.checks["tokyo-edge/snmp"].state == State.DOWN
+    assert engine.checks["tokyo-edge/snmp"].reason == NO_ANSWER

@@ -18,7 +18,7 @@ from monitor.config.loader import load_config
 from monitor.daemon import Daemon
 from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
 from monitor.state import State
-from probes import snmp_ber as ber
+from probes.snmp import ber
 from tests.snmp.conftest import V3_AUTH, V3_PRIV, free_tcp_port, free_udp_port, need
 
 ENGINE_ID = "8000000001020304"

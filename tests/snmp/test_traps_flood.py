@@ -33,7 +33,7 @@ from monitor.daemon import Daemon
 from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
 from monitor.state import State
 from monitor.traps import TrapMetrics, TrapReceiver, proc_udp_drops
-from probes import snmp_ber as ber
+from probes.snmp import ber
 from tests.snmp.conftest import free_tcp_port, free_udp_port, need
 from tests.snmp.trap_flood import LINK_DOWN, LINK_UP, v2c_trap
 

@@ -13,7 +13,7 @@ import random
 import socket
 import time
 
-from probes import snmp_ber as ber
+from probes.snmp import ber
 
 LINK_DOWN = (1, 3, 6, 1, 6, 3, 1, 1, 5, 3)
 LINK_UP = (1, 3, 6, 1, 6, 3, 1, 1, 5, 4)

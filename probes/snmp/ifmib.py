@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 
-from probes.base import Series
-from probes.snmp_ber import OID, Value
-from probes.snmp_counters import DeviceState, IfLabels, count, utilisation
-from probes.snmp_settings import SnmpSettings
-from probes.snmp_transport import Session
-from probes.snmp_walk import get_many, walk_columns
+from probes.base import Family, Series
+from probes.snmp.ber import OID, Value
+from probes.snmp.counters import DeviceState, IfLabels, count, utilisation
+from probes.snmp.settings import SnmpSettings
+from probes.snmp.transport import Session
+from probes.snmp.walk import get_many, walk_columns
 
 IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)  # ifTable.ifEntry
 IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)  # ifXTable.ifXEntry
@@ -75,6 +75,15 @@ HELP_OPER = "ifOperStatus: 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, 6 notP
 HELP_LAST_CHANGE = "When the interface last changed operational state (from ifLastChange and sysUpTime)."
 HELP_SPEED = "Interface speed in bytes per second (ifHighSpeed x 10^6 / 8, else ifSpeed / 8)."
 HELP_UTIL = "Share of the interface speed used between the last two polls."
+IF_LABELS = ("if_index", "if_name", "if_alias")  # IfLabels.series_labels
+FAMILIES = (
+    Family("monitor_if_admin_status", HELP_ADMIN, "gauge", IF_LABELS),
+    Family("monitor_if_oper_status", HELP_OPER, "gauge", IF_LABELS),
+    Family("monitor_if_last_change_timestamp_seconds", HELP_LAST_CHANGE, "gauge", IF_LABELS),
+    Family("monitor_if_speed_bytes_per_second", HELP_SPEED, "gauge", IF_LABELS),
+    *(Family(f"monitor_if_{key}_total", _HELP[key], "counter", IF_LABELS) for key in _HELP),
+    Family("monitor_if_utilization_ratio", HELP_UTIL, "gauge", (*IF_LABELS, "direction")),
+)
 
 
 def _text(value: Value | None) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probes import snmp_ber as ber
-from probes.snmp_ber import OID, Value
-from probes.snmp_transport import Session, SnmpError, SnmpErrorStatus
+from probes.snmp import ber
+from probes.snmp.ber import OID, Value
+from probes.snmp.transport import Session, SnmpError, SnmpErrorStatus
 
 NO_SUCH_NAME = 2  # v1 error-status
 

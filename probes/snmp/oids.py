@@ -4,13 +4,15 @@ thresholds. A violation fails the check (severity down) or makes it DEGRADED (se
 
 from __future__ import annotations
 
-from probes.base import Series
-from probes.snmp_ber import OID, Value
-from probes.snmp_settings import OidCheck, SnmpSettings
-from probes.snmp_transport import Session
-from probes.snmp_walk import walk_columns
+from probes.base import Family, Series
+from probes.snmp.ber import OID, Value
+from probes.snmp.settings import OidCheck, SnmpSettings
+from probes.snmp.transport import Session
+from probes.snmp.walk import walk_columns
 
 HELP_VALUE = "Value of a configured OID (scaled), by its name and table index ('' for scalars)."
+VALUE = Family("monitor_snmp_value", HELP_VALUE, "gauge", ("name", "index"))
+FAMILIES = (VALUE,)
 
 
 def _number(raw: object) -> float | None:
@@ -80,7 +82,7 @@ async def evaluate_oids(
             number = _number(value[1])
             if number is not None:
                 labels = (("name", check.name), ("index", index))
-                series.append(Series("monitor_snmp_value", HELP_VALUE, "gauge", labels, number * check.scale))
+                series.append(VALUE.sample(labels, number * check.scale))
             why = violation(check, value)
             if why is not None:
                 where = f"{label}[{index}]" if index else label

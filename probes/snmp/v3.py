@@ -17,8 +17,8 @@ import asyncio
 import time
 from typing import Any
 
-from probes.snmp_settings import SnmpSettings, V3Credentials
-from probes.snmp_transport import SnmpError, V3Session
+from probes.snmp.settings import SnmpSettings, V3Credentials
+from probes.snmp.transport import SnmpError, V3Session
 
 _AUTH = {
     "MD5": "USM_AUTH_HMAC96_MD5",

@@ -3,7 +3,7 @@
 Two sessions behind one small interface (`Session`):
 
 - v1/v2c (`UdpDispatcher` + `CommunitySession`): one UDP socket per probe instance, shared by every
-  device, with the fast BER codec (probes.snmp_ber). Responses are matched by request id *and*
+  device, with the fast BER codec (probes.snmp.ber). Responses are matched by request id *and*
   source address; garbage, stray and late datagrams are counted and dropped, so an agent that answers
   malformed BER or wrong request ids costs exactly its timeout. A semaphore caps requests in flight
   and the receive buffer is enlarged: at a few hundred requests in flight the default buffer drops
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from probes import base
-from probes import snmp_ber as ber
-from probes.snmp_ber import OID, VarBind
+from probes.snmp import ber
+from probes.snmp.ber import OID, VarBind
 
 RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes; a burst of responses must fit while the loop is busy
 V1_ERRORS = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess"}

@@ -20,11 +20,12 @@ from typing import Any
 
 import structlog
 
-from probes.base import AGENT_NOT_RESPONDING, PhaseTimer, ProbeRequest, ProbeResult, Series
+from probes.base import AGENT_NOT_RESPONDING, Family, Measure, PhaseTimer, ProbeRequest, ProbeResult, Series
 from probes.net import ResolveError, resolve
-from probes.snmp_ber import OID, Value
-from probes.snmp_counters import DeviceState, observe_uptime, uptime_seconds
-from probes.snmp_ifmib import (
+from probes.snmp import ifmib, oids
+from probes.snmp.ber import OID, Value
+from probes.snmp.counters import DeviceState, observe_uptime, uptime_seconds
+from probes.snmp.ifmib import (
     describe,
     find_interface,
     interface_series,
@@ -33,11 +34,11 @@ from probes.snmp_ifmib import (
     read_rows,
     selected,
 )
-from probes.snmp_oids import evaluate_oids
-from probes.snmp_settings import SnmpSettings
-from probes.snmp_transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher, V3Session
-from probes.snmp_v3 import V3Factory
-from probes.snmp_walk import get_many
+from probes.snmp.oids import evaluate_oids
+from probes.snmp.settings import SnmpSettings
+from probes.snmp.transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher, V3Session
+from probes.snmp.v3 import V3Factory
+from probes.snmp.walk import get_many
 
 log = structlog.get_logger()
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
@@ -47,8 +48,13 @@ SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 DEADLINE_MARGIN = 0.05  # seconds: answer with our own reason before the runner's timeout cancels us
 
 
+UP = Family("monitor_snmp_up", "1 if the SNMP agent answered the last poll.", "gauge", ())
+UPTIME = Family("monitor_device_uptime_seconds", "sysUpTime of the device's agent.", "gauge", ())
+REBOOTS = Family("monitor_device_reboots_total", "Reboots seen (sysUpTime went back).", "counter", ())
+
+
 def _up(value: float) -> Series:
-    return Series("monitor_snmp_up", "1 if the SNMP agent answered the last poll.", "gauge", (), value)
+    return UP.sample((), value)
 
 
 def _text(value: Value | None, limit: int = 256) -> str:
@@ -65,6 +71,10 @@ def _text(value: Value | None, limit: int = 256) -> str:
 class SnmpProbe:
     name = "snmp"
     settings_model = SnmpSettings
+    measures: tuple[Measure, ...] = ()  # what it reads are labelled series
+    series: tuple[Family, ...] = (UP, UPTIME, REBOOTS, *ifmib.FAMILIES, *oids.FAMILIES)
+    phases: tuple[str, ...] = ("resolve", "system", "labels", "interfaces", "oids")
+    polls_agent = True  # an agent that does not answer on a device that does is "SNMP agent down"
 
     def __init__(self) -> None:
         self.states: dict[str, DeviceState] = {}
@@ -75,15 +85,19 @@ class SnmpProbe:
 
     def inherit(self, old: Any) -> None:
         """Take over the poll state of the instance this one replaces (config reload)."""
-        states = getattr(old, "states", None)
-        if isinstance(states, dict):
-            self.states = states
+        if isinstance(old, SnmpProbe):
+            self.states = old.states
 
     async def close(self) -> None:
         for dispatcher in self._dispatchers.values():
             dispatcher.close()
         self._dispatchers.clear()
         self._v3.close()
+
+    def ifindex(self, check_id: str) -> int | None:
+        """The ifIndex an interface check watches, as last resolved on the device (None: not yet, or a device check)."""
+        state = self.states.get(check_id)
+        return state.ifindex if state is not None else None
 
     def checks_for_ifindex(self, check_ids: list[str], ifindex: int) -> list[str]:
         """Of these checks, the interface checks watching `ifindex` (for traps naming an interface)."""
@@ -176,14 +190,8 @@ class SnmpProbe:
         result.info["sys_descr"] = _text(got.get(SYS_DESCR), 200)
         series = result.series
         series.append(_up(1.0))
-        series.append(
-            Series("monitor_device_uptime_seconds", "sysUpTime of the device's agent.", "gauge", (),
-                   uptime_seconds(state))
-        )  # fmt: skip
-        series.append(
-            Series("monitor_device_reboots_total", "Reboots seen (sysUpTime went back).", "counter", (),
-                   float(state.reboots))
-        )  # fmt: skip
+        series.append(UPTIME.sample((), uptime_seconds(state)))
+        series.append(REBOOTS.sample((), float(state.reboots)))
         if state.last_reboot_at is not None:
             result.values["last_reboot_timestamp_seconds"] = state.last_reboot_at
         await self._ensure_labels(session, settings, state, deadline)

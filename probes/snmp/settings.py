@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 from monitor.config.types import Timeout
 from probes.base import ProbeSettings, Regex
 from probes.secret import Secret
-from probes.snmp_ber import OID
+from probes.snmp.ber import OID
 
 _OID_TEXT = re.compile(r"^\.?\d+(\.\d+)+$")
 

@@ -1,0 +1,127 @@
+"""/metrics rendering at 10,000 checks, in process: how long the per-check text takes to build and to
+serve, and how big it is.
+
+`python -m bench.metrics_render [--checks N] [--out FILE]`: an engine with N checks (a quarter each of
+ICMP, HTTP with TLS facts, DNS and SNMP device polls with 8 interfaces), one result each, then
+
+- rebuild: the whole per-check text from the engine's state (at start and after a reload);
+- update: one check's result rewritten, as the daemon does when a result arrives (mean per result);
+- scrape: snapshot plus the join of the chunks into the /metrics body (what a scrape waits for).
+
+`--out` writes the body, so two versions can be compared byte for byte (`cmp`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from monitor.config.loader import load_config
+from monitor.engine import Engine
+from monitor.metrics import DaemonMetrics, StateCollector, exposition
+from probes.base import ProbeResult, Series
+
+KINDS = ("ping", "web", "dns", "snmp")
+INTERFACES = 8
+NL = b"\n"
+
+
+def config_text(targets: int) -> str:
+    rows = "\n".join(
+        f'  - {{name: t{i}, address: 127.1.{i // 250}.{i % 250 + 1}, labels: {{prefecture: "{i % 47 + 1:02d}"}},'
+        f" modules: [ping, web, dns, snmp]}}"
+        for i in range(targets)
+    )
+    return f"""
+modules:
+  ping: {{kind: icmp}}
+  web: {{kind: http, http: {{scheme: https}}}}
+  dns: {{kind: dns, dns: {{query_name: bench.example.jp}}}}
+  snmp: {{kind: snmp, snmp: {{community: {{file: community}}}}}}
+targets:
+{rows}
+"""
+
+
+def result(kind: str, i: int) -> ProbeResult:
+    """A plausible result of each kind, with the values and series it measures."""
+    r = ProbeResult(ok=True, duration=0.01 + i * 1e-7, finished_at=1_700_000_000.0 + i / 7)
+    if kind == "ping":
+        r.values.update({"rtt_min_seconds": 0.0001, "rtt_avg_seconds": 0.0002 + i * 1e-9, "rtt_max_seconds": 0.0004,
+                         "jitter_seconds": 1e-5, "loss_ratio": 0.0, "packets_sent": 3.0})  # fmt: skip
+    elif kind == "web":
+        r.values.update({"http_status_code": 200.0, "http_redirects": 0.0, "http_version": 1.1,
+                         "content_length_bytes": 5120.0, "tls_cert_not_after_timestamp_seconds": 1.8e9,
+                         "tls_earliest_cert_not_after_timestamp_seconds": 1.79e9})  # fmt: skip
+        r.phases.update({"resolve": 1e-4, "connect": 2e-4, "tls": 3e-3, "processing": 4e-3, "transfer": 1e-4})
+    elif kind == "dns":
+        r.values.update({"dns_rcode": 0.0, "dns_answer_rrs": 1.0})
+        r.phases.update({"query": 3e-4})
+    else:
+        r.phases.update({"system": 1e-3, "interfaces": 2e-3})
+        r.series += [
+            Series("monitor_snmp_up", "1 if the SNMP agent answered.", "gauge", (), 1.0),
+            Series("monitor_device_uptime_seconds", "sysUpTime.", "gauge", (), 3600.0 + i),
+        ]
+        for n in range(1, INTERFACES + 1):
+            labels = (("if_index", str(n)), ("if_name", f"Gi0/{n}"), ("if_alias", f"link {n}"))
+            r.series += [
+                Series("monitor_if_oper_status", "ifOperStatus.", "gauge", labels, 1.0),
+                Series("monitor_if_in_octets_total", "Octets in.", "counter", labels, float(i * n * 1000)),
+                Series("monitor_if_out_octets_total", "Octets out.", "counter", labels, float(i * n * 900)),
+                Series("monitor_if_in_errors_total", "Errors in.", "counter", labels, 0.0),
+            ]
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.metrics_render", description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=10_000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    targets = args.checks // len(KINDS)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "monitor.yml"
+        path.write_text(config_text(targets), encoding="utf-8")
+        (Path(tmp) / "community").write_text("public\n", encoding="utf-8")
+        engine = Engine(load_config(path).inventory)
+    registry = CollectorRegistry()
+    DaemonMetrics(registry)
+    state = StateCollector(lambda: engine)
+    for i in range(targets):
+        for kind in KINDS:
+            engine.observe(f"t{i}/{kind}", result(kind, i), 1.0)
+
+    started = time.perf_counter()
+    state.rebuild()
+    rebuild = time.perf_counter() - started
+    state.attached = True
+
+    ids = [f"t{i}/{kind}" for i in range(targets) for kind in KINDS]
+    started = time.perf_counter()
+    for cid in ids:
+        state.on_result(engine.checks[cid])
+    update = (time.perf_counter() - started) / len(ids)
+
+    scrapes = []
+    for _ in range(5):
+        started = time.perf_counter()
+        body = exposition(registry, state, state.snapshot())
+        scrapes.append(time.perf_counter() - started)
+    if args.out is not None:
+        args.out.write_bytes(body)
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    print(f"checks {len(ids)}  lines {body.count(NL)}  bytes {len(body)}  sha256 {digest}")
+    print(f"rebuild {rebuild * 1000:.0f} ms  update {update * 1e6:.1f} us/result  "
+          f"scrape median {statistics.median(scrapes) * 1000:.0f} ms (min {min(scrapes) * 1000:.0f})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
