@@ -15,8 +15,8 @@ and known-revoked certificates of the CA, by file or serial) by POST or GET, and
 
 An ok result is DEGRADED (the probe's own verdict, `ProbeResult.degraded`) when a nextUpdate is within
 `degraded_within`. Phases: connect (TCP and TLS, as aiohttp does them in one step), request (sending
-it), response (waiting for and reading it), verify (parsing and judging). Measurements are labelled
-values (Measure) and one labelled family (the canaries' status), declared below.
+it), response (waiting for and reading it), verify (parsing and judging). Measurements are
+values (Measure) and one labelled family (the canaries' status), declared on OCSPProbe below.
 """
 
 from __future__ import annotations
