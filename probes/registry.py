@@ -13,6 +13,7 @@ from probes.base import Family, Limit, Measure, ProbeKind, ProbeSettings
 from probes.dns import DNSProbe
 from probes.http import HTTPProbe
 from probes.icmp import ICMPProbe
+from probes.ocsp import OCSPProbe
 from probes.snmp.probe import SnmpProbe
 from probes.tcp import TCPProbe
 
@@ -22,6 +23,7 @@ KINDS: dict[str, type[ProbeKind[Any]]] = {
     "http": HTTPProbe,
     "dns": DNSProbe,
     "snmp": SnmpProbe,
+    "ocsp": OCSPProbe,
 }
 
 

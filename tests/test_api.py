@@ -97,7 +97,7 @@ async def test_readiness_and_reload_errors(client: Any) -> None:
     response = await c.post("/-/reload", headers=OPERATOR)
     body = await response.json()
     assert response.status == 400 and body["errors"] == [
-        f'{daemon.config_path}:1: modules.x.kind: must be one of icmp, tcp, http, dns, snmp, not "pingg"'
+        f'{daemon.config_path}:1: modules.x.kind: must be one of icmp, tcp, http, dns, snmp, ocsp, not "pingg"'
     ]
     assert (await c.get("/-/reload")).status == 405
 

@@ -12,6 +12,48 @@ _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), ja)
     for pattern, ja in (
         (r"^parent (?P<parent>\S+) is down", "上位機器 {parent} の障害により到達不能"),
+        # OCSP (probes/ocsp.py): before the general forms ("HTTP status", "timeout") they would also match
+        (r"^OCSP: responder says (?P<status>\w+)", "OCSP: レスポンダがエラー応答（{status}）"),
+        (
+            r"^OCSP: response signed by a certificate that is not an OCSP signer",
+            "OCSP: OCSP署名用でない証明書で署名された応答",
+        ),
+        (
+            r"^OCSP: response signed by a certificate not issued by the CA",
+            "OCSP: CAが発行していない証明書で署名された応答",
+        ),
+        (r"^OCSP: responder certificate (expired|not valid yet)", "OCSP: レスポンダ証明書が有効期間外"),
+        (r"^OCSP: response signer unknown", "OCSP: 応答の署名者が不明"),
+        (r"^OCSP: response signature invalid", "OCSP: 応答の署名が不正"),
+        (r"^OCSP: response signed with an unsupported algorithm", "OCSP: 応答の署名アルゴリズムに未対応"),
+        (r"^OCSP: nonce not echoed", "OCSP: ナンスが応答に含まれない（リプレイの恐れ）"),
+        (r"^OCSP: nonce mismatch", "OCSP: ナンスが要求と一致しない（リプレイの恐れ）"),
+        (r"^OCSP: (thisUpdate|producedAt) is (?P<ahead>\w+) in the future", "OCSP: 応答の時刻が未来（{ahead}先）"),
+        (r"^OCSP: nextUpdate passed (?P<ago>\w+) ago", "OCSP: nextUpdate超過（{ago}前に期限切れ）"),
+        (
+            r"^OCSP: nextUpdate in (?P<left>\w+), less than min_remaining",
+            "OCSP: nextUpdateまでの残りが不足（残り{left}）",
+        ),
+        (r"^OCSP: nextUpdate in (?P<left>\w+) \(degraded_within", "OCSP: nextUpdate間近（残り{left}）"),
+        (
+            r"^OCSP: canary serial (?P<serial>0x[0-9a-f]+) is unknown",
+            "OCSP: 監視用証明書 {serial} の状態が不明（unknown）",
+        ),
+        (
+            r"^OCSP: canary serial (?P<serial>0x[0-9a-f]+) is (?P<got>\w+), expected (?P<want>\w+)",
+            "OCSP: 監視用証明書 {serial} の状態が想定と異なる（{got}、期待は{want}）",
+        ),
+        (
+            r"^OCSP: no status for canary serial (?P<serial>0x[0-9a-f]+)",
+            "OCSP: 監視用証明書 {serial} の状態が応答にない",
+        ),
+        (r"^OCSP: HTTP status (?P<status>\d+)", "OCSP: HTTPステータス異常（{status}）"),
+        (
+            r"^OCSP: response (is not a valid OCSP response|extensions malformed)",
+            "OCSP: 応答が不正（OCSP応答として解釈できない）",
+        ),
+        (r"^OCSP: response larger than", "OCSP: 応答が大きすぎる（OCSP応答ではない）"),
+        (r"^OCSP: ", "OCSP: 応答の検証に失敗"),
         (r"SNMP agent down \(device answers (?P<via>[\w/]+)\)", "SNMPエージェント停止（機器は{via}に応答）"),
         (r"SNMP agent not responding|agent does not report sysUpTime", "SNMPエージェント無応答"),
         (r"SNMP error|agent error (?P<err>\w+)", "SNMPエラー応答"),
