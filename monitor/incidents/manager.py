@@ -404,6 +404,11 @@ class IncidentManager:
             playbook=choose_playbook(labels, severity, self.response.routing, now),
             affected={"checks": problems, "cause": dict(problems), "services": {}, "services_now": {}, "children": []},
         )
+        # when the trouble began: the start of the first failed result of the run that confirmed it (the page's
+        # 発生時刻 and Alertmanager's startsAt), not when it was confirmed (opened_at, the detection)
+        began = [s for c in problems if (s := engine.checks[c].since) is not None and s <= now]
+        if began:
+            incident.affected["began_at"] = min(began)
         if incident.playbook in self.response.playbooks:
             incident.next_escalation_at = self._first_page_due(incident)
         self.open[incident.key] = incident

@@ -47,6 +47,12 @@ def kind_titles(incident: IncidentRecord, kind: str) -> tuple[str, str]:
     return ja, en
 
 
+def began_at(incident: IncidentRecord) -> float:
+    """When the trouble began (the first failed probe of the confirming run), else when it was detected."""
+    began = incident.affected.get("began_at")
+    return float(began) if isinstance(began, int | float) else incident.opened_at
+
+
 def alert_labels(incident: IncidentRecord, level: int, severity: str | None = None) -> dict[str, str]:
     keys = ("target", "service", "prefecture", "system", "tier", "site")
     labels = {k: incident.labels[k] for k in keys if incident.labels.get(k)}
@@ -107,12 +113,12 @@ def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: In
     lines_ja = [
         f"{KIND_JA[kind]}: {title}",
         f"重要度: {sev_ja}  エスカレーションレベル: {level}  インシデント番号: #{incident.id}",
-        f"発生時刻: {jst(incident.opened_at)}",
+        f"発生時刻: {jst(began_at(incident))}",
     ]
     lines_en = [
         f"{KIND_EN[kind]}: {title_en}",
         f"Severity: {severity.upper()}  Escalation level: {level}  Incident: #{incident.id}",
-        f"Since: {jst(incident.opened_at)}",
+        f"Since: {jst(began_at(incident))}",
     ]
     before = incident.affected.get("severity_from")
     if kind == "update" and isinstance(before, str):
@@ -174,7 +180,7 @@ def payload(
                 f"{check + ' ' if check else ''}{reason_ja(reason)}"
                 for check, reason in causes(incident.reason, incident.affected.get("cause"))
             ),
-            "since": jst(incident.opened_at),
+            "since": jst(began_at(incident)),
             "console_url": console,
         }
         if runbook:
@@ -182,7 +188,7 @@ def payload(
         alert: dict[str, Any] = {
             "labels": alert_labels(incident, level),
             "annotations": annotations,
-            "startsAt": utc_iso(incident.opened_at),
+            "startsAt": utc_iso(began_at(incident)),
             "generatorURL": console,
         }
         if kind == "resolved":
@@ -207,6 +213,7 @@ def payload(
             "reason": incident.reason,
             "labels": incident.labels,
             "opened_at": utc_iso(incident.opened_at),
+            "began_at": utc_iso(began_at(incident)),
             "resolved_at": utc_iso(incident.resolved_at) if incident.resolved_at else None,
         },
         "level": level,

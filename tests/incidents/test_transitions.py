@@ -16,6 +16,7 @@ from monitor.core.state import State
 from monitor.incidents.manager import IncidentManager
 from monitor.incidents.policy import blip_recovery, first_page_wait
 from monitor.store.sqlite import SQLiteStore
+from monitor.timefmt import jst, utc_iso
 from probes.base import ProbeResult
 from tests.conftest import Loader
 from tests.incidents.world import CONFIG, World, make_world
@@ -292,3 +293,20 @@ async def test_first_page_is_queued_at_its_due_time_not_on_a_tick(load_yaml_conf
     finally:
         await manager.stop()
         await store.close(now=time.time())
+
+
+async def test_the_page_dates_the_trouble_from_its_first_failed_probe(world: World) -> None:
+    """The incident is opened (detected) when the second failure confirms DOWN, 10 s after the first: the
+    page's 発生時刻 / Since and Alertmanager's startsAt say when the trouble began, opened_at when it was seen."""
+    began = world.clock.t
+    await world.manager.handle(world.observe("c-primary", False))
+    await world.later(10)
+    await world.manager.handle(world.observe("c-primary", False))
+    incident = world.manager.open["target:c-primary"]
+    assert incident.opened_at == began + 10 and incident.affected["began_at"] == pytest.approx(began, abs=0.01)
+    await world.later(11)
+    pages = await world.pages("firing")
+    mail = next(p.payload for p in pages if p.channel == "mail")
+    alert = next(p.payload["alert"] for p in pages if p.channel == "am")
+    assert f"発生時刻: {jst(began)}" in mail["body"] and f"Since: {jst(began)}" in mail["body"]
+    assert alert["startsAt"] == utc_iso(began)
