@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -26,23 +25,13 @@ from monitor.security.desk import SecurityDesk
 from monitor.status.notices import NoticeDesk
 from monitor.status.page import StatusView
 from monitor.store.base import Store
-from monitor.store.sql_reports import Correction
-
-
-class HttpStore(Store, Protocol):
-    """The Store protocol plus the availability corrections and rolled-up months the report routes read
-    (the SQL stores have them; `Store` does not declare them)."""
-
-    async def add_correction(self, correction: Correction) -> int: ...
-    async def corrections(self, start: float, end: float) -> list[Correction]: ...
-    async def rolled_up_months(self) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class HttpServices:
     engine: Engine  # current state of every check and service (never replaced; its inventory is)
     inventory: Callable[[], Inventory]  # the inventory now (a reload replaces it)
-    store: HttpStore
+    store: Store
     guard: Guard  # who the caller is, what they may do, the audit log
     incidents: IncidentManager
     security: SecurityDesk  # the disconnect playbook
