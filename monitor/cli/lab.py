@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.cli.common import DEFAULT_LISTEN, run_async
 from monitor.demo.estate_snmp import TRAP_LISTEN
-from monitor.demo.faults import MODES
+from monitor.demo.fault_modes import MODES
 
 if TYPE_CHECKING:
     from monitor.cli.common import Subparsers

@@ -37,6 +37,7 @@ import structlog
 from aiohttp import web
 
 from monitor.demo import kernel_faults
+from monitor.demo.fault_modes import INTERFACE_MODES, MODES, UNREACHABLE
 from monitor.demo.network import Mode, SimNetwork
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents
 from probes.snmp import ber
@@ -44,10 +45,6 @@ from probes.snmp import ber
 log = structlog.get_logger()
 CYCLE_SECONDS = 720.0
 FLAP_SECONDS = 15.0
-MODES = ("up", "down", "kill", "cut", "degrade", "slow", "error", "reboot", "snmp-down", "link-down", "link-up",
-         "flap", "fill")  # fmt: skip
-INTERFACE_MODES = ("link-down", "link-up", "fill")
-UNREACHABLE = ("down", "kill", "cut")
 
 
 class FaultError(ValueError):
