@@ -118,7 +118,7 @@ async def mass_outage(children: int, children_first: bool) -> dict[str, Any]:
         store.open(now=time.time())
         notifiers = create_notifiers(inventory.response.notifiers)
         outbox = OutboxWorker(store, WallClock(), lambda: notifiers, OutboxMetrics(CollectorRegistry()))
-        manager = IncidentManager(store, WallClock(), lambda: engine, outbox.wake)
+        manager = IncidentManager(store, WallClock(), engine, outbox.wake)
         await manager.load()
         await outbox.start()
         for cid in engine.checks:

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(load_config(path).inventory)
     registry = CollectorRegistry()
     DaemonMetrics(registry)
-    state = StateCollector(lambda: engine)
+    state = StateCollector(engine)
     for i in range(targets):
         for kind in KINDS:
             engine.observe(f"t{i}/{kind}", result(kind, i), 1.0)

@@ -59,7 +59,7 @@ async def started(
     engine = Engine(load_config(folder / "monitor.yml").inventory)
     store = SQLiteStore(folder / "m.db")
     store.open(now=0.0)
-    manager = IncidentManager(store, WallClock(), lambda: engine, lambda: None)
+    manager = IncidentManager(store, WallClock(), engine, lambda: None)
     await manager.start()
 
     def feed(target: str, ok: bool) -> None:

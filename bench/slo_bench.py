@@ -83,7 +83,7 @@ async def live_cost(config: Path, data: Path) -> tuple[float, float]:
     store.open_readonly()
     engine = Engine(inventory)
     now = month_span(2026, 10)[1] - 3600
-    tracker = SLOTracker(store, lambda: engine, lambda: now)
+    tracker = SLOTracker(store, engine, lambda: now)
     await tracker.load()
     t0 = time.perf_counter()
     assert len(tracker.compute_status(now)) == len(inventory.services)

@@ -90,16 +90,16 @@ class Daemon:
         self.metrics.checks_in_gap.set_function(lambda: len(self.engine.gaps))
         self.descriptors = fdlimit.DescriptorCollector()
         self.registry.register(self.descriptors)
-        self.state_collector = StateCollector(lambda: self.engine)
+        self.state_collector = StateCollector(self.engine)
         self.store = open_store(self.inventory.daemon, self.data_dir)
         self.registry.register(StoreCollector(self.store))
         self.probes: dict[str, ProbeKind[Any]] = {}
         self.ready = False
         self.pipeline = Pipeline(self.engine, self.metrics, self.state_collector, self.store, self.clock.now)
-        self.response = ResponseSide(self.store, self.clock, self.registry, lambda: self.engine, self.pipeline.dispatch)
+        self.response = ResponseSide(self.store, self.clock, self.registry, self.engine, self.pipeline.dispatch)
         self.guard = self.response.guard
         self.incidents = self.response.incidents
-        self.slo = SLOTracker(self.store, lambda: self.engine, self.clock.now)
+        self.slo = SLOTracker(self.store, self.engine, self.clock.now)
         self.monthly = MonthlyJob(self.store, lambda: self.engine.inventory, self.data_dir, self.clock.now)
         self.state_collector.providers.append(SLOProvider(self.slo.status, lambda: self.engine.inventory))
         self.pipeline.actors.append(self.response)  # incidents and playbooks
@@ -113,7 +113,7 @@ class Daemon:
         self.events = EventHub()  # live updates for the console
         self.pipeline.observers.append(self.events)
         self.incidents.watchers.append(self.events.on_incident)
-        self.status_view = StatusView(self.store, lambda: self.engine, self.response.planned_windows, self.clock.now)
+        self.status_view = StatusView(self.store, self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)

@@ -42,7 +42,7 @@ def setup(load_yaml_config: Loader) -> tuple[CollectorRegistry, StateCollector, 
     registry = CollectorRegistry()
     DaemonMetrics(registry)
     SchedulerMetrics(registry)
-    collector = StateCollector(lambda: engine)
+    collector = StateCollector(engine)
     ping = ProbeResult(ok=True, duration=0.0123, finished_at=1_700_000_000.5)
     ping.values.update(
         {icmp.RTT_MIN.key: 0.0001, icmp.RTT_AVG.key: 0.0002, icmp.RTT_MAX.key: 0.0004, icmp.LOSS.key: 0.0}
@@ -83,7 +83,7 @@ def snmp_result() -> ProbeResult:
 
 def fresh(registry: CollectorRegistry, engine: Engine) -> str:
     """/metrics as a collector that never saw an update would write it: rebuilt from the engine's state."""
-    return exposition(registry, StateCollector(lambda: engine)).decode()
+    return exposition(registry, StateCollector(engine)).decode()
 
 
 def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:

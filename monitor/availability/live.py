@@ -46,9 +46,9 @@ class SLOStatus:
 
 
 class SLOTracker:
-    def __init__(self, store: Any, engine: Callable[[], Engine], clock: Callable[[], float]) -> None:
+    def __init__(self, store: Any, engine: Engine, clock: Callable[[], float]) -> None:
         self.store = store
-        self._engine = engine
+        self.engine = engine  # never replaced: a reload changes its inventory
         self._clock = clock
         self._spans: dict[str, list[StateSpan]] = {}
         self._lock = threading.Lock()  # the metrics thread reads while the event loop appends
@@ -63,7 +63,7 @@ class SLOTracker:
 
     async def load(self) -> None:
         now = self._clock()
-        since = self.horizon(self._engine().inventory, now)
+        since = self.horizon(self.engine.inventory, now)
         loaded = await self.store.intervals_since("service", since)
         with self._lock:
             self._spans = {
@@ -87,7 +87,7 @@ class SLOTracker:
     def prune(self) -> None:
         """Forget spans that ended before anything still needs them."""
         now = self._clock()
-        horizon = self.horizon(self._engine().inventory, now)
+        horizon = self.horizon(self.engine.inventory, now)
         with self._lock:
             for spans in self._spans.values():
                 while spans and spans[0].end is not None and spans[0].end < horizon:
@@ -106,7 +106,7 @@ class SLOTracker:
         return result
 
     def compute_status(self, now: float) -> dict[str, SLOStatus]:
-        inventory = self._engine().inventory
+        inventory = self.engine.inventory
         with self._lock:
             copies = {name: list(self._spans.get(name, ())) for name in inventory.services}
         hours_cache: dict[tuple[str, Span], list[Span]] = {}

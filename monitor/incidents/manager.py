@@ -72,12 +72,10 @@ def _reason(problems: dict[str, str | None]) -> str:
 
 
 class IncidentManager:
-    def __init__(
-        self, store: Store, clock: Clock, engine: Callable[[], Engine], wake_outbox: Callable[[], None]
-    ) -> None:
+    def __init__(self, store: Store, clock: Clock, engine: Engine, wake_outbox: Callable[[], None]) -> None:
         self.store = store
         self.clock = clock
-        self._engine = engine
+        self.engine = engine  # never replaced: a reload changes its inventory
         self._wake_outbox = wake_outbox
         self.open: dict[str, IncidentRecord] = {}  # by key; open or acknowledged
         self._queue: asyncio.Queue[Outcome] = asyncio.Queue()
@@ -90,7 +88,7 @@ class IncidentManager:
 
     @property
     def response(self) -> ResponseConfig:
-        return self._engine().inventory.response
+        return self.engine.inventory.response
 
     # --- what people and other systems do (monitor.incidents.actions; the API calls them here) ---
 
@@ -189,7 +187,7 @@ class IncidentManager:
     def _next_due(self) -> float | None:
         """The earliest moment a timer of an open incident is due."""
         times: list[float] = []
-        recovery = self._engine().inventory.recovery
+        recovery = self.engine.inventory.recovery
         for incident in self.open.values():
             if incident.status == "acknowledged":
                 times += [incident.ack_expires_at] if incident.ack_expires_at is not None else []
@@ -220,17 +218,17 @@ class IncidentManager:
             if t.kind == "service":
                 services.setdefault(t.id, t.old)
         for name, old in services.items():
-            if old != State.DOWN and self._engine().services[name].state == State.DOWN:
+            if old != State.DOWN and self.engine.services[name].state == State.DOWN:
                 self._join(name, now, batch)
             self._service_changed(name, now, batch)
         for check_id, _event in outcome.flapping:
-            rt = self._engine().checks.get(check_id)
+            rt = self.engine.checks.get(check_id)
             if rt is not None:
                 self._check_changed(Transition("check", check_id, rt.state, rt.state, now), now, batch)
         await self.commit(batch, now)
 
     def _is_problem(self, check_id: str) -> bool:
-        rt = self._engine().checks.get(check_id)
+        rt = self.engine.checks.get(check_id)
         if rt is None:
             return False
         policy = self.response.incidents.open_on
@@ -241,7 +239,7 @@ class IncidentManager:
         return rt.machine.flapping and "flapping" in policy and rt.state not in (State.MAINTENANCE, State.UNREACHABLE)
 
     def _target_problems(self, target: str) -> dict[str, str | None]:
-        engine = self._engine()
+        engine = self.engine
         ids = engine.inventory.checks_by_target.get(target, ())
         return {cid: engine.checks[cid].reason or "flapping" for cid in ids if self._is_problem(cid)}
 
@@ -265,7 +263,7 @@ class IncidentManager:
         return [incident.key.removeprefix("target:"), *incident.affected.get("targets", [])]
 
     def _check_changed(self, t: Transition, now: float, batch: Batch) -> None:
-        rt = self._engine().checks.get(t.id)
+        rt = self.engine.checks.get(t.id)
         if rt is None:
             return
         target = rt.check.target.name
@@ -281,8 +279,8 @@ class IncidentManager:
             for incident in self.open.values():
                 children = incident.affected.get("children", [])
                 if target in children and not any(
-                    self._engine().checks[c].state == State.UNREACHABLE
-                    for c in self._engine().inventory.checks_by_target.get(target, ())
+                    self.engine.checks[c].state == State.UNREACHABLE
+                    for c in self.engine.inventory.checks_by_target.get(target, ())
                 ):
                     children.remove(target)
                     batch.touch(incident)
@@ -330,7 +328,7 @@ class IncidentManager:
     def _first_page_due(self, incident: IncidentRecord) -> float:
         """When the first page is due: group_wait after opening, "auto" by the checks that are its problems
         (a blip of theirs must have had time to recover), not by every check of the target."""
-        engine = self._engine()
+        engine = self.engine
         failed = {*incident.affected.get("cause", {}), *incident.affected.get("checks", {})}
         checks = [engine.checks[c].check for c in failed if c in engine.checks]
         return incident.opened_at + first_page_wait(self.response.incidents, checks)
@@ -353,7 +351,7 @@ class IncidentManager:
         """A service just went DOWN through failures of targets that have incidents of their own (the
         backup circuit of a DEGRADED link): one outage, one incident. The one that covered the service
         first (else the oldest) takes the others' targets, causes and services; they are merged into it."""
-        engine = self._engine()
+        engine = self.engine
         srt = engine.services[name]
         found: dict[str, IncidentRecord] = {}
         for m in (engine.checks[c] for c in srt.service.check_ids):
@@ -383,7 +381,7 @@ class IncidentManager:
         self._problems_changed(keep, now, batch)
 
     def _open_incident(self, target: str, problems: dict[str, str | None], now: float, batch: Batch) -> IncidentRecord:
-        engine = self._engine()
+        engine = self.engine
         t = engine.inventory.targets[target]
         labels = {"target": target, **{k: t.labels[k] for k in INCIDENT_LABELS if t.labels.get(k)}}
         services = sorted({s for c in problems for s in engine.inventory.services_by_check.get(c, ())})
@@ -426,7 +424,7 @@ class IncidentManager:
         """Attribute a service's state to the incidents whose targets cause it. An outage stays with the
         incident it was first attributed to (a blip of a child while its parent recovers never takes it),
         and an incident keeps every service it took down in `services` after they recover."""
-        engine = self._engine()
+        engine = self.engine
         srt = engine.services.get(name)
         if srt is None:
             return
@@ -467,7 +465,7 @@ class IncidentManager:
     def _rate(self, incident: IncidentRecord, now: float, batch: Batch) -> None:
         """Recompute severity from the services affected now; before the first page, re-route too;
         after it, the change is paged to those already paged."""
-        engine = self._engine()
+        engine = self.engine
         services = {
             s: (state, dict(engine.services[s].service.labels))
             for s, state in incident.affected.get("services_now", {}).items()
@@ -548,7 +546,7 @@ class IncidentManager:
         incident.affected["severity_from"] = before = told
         items = paging.pages_to_paged(self.response, incident, "update", now, sent)
         if worst([before, incident.severity]) == before != incident.severity:
-            engine = self._engine()
+            engine = self.engine
             checks = [
                 engine.checks[c].check
                 for t in self._members(incident)
@@ -626,7 +624,7 @@ class IncidentManager:
     def _recovery_due(self, incident: IncidentRecord, now: float, batch: Batch) -> None:
         """目標復旧時間: at `warn_at` of the objective page the next level (acknowledged or not: missing
         the objective is for the next level to know); at the objective, record the breach. Once each."""
-        recovery = self._engine().inventory.recovery
+        recovery = self.engine.inventory.recovery
         objective = incident_objective(incident, recovery)
         if objective is None:
             return

@@ -29,22 +29,22 @@ class ResponseSide:
         store: Store,
         clock: Clock,
         registry: CollectorRegistry,
-        engine: Callable[[], Engine],
+        engine: Engine,
         dispatch: Callable[[Outcome], None],
     ) -> None:
         self.store = store
         self.clock = clock
-        self._engine = engine
+        self.engine = engine  # never replaced: a reload changes its inventory
         self._dispatch = dispatch
-        self.tokens = Tokens(engine().inventory.response.auth)
+        self.tokens = Tokens(engine.inventory.response.auth)
         self.guard = Guard(lambda: self.tokens, store, clock)
-        self.notifiers: dict[str, Notifier] = create_notifiers(engine().inventory.response.notifiers)
+        self.notifiers: dict[str, Notifier] = create_notifiers(engine.inventory.response.notifiers)
         self.outbox = OutboxWorker(store, clock, lambda: self.notifiers, OutboxMetrics(registry))
         self.incidents = IncidentManager(store, clock, engine, self.outbox.wake)
         self._stored_windows: list[MaintenanceWindow] = []
         self.extra_windows: list[Callable[[], Iterable[MaintenanceWindow]]] = []  # e.g. connections cut on purpose
         self.maintenance = MaintenanceDriver(
-            self._windows, lambda: engine().inventory, self._apply_maintenance, clock.now
+            self._windows, lambda: engine.inventory, self._apply_maintenance, clock.now
         )
         self._open_gauge = Gauge(
             "monitor_incidents_open",
@@ -105,13 +105,13 @@ class ResponseSide:
     def planned_windows(self) -> list[MaintenanceWindow]:
         """Planned maintenance: the config's windows and those made through the API or CLI."""
         loaded = self.clock.now()
-        return [from_config(m, loaded) for m in self._engine().inventory.response.maintenance] + self._stored_windows
+        return [from_config(m, loaded) for m in self.engine.inventory.response.maintenance] + self._stored_windows
 
     def _windows(self) -> list[MaintenanceWindow]:
         return self.planned_windows() + [w for source in self.extra_windows for w in source()]
 
     def _apply_maintenance(self, covered: set[str], names: dict[str, str]) -> None:
-        engine = self._engine()
+        engine = self.engine
         if names != engine.maintenance:
             log.info("maintenance_changed", checks=len(names), windows=sorted(set(names.values())))
         self._dispatch(engine.set_maintenance(names, self.clock.now()))

@@ -67,8 +67,8 @@ def families_text(fam: Families) -> str:
 class StateCollector:
     """Per-check and per-service series from the engine's state, kept as text (the only renderer of them)."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine  # never replaced: a reload changes its inventory
         self.providers: list[Provider] = []
         self.live = LiveText()
         self.attached = False  # True once a daemon keeps `live` up to date; otherwise a snapshot rebuilds it
@@ -76,13 +76,13 @@ class StateCollector:
     # --- kept up to date by the daemon (event loop) -------------------------------------------
 
     def rebuild(self) -> None:
-        self.live.rebuild(self._engine())
+        self.live.rebuild(self.engine)
 
     def on_result(self, rt: CheckRuntime) -> None:
         self.live.check_result(rt)
 
     def on_outcome(self, outcome: Outcome) -> None:
-        engine = self._engine()
+        engine = self.engine
         for t in outcome.transitions:
             if t.kind == "check" and (rt := engine.checks.get(t.id)) is not None:
                 self.live.check_state(rt)

@@ -103,12 +103,12 @@ class StatusView:
     def __init__(
         self,
         store: Store,
-        engine: Callable[[], Engine],
+        engine: Engine,
         windows: Callable[[], list[MaintenanceWindow]],
         now: Callable[[], float],
     ) -> None:
         self.store = store
-        self._engine = engine
+        self.engine = engine  # never replaced: a reload changes its inventory
         self._windows = windows  # configured and stored windows (not the security desk's)
         self.now = now
         self._history: History | None = None
@@ -117,7 +117,7 @@ class StatusView:
     async def history(self) -> History:
         async with self._lock:
             if self._history is None or time.time() - self._history.built_at > HISTORY_MAX_AGE:
-                engine = self._engine()
+                engine = self.engine
                 page = engine.inventory.status_page
                 days = page.history_days if page is not None else 90
                 services = {p.id: members(p, engine.inventory) for p in public_services(engine.inventory)}
@@ -133,7 +133,7 @@ class StatusView:
 
     async def snapshot(self) -> dict[str, Any]:
         """The whole page as data (also served as /status.json)."""
-        engine = self._engine()
+        engine = self.engine
         inventory = engine.inventory
         page = inventory.status_page
         now = self.now()

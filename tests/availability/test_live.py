@@ -71,7 +71,7 @@ async def test_tracker_incremental_equals_full_and_gauges(load_yaml_config: Load
     await store.flush()
     engine = Engine(inventory)
     clock = {"now": start + 20 * 86400 + 3600}
-    tracker = SLOTracker(store, lambda: engine, lambda: clock["now"])
+    tracker = SLOTracker(store, engine, lambda: clock["now"])
     await tracker.load()
     first = tracker.compute_status(clock["now"])["portal"]
     clock["now"] += 7200

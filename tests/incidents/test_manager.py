@@ -109,7 +109,7 @@ async def world(load_yaml_config: Loader, tmp_path: Path) -> AsyncIterator[World
     store = SQLiteStore(tmp_path / "m.db")
     store.open(now=0.0)
     clock = Clock()
-    manager = IncidentManager(store, clock, lambda: engine, lambda: None)
+    manager = IncidentManager(store, clock, engine, lambda: None)
     await manager.load()
     w = World(engine, manager, store, clock)
     await w.recover("core", "edge", *(f"child-{i}" for i in range(20)), "c-primary", "c-backup")
@@ -200,7 +200,7 @@ async def test_restart_continues_escalation_once(world: World, load_yaml_config:
     """A new manager on the same store (a restart) takes over the open incident and pages level 2 once, on time."""
     await world.fail("core")
     await world.later(11)
-    restarted = IncidentManager(world.store, world.clock, lambda: world.engine, lambda: None)
+    restarted = IncidentManager(world.store, world.clock, world.engine, lambda: None)
     await restarted.load()
     world.manager = restarted
     await world.later(5 * 60)

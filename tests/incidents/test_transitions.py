@@ -254,7 +254,7 @@ async def test_first_page_is_queued_at_its_due_time_not_on_a_tick(load_yaml_conf
     engine = Engine(inventory)
     store = SQLiteStore(tmp_path / "t.db")
     store.open(now=0.0)
-    manager = IncidentManager(store, RealClock(), lambda: engine, lambda: None)
+    manager = IncidentManager(store, RealClock(), engine, lambda: None)
     await manager.start()
     try:
 

@@ -118,7 +118,7 @@ async def make_world(
     store = SQLiteStore(tmp_path / "m.db")
     store.open(now=0.0)
     clock = Clock() if start is None else Clock(start)
-    manager = IncidentManager(store, clock, lambda: engine, lambda: None)
+    manager = IncidentManager(store, clock, engine, lambda: None)
     await manager.load()
     world = World(engine, manager, store, clock)
     await world.recover("core", "edge", "ap", "sw", "srv", "c-primary", "c-backup")
