@@ -76,17 +76,17 @@ class Daemon:
     ) -> None:
         self.config_path = loaded.path
         self.shard = shard
-        self.inventory: Inventory = shard_inventory(loaded.inventory, *shard)
+        inventory = shard_inventory(loaded.inventory, *shard)
         self._whole_inventory = loaded.inventory  # what a reload is compared with (all shards)
         if registry is None:
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         self.registry = registry
         self.clock = clock or SystemClock()
-        self.listen = listen or self.inventory.daemon.listen
-        self.data_dir = data_dir or self.inventory.daemon.data_dir
+        self.listen = listen or inventory.daemon.listen
+        self.data_dir = data_dir or inventory.daemon.data_dir
         self.metrics = DaemonMetrics(self.registry)
-        self.engine = Engine(self.inventory)
+        self.engine = Engine(inventory)
         self.metrics.checks_in_gap.set_function(lambda: len(self.engine.gaps))
         self.descriptors = fdlimit.DescriptorCollector()
         self.registry.register(self.descriptors)
@@ -406,6 +406,11 @@ class Daemon:
     # --- HA ----------------------------------------------------------------------------------
 
     @property
+    def inventory(self) -> Inventory:
+        """What is watched now: the engine's (a reload hands the engine the new one, nobody else keeps it)."""
+        return self.engine.inventory
+
+    @property
     def leader(self) -> bool:
         """Whether this daemon acts (pages, cuts, writes intervals): always without HA; with HA, the pipeline's
         switch, which `_lead` and `_follow` flip as the lease is won and lost."""
@@ -488,7 +493,6 @@ class Daemon:
             log.warning("config_change_needs_restart", key="daemon.listen")
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
-        self.inventory = inventory
         old_probes = self.probes
         self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:
