@@ -153,13 +153,15 @@ class HTTPSettings(ProbeSettings):
 
 
 class _TraceContext:
-    """What travels in aiohttp's trace_request_ctx: the phase timer and the run's progress."""
+    """What travels in aiohttp's trace_request_ctx: the phase timer, the run's progress, and in a
+    transaction the step (so that a timeout says which: "in step 2 'token' while connecting")."""
 
-    __slots__ = ("progress", "timer")
+    __slots__ = ("progress", "step", "timer")
 
-    def __init__(self, timer: PhaseTimer, progress: Progress) -> None:
+    def __init__(self, timer: PhaseTimer, progress: Progress, step: str = "") -> None:
         self.timer = timer
         self.progress = progress
+        self.step = step
 
 
 def _trace_config() -> aiohttp.TraceConfig:
@@ -170,7 +172,7 @@ def _trace_config() -> aiohttp.TraceConfig:
         if isinstance(trace, _TraceContext):
             trace.timer.mark(phase)
             if now:
-                trace.progress.enter(now, where)
+                trace.progress.enter(now, f"in {trace.step} {where}" if trace.step else where)
 
     async def dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
         await mark("setup", ctx, "resolve", "while resolving the host name")
@@ -243,7 +245,7 @@ def _url(request: ProbeRequest, settings: HTTPSettings) -> str:
 
 
 async def _read_body(
-    response: aiohttp.ClientResponse, limit: int | None, keep: bool, progress: Progress
+    response: aiohttp.ClientResponse, limit: int | None, keep: bool, progress: Progress, step: str = ""
 ) -> tuple[bytearray, int, bool]:
     """(body kept, bytes read, whether there was more than `limit`). The body is kept only when
     `keep`, in one bytearray that never grows past the limit: ~1x the limit, no join, no slice."""
@@ -255,7 +257,7 @@ async def _read_body(
         progress.facts["http_status"] = str(response.status)
         progress.facts["body_bytes"] = str(size)
         read = f"{size} of {length} bytes" if length is not None else f"{size} bytes so far"
-        return f"while reading the body (HTTP {response.status}, {read})"
+        return f"{f'in {step} ' if step else ''}while reading the body (HTTP {response.status}, {read})"
 
     progress.enter("body", where)
     async for chunk in response.content.iter_chunked(65536):
@@ -696,8 +698,8 @@ class HTTPProbe:
                 request.progress.enter(f"step {number}", f"in {label}")
                 timer = PhaseTimer(request.progress)
                 try:
-                    error = await self._step(session, step, base_url, common, host, server_name, variables,
-                                             settings, timer, request.progress, result)  # fmt: skip
+                    error = await self._step(session, step, label, base_url, common, host, server_name,
+                                             variables, settings, timer, request.progress, result)  # fmt: skip
                 except (_HeadTooLarge, aiohttp.ClientError, OSError) as exc:
                     error = _aiohttp_error(exc, settings.max_redirects)
                 except http_steps.UnknownVariable as exc:
@@ -718,6 +720,7 @@ class HTTPProbe:
         self,
         session: aiohttp.ClientSession,
         step: Step,
+        label: str,
         base_url: URL,
         common: dict[str, str],
         host: str | None,
@@ -754,7 +757,7 @@ class HTTPProbe:
             allow_redirects=settings.follow_redirects,
             max_redirects=settings.max_redirects,
             server_hostname=server_name if same_origin else None,
-            trace_request_ctx=_TraceContext(timer, progress),
+            trace_request_ctx=_TraceContext(timer, progress, label),
         ) as response:
             timer.mark("processing")
             status = response.status
@@ -771,7 +774,7 @@ class HTTPProbe:
             if error is not None:
                 return error
             limit = settings.body_size_limit or (MAX_KEPT_BODY if step.keeps_body else None)
-            body, size, truncated = await _read_body(response, limit, step.keeps_body, progress)
+            body, size, truncated = await _read_body(response, limit, step.keeps_body, progress, label)
             timer.mark("transfer")
         result.values[CONTENT_LENGTH.key] = float(size)
         if truncated:

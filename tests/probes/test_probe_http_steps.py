@@ -279,6 +279,39 @@ async def test_connection_failure_names_the_step(
     assert reason_ja(result.error) == "接続拒否"
 
 
+async def test_timeout_names_the_step(
+    peers: Any, runner: Any, check_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's timeout says which step it cut off, and where in it."""
+    release = asyncio.Event()
+
+    async def fast(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    async def dribble(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"12345")
+        await release.wait()
+        return response
+
+    port = await peers.http([web.get("/fast", fast), web.get("/slow", slow), web.get("/dribble", dribble)])
+    try:
+        for path, where in (("/slow", "waiting for the response head"),
+                            ("/dribble", "while reading the body (HTTP 200, 5 of 100 bytes)")):  # fmt: skip
+            steps = [{"name": "health", "url": "/fast"},
+                     {"name": "token", "url": path, "fail_if_body_matches_regexp": ["x"]}]  # fmt: skip
+            check = check_factory("http", settings(monkeypatch, steps), port=port, timeout=0.5)
+            result = await runner.run(check)
+            assert result.error == f"timeout after 500ms in step 2 'token' {where}"
+    finally:
+        release.set()
+
+
 # ------------------------------------------------------------------------------ single-request checks
 
 
