@@ -704,6 +704,10 @@ class HTTPProbe:
                     error = _aiohttp_error(exc, settings.max_redirects)
                 except http_steps.UnknownVariable as exc:
                     error = f"unknown variable ${{{exc}}}"
+                except ValueError as exc:  # aiohttp refuses CR, LF in a header: an extracted value can carry them
+                    if "control character" not in str(exc):
+                        raise  # a bug: the runner reports it as one
+                    error = "invalid request: a control character in a header (from a variable?)"
                 finally:
                     for phase, seconds in timer.phases.items():
                         result.phases[phase] = result.phases.get(phase, 0.0) + seconds

@@ -269,6 +269,18 @@ async def test_secret_used_and_never_shown(
     assert not any(PASSWORD in text for text in shown)
 
 
+async def test_extracted_value_with_a_newline_is_refused(
+    api: tuple[API, int], http_probe: HTTPProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's value with CR LF in it never becomes a second header line: the step fails."""
+    server, port = api
+    server.token_status = "OK\r\nX-Injected: 1"
+    steps = [*FLOW[:1], {"name": "token", "url": "/token", "extract": {"status": {"json": "status"}}},
+             {"name": "call", "url": "/plain", "headers": {"X-Status": "${status}"}}]  # fmt: skip
+    result = await run(http_probe, port, settings(monkeypatch, steps))
+    assert result.error == "step 3 'call': invalid request: a control character in a header (from a variable?)"
+
+
 async def test_connection_failure_names_the_step(
     http_probe: HTTPProbe, monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
