@@ -8,6 +8,7 @@ it leaves out the scheduler, the state machine and /metrics, so it isolates the 
     python -m bench.probe_cpu --kind http --probes 5000
     python -m bench.probe_cpu --kind https --probes 2000   # a throw-away certificate (openssl) for the farm
     python -m bench.probe_cpu --kind dns --probes 20000
+    python -m bench.probe_cpu --kind http-steps --probes 2000  # a 3-step transaction (steps:) per probe
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ from probes.http import HTTPSettings
 from probes.registry import close_probes, create_probes
 
 LISTENERS = 50  # farm addresses probed round-robin (one fresh connection per probe, as in the daemon)
+# --kind http-steps: login (JSON body, a value extracted by regexp), token (the value in the url, a header
+# assertion), call (the value in a header, a body check)
+STEPS: list[dict[str, Any]] = [
+    {"name": "login", "method": "POST", "url": "/login", "body": {"user": "noc"},
+     "extract": {"sid": {"regexp": "o(k)"}}},
+    {"name": "token", "url": "/token?sid=${sid}",
+     "fail_if_header_not_matches": [{"header": "Content-Type", "regexp": "^text/"}]},
+    {"name": "call", "url": "/call", "headers": {"X-Session": "${sid}"}, "fail_if_body_not_matches_regexp": ["ok"]},
+]  # fmt: skip
 
 
 def _check(kind: str, settings: ProbeSettings, index: int, port: int, params: dict[str, Any]) -> Check:
@@ -62,10 +72,12 @@ async def measure(kind: str, probes: int, concurrency: int, port: int, ca_file: 
         settings = HTTPSettings()
     elif kind == "https":  # certificate verified against the farm's self-signed certificate
         settings = HTTPSettings(scheme="https", tls_config={"ca_file": ca_file})
+    elif kind == "http-steps":  # the farm answers "ok" to anything: each step still checks and extracts
+        settings = HTTPSettings.model_validate({"steps": STEPS})
     else:
         settings = DNSSettings(min_answers=1)
         params = {"query_name": "bench.test"}
-    probe_kind = "http" if kind == "https" else kind
+    probe_kind = "dns" if kind == "dns" else "http"
     checks = [_check(probe_kind, settings, i, port, params) for i in range(LISTENERS)]
     kinds = create_probes()
     runner = ProbeRunner(kinds, SystemClock())
@@ -92,7 +104,7 @@ async def measure(kind: str, probes: int, concurrency: int, port: int, ca_file: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["http", "https", "dns"], required=True)
+    parser.add_argument("--kind", choices=["http", "https", "dns", "http-steps"], required=True)
     parser.add_argument("--probes", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--port", type=int, default=18480)
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = tempfile.TemporaryDirectory()
     command = [sys.executable, "-m", "bench.farm", "--count", str(LISTENERS), "--port", str(args.port)]
-    command += ["--kind", "http" if args.kind == "https" else args.kind]
+    command += ["--kind", "dns" if args.kind == "dns" else "http"]
     ca_file = ""
     if args.kind == "https":
         ca_file = _certificate(Path(folder.name))

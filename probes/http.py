@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import socket
 import ssl
@@ -30,11 +31,12 @@ from typing import Any, Literal
 
 import aiohttp
 from cryptography import x509
-from pydantic import Field
+from pydantic import Field, model_validator
 from yarl import URL
 
-from probes import base, http1, http2, tls
+from probes import base, http1, http2, http_steps, tls
 from probes.base import Family, Limit, Measure, PhaseTimer, ProbeRequest, ProbeResult, ProbeSettings, Progress, Regex
+from probes.http_steps import Document, HeaderAssertion, JSONAssertion, Step
 from probes.net import IPProtocol, ResolveError, is_ip_literal, resolve
 from probes.secret import Secret
 
@@ -61,6 +63,17 @@ CRL_NEXT_UPDATE = Measure("monitor_crl_next_update_timestamp_seconds", "nextUpda
                           "crl_next_update_timestamp_seconds", limit=Limit("crl_remaining", _crl_due))  # fmt: skip
 CRL_THIS_UPDATE = Measure("monitor_crl_this_update_timestamp_seconds", "thisUpdate of the CRL served.",
                           "crl_this_update_timestamp_seconds")  # fmt: skip
+# A transaction's steps are named in the config, so their timings are a labelled family, not phases:
+# the exported phases are a fixed set every kind declares (registry.phases()), and phases named per step
+# ("login_connect") would be dropped by /metrics and could not be summed by step or by phase in PromQL.
+STEP_DURATION = Family("monitor_http_step_duration_seconds", "Duration of each phase of each step of the last "
+                       "HTTP transaction (steps:).", "gauge", ("step", "phase"))  # fmt: skip
+STEP_STATUS = Family("monitor_http_step_status_code", "HTTP status code of each step of the last HTTP "
+                     "transaction (steps:) that got a response.", "gauge", ("step",))  # fmt: skip
+# with steps, the request and its checks are each step's: these module keys would be ignored, so they are refused
+_NOT_WITH_STEPS = ("method", "body", "valid_status_codes", "fail_if_body_matches_regexp",
+                   "fail_if_body_not_matches_regexp", "fail_if_header_matches", "fail_if_header_not_matches",
+                   "fail_if_json_not_matches", "crl", "valid_http_versions")  # fmt: skip
 
 
 class _PlainFailure(Exception):
@@ -96,11 +109,39 @@ class HTTPSettings(ProbeSettings):
     http_version: Literal["1.1", "2", "auto"] = "1.1"
     # blackbox_exporter's: the versions a response may have; empty: any. "HTTP/2" is HTTP/2.0's other spelling
     valid_http_versions: list[Literal["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2"]] = []
+    # blackbox_exporter's: list of {header, regexp, allow_missing}
+    fail_if_header_matches: list[HeaderAssertion] = []
+    fail_if_header_not_matches: list[HeaderAssertion] = []
+    fail_if_json_not_matches: list[JSONAssertion] = []  # {path: JMESPath, value | regexp}
+    # a transaction: ordered requests sharing a cookie jar (probes/http_steps.py); empty: one request
+    steps: list[Step] = []
+    secrets: dict[http_steps.VariableName, Secret] = {}  # the steps' ${name}s that are secrets (references only)
+
+    @model_validator(mode="after")
+    def _steps_valid(self) -> HTTPSettings:
+        if self.steps:
+            refused = [key for key in _NOT_WITH_STEPS if key in self.model_fields_set]
+            if refused:
+                raise ValueError(f"with steps, set {refused[0]} on each step, not on the module")
+            if self.http_version != "1.1":
+                raise ValueError("steps speak HTTP/1.1: http_version must be 1.1")
+            clash = sorted(self.secrets.keys() & {name for step in self.steps for name in step.extract})
+            if clash:
+                raise ValueError(f"{clash[0]} is both a secret and extracted by a step")
+            http_steps.check_variables(self.steps, self.secrets)
+        return self
 
     @cached_property  # settings are frozen: computed once, not per probe
     def keeps_body(self) -> bool:
         """Whether a check looks at the body; otherwise it is only counted."""
-        return bool(self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp or self.crl)
+        return bool(
+            self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp or self.crl
+            or self.fail_if_json_not_matches
+        )  # fmt: skip
+
+    @cached_property
+    def checks_headers(self) -> bool:
+        return bool(self.fail_if_header_matches or self.fail_if_header_not_matches)
 
     @cached_property
     def body_limit(self) -> int | None:
@@ -112,13 +153,15 @@ class HTTPSettings(ProbeSettings):
 
 
 class _TraceContext:
-    """What travels in aiohttp's trace_request_ctx: the phase timer and the run's progress."""
+    """What travels in aiohttp's trace_request_ctx: the phase timer, the run's progress, and in a
+    transaction the step (so that a timeout says which: "in step 2 'token' while connecting")."""
 
-    __slots__ = ("progress", "timer")
+    __slots__ = ("progress", "step", "timer")
 
-    def __init__(self, timer: PhaseTimer, progress: Progress) -> None:
+    def __init__(self, timer: PhaseTimer, progress: Progress, step: str = "") -> None:
         self.timer = timer
         self.progress = progress
+        self.step = step
 
 
 def _trace_config() -> aiohttp.TraceConfig:
@@ -129,7 +172,7 @@ def _trace_config() -> aiohttp.TraceConfig:
         if isinstance(trace, _TraceContext):
             trace.timer.mark(phase)
             if now:
-                trace.progress.enter(now, where)
+                trace.progress.enter(now, f"in {trace.step} {where}" if trace.step else where)
 
     async def dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
         await mark("setup", ctx, "resolve", "while resolving the host name")
@@ -202,7 +245,7 @@ def _url(request: ProbeRequest, settings: HTTPSettings) -> str:
 
 
 async def _read_body(
-    response: aiohttp.ClientResponse, limit: int | None, keep: bool, progress: Progress
+    response: aiohttp.ClientResponse, limit: int | None, keep: bool, progress: Progress, step: str = ""
 ) -> tuple[bytearray, int, bool]:
     """(body kept, bytes read, whether there was more than `limit`). The body is kept only when
     `keep`, in one bytearray that never grows past the limit: ~1x the limit, no join, no slice."""
@@ -214,7 +257,7 @@ async def _read_body(
         progress.facts["http_status"] = str(response.status)
         progress.facts["body_bytes"] = str(size)
         read = f"{size} of {length} bytes" if length is not None else f"{size} bytes so far"
-        return f"while reading the body (HTTP {response.status}, {read})"
+        return f"{f'in {step} ' if step else ''}while reading the body (HTTP {response.status}, {read})"
 
     progress.enter("body", where)
     async for chunk in response.content.iter_chunked(65536):
@@ -250,6 +293,50 @@ def _search(pattern: str, body: bytes | bytearray, text: list[str]) -> bool:
     return regex.search(text[0]) is not None
 
 
+def _regexp_error(body: bytes | bytearray, matches: list[str], not_matches: list[str]) -> str | None:
+    text: list[str] = []
+    for pattern in matches:
+        if _search(pattern, body, text):
+            return f"body matches /{pattern}/"
+    for pattern in not_matches:
+        if not _search(pattern, body, text):
+            return f"body does not match /{pattern}/"
+    return None
+
+
+def _header_getter(response: aiohttp.ClientResponse) -> http_steps.HeaderGetter:
+    headers = response.headers
+
+    def get(name: str) -> str | None:
+        values = headers.getall(name, [])  # case-insensitive; a repeated header is one value, as in http1
+        return ", ".join(values) if values else None
+
+    return get
+
+
+def _aiohttp_error(exc: BaseException, max_redirects: int) -> str:
+    """The reason for an exception of an aiohttp request (raises LocalFailure for this host's own failures)."""
+    if isinstance(exc, _HeadTooLarge):
+        return f"invalid HTTP response: response head larger than {http1.MAX_HEAD // 1024} KiB"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"more than {max_redirects} redirects"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return tls.describe_ssl_error(exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return tls.describe_ssl_error(exc.os_error)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # one line over MAX_HEAD: aiohttp turns its LineTooLong into a generic error with this text
+        if str(exc.message).startswith("Got more than "):
+            return f"invalid HTTP response: response head larger than {http1.MAX_HEAD // 1024} KiB"
+        return f"invalid HTTP response: {exc.message}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection without a response"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"invalid HTTP body: {exc}"
+    base.raise_if_local(exc)  # EMFILE, ENOBUFS on a write: this host's failure, not the server's
+    return f"http error: {exc or type(exc).__name__}"
+
+
 def check_crl(body: bytes | bytearray, result: ProbeResult, now: float) -> None:
     body = bytes(body)  # cryptography takes bytes
     try:
@@ -273,7 +360,7 @@ class HTTPProbe:
     settings_model = HTTPSettings
     measures: tuple[Measure, ...] = (STATUS, REDIRECTS, VERSION, CONTENT_LENGTH, *tls.MEASURES,
                                      CRL_NEXT_UPDATE, CRL_THIS_UPDATE)  # fmt: skip
-    series: tuple[Family, ...] = ()
+    series: tuple[Family, ...] = (STEP_DURATION, STEP_STATUS)
     phases: tuple[str, ...] = ("resolve", "connect", "tls", "processing", "transfer")
     polls_agent = False
 
@@ -324,6 +411,8 @@ class HTTPProbe:
         self._sessions.clear()
 
     async def run(self, request: ProbeRequest, settings: HTTPSettings) -> ProbeResult:
+        if settings.steps:
+            return await self._run_steps(request, settings)
         url = _url(request, settings)
         parsed = self._parsed(url)
         headers = self._headers(request, settings)
@@ -397,6 +486,9 @@ class HTTPProbe:
         self._inspect_response(
             response.status, response.reason, version, redirects, str(url), response.ssl_object, settings, result
         )
+        if result.ok and settings.checks_headers:
+            names = response.headers  # lower-case names
+            self._check_headers(lambda name: names.get(name.lower()), settings, result)
         return self._judge_body(response.body, response.body_size, response.truncated, settings, result)
 
     async def _exchange(
@@ -568,33 +660,141 @@ class HTTPProbe:
                     settings,
                     result,
                 )
+                if result.ok and settings.checks_headers:
+                    self._check_headers(_header_getter(response), settings, result)
                 body, size, truncated = await _read_body(response, settings.body_limit, settings.keeps_body, progress)
                 timer.mark("transfer")
-        except _HeadTooLarge:
-            return ProbeResult.failure(
-                f"invalid HTTP response: response head larger than {http1.MAX_HEAD // 1024} KiB", phases=timer.phases
-            )
-        except aiohttp.TooManyRedirects:
-            return ProbeResult.failure(f"more than {settings.max_redirects} redirects", phases=timer.phases)
-        except aiohttp.ClientConnectorCertificateError as exc:
-            return ProbeResult.failure(tls.describe_ssl_error(exc.certificate_error), phases=timer.phases)
-        except aiohttp.ClientConnectorError as exc:
-            return ProbeResult.failure(tls.describe_ssl_error(exc.os_error), phases=timer.phases)
-        except aiohttp.ClientResponseError as exc:
-            # one line over MAX_HEAD: aiohttp turns its LineTooLong into a generic error with this text
-            if str(exc.message).startswith("Got more than "):
-                message = f"response head larger than {http1.MAX_HEAD // 1024} KiB"
-            else:
-                message = exc.message
-            return ProbeResult.failure(f"invalid HTTP response: {message}", phases=timer.phases)
-        except aiohttp.ServerDisconnectedError:
-            return ProbeResult.failure("server closed the connection without a response", phases=timer.phases)
-        except aiohttp.ClientPayloadError as exc:
-            return ProbeResult.failure(f"invalid HTTP body: {exc}", phases=timer.phases)
-        except (aiohttp.ClientError, OSError) as exc:
-            base.raise_if_local(exc)  # EMFILE, ENOBUFS on a write: this host's failure, not the server's
-            return ProbeResult.failure(f"http error: {exc or type(exc).__name__}", phases=timer.phases)
+        except (_HeadTooLarge, aiohttp.ClientError, OSError) as exc:
+            return ProbeResult.failure(_aiohttp_error(exc, settings.max_redirects), phases=timer.phases)
         return self._judge_body(body, size, truncated, settings, result)
+
+    async def _run_steps(self, request: ProbeRequest, settings: HTTPSettings) -> ProbeResult:
+        """A transaction: the steps in order, sharing a cookie jar and variables; the first step that fails
+        is the reason, naming it ("step 2 'token': status is 'NG', expected 'OK'"). Each step gets a fresh
+        connection from the module's connector (so its connect and TLS time are real) through a session
+        of this run: the jar holds this run's cookies only, so a run never rides on the last one's login.
+        Through aiohttp (HTTP/1.1): its cookie jar is RFC 6265's, and a transaction is not the fast path."""
+        base_url = self._parsed(_url(request, settings))
+        common = self._headers(request, settings)  # User-Agent, the module's headers and credentials
+        host = common.pop("Host", None)  # the target's name: only for steps to the target's own origin
+        server_name = settings.tls_config.server_name or (None if "url" in request.params else request.hostname)
+        variables = {name: secret.get_secret_value() for name, secret in settings.secrets.items()}
+        secrets = [value for value in variables.values() if value]
+        result = ProbeResult(ok=True)
+        session = aiohttp.ClientSession(
+            connector=self._session(settings).connector,
+            connector_owner=False,  # the module's connector outlives this run's session
+            max_line_size=http1.MAX_HEAD,
+            max_field_size=http1.MAX_HEAD,
+            max_headers=MAX_HEADER_LINES,
+            trace_configs=[self._trace],
+            auto_decompress=True,
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe: also cookies of IP-address hosts
+            response_class=_Response,
+        )
+        try:
+            for number, step in enumerate(settings.steps, 1):
+                label = f"step {number} '{step.name}'"
+                request.progress.enter(f"step {number}", f"in {label}")
+                timer = PhaseTimer(request.progress)
+                try:
+                    error = await self._step(session, step, label, base_url, common, host, server_name,
+                                             variables, settings, timer, request.progress, result)  # fmt: skip
+                except (_HeadTooLarge, aiohttp.ClientError, OSError) as exc:
+                    error = _aiohttp_error(exc, settings.max_redirects)
+                except http_steps.UnknownVariable as exc:
+                    error = f"unknown variable ${{{exc}}}"
+                except ValueError as exc:  # aiohttp refuses CR, LF in a header: an extracted value can carry them
+                    if "control character" not in str(exc):
+                        raise  # a bug: the runner reports it as one
+                    error = "invalid request: a control character in a header (from a variable?)"
+                finally:
+                    for phase, seconds in timer.phases.items():
+                        result.phases[phase] = result.phases.get(phase, 0.0) + seconds
+                        result.series.append(STEP_DURATION.sample((("step", step.name), ("phase", phase)), seconds))
+                if error is not None:
+                    result.ok = False
+                    result.error = http_steps.redact(f"{label}: {error}", secrets)
+                    break
+        finally:
+            await session.close()
+        return result
+
+    async def _step(
+        self,
+        session: aiohttp.ClientSession,
+        step: Step,
+        label: str,
+        base_url: URL,
+        common: dict[str, str],
+        host: str | None,
+        server_name: str | None,
+        variables: dict[str, str],
+        settings: HTTPSettings,
+        timer: PhaseTimer,
+        progress: Progress,
+        result: ProbeResult,
+    ) -> str | None:
+        """One step: why it failed, or None (its extracts then are in `variables`)."""
+        try:
+            url = base_url.join(URL(http_steps.substitute(step.url, variables)))
+        except ValueError:
+            return "invalid url"  # not quoted: it may hold a variable's value
+        same_origin = url.origin() == base_url.origin()
+        headers = dict(common)
+        if host is not None and same_origin:
+            headers["Host"] = host
+        for name, value in step.headers.items():
+            headers[name] = http_steps.substitute(value, variables)
+        data: bytes | None = None
+        if isinstance(step.body, str):
+            data = http_steps.substitute(step.body, variables).encode()
+        elif step.body is not None:
+            data = json.dumps(http_steps.substitute_json(step.body, variables), ensure_ascii=False).encode()
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["Content-Type"] = "application/json"
+        async with session.request(
+            step.method,
+            url,
+            headers=headers,
+            data=data,
+            allow_redirects=settings.follow_redirects,
+            max_redirects=settings.max_redirects,
+            server_hostname=server_name if same_origin else None,
+            trace_request_ctx=_TraceContext(timer, progress, label),
+        ) as response:
+            timer.mark("processing")
+            status = response.status
+            result.values[STATUS.key] = float(status)
+            result.series.append(STEP_STATUS.sample((("step", step.name),), float(status)))
+            ssl_object = response.ssl_object if isinstance(response, _Response) else None  # the session's class
+            tls.certificate_facts(ssl_object, result)
+            if settings.fail_if_not_ssl and ssl_object is None:
+                return "connection is not TLS (fail_if_not_ssl)"
+            if not (status in step.valid_status_codes if step.valid_status_codes else 200 <= status < 300):
+                return f"HTTP {status}, expected {step.valid_status_codes or '2xx'}"
+            header = _header_getter(response)
+            error = http_steps.check_headers(header, step.fail_if_header_matches, step.fail_if_header_not_matches)
+            if error is not None:
+                return error
+            limit = settings.body_size_limit or (MAX_KEPT_BODY if step.keeps_body else None)
+            body, size, truncated = await _read_body(response, limit, step.keeps_body, progress, label)
+            timer.mark("transfer")
+        result.values[CONTENT_LENGTH.key] = float(size)
+        if truncated:
+            return f"body larger than {limit} bytes"
+        error = _regexp_error(body, step.fail_if_body_matches_regexp, step.fail_if_body_not_matches_regexp)
+        document = Document(body)
+        if error is None and step.fail_if_json_not_matches:
+            error = http_steps.check_json(document, step.fail_if_json_not_matches)
+        if error is not None:
+            return error
+        for name, source in step.extract.items():
+            extracted = http_steps.extract(source, header, body, document)
+            if extracted is None:
+                return f"nothing to extract into {name} ({source.describe()})"
+            variables[name] = extracted
+        return None
 
     def _judge_body(
         self, body: bytes | bytearray, size: int, truncated: bool, settings: HTTPSettings, result: ProbeResult
@@ -641,15 +841,19 @@ class HTTPProbe:
             self._fail(result, f"HTTP version {name}, expected one of {', '.join(settings.valid_http_versions)}")
 
     def _check_body(self, body: bytes | bytearray, settings: HTTPSettings, result: ProbeResult) -> None:
-        text: list[str] = []
-        for pattern in settings.fail_if_body_matches_regexp:
-            if _search(pattern, body, text):
-                self._fail(result, f"body matches /{pattern}/")
-                return
-        for pattern in settings.fail_if_body_not_matches_regexp:
-            if not _search(pattern, body, text):
-                self._fail(result, f"body does not match /{pattern}/")
-                return
+        error = _regexp_error(body, settings.fail_if_body_matches_regexp, settings.fail_if_body_not_matches_regexp)
+        if error is not None:
+            self._fail(result, error)
+            return
+        if settings.fail_if_json_not_matches:
+            error = http_steps.check_json(Document(body), settings.fail_if_json_not_matches)
+            if error is not None:
+                self._fail(result, error if error == "body is not JSON" else f"JSON {error}")
+
+    def _check_headers(self, header: http_steps.HeaderGetter, settings: HTTPSettings, result: ProbeResult) -> None:
+        error = http_steps.check_headers(header, settings.fail_if_header_matches, settings.fail_if_header_not_matches)
+        if error is not None:
+            self._fail(result, error)
 
     @staticmethod
     def _fail(result: ProbeResult, error: str) -> ProbeResult:

@@ -54,6 +54,18 @@ _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"^OCSP: response larger than", "OCSP: 応答が大きすぎる（OCSP応答ではない）"),
         (r"^OCSP: ", "OCSP: 応答の検証に失敗"),
+        # HTTP transactions (probes/http.py steps): a step's HTTP status or content; its other failures
+        # (connection refused, timeout) fall through to the general forms below
+        (
+            r"^step (?P<step>\d+) '(?P<name>[^']*)': HTTP (?P<status>\d+), expected",
+            "手順{step}「{name}」でHTTPステータス異常（{status}）",
+        ),
+        (
+            r"^step (?P<step>\d+) '(?P<name>[^']*)': (header |body |nothing to extract|.+ is .+expected)",
+            "手順{step}「{name}」の応答内容が想定と異なる",
+        ),
+        (r"^header \S+ (missing|matches|does not match)", "応答ヘッダが想定と異なる"),
+        (r"^JSON .+ is .+expected|^body is not JSON", "応答JSONが想定と異なる"),
         (r"SNMP agent down \(device answers (?P<via>[\w/]+)\)", "SNMPエージェント停止（機器は{via}に応答）"),
         (r"SNMP agent not responding|agent does not report sysUpTime", "SNMPエージェント無応答"),
         (r"SNMP error|agent error (?P<err>\w+)", "SNMPエラー応答"),
