@@ -55,6 +55,7 @@ from probes.net import IPProtocol, is_ip_literal
 USER_AGENT = "national-monitor/0.1 (+probe)"
 MAX_RESPONSE = 1024 * 1024  # bytes; an OCSP response is a few KiB, a larger body is not one
 NONCE_BYTES = 16  # RFC 8954: at least 1, at most 32 octets; 16 is what openssl sends
+CRL_MARGIN = 0.25  # seconds of the check's timeout kept for judging the response after the CRL
 MAX_CRL = 64 * 1024 * 1024  # bytes; a national CA's CRL can be tens of MiB, more is not one worth parsing
 
 # What this kind measures (declared on OCSPProbe; the registry takes them to /metrics and the docs).
@@ -582,8 +583,26 @@ class OCSPProbe:
             await session.close()
         self._sessions.clear()
 
+    async def _crl(self, request: ProbeRequest, settings: OCSPSettings, started: float) -> frozenset[int] | str:
+        """What the CRL says of the canaries, or why it could not be had within the check's timeout: a slow
+        CRL must not time the check out (DOWN), the responder has answered; CRL_MARGIN is left to judge."""
+        assert settings.crl is not None
+        budget = request.timeout - (time.monotonic() - started) - CRL_MARGIN
+        try:
+            async with asyncio.timeout(max(budget, 0.0)):
+                fetched = await _crl_bytes(self._session(settings), settings.crl)
+                if isinstance(fetched, str):
+                    return fetched
+                if len(fetched) < 1024 * 1024:
+                    return crl_revoked(fetched, settings.material)
+                # a large CRL: hashed (and parsed when it changed) off the event loop
+                return await asyncio.to_thread(crl_revoked, fetched, settings.material)
+        except TimeoutError:
+            return f"{settings.crl}: not had within the check's timeout"
+
     async def run(self, request: ProbeRequest, settings: OCSPSettings) -> ProbeResult:
         progress = request.progress
+        started = time.monotonic()
         timer = PhaseTimer(progress)
         nonce = os.urandom(NONCE_BYTES) if settings.nonce else None
         der = ocsp_wire.ocsp_request(settings.material.requests, nonce)
@@ -631,8 +650,7 @@ class OCSPProbe:
         crl: frozenset[int] | str | None = None
         if settings.crl is not None:
             progress.enter("crl", "while fetching the CRL to compare with")
-            fetched = await _crl_bytes(self._session(settings), settings.crl)
-            crl = fetched if isinstance(fetched, str) else crl_revoked(fetched, settings.material)
+            crl = await self._crl(request, settings, started)
             timer.mark("crl")
         progress.enter("verify", "while verifying the OCSP response")
         result = judge(body, settings, nonce, time.time(), ProbeResult(ok=True, phases=timer.phases), crl)

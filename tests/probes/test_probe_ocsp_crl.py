@@ -4,10 +4,12 @@ the other is its own failure; a CRL that cannot be had (404, another CA's) leave
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +144,9 @@ async def crl_server(cpki: CrlPKI) -> AsyncIterator[Callable[[Path | None], str]
     """An aiohttp server on loopback serving one CRL file at /jpki.crl (None: 404); gives its URL."""
     served: dict[str, Path | None] = {"crl": None}
 
-    async def handle(_: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.Response:
+        if "slow" in request.query:
+            await asyncio.sleep(1.5)
         path = served["crl"]
         if path is None:
             return web.Response(status=404)
@@ -183,8 +187,8 @@ RunCheck = Callable[..., Any]
 
 @pytest.fixture
 def run_check(runner: ProbeRunner, check_factory: Callable[..., Any]) -> RunCheck:
-    async def run(settings: OCSPSettings, port: int) -> ProbeResult:
-        result: ProbeResult = await runner.run(check_factory("ocsp", settings, port=port, timeout=5.0))
+    async def run(settings: OCSPSettings, port: int, check_timeout: float = 5.0) -> ProbeResult:
+        result: ProbeResult = await runner.run(check_factory("ocsp", settings, port=port, timeout=check_timeout))
         return result
 
     return run
@@ -237,6 +241,19 @@ async def test_crl_that_cannot_be_had_leaves_the_check_degraded(
     assert other.degraded == (
         "OCSP: CRL agreement not checked: the CRL is issued by CN=Unrelated CA, not by the issuer"
     )
+
+
+async def test_a_slow_crl_does_not_time_the_check_out(
+    cpki: CrlPKI, responder: int, run_check: RunCheck, crl_server: Callable[[Path | None], str]
+) -> None:
+    """The CRL gets what is left of the check's timeout: the responder answered, so the check is DEGRADED
+    in time rather than DOWN with a timeout."""
+    url = crl_server(cpki.crl("slow", [cpki.revoked])) + "?slow"
+    started = time.monotonic()
+    result = await run_check(_settings(cpki, url), responder, check_timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert result.ok, result.error
+    assert result.degraded == f"OCSP: CRL agreement not checked: {url}: not had within the check's timeout"
 
 
 def test_crl_file_must_exist_and_is_judged_once_per_content(cpki: CrlPKI, tmp_path: Path) -> None:
