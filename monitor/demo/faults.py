@@ -87,7 +87,7 @@ class Scenario:
 
 def default_scenarios(network: SimNetwork) -> list[Scenario]:
     """A cycle that shows, within the first minutes: a root cause with unreachable children, a
-    degraded LGWAN link, a slow server, a failing server and a flapping circuit."""
+    degraded LGWAN link, a slow server, a failing server, a flapping circuit and a stale OCSP responder."""
     prefs = sorted({name[4:6] for name in network.hosts if name.startswith("pref")})
 
     def pref(i: int) -> str:
@@ -107,6 +107,7 @@ def default_scenarios(network: SimNetwork) -> list[Scenario]:
         Scenario(40, f"lgwan-{pref(26)}-01-primary", "down", 150, "primary LGWAN circuit cut: link degraded"),
         Scenario(60, "chukan-east", "slow", 120, "intermediate server platform answers slowly"),
         Scenario(90, "card-west", "error", 90, "card management server answers 503"),
+        Scenario(240, "ocsp-west", "ocsp-stale", 90, "JPKI OCSP responder serves a stale response (nextUpdate passed)"),
         Scenario(150, f"lgwan-{pref(39)}-02-backup", "flap", 240, "backup circuit flapping"),
         Scenario(420, f"lgwan-{pref(0)}-02-primary", "down", 60, "primary and backup circuit cut: link down"),
         Scenario(420, f"lgwan-{pref(0)}-02-backup", "down", 60, "primary and backup circuit cut: link down"),
