@@ -1,11 +1,12 @@
 """The demo's JPKI responders are real OCSP responders: the config the demo writes, the daemon's probe and the
 simulated network (responders and CRL distribution on their 127.x addresses) together, UP when all is
-well, and each OCSP fault of the injector DOWN with its reason. Uses the demo's fixed addresses and ports:
-run under `flock /tmp/lab.lock` like the other tests of the simulated network."""
+well, and each OCSP fault of the injector DOWN with its reason. On the demo's addresses but a free port of
+theirs, so a demo or lab running on this machine (port 8080) is not in the way."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -31,6 +32,22 @@ from probes.registry import close_probes, create_probes
 Demo = tuple[SimNetwork, Mapping[str, Check]]
 
 
+def _free_port(addresses: list[str]) -> int:
+    """A TCP port free on every one of `addresses`."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((addresses[0], 0))
+            port = int(probe.getsockname()[1])
+        try:
+            for address in addresses:
+                with socket.socket() as other:
+                    other.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f"no port free on all of {addresses}")
+
+
 @pytest.fixture
 async def runner() -> AsyncIterator[ProbeRunner]:
     probes = create_probes()
@@ -45,8 +62,15 @@ async def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     for env in DEMO_TOKEN_ENV.values():  # the demo's config refers to its API tokens
         monkeypatch.setenv(env, "test-token-not-a-secret")
     estate = build_estate(1, "demo", icmp=False)
-    # only the national servers: the prefecture's listeners are not what this test is about
-    estate.servers = [s for s in estate.servers if s.target.startswith(("ocsp-", "crl-"))]
+    # only the responders and CRL servers (the rest is not what this test is about), on a port free on all
+    servers = [s for s in estate.servers if s.target.startswith(("ocsp-", "crl-"))]
+    port = _free_port(sorted({s.address for s in servers}))
+    estate.servers = [dataclasses.replace(s, port=port) for s in servers]
+    for target in estate.config["targets"]:
+        if target["name"].startswith("ocsp-"):
+            target["checks"][0]["port"] = port
+    crl_east = next(s.address for s in servers if s.target == "crl-east")
+    estate.config["modules"]["jpki_ocsp"]["ocsp"]["crl"] = f"http://{crl_east}:{port}/crl/jpki.crl"
     pki = DemoPKI.create(tmp_path / "certs")
     config = load_config(estate.write(tmp_path))
     network = SimNetwork(estate, pki)
@@ -93,7 +117,7 @@ async def test_get_requests_and_malformed_ones(demo: Demo, runner: ProbeRunner) 
     assert result.ok, result.error
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"http://{east.target.address}:8080/{quote('not base64!', safe='')}") as response,
+        session.get(f"http://{east.target.address}:{east.request.port}/{quote('not base64!', safe='')}") as response,
     ):
         body = await response.read()
     assert ocsp.load_der_ocsp_response(body).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
