@@ -11,7 +11,10 @@ and known-revoked certificates of the CA, by file or serial) by POST or GET, and
 - each canary's thisUpdate is not in the future (beyond `clock_skew`), its nextUpdate not past and at
   least `min_remaining` ahead; a response without nextUpdate (RFC 6960 4.2.2.1: newer information is
   always available) passes these;
-- each canary's certStatus is the one expected; `unknown` is always a failure.
+- each canary's certStatus is the one expected; `unknown` is always a failure;
+- with a `crl` (URL or file), each canary's status agrees with the CRL: revoked in both or in neither
+  (the CRL is fetched after the response, must be the issuer's and signed by it; one that cannot be
+  had leaves the check DEGRADED, not DOWN: the responder answered, the CRL check pages for the CRL).
 
 An ok result is DEGRADED (the probe's own verdict, `ProbeResult.degraded`) when a nextUpdate is within
 `degraded_within`. Phases: connect (TCP and TLS, as aiohttp does them in one step), request (sending
@@ -21,8 +24,10 @@ values (Measure) and one labelled family (the canaries' status), declared on OCS
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+import hashlib
 import os
 import socket
 import time
@@ -50,6 +55,8 @@ from probes.net import IPProtocol, is_ip_literal
 USER_AGENT = "national-monitor/0.1 (+probe)"
 MAX_RESPONSE = 1024 * 1024  # bytes; an OCSP response is a few KiB, a larger body is not one
 NONCE_BYTES = 16  # RFC 8954: at least 1, at most 32 octets; 16 is what openssl sends
+CRL_MARGIN = 0.25  # seconds of the check's timeout kept for judging the response after the CRL
+MAX_CRL = 64 * 1024 * 1024  # bytes; a national CA's CRL can be tens of MiB, more is not one worth parsing
 
 # What this kind measures (declared on OCSPProbe; the registry takes them to /metrics and the docs).
 # Timestamps are UTC epoch seconds.
@@ -136,6 +143,13 @@ class Canary(ProbeSettings):
         return self
 
 
+def _crl_source(value: str | None, info: ValidationInfo) -> str | None:
+    """An http(s) URL as it is, a file relative to the config file's folder (it must exist)."""
+    if value is None or value.startswith(("http://", "https://")):
+        return value
+    return str(_file(Path(value), info))
+
+
 class _Material:
     """What the settings' files give, loaded once per settings object (a reload reads them again)."""
 
@@ -162,6 +176,9 @@ class _Material:
         # delegated responder certificate comes in every response, its issuer signature is checked once
         self.delegated: dict[bytes, str | None] = {}
         self.known_key_hashes = [(cert, _key_hash(cert)) for cert in (self.issuer, *self.responders)]
+        # the last CRL read (SHA-256 of its DER) -> what it says of the canaries: an unchanged CRL, most
+        # runs, is neither parsed nor verified again (a large CRL costs tens of ms)
+        self.crl_seen: tuple[bytes, frozenset[int] | str] | None = None
 
 
 class OCSPSettings(ProbeSettings):
@@ -177,6 +194,12 @@ class OCSPSettings(ProbeSettings):
     clock_skew: Duration = 300.0  # thisUpdate/producedAt this far in the future still pass (clocks differ)
     tls_config: tls.TLSSettings = tls.TLSSettings()  # for an https URL
     ip_protocol: IPProtocol = "auto"
+    crl: str | None = None  # the issuer's CRL (http(s) URL or file): each canary's status must agree with it
+
+    @field_validator("crl")
+    @classmethod
+    def _crl_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _crl_source(value, info)
 
     @field_validator("issuer")
     @classmethod
@@ -297,11 +320,19 @@ def _one_status(
     return None
 
 
-def judge(body: bytes, settings: OCSPSettings, nonce: bytes | None, now: float, result: ProbeResult) -> ProbeResult:
-    """The verdict on one response body (pure: no I/O; the benchmark times it alone)."""
+def judge(
+    body: bytes,
+    settings: OCSPSettings,
+    nonce: bytes | None,
+    now: float,
+    result: ProbeResult,
+    crl: frozenset[int] | str | None = None,
+) -> ProbeResult:
+    """The verdict on one response body (pure: no I/O; the benchmark times it alone). `crl`: the serials
+    the issuer's CRL revokes, or why it could not be had (DEGRADED when all else passes), or None."""
     try:
         response = ocsp.load_der_ocsp_response(body)
-        return _judge(response, settings, nonce, now, result)
+        return _judge(response, settings, nonce, now, result, crl)
     except ValueError as exc:  # cryptography parses parts lazily (certificates, extensions): any may be broken
         return _fail(result, f"OCSP: response is not a valid OCSP response ({exc})")
     except UnsupportedAlgorithm as exc:  # a signature (or key) algorithm cryptography does not know
@@ -309,7 +340,12 @@ def judge(body: bytes, settings: OCSPSettings, nonce: bytes | None, now: float, 
 
 
 def _judge(
-    response: ocsp.OCSPResponse, settings: OCSPSettings, nonce: bytes | None, now: float, result: ProbeResult
+    response: ocsp.OCSPResponse,
+    settings: OCSPSettings,
+    nonce: bytes | None,
+    now: float,
+    result: ProbeResult,
+    crl: frozenset[int] | str | None,
 ) -> ProbeResult:
     material = settings.material
     status = response.response_status
@@ -339,11 +375,16 @@ def _judge(
     result.values[PRODUCED_AGE.key] = now - produced
     if produced - now > settings.clock_skew:
         return _fail(result, f"OCSP: producedAt is {_age(produced - now)} in the future")
-    return _judge_canaries(list(response.responses), settings, material, now, result)
+    return _judge_canaries(list(response.responses), settings, material, now, result, crl)
 
 
 def _judge_canaries(
-    singles: list[ocsp.OCSPSingleResponse], settings: OCSPSettings, material: _Material, now: float, result: ProbeResult
+    singles: list[ocsp.OCSPSingleResponse],
+    settings: OCSPSettings,
+    material: _Material,
+    now: float,
+    result: ProbeResult,
+    crl: frozenset[int] | str | None,
 ) -> ProbeResult:
     problems: list[str] = []
     this_updates: list[float] = []
@@ -368,6 +409,9 @@ def _judge_canaries(
             problems.append(f"OCSP: canary serial {label} is unknown")
         elif got != expect:
             problems.append(f"OCSP: canary serial {label} is {got}, expected {expect}")
+        if isinstance(crl, frozenset) and got in ("good", "revoked") and (serial in crl) != (got == "revoked"):
+            in_crl = "revoked" if serial in crl else "not listed"
+            problems.append(f"OCSP and CRL disagree: serial {label} is {in_crl} in the CRL and {got} in OCSP")
     if this_updates:
         result.values[THIS_UPDATE.key] = max(this_updates)
     if next_updates:
@@ -382,12 +426,61 @@ def _judge_canaries(
             )
         elif left < settings.degraded_within:
             result.degraded = f"OCSP: nextUpdate in {_age(left)} (degraded_within {_age(settings.degraded_within)})"
+    if isinstance(crl, str) and result.degraded is None:
+        result.degraded = f"OCSP: CRL agreement not checked: {crl}"
     if problems:
         # the first says what an operator acts on; the others are kept for the details view
         _fail(result, problems[0])
         if len(problems) > 1:
             result.info["ocsp_problems"] = "; ".join(problems)[:500]
     return result
+
+
+# the key types a CRL signature can be checked with (an X25519 key, say, signs nothing)
+_CRL_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+
+
+def crl_revoked(data: bytes, material: _Material) -> frozenset[int] | str:
+    """The canaries' serials the issuer's CRL (DER or PEM) revokes, or why the CRL cannot be used."""
+    digest = hashlib.sha256(data).digest()
+    if material.crl_seen is not None and material.crl_seen[0] == digest:
+        return material.crl_seen[1]
+    verdict: frozenset[int] | str
+    try:
+        crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data[:64] else x509.load_der_x509_crl(data)
+        if crl.issuer != material.issuer.subject:
+            verdict = f"the CRL is issued by {crl.issuer.rfc4514_string()}, not by the issuer"
+        elif not isinstance(key := material.issuer.public_key(), _CRL_KEYS) or not crl.is_signature_valid(key):
+            verdict = "the CRL's signature is not the issuer's"
+        else:
+            verdict = frozenset(s for s in material.serials if crl.get_revoked_certificate_by_serial_number(s))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        verdict = f"not a CRL ({exc})"
+    material.crl_seen = (digest, verdict)
+    return verdict
+
+
+async def _crl_bytes(session: aiohttp.ClientSession, source: str) -> bytes | str:
+    """The CRL's bytes from its URL or file, or why they could not be had."""
+    if not source.startswith(("http://", "https://")):
+        try:
+            data = await asyncio.to_thread(Path(source).read_bytes)  # a large file: off the event loop
+        except OSError as exc:
+            return f"{source}: {exc.strerror or exc}"
+        return data if len(data) <= MAX_CRL else f"{source} is larger than {MAX_CRL // 2**20} MiB"
+    try:
+        async with session.get(source, headers={"User-Agent": USER_AGENT}, allow_redirects=False) as response:
+            if response.status != 200:
+                return f"{source}: HTTP status {response.status}"
+            body = bytearray()
+            async for chunk in response.content.iter_any():
+                body += chunk
+                if len(body) > MAX_CRL:
+                    return f"{source} is larger than {MAX_CRL // 2**20} MiB"
+            return bytes(body)
+    except (aiohttp.ClientError, OSError) as exc:
+        base.raise_if_local(exc)
+        return f"{source}: {exc or type(exc).__name__}"
 
 
 def _fail(result: ProbeResult, error: str) -> ProbeResult:
@@ -456,7 +549,7 @@ class OCSPProbe:
     settings_model = OCSPSettings
     measures: tuple[Measure, ...] = (THIS_UPDATE, NEXT_UPDATE, PRODUCED_AGE, RESPONSE_STATUS)
     series: tuple[Family, ...] = (CANARY_STATUS,)
-    phases: tuple[str, ...] = ("connect", "request", "response", "verify")
+    phases: tuple[str, ...] = ("connect", "request", "response", "crl", "verify")
     polls_agent = False
 
     def __init__(self) -> None:
@@ -490,8 +583,26 @@ class OCSPProbe:
             await session.close()
         self._sessions.clear()
 
+    async def _crl(self, request: ProbeRequest, settings: OCSPSettings, started: float) -> frozenset[int] | str:
+        """What the CRL says of the canaries, or why it could not be had within the check's timeout: a slow
+        CRL must not time the check out (DOWN), the responder has answered; CRL_MARGIN is left to judge."""
+        assert settings.crl is not None
+        budget = request.timeout - (time.monotonic() - started) - CRL_MARGIN
+        try:
+            async with asyncio.timeout(max(budget, 0.0)):
+                fetched = await _crl_bytes(self._session(settings), settings.crl)
+                if isinstance(fetched, str):
+                    return fetched
+                if len(fetched) < 1024 * 1024:
+                    return crl_revoked(fetched, settings.material)
+                # a large CRL: hashed (and parsed when it changed) off the event loop
+                return await asyncio.to_thread(crl_revoked, fetched, settings.material)
+        except TimeoutError:
+            return f"{settings.crl}: not had within the check's timeout"
+
     async def run(self, request: ProbeRequest, settings: OCSPSettings) -> ProbeResult:
         progress = request.progress
+        started = time.monotonic()
         timer = PhaseTimer(progress)
         nonce = os.urandom(NONCE_BYTES) if settings.nonce else None
         der = ocsp_wire.ocsp_request(settings.material.requests, nonce)
@@ -536,7 +647,12 @@ class OCSPProbe:
         except (aiohttp.ClientError, OSError) as exc:
             base.raise_if_local(exc)  # EMFILE, ENOBUFS: this host's failure, not the responder's
             return ProbeResult.failure(f"OCSP: HTTP error: {exc or type(exc).__name__}", phases=timer.phases)
+        crl: frozenset[int] | str | None = None
+        if settings.crl is not None:
+            progress.enter("crl", "while fetching the CRL to compare with")
+            crl = await self._crl(request, settings, started)
+            timer.mark("crl")
         progress.enter("verify", "while verifying the OCSP response")
-        result = judge(body, settings, nonce, time.time(), ProbeResult(ok=True, phases=timer.phases))
+        result = judge(body, settings, nonce, time.time(), ProbeResult(ok=True, phases=timer.phases), crl)
         timer.mark("verify")
         return result

@@ -19,6 +19,7 @@ import yaml
 
 from monitor.config.prefectures import Prefecture, all_prefectures
 from monitor.demo import estate_snmp
+from monitor.demo.pki import CANARY_GOOD_FILE, CANARY_REVOKED_FILE, JPKI_CA_FILE
 from monitor.demo.response_config import demo_response, example_response, status_sections
 
 Plan = Literal["demo", "example"]
@@ -33,7 +34,7 @@ CENTERS = (
 NATIONAL_SYSTEMS = (
     ("juki", "juki-net", "https", "住基ネット全国サーバ", "Resident registry network national servers", "all"),
     ("card", "card-mgmt", "https", "カード管理システム", "My Number card management system", "any"),
-    ("ocsp", "jpki-ocsp", "http", "公的個人認証 OCSPレスポンダ", "JPKI OCSP responder", "any"),
+    ("ocsp", "jpki-ocsp", "jpki_ocsp", "公的個人認証 OCSPレスポンダ", "JPKI OCSP responder", "any"),
     ("crl", "jpki-crl", "crl", "公的個人認証 CRL配布", "JPKI CRL distribution", "any"),
     ("chukan", "chukan", "https", "自治体中間サーバー・プラットフォーム", "Intermediate server platform", "any"),
     ("dns", "national-dns", "dns", "全国DNS", "National DNS", "any"),
@@ -75,6 +76,7 @@ class Estate:
     parents: dict[str, str] = field(default_factory=dict)  # target -> its upstream device
     snmp_devices: list[tuple[str, str, str]] = field(default_factory=list)  # (target, address, role)
     files: dict[str, str] = field(default_factory=dict)  # other files the config refers to (secrets)
+    ocsp_hosts: set[str] = field(default_factory=set)  # targets that are JPKI OCSP responders
 
     def write(self, directory: Path, header: str = "") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -99,6 +101,8 @@ class Estate:
 def _modules(plan: Plan, icmp: bool) -> dict[str, Any]:
     ports = PORTS[plan]
     tls: dict[str, Any] = {"ca_file": "certs/demo-ca.pem"} if plan == "demo" else {}
+    # by address in the demo (its names resolve only in the demo's own DNS), by name in the example
+    crl_host = f"{_address(plan, 'center', 1, 14)}:{ports['http']}" if plan == "demo" else f"crl.east.{DOMAIN}"
     modules: dict[str, Any] = {
         "mgmt_ssh": {
             "kind": "tcp",
@@ -130,6 +134,22 @@ def _modules(plan: Plan, icmp: bool) -> dict[str, Any]:
             "timeout": "5s",
             "degraded": {"crl_remaining": "2h"},
             "http": {"port": ports["http"], "path": "/crl/jpki.crl", "crl": True},
+        },
+        "jpki_ocsp": {
+            "kind": "ocsp",
+            "timeout": "5s",
+            "ocsp": {
+                # the demo's PKI writes these (monitor/demo/pki.py); in the example, placeholders to replace
+                "issuer": f"certs/{JPKI_CA_FILE}",
+                "canaries": [
+                    {"cert": f"certs/{CANARY_GOOD_FILE}", "expect": "good"},
+                    {"cert": f"certs/{CANARY_REVOKED_FILE}", "expect": "revoked"},
+                ],
+                "min_remaining": "30m",
+                "degraded_within": "2h",
+                # the east center's CRL: the canaries' status there must be OCSP's
+                "crl": f"http://{crl_host}/crl/jpki.crl",
+            },
         },
         "dns": {
             "kind": "dns",
@@ -186,20 +206,24 @@ def build_estate(
             address = _address(plan, "center", number, index)
             hostname = f"{suffix}.{center}.{DOMAIN}"
             estate.dns_zone[hostname] = address
-            proto = {"https": "https", "http": "http", "crl": "http", "dns": "dns"}[module]
+            proto = {"https": "https", "http": "http", "crl": "http", "jpki_ocsp": "http", "dns": "dns"}[module]
             port = ports["https" if proto == "https" else "dns" if proto == "dns" else "http"]
             estate.servers.append(SimServer(name, address, port, proto, hostname))  # type: ignore[arg-type]
-            targets.append(
-                {
-                    "name": name,
-                    "address": address,
-                    "hostname": hostname,
-                    "site": f"center-{center}",
-                    "parent": core,
-                    "labels": {"system": system, "role": "server"},
-                    "modules": [module, *(["icmp"] if icmp else [])],
-                }
-            )
+            target: dict[str, Any] = {
+                "name": name,
+                "address": address,
+                "hostname": hostname,
+                "site": f"center-{center}",
+                "parent": core,
+                "labels": {"system": system, "role": "server"},
+                "modules": [module, *(["icmp"] if icmp else [])],
+            }
+            if module == "jpki_ocsp":
+                estate.ocsp_hosts.add(name)
+                if port != 80:  # an ocsp module has no port of its own: the check's (http://address:port/)
+                    target["modules"].remove(module)
+                    target["checks"] = [{"module": module, "port": port}]
+            targets.append(target)
     for _suffix, system, module, svc_ja, svc_en, rule in NATIONAL_SYSTEMS:
         services.append(
             {
@@ -307,6 +331,8 @@ EXAMPLE_HEADER = """\
 # interfaces, CPU/temperature/fan/power/BGP); each LGWAN access point's two uplinks are interface checks
 # (service lgwan-uplink-NN, rule "any"); the trap listener takes linkDown/linkUp and security traps.
 # The files under secrets/ are placeholders: put the real keys there (or use ${ENV_VAR} references).
+# The certificates under certs/ (JPKI CA and the OCSP check's canaries, module jpki_ocsp) are placeholders too:
+# put the real CA's certificate and a known-good and a known-revoked certificate of it there.
 #
 # Addresses are private examples (10.x): replace them with your estate's. Validate offline with
 #   monitor check-config config/monitor.yml
@@ -316,7 +342,14 @@ EXAMPLE_HEADER = """\
 
 
 if __name__ == "__main__":
+    import datetime as dt
     import sys
+
+    from monitor.demo.pki import JpkiCA
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "config")
     print(build_estate(47, "example").write(target, EXAMPLE_HEADER))
+    certs = target / "certs"
+    if not (certs / JPKI_CA_FILE).exists():  # placeholders (their keys are thrown away): replace with the real CA's
+        certs.mkdir(parents=True, exist_ok=True)
+        JpkiCA.create(certs, dt.datetime.now(dt.UTC))

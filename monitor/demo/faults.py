@@ -19,6 +19,10 @@ Faults (`MODES`):
                  device sends, from the device's address, to the trap listener
   flap           an interface (or, without one, the whole host) goes down and up every 15 s
   fill           an interface carries `fill` x its usual traffic (default: 95 % of its line rate)
+  ocsp-trylater, ocsp-stale, ocsp-wrong-signer, ocsp-unknown
+                 a JPKI OCSP responder answers tryLater / a stale response (nextUpdate passed) /
+                 a response signed by a certificate without EKU OCSPSigning / unknown for every
+                 certificate (ocsp_responder.py)
   up             everything on the target back to normal
 As root (`kernel_faults.py`), down/kill/cut also drop every packet to the hosts cut off, so probes time
 out as on a real network instead of being refused.
@@ -37,7 +41,7 @@ import structlog
 from aiohttp import web
 
 from monitor.demo import kernel_faults
-from monitor.demo.fault_modes import INTERFACE_MODES, MODES, UNREACHABLE
+from monitor.demo.fault_modes import INTERFACE_MODES, MODES, OCSP_MODES, UNREACHABLE
 from monitor.demo.network import Mode, SimNetwork
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents
 from probes.snmp import ber
@@ -83,7 +87,7 @@ class Scenario:
 
 def default_scenarios(network: SimNetwork) -> list[Scenario]:
     """A cycle that shows, within the first minutes: a root cause with unreachable children, a
-    degraded LGWAN link, a slow server, a failing server and a flapping circuit."""
+    degraded LGWAN link, a slow server, a failing server, a flapping circuit and a stale OCSP responder."""
     prefs = sorted({name[4:6] for name in network.hosts if name.startswith("pref")})
 
     def pref(i: int) -> str:
@@ -103,6 +107,7 @@ def default_scenarios(network: SimNetwork) -> list[Scenario]:
         Scenario(40, f"lgwan-{pref(26)}-01-primary", "down", 150, "primary LGWAN circuit cut: link degraded"),
         Scenario(60, "chukan-east", "slow", 120, "intermediate server platform answers slowly"),
         Scenario(90, "card-west", "error", 90, "card management server answers 503"),
+        Scenario(240, "ocsp-west", "ocsp-stale", 90, "JPKI OCSP responder serves a stale response (nextUpdate passed)"),
         Scenario(150, f"lgwan-{pref(39)}-02-backup", "flap", 240, "backup circuit flapping"),
         Scenario(420, f"lgwan-{pref(0)}-02-primary", "down", 60, "primary and backup circuit cut: link down"),
         Scenario(420, f"lgwan-{pref(0)}-02-backup", "down", 60, "primary and backup circuit cut: link down"),
@@ -147,6 +152,8 @@ class FaultInjector:
                     device.interface(fault.interface)
                 except KeyError as exc:
                     raise FaultError(str(exc.args[0])) from None
+        if fault.mode in OCSP_MODES and fault.target not in self.network.estate.ocsp_hosts:
+            raise FaultError(f"{fault.mode} needs an OCSP responder; {fault.target} is not one")
         if not 0 <= fault.loss <= 100:
             raise FaultError("loss is a percentage, 0-100")
 

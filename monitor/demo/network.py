@@ -7,6 +7,8 @@ Every host has a mode the fault injector changes:
   slow  - HTTP answers and TCP banners come after SLOW_SECONDS (over the demo's 1 s latency
           thresholds: DEGRADED)
   error - HTTP answers 503 (the check fails)
+  ocsp-* - a JPKI OCSP responder answers wrongly (ocsp_responder.py: tryLater, stale, wrong signer,
+          unknown); its other HTTP paths answer normally
 Loopback always answers ICMP, so these modes act on TCP/HTTP/DNS listeners; as root the lab adds real
 packet loss and cuts in the kernel on top (`kernel_faults.py`).
 """
@@ -14,10 +16,14 @@ packet loss and cuts in the kernel on top (`kernel_faults.py`).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import datetime as dt
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import dns.message
 import dns.rcode
@@ -25,12 +31,13 @@ import dns.rrset
 import structlog
 from aiohttp import web
 
+from monitor.demo import ocsp_responder
 from monitor.demo.estate import Estate, SimServer
 from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 
 log = structlog.get_logger()
-Mode = Literal["up", "down", "slow", "error"]
+Mode = Literal["up", "down", "slow", "error", "ocsp-trylater", "ocsp-stale", "ocsp-wrong-signer", "ocsp-unknown"]
 SLOW_SECONDS = 1.6  # over the 1 s latency thresholds, well inside the 3-5 s timeouts
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 national-backbone-demo\r\n"
 
@@ -92,6 +99,9 @@ class SimNetwork:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/crl/jpki.crl", self._crl_handler)
+        # OCSP (RFC 6960 A.1): POST to the responder's URL, or GET with the request after it
+        app.router.add_post("/", self._ocsp_post)
+        app.router.add_get("/{request:.+}", self._ocsp_get)
         self._app_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._app_runner.setup()
         for host in self.hosts.values():
@@ -214,6 +224,28 @@ class SimNetwork:
 
     async def _crl_handler(self, request: web.Request) -> web.Response:
         return await self._behave(request) or web.Response(body=self._crl, content_type="application/pkix-crl")
+
+    async def _ocsp_post(self, request: web.Request) -> web.Response:
+        host = self._host_of(request)
+        if host is None or host.name not in self.estate.ocsp_hosts:
+            raise web.HTTPNotFound()
+        return await self._behave(request) or self._ocsp(host, await request.read())
+
+    async def _ocsp_get(self, request: web.Request) -> web.Response:
+        host = self._host_of(request)
+        if host is None or host.name not in self.estate.ocsp_hosts:
+            raise web.HTTPNotFound()
+        # the raw path: the base64 of the request may hold "/" (sent as %2F), which the router decodes
+        encoded = request.raw_path.split("?", 1)[0].lstrip("/")
+        try:
+            der = base64.b64decode(unquote(encoded), validate=True)
+        except (binascii.Error, ValueError):
+            der = b""  # answered malformedRequest, as a responder does
+        return await self._behave(request) or self._ocsp(host, der)
+
+    def _ocsp(self, host: SimHost, der: bytes) -> web.Response:
+        body = ocsp_responder.answer(self.pki.jpki, der, host.mode, dt.datetime.now(dt.UTC))
+        return web.Response(body=body, content_type="application/ocsp-response")
 
 
 async def start_simulation(network: SimNetwork, snmp: SnmpAgents, estate: Estate) -> None:

@@ -15,6 +15,12 @@ _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # OCSP (probes/ocsp.py): before the general forms ("HTTP status", "timeout") they would also match
         (r"^OCSP: responder says (?P<status>\w+)", "OCSP: レスポンダがエラー応答（{status}）"),
         (
+            r"^OCSP and CRL disagree: serial (?P<serial>0x[0-9a-f]+) is (?P<crl>revoked|not listed) in the CRL"
+            r" and (?P<ocsp>\w+) in OCSP",
+            "OCSPとCRLの不一致（監視用証明書 {serial}: CRLでは{crl}、OCSPでは{ocsp}）",
+        ),
+        (r"^OCSP: CRL agreement not checked", "OCSP: CRLを取得できずOCSPとの一致を未確認"),
+        (
             r"^OCSP: response signed by a certificate that is not an OCSP signer",
             "OCSP: OCSP署名用でない証明書で署名された応答",
         ),
