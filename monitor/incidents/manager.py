@@ -539,7 +539,9 @@ class IncidentManager:
         await self.store.cancel_pending(incident.id, ("update",))
         sent = await self.store.notifications(incident.id)
         told = messages.told_severity(sent)
-        if told is None or told == incident.severity:
+        if told is None:  # only pages stored before they recorded their severity (upgraded mid-incident)
+            told = str(incident.affected.get("severity_from", ""))
+        if told == incident.severity:
             # A change undone before it was told (the step down held like a blip, then back up; the services
             # re-attributed after a restart): the people paged know this severity already.
             return []
