@@ -66,6 +66,24 @@ def _issued(
     return cert, key
 
 
+def _root_ca(common_name: str, now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA certificate (ten years, signs certificates and CRLs) and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
 @dataclass
 class JpkiCA:
     """The JPKI-like CA: its OCSP responder's certificates, its canaries and what it revoked."""
@@ -80,19 +98,7 @@ class JpkiCA:
 
     @classmethod
     def create(cls, directory: Path, now: dt.datetime) -> JpkiCA:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("Demo JPKI CA"))
-            .issuer_name(_name("Demo JPKI CA"))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(key, hashes.SHA256())
-        )
+        cert, key = _root_ca("Demo JPKI CA", now)
         ca = (cert, key)
         responder = _issued(ca, "Demo JPKI OCSP Responder", [ExtendedKeyUsageOID.OCSP_SIGNING], now)
         not_signer = _issued(ca, "Demo JPKI web server", [ExtendedKeyUsageOID.SERVER_AUTH], now)
@@ -125,20 +131,8 @@ class DemoPKI:
     @classmethod
     def create(cls, directory: Path) -> DemoPKI:
         directory.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("Demo National Backbone CA"))
-            .issuer_name(_name("Demo National Backbone CA"))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(key, hashes.SHA256())
-        )
+        cert, key = _root_ca("Demo National Backbone CA", now)
         (directory / "demo-ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(directory, key, cert, JpkiCA.create(directory, now))
 

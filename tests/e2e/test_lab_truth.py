@@ -152,18 +152,22 @@ def test_fault_schedule_against_ground_truth(lab: Lab) -> None:
     lab.daemon.stop(signal.SIGKILL)
     time.sleep(max(0.0, t0 + RESTART_AT - time.time()))
     lab.start_daemon()
-    end = t0 + max(c.after + c.seconds for c in SCHEDULE)
-    time.sleep(max(0.0, end - time.time()))
+    figures = settle_and_measure(lab, SCHEDULE, t0, [killed_at], "figures.json")
+    check_figures(figures, {"target:pref03-edge", "target:pref02-fw"})
+
+
+def settle_and_measure(lab: Lab, schedule: list[Cut], t0: float, stopped_at: list[float], name: str) -> dict[str, Any]:
+    """After the schedule's last cut: everything up and resolved, the resolve pages sent; then the figures
+    against the lab's log (printed, and kept in the lab's directory as `name`)."""
+    time.sleep(max(0.0, t0 + max(c.after + c.seconds for c in schedule) - time.time()))
     wait_for(lambda: set(lab.targets().values()) == {"up"}, 60, what="everything up again")
     wait_for(lambda: all(i["status"] == "resolved" for i in lab.get(f"{lab.base}/api/v1/incidents?limit=200")
                          ["incidents"]), 60, what="incidents resolved")  # fmt: skip
     time.sleep(3)  # the outbox sends the resolve pages
-
-    outages = truth_outages(lab, SCHEDULE)
-    figures = measure(lab, SCHEDULE, outages, [killed_at])
-    print("ground-truth figures:", json.dumps(figures, indent=1, ensure_ascii=False))
-    (lab.tmp / "figures.json").write_text(json.dumps(figures, indent=1, ensure_ascii=False))
-    check_figures(figures, {"target:pref03-edge", "target:pref02-fw"})
+    figures = measure(lab, schedule, truth_outages(lab, schedule), stopped_at)
+    print(f"ground-truth figures ({name}):", json.dumps(figures, indent=1, ensure_ascii=False))
+    (lab.tmp / name).write_text(json.dumps(figures, indent=1, ensure_ascii=False))
+    return figures
 
 
 def truth_outages(lab: Lab, schedule: list[Cut]) -> dict[str, tuple[float, float]]:

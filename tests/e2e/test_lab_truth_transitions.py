@@ -13,15 +13,13 @@ Run it alone (it drives the machine-wide nftables table of the lab):
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 import pytest
 
 from monitor.demo import kernel_faults
-from tests.e2e.peers import wait_for
-from tests.e2e.test_lab_truth import Cut, Lab, check_figures, edge, lab, measure, truth_outages
+from tests.e2e.test_lab_truth import Cut, Lab, check_figures, edge, lab, settle_and_measure
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,15 +49,5 @@ def test_transitions_against_ground_truth(lab: Lab) -> None:
         lab.daemon.stop(sig)
         time.sleep(max(0.0, t0 + up - time.time()))
         lab.start_daemon()
-    end = t0 + max(c.after + c.seconds for c in SCHEDULE)
-    time.sleep(max(0.0, end - time.time()))
-    wait_for(lambda: set(lab.targets().values()) == {"up"}, 60, what="everything up again")
-    wait_for(lambda: all(i["status"] == "resolved" for i in lab.get(f"{lab.base}/api/v1/incidents?limit=200")
-                         ["incidents"]), 60, what="incidents resolved")  # fmt: skip
-    time.sleep(3)  # the outbox sends the resolve pages
-
-    outages = truth_outages(lab, SCHEDULE)
-    figures = measure(lab, SCHEDULE, outages, stops)
-    print("ground-truth figures (transitions):", json.dumps(figures, indent=1, ensure_ascii=False))
-    (lab.tmp / "figures-transitions.json").write_text(json.dumps(figures, indent=1, ensure_ascii=False))
+    figures = settle_and_measure(lab, SCHEDULE, t0, stops, "figures-transitions.json")
     check_figures(figures, {"target:pref02-edge"})  # (the others are open at a stop or not, by the probe phase)
