@@ -36,13 +36,17 @@ NATIONAL_SYSTEMS = (
     ("card", "card-mgmt", "https", "カード管理システム", "My Number card management system", "any"),
     ("ocsp", "jpki-ocsp", "jpki_ocsp", "公的個人認証 OCSPレスポンダ", "JPKI OCSP responder", "any"),
     ("crl", "jpki-crl", "crl", "公的個人認証 CRL配布", "JPKI CRL distribution", "any"),
-    ("chukan", "chukan", "https", "自治体中間サーバー・プラットフォーム", "Intermediate server platform", "any"),
+    ("chukan", "chukan", "chukan_api", "自治体中間サーバー・プラットフォーム", "Intermediate server platform", "any"),
     ("dns", "national-dns", "dns", "全国DNS", "National DNS", "any"),
 )
 PORTS = {
     "demo": {"https": 8443, "http": 8080, "ssh": 2222, "dns": 5353},  # unprivileged: the demo runs as anyone
     "example": {"https": 443, "http": 80, "ssh": 22, "dns": 53},
 }
+# The national API's monitoring account (module chukan_api): the password is a secret file like every key
+API_USER = "noc-monitor"
+API_PASSWORD_FILE = "secrets/chukan-api-password"
+API_PASSWORD = {"demo": "demo-chukan-api-password\n", "example": "CHANGE-ME-chukan-api-password\n"}
 BLOCKS = {"demo": {"center": 10, "pref": 20, "muni": 30}, "example": {"center": 0, "pref": 100, "muni": 200}}
 DEFAULTS = {
     "demo": {"interval": "10s", "timeout": "3s", "retry_interval": "2s", "failures_to_down": 2, "successes_to_up": 2},
@@ -77,6 +81,7 @@ class Estate:
     snmp_devices: list[tuple[str, str, str]] = field(default_factory=list)  # (target, address, role)
     files: dict[str, str] = field(default_factory=dict)  # other files the config refers to (secrets)
     ocsp_hosts: set[str] = field(default_factory=set)  # targets that are JPKI OCSP responders
+    api_hosts: set[str] = field(default_factory=set)  # targets that serve the national API (national_api.py)
 
     def write(self, directory: Path, header: str = "") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,8 @@ class Estate:
             if not path.exists():  # an operator's real secret is never overwritten
                 path.write_text(text, encoding="utf-8")
                 path.chmod(0o600)
+            else:  # ... and the simulated servers then check what the daemon will send
+                self.files[name] = path.read_text(encoding="utf-8")
         for name, rows in self.csv_files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
             with (directory / name).open("w", encoding="utf-8", newline="") as fh:
@@ -151,6 +158,34 @@ def _modules(plan: Plan, icmp: bool) -> dict[str, Any]:
                 "crl": f"http://{crl_host}/crl/jpki.crl",
             },
         },
+        # the platform's API as a client uses it (authenticate -> token -> call -> check a field): a 200 from
+        # /health does not prove the API answers (monitor/demo/national_api.py simulates it in the demo)
+        "chukan_api": {
+            "kind": "http",
+            "timeout": "5s",
+            "degraded": {"latency": "2s", "cert_expiry": "14d"},  # two requests: twice the single check's
+            "http": {
+                "scheme": "https",
+                "port": ports["https"],
+                "tls_config": tls,
+                "secrets": {"password": {"file": API_PASSWORD_FILE}},
+                "steps": [
+                    {
+                        "name": "login",
+                        "method": "POST",
+                        "url": "/api/v1/login",
+                        "body": {"user": API_USER, "password": "${password}"},
+                        "extract": {"token": {"json": "access_token"}},
+                    },
+                    {
+                        "name": "status",
+                        "url": "/api/v1/status",
+                        "headers": {"Authorization": "Bearer ${token}"},
+                        "fail_if_json_not_matches": [{"path": "status", "value": "OK"}],
+                    },
+                ],
+            },
+        },
         "dns": {
             "kind": "dns",
             "timeout": "3s",
@@ -206,7 +241,8 @@ def build_estate(
             address = _address(plan, "center", number, index)
             hostname = f"{suffix}.{center}.{DOMAIN}"
             estate.dns_zone[hostname] = address
-            proto = {"https": "https", "http": "http", "crl": "http", "jpki_ocsp": "http", "dns": "dns"}[module]
+            proto = {"https": "https", "chukan_api": "https", "http": "http", "crl": "http", "jpki_ocsp": "http",
+                     "dns": "dns"}[module]  # fmt: skip
             port = ports["https" if proto == "https" else "dns" if proto == "dns" else "http"]
             estate.servers.append(SimServer(name, address, port, proto, hostname))  # type: ignore[arg-type]
             target: dict[str, Any] = {
@@ -218,6 +254,8 @@ def build_estate(
                 "labels": {"system": system, "role": "server"},
                 "modules": [module, *(["icmp"] if icmp else [])],
             }
+            if module == "chukan_api":
+                estate.api_hosts.add(name)
             if module == "jpki_ocsp":
                 estate.ocsp_hosts.add(name)
                 if port != 80:  # an ocsp module has no port of its own: the check's (http://address:port/)
@@ -274,6 +312,7 @@ def build_estate(
     estate.config.update(demo_response(listen, alertmanager_url) if plan == "demo" else example_response())
     estate.config.update(status_sections())
     estate.files = dict(estate_snmp.SECRET_FILES[plan])
+    estate.files[API_PASSWORD_FILE] = API_PASSWORD[plan]
     return estate
 
 
@@ -333,6 +372,8 @@ EXAMPLE_HEADER = """\
 # The files under secrets/ are placeholders: put the real keys there (or use ${ENV_VAR} references).
 # The certificates under certs/ (JPKI CA and the OCSP check's canaries, module jpki_ocsp) are placeholders too:
 # put the real CA's certificate and a known-good and a known-revoked certificate of it there.
+# The intermediate-server platform is watched through its API as a client uses it (module chukan_api: log in,
+# take the token, call /api/v1/status, check its status field); the account's password is secrets/chukan-api-password.
 #
 # Addresses are private examples (10.x): replace them with your estate's. Validate offline with
 #   monitor check-config config/monitor.yml

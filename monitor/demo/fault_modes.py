@@ -2,7 +2,8 @@
 without importing it (and aiohttp, dnspython, cryptography with it): `monitor --help` stays fast."""
 
 OCSP_MODES = ("ocsp-trylater", "ocsp-stale", "ocsp-wrong-signer", "ocsp-unknown")  # faults of a JPKI responder
+API_MODES = ("api-ng", "api-login")  # faults of the intermediate-server platform's API (national_api.py)
 MODES = ("up", "down", "kill", "cut", "degrade", "slow", "error", "reboot", "snmp-down", "link-down", "link-up",
-         "flap", "fill", *OCSP_MODES)  # fmt: skip
+         "flap", "fill", *OCSP_MODES, *API_MODES)  # fmt: skip
 INTERFACE_MODES = ("link-down", "link-up", "fill")  # faults of one interface of a device
 UNREACHABLE = ("down", "kill", "cut")  # faults after which nothing of the host answers

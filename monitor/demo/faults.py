@@ -41,7 +41,7 @@ import structlog
 from aiohttp import web
 
 from monitor.demo import kernel_faults
-from monitor.demo.fault_modes import INTERFACE_MODES, MODES, OCSP_MODES, UNREACHABLE
+from monitor.demo.fault_modes import API_MODES, INTERFACE_MODES, MODES, OCSP_MODES, UNREACHABLE
 from monitor.demo.network import Mode, SimNetwork
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents
 from probes.snmp import ber
@@ -154,6 +154,8 @@ class FaultInjector:
                     raise FaultError(str(exc.args[0])) from None
         if fault.mode in OCSP_MODES and fault.target not in self.network.estate.ocsp_hosts:
             raise FaultError(f"{fault.mode} needs an OCSP responder; {fault.target} is not one")
+        if fault.mode in API_MODES and fault.target not in self.network.estate.api_hosts:
+            raise FaultError(f"{fault.mode} needs a national API server; {fault.target} is not one")
         if not 0 <= fault.loss <= 100:
             raise FaultError("loss is a percentage, 0-100")
 

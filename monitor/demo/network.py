@@ -9,6 +9,8 @@ Every host has a mode the fault injector changes:
   error - HTTP answers 503 (the check fails)
   ocsp-* - a JPKI OCSP responder answers wrongly (ocsp_responder.py: tryLater, stale, wrong signer,
           unknown); its other HTTP paths answer normally
+  api-*  - the intermediate-server platform's API fails (national_api.py: status NG, login refused) while
+          its /health answers ok
 Loopback always answers ICMP, so these modes act on TCP/HTTP/DNS listeners; as root the lab adds real
 packet loss and cuts in the kernel on top (`kernel_faults.py`).
 """
@@ -32,7 +34,8 @@ import structlog
 from aiohttp import web
 
 from monitor.demo import ocsp_responder
-from monitor.demo.estate import Estate, SimServer
+from monitor.demo.estate import API_PASSWORD_FILE, Estate, SimServer
+from monitor.demo.national_api import NationalApi
 from monitor.demo.pki import DemoPKI
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents, demo_interfaces
 
@@ -89,6 +92,7 @@ class SimNetwork:
         self._by_address = {s.address: self.hosts[s.target] for s in estate.servers}
         self._tls: dict[str, ssl.SSLContext] = {}
         self._crl = b""
+        self._api = NationalApi(estate.files.get(API_PASSWORD_FILE, "").strip())
         self._app_runner: web.AppRunner | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -99,6 +103,8 @@ class SimNetwork:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/crl/jpki.crl", self._crl_handler)
+        app.router.add_post("/api/v1/login", self._api_login)
+        app.router.add_get("/api/v1/status", self._api_status)
         # OCSP (RFC 6960 A.1): POST to the responder's URL, or GET with the request after it
         app.router.add_post("/", self._ocsp_post)
         app.router.add_get("/{request:.+}", self._ocsp_get)
@@ -224,6 +230,29 @@ class SimNetwork:
 
     async def _crl_handler(self, request: web.Request) -> web.Response:
         return await self._behave(request) or web.Response(body=self._crl, content_type="application/pkix-crl")
+
+    def _api_host(self, request: web.Request) -> SimHost:
+        host = self._host_of(request)
+        if host is None or host.name not in self.estate.api_hosts:
+            raise web.HTTPNotFound()
+        return host
+
+    async def _api_login(self, request: web.Request) -> web.Response:
+        host = self._api_host(request)
+        refused = await self._behave(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "invalid_request"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "invalid_request"}, status=400)
+        return self._api.login(body.get("user"), body.get("password"), host.mode)
+
+    async def _api_status(self, request: web.Request) -> web.Response:
+        host = self._api_host(request)
+        return await self._behave(request) or self._api.status(request.headers.get("Authorization", ""), host.mode)
 
     async def _ocsp_post(self, request: web.Request) -> web.Response:
         host = self._host_of(request)
