@@ -382,15 +382,22 @@ EXAMPLE_HEADER = """\
 """
 
 
-if __name__ == "__main__":
+def placeholder_certs(directory: Path) -> None:
+    """The example's JPKI CA and canaries, where there are none yet: placeholders (their keys are thrown
+    away) for the operator to replace with the real CA's."""
     import datetime as dt
-    import sys
 
     from monitor.demo.pki import JpkiCA
 
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "config")
-    print(build_estate(47, "example").write(target, EXAMPLE_HEADER))
-    certs = target / "certs"
-    if not (certs / JPKI_CA_FILE).exists():  # placeholders (their keys are thrown away): replace with the real CA's
+    certs = directory / "certs"
+    if not (certs / JPKI_CA_FILE).exists():
         certs.mkdir(parents=True, exist_ok=True)
         JpkiCA.create(certs, dt.datetime.now(dt.UTC))
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "config")
+    print(build_estate(47, "example").write(target, EXAMPLE_HEADER))
+    placeholder_certs(target)
