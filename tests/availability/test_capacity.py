@@ -14,9 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.availability.capacity import SLOT, MonthFigures, Sample, forecast, month_figures, prometheus_quantile
 from monitor.availability.capacity_html import capacity_section
+from monitor.availability.capacity_metrics import CapacityMonitor
 from monitor.availability.capacity_recorder import CapacityRecorder
 from monitor.availability.capacity_report import build_section, roll_up
 from monitor.availability.circuits import circuits
@@ -267,3 +269,46 @@ async def test_the_report_has_the_capacity_section_for_this_and_previous_months(
             command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                        f"--screenshot={shot}", "--window-size=1240,4200", page.as_uri()]  # fmt: skip
             await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=120, check=False)
+
+
+async def test_live_metrics_are_the_reports_figures_of_this_month(load_yaml_config: Loader, tmp_path: Path) -> None:
+    """On 28 November: October is rolled up (by the HA leader only), and the exposition carries this month's figures:
+    the aggregate's forecast in days (as the report computes it), "not enough data" for the uplink without samples,
+    the last slot's utilisation, and the threshold. Parsed by prometheus_client's own parser."""
+    inventory = load_yaml_config(CONFIG).inventory
+    store = SQLiteStore(tmp_path / "m.db")
+    now = month_span(2026, 11)[1] - 2 * DAY
+    store.open(now=month_span(2026, 7)[0])
+    await _seed(store, now)
+    recorder = CapacityRecorder(store, lambda: inventory, lambda: now)
+    leading = [False]
+    monitor = CapacityMonitor(store, lambda: inventory, lambda: now, recorder, lambda: leading[0])
+    await monitor.refresh()
+    assert await store.capacity_months(["2026-10"]) == []  # a standby does not roll up
+    leading[0] = True
+    await monitor.refresh()
+    assert {m.direction for m in await store.capacity_months(["2026-10"]) if m.circuit == "lgwan-13-chiyoda"} == {
+        "in",
+        "out",
+    }
+    recorder.latest[("lgwan-13-chiyoda", "out")] = Sample("lgwan-13-chiyoda", "out", now - SLOT, 120e6, 200e6)
+    families = {f.name: f for f in text_string_to_metric_families(monitor.text())}
+    report = await build_section(store, inventory, 2026, 11, now)
+    expected = next(r for r in report.rows if r.circuit.name == "lgwan-13-chiyoda" and r.direction == "out")
+
+    def value(name: str, **labels: str) -> float | None:
+        for s in families[name].samples:
+            if all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+        return None
+
+    out = {"circuit": "lgwan-13-chiyoda", "direction": "out"}
+    assert value("monitor_capacity_days_until_threshold", **out) == expected.forecast.days
+    assert value("monitor_capacity_p95_utilization_ratio", **out) == expected.figures.p95_ratio
+    assert value("monitor_capacity_utilization_ratio", **out) == 0.6
+    assert value("monitor_capacity_threshold_ratio") == 0.8
+    uplink = {"circuit": "lgwan-uplink-13", "direction": "in"}
+    assert value("monitor_capacity_days_until_threshold", **uplink) is None
+    assert value("monitor_capacity_forecast_status", **uplink, status="not_enough_data") == 1.0
+    assert value("monitor_capacity_forecast_status", **uplink, status="rising") == 0.0
+    await store.close(now)
