@@ -9,6 +9,7 @@ daemon rolled it up) is computed from its samples. The live metrics (capacity_re
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from monitor.availability.circuits import Circuit, circuits
 from monitor.availability.periods import month_span, previous_months
 from monitor.config.capacity_model import CapacityConfig
 from monitor.core.inventory import Inventory
+from monitor.store.base import Store
 from monitor.timefmt import iso
 
 ROLLUP_GRACE = 3 * SLOT  # a month is rolled up once its last slots have certainly been written
@@ -61,59 +63,55 @@ def label(year: int, month: int) -> str:
 
 
 async def circuit_months(
-    store: Any, names: list[str], months: list[tuple[int, int]], now: float
+    store: Store, names: list[str], months: list[tuple[int, int]], now: float
 ) -> dict[Key, list[MonthFigures]]:
     """Each circuit's figures of each month (oldest first): the stored roll-up, else computed from samples."""
     labels = [label(y, m) for y, m in months]
     stored: dict[tuple[str, str, str], MonthFigures] = {
         (f.circuit, f.direction, f.month): f for f in await store.capacity_months(labels)
     }
-    wanted = set(names)
     out: dict[Key, list[MonthFigures]] = defaultdict(list)
     for (y, m), month in zip(months, labels, strict=True):
         start, end = month_span(y, m)
         if start >= now:
             continue
         span = (start, min(end, now))
-        missing = [n for n in names if any((n, d, month) not in stored for d in DIRECTIONS)]
-        by_key: dict[Key, list[Sample]] = defaultdict(list)
-        if missing:
-            # one circuit at a time when few are missing: a month of all circuits is millions of rows
-            if len(missing) <= 4:
-                for name in missing:
-                    for s in await store.capacity_samples(start, span[1], name):
-                        by_key[(s.circuit, s.direction)].append(s)
-            else:
-                for s in await store.capacity_samples(start, span[1]):
-                    if s.circuit in wanted:
-                        by_key[(s.circuit, s.direction)].append(s)
         for name in names:
-            for direction in DIRECTIONS:
-                found = stored.get((name, direction, month))
-                if found is None:
-                    found = month_figures(name, direction, month, span, by_key.get((name, direction), []))
-                out[(name, direction)].append(found)
+            if all((name, d, month) in stored for d in DIRECTIONS):
+                for direction in DIRECTIONS:
+                    out[(name, direction)].append(stored[(name, direction, month)])
+                continue
+            # one circuit at a time (its primary key's range), sorted and reduced off the event loop: the month
+            # in progress of every circuit is millions of samples
+            samples = await store.capacity_samples(start, span[1], name)
+            computed = await asyncio.to_thread(_figures, name, month, span, samples)
+            for way, figures in computed.items():
+                out[(name, way)].append(stored.get((name, way, month)) or figures)
     return out
 
 
-async def roll_up(store: Any, inventory: Inventory, year: int, month: int, now: float) -> list[MonthFigures]:
+def _figures(name: str, month: str, span: tuple[float, float], samples: list[Sample]) -> dict[str, MonthFigures]:
+    by_direction: dict[str, list[Sample]] = {d: [] for d in DIRECTIONS}
+    for s in samples:
+        by_direction[s.direction].append(s)
+    return {d: month_figures(name, d, month, span, found) for d, found in by_direction.items()}
+
+
+async def roll_up(store: Store, inventory: Inventory, year: int, month: int, now: float) -> list[MonthFigures]:
     """Store a closed month's figures of every circuit (the report and the forecast read them from then on)."""
     start, end = month_span(year, month)
     if end + ROLLUP_GRACE > now:
         return []
-    names = [c.name for c in circuits(inventory)]
-    samples = await store.capacity_samples(start, end)
-    by_key: dict[Key, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_key[(s.circuit, s.direction)].append(s)
-    # every circuit that had samples, configured or not any more: its figures are history
-    keys = sorted({*by_key, *((n, d) for n in names for d in DIRECTIONS)})
-    figures = [month_figures(c, d, label(year, month), (start, end), by_key.get((c, d), [])) for c, d in keys]
+    names = {c.name for c in circuits(inventory)}
+    figures: list[MonthFigures] = []
+    for name in sorted(names | set(await store.capacity_circuits(start, end))):  # circuits gone since: history
+        samples = await store.capacity_samples(start, end, name)
+        figures.extend((await asyncio.to_thread(_figures, name, label(year, month), (start, end), samples)).values())
     await store.save_capacity_months(figures)
     return figures
 
 
-async def build_section(store: Any, inventory: Inventory, year: int, month: int, now: float) -> CapacitySection:
+async def build_section(store: Store, inventory: Inventory, year: int, month: int, now: float) -> CapacitySection:
     config: CapacityConfig = inventory.capacity
     section = CapacitySection(
         config.threshold, config.alert_within_days, config.forecast_months, config.min_months, config.min_coverage

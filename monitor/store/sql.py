@@ -543,6 +543,9 @@ class SQLStore(Generic[C]):
     async def capacity_samples(self, start: float, end: float, circuit: str | None = None) -> list[Sample]:
         return await self.capacity.capacity_samples(start, end, circuit)
 
+    async def capacity_circuits(self, start: float, end: float) -> list[str]:
+        return await self.capacity.capacity_circuits(start, end)
+
     async def save_capacity_months(self, months: list[MonthFigures]) -> None:
         await self.capacity.save_capacity_months(months)
 

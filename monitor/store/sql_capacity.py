@@ -44,14 +44,24 @@ class CapacityQueries:
         p = self.p
         where = f"start >= {p} AND start < {p}" + (f" AND circuit = {p}" if circuit is not None else "")
         params = (start, end) if circuit is None else (start, end, circuit)
-        rows = await self.db.read(
-            lambda c: c.execute(
-                f"SELECT circuit, direction, start, bits_per_second, capacity_bps FROM capacity_samples "
-                f"WHERE {where} ORDER BY circuit, direction, start",
-                params,
-            ).fetchall()
+        sql = (
+            "SELECT circuit, direction, start, bits_per_second, capacity_bps FROM capacity_samples "
+            f"WHERE {where} ORDER BY circuit, direction, start"
         )
-        return [Sample(str(r[0]), str(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+        def job(c: Connection) -> list[Sample]:
+            # built in the reader's thread: a month of a circuit is 17,280 rows, not work for the event loop
+            rows = c.execute(sql, params).fetchall()
+            return [Sample(str(r[0]), str(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+        return await self.db.read(job)
+
+    async def capacity_circuits(self, start: float, end: float) -> list[str]:
+        """The circuits with samples of slots starting in [start, end)."""
+        p = self.p
+        sql = f"SELECT DISTINCT circuit FROM capacity_samples WHERE start >= {p} AND start < {p} ORDER BY circuit"
+        rows = await self.db.read(lambda c: c.execute(sql, (start, end)).fetchall())
+        return [str(r[0]) for r in rows]
 
     async def save_capacity_months(self, months: list[MonthFigures]) -> None:
         if not months:

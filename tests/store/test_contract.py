@@ -326,6 +326,8 @@ async def test_capacity_samples_and_months_round_trip(store: Store) -> None:
         ("a", 600.0, 5e6, 2e9), ("a", 900.0, 3e6, 1e9), ("b", 600.0, 1.0, 10.0)
     ]  # fmt: skip
     assert [s.circuit for s in await store.capacity_samples(0.0, 2000.0, "b")] == ["b"]
+    assert await store.capacity_circuits(0.0, 2000.0) == ["a", "b"]
+    assert await store.capacity_circuits(1000.0, 2000.0) == ["a"]
     months = [
         MonthFigures("a", "in", "2026-11", 8640, 8640, 0.5, 0.9, 1234.0, 5e8, 1e9, 5678.0),
         MonthFigures("a", "out", "2026-11", 0, 8640, None, None, None, None, None, 5678.0),
