@@ -2,7 +2,7 @@
 month-to-date figures current and rolls closed months up.
 
 The month-to-date 95th percentile, peak and forecast are the report's own figures for the current month
-(capacity_report.build_section), recomputed every REFRESH_SECONDS from the store, so the alert on
+(capacity_report.build_section), recomputed every REFRESH_SECONDS (30 minutes) from the store, so the alert on
 `monitor_capacity_days_until_threshold` and the report's capacity section say the same. The last slot's
 utilisation comes straight from the recorder. Forecasts that are not foreseen (not enough data, not rising)
 have no `days_until_threshold` sample rather than a made-up one; `monitor_capacity_forecast_status` says why.
@@ -24,7 +24,7 @@ from monitor.metrics.exposition import Families, families_text
 from monitor.store.base import Store
 
 log = structlog.get_logger()
-REFRESH_SECONDS = 900.0  # month-to-date figures: a month of 5-minute samples is read from the store this often
+REFRESH_SECONDS = 1800.0  # month-to-date figures: a month of 5-minute samples is read this often (BENCHMARKS.md)
 LABELS = ("circuit", "kind", "prefecture", "direction")
 STATUSES = ("not_enough_data", "not_rising", "rising", "saturated")
 HELP = {

@@ -47,7 +47,7 @@ def rules(inventory: Inventory, interval: str = "1m") -> dict[str, Any]:
         {
             "alert": "CircuitSaturationForecast",
             "expr": f"{DAYS} <= {within}",
-            "for": "1h",  # the forecast moves with each 15-minute refresh: a passing dip is not a ticket
+            "for": "1h",  # the forecast moves with each 30-minute refresh: a passing dip is not a ticket
             "labels": {"severity": "ticket", "threshold": threshold, "within_days": within},
             "annotations": {
                 "summary": '{{ $labels.circuit }}（{{ $labels.direction }}）の95%値が約{{ $value | printf "%.0f" }}日で'

@@ -11,7 +11,9 @@ import math
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -311,4 +313,30 @@ async def test_live_metrics_are_the_reports_figures_of_this_month(load_yaml_conf
     assert value("monitor_capacity_days_until_threshold", **uplink) is None
     assert value("monitor_capacity_forecast_status", **uplink, status="not_enough_data") == 1.0
     assert value("monitor_capacity_forecast_status", **uplink, status="rising") == 0.0
+    await store.close(now)
+
+
+async def test_months_are_jst_months(load_yaml_config: Loader, tmp_path: Path) -> None:
+    """The slot at 23:55 JST on 30 November (14:55 UTC) is November's, the one at 00:00 JST on 1 December
+    (15:00 UTC, still 30 November in UTC) is December's: 5-minute slots never straddle a JST month."""
+    inventory = load_yaml_config(CONFIG).inventory
+    store = SQLiteStore(tmp_path / "m.db")
+    boundary = month_span(2026, 12)[0]
+    assert boundary % SLOT == 0 and time.strftime("%Y-%m-%d %H:%M", time.gmtime(boundary)) == "2026-11-30 15:00"
+    store.open(now=boundary - DAY)
+    await store.save_capacity_samples(
+        [
+            Sample("lgwan-13-chiyoda", "out", boundary - SLOT, 50e6, 200e6),
+            Sample("lgwan-13-chiyoda", "out", boundary, 150e6, 200e6),
+        ]
+    )
+    now = boundary + DAY
+    november = await build_section(store, inventory, 2026, 11, now)
+    december = await build_section(store, inventory, 2026, 12, now)
+
+    def out(section: Any) -> MonthFigures:
+        return next(r.figures for r in section.rows if r.circuit.name == "lgwan-13-chiyoda" and r.direction == "out")
+
+    assert (out(november).samples, out(november).peak_ratio) == (1, 0.25)
+    assert (out(december).samples, out(december).peak_ratio) == (1, 0.75)
     await store.close(now)
