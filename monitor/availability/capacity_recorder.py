@@ -105,6 +105,7 @@ class CapacityRecorder:
         self._ports: dict[Port, PortTraffic] = {}
         self._circuits: list[Circuit] = []
         self._by_check: dict[str, list[Port]] = {}
+        self._of_check: dict[str, list[Circuit]] = {}  # the circuits a check's results can close slots of
         self._next: dict[str, float] = {}  # circuit -> the first slot not yet closed
         self.pending: list[Sample] = []  # closed, not yet written
         self.latest: dict[tuple[str, str], Sample] = {}  # the last sample of each circuit and direction
@@ -124,6 +125,10 @@ class CapacityRecorder:
         self._by_check = {}
         for port in ports:
             self._by_check.setdefault(port.check, []).append(port)
+        self._of_check = {}
+        for circuit in self._circuits:
+            for check in {p.check for p in circuit.ports}:
+                self._of_check.setdefault(check, []).append(circuit)
         names = {c.name for c in self._circuits}
         self._next = {k: v for k, v in self._next.items() if k in names}
 
@@ -143,8 +148,10 @@ class CapacityRecorder:
                     traffic.observe(direction, values[name], at)
                     traffic.polled_at = max(traffic.polled_at, at)
                     touched = True
-        if touched:
-            self.close(self._now())
+        if touched:  # only this check's circuits: the others are closed by `run` once a port stops answering
+            now = self._now()
+            for circuit in self._of_check.get(check_id, []):
+                self._close_circuit(circuit, now)
 
     def close(self, now: float) -> None:
         """Close every slot of every circuit that can be closed by now."""
