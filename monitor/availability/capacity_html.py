@@ -115,6 +115,8 @@ def capacity_section(section: CapacitySection | None, lang: str = "ja") -> str:
             f"<td>{_pct(f.peak_ratio)}</td><td>{'—' if f.peak_at is None else jst(f.peak_at).replace(' JST', '')}</td>"
             f'<td>{f.coverage * 100:.0f}%</td><td class="{"ng" if soon else ""}">{_outlook(r, t)}</td></tr>'
         )
+    # the table follows the section rather than sitting in it: sections are kept on one page, and a table of
+    # every circuit and direction (94 rows for 47 uplinks) has to break across pages in the PDF
     return (
         f'<section><h2>{t["title"]}</h2><p class="note">{method}</p>'
         f"<p>{t['close'].format(days=section.alert_within_days)}:</p><ul>{listed or '<li>—</li>'}</ul>"
