@@ -375,7 +375,43 @@ def availability() -> dashboard.Dashboard:
         query("service:monitor_sli_errors:ratio_rate5m", "{{service}}"),
         unit="percentunit",
     )
-    return place(board, [[(table_panel, 16, 12), (budget, 8, 12)], [(burn, 12, 9), (sli, 12, 9)], [(history, 24, 9)]])
+    capacity = (
+        merged_table(
+            "回線帯域（今月の95%値と予測）",
+            "Per circuit and direction (LGWAN circuits, prefecture uplinks): the 95th percentile and peak of "
+            "5-minute utilisation so far this month (JST, as in the monthly report), the share of 5-minute slots "
+            "measured, and the forecast days until the threshold (least squares over monthly 95th percentiles; "
+            "empty: not enough data or not rising).",
+            {"circuit": "回線", "prefecture": "都道府県", "direction": "方向"},
+            {
+                leader("monitor_capacity_p95_utilization_ratio"): "95%値",
+                leader("monitor_capacity_peak_utilization_ratio"): "最大",
+                leader("monitor_capacity_coverage_ratio"): "測定率",
+                leader("monitor_capacity_days_until_threshold"): "閾値到達まで(日)",
+            },
+        )
+        .with_transformation(sort_by("95%値", desc=True))
+        .unit("percentunit")
+        .decimals(1)
+        .override_by_name("閾値到達まで(日)", [{"id": "unit", "value": "d"}, {"id": "decimals", "value": 0}])  # type: ignore[list-item]
+        .data_links([link("月次報告 (monthly report)", f"{DAEMON}/api/v1/reports")])
+    )
+    circuits = graph(
+        "回線使用率 (5分)",
+        "Utilisation of each circuit per 5-minute slot (the sum of its ports' traffic over its capacity), "
+        "in and out, from the recording rules `monitor rules` generates.",
+        query("circuit:monitor_capacity_utilization_ratio:leader", "{{circuit}} {{direction}}"),
+        unit="percentunit",
+    )
+    return place(
+        board,
+        [
+            [(table_panel, 16, 12), (budget, 8, 12)],
+            [(burn, 12, 9), (sli, 12, 9)],
+            [(history, 24, 9)],
+            [(capacity, 14, 10), (circuits, 10, 10)],
+        ],
+    )
 
 
 def prefecture_drilldown() -> dashboard.Dashboard:

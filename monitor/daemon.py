@@ -20,6 +20,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from monitor import fdlimit, heap
+from monitor.availability.capacity_metrics import CapacityMonitor
+from monitor.availability.capacity_recorder import CapacityRecorder
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
@@ -108,6 +110,12 @@ class Daemon:
         self.route_hooks: list[Callable[[web.Application], None]] = []  # extra HTTP routes (the demo's)
         self.security = self._security_desk()
         self.pipeline.result_actors.append(self.security)  # interface counters of LGWAN connections
+        self.capacity = CapacityRecorder(self.store, lambda: self.engine.inventory, self.clock.now)
+        self.pipeline.result_actors.append(self.capacity)  # circuits' 5-minute traffic from the same counters
+        self.capacity_figures = CapacityMonitor(
+            self.store, lambda: self.engine.inventory, self.clock.now, self.capacity, lambda: self.leader
+        )
+        self.state_collector.providers.append(self.capacity_figures)
         self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
         self.incidents.watchers.append(self.notices.on_incident)
         self.events = EventHub()  # live updates for the console
@@ -176,6 +184,8 @@ class Daemon:
         self._index_agents(inv)
         await self._start_traps(inv)
         self._spawn(self._heartbeat())
+        self._spawn(self.capacity.run())
+        self._spawn(self.capacity_figures.run())
         if self.leadership is not None:
             await self.leadership.step()  # leader at once when the lease is free; ready either way
             self._spawn(self.leadership.run())
@@ -476,6 +486,7 @@ class Daemon:
             self._apply(inventory)
             await self.response.reload(inventory)
             self.security.reload()
+            self.capacity.reload()
             heap.settle()
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(self.clock.now())

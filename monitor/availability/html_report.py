@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from monitor.availability.capacity_html import capacity_section
 from monitor.availability.periods import JST
 from monitor.availability.report import Report, Row, recovery_summary
 from monitor.timefmt import jst
@@ -202,6 +203,7 @@ def render_html(report: Report, lang: str = "ja") -> str:
 <section><h2>{t["incidents"]}</h2>{_incidents(report, t)}</section>
 <section><h2>{t["recovery"]}</h2>{_recovery(report, t)}</section>
 <section><h2>{t["trend"]}</h2>{trend}</section>
+{capacity_section(report.capacity, lang)}
 <h2>{t["services"]}</h2>{_table(report.services, t, t["name"])}
 </body></html>
 """

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.availability.calc import Availability, Outage, compute
+from monitor.availability.capacity_report import CapacitySection, build_section, section_json
 from monitor.availability.periods import JST, Span, month_span, parse_month, previous_months, service_spans
 from monitor.availability.slo import SLOSpec, slo_for
 from monitor.config.prefectures import all_prefectures, lookup
@@ -91,6 +92,7 @@ class Report:
     lgwan_links: list[Row]
     incidents: list[IncidentLine]
     daily_downtime: list[tuple[str, float]]  # (YYYY-MM-DD JST, minutes of downtime over all services)
+    capacity: CapacitySection | None = None  # circuits' 95th percentiles and forecasts (capacity_report.py)
 
 
 def _pool(key: str, name: str, name_en: str, rows: list[Row], labels: dict[str, str]) -> Row:
@@ -238,6 +240,7 @@ class ReportBuilder:
             lgwan_links=_lgwan_links(services),
             incidents=lines,
             daily_downtime=_daily(services, (start, min(end, now))),
+            capacity=await build_section(self.store, self.inventory, year, month, now),
         )
 
     def _outages_by_service(
@@ -339,7 +342,23 @@ def merge_reports(parts: list[Report], order: list[str]) -> Report:
         lgwan_links=_lgwan_links(services),
         incidents=incidents,
         daily_downtime=_daily(services, (first.period[0], min(first.period[1], first.generated_at))),
+        capacity=_merged_capacity(parts),
     )
+
+
+def _merged_capacity(parts: list[Report]) -> CapacitySection | None:
+    """The shards' capacity rows together: a circuit's ports are probed by the shard that owns its checks, so
+    a circuit is measured in one part; the others list it without samples."""
+    sections = [p.capacity for p in parts if p.capacity is not None]
+    if not sections:
+        return None
+    best: dict[tuple[str, str], Any] = {}
+    for section in sections:
+        for row in section.rows:
+            key = (row.circuit.name, row.direction)
+            if key not in best or row.figures.samples > best[key].figures.samples:
+                best[key] = row
+    return dataclasses.replace(sections[0], rows=list(best.values()))
 
 
 # --- CSV and JSON ------------------------------------------------------------------------------
@@ -436,6 +455,7 @@ def to_json(report: Report) -> str:
         "incidents": [incident_json(line) for line in report.incidents],
         "recovery": recovery_summary(report),
         "daily_downtime_minutes": [{"date": d, "minutes": round(m, 2)} for d, m in report.daily_downtime],
+        **({"capacity": section_json(report.capacity)} if report.capacity is not None else {}),
     }
     return json.dumps(body, ensure_ascii=False)  # no indent: only then does json use its C encoder
 

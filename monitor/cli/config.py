@@ -50,6 +50,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    from monitor.availability.capacity_rules import render as render_capacity
     from monitor.availability.rules import render
 
     loaded = load_or_complain(args.config)
@@ -59,4 +60,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     path = args.output / "slo-rules.yml"
     path.write_text(render(loaded.inventory), encoding="utf-8")
     print(path)
+    capacity = args.output / "capacity-rules.yml"  # circuit capacity: records and the saturation alerts
+    capacity.write_text(render_capacity(loaded.inventory), encoding="utf-8")
+    print(capacity)
     return 0

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.config.capacity_check import check_capacity
+from monitor.config.capacity_model import CapacityConfig
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
 from monitor.config.response_check import check_response, check_security, check_slo, check_status
@@ -97,6 +99,7 @@ class Inventory:
     status_page: StatusPage | None = None
     notices: NoticePolicy = field(default_factory=NoticePolicy)
     recovery: Recovery = field(default_factory=Recovery)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)  # circuits measured (availability/circuits.py)
     shard: tuple[int, int] = (1, 1)  # this daemon's share of the estate (--shard i/N)
     context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
 
@@ -160,6 +163,7 @@ class _Resolver:
             status_page=self.config.status_page,
             notices=self.config.notices,
             recovery=self.config.recovery,
+            capacity=self.config.capacity,
         )
 
     def _sites(self) -> None:
@@ -370,11 +374,13 @@ class _Resolver:
 def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
     resolver = _Resolver(config)
     inventory = resolver.resolve()
+    checks = inventory.checks
     issues = (
         resolver.issues
         + check_response(config, set(inventory.targets))
         + check_slo(config.slo, set(inventory.services))
         + check_security(config.security, config, inventory)
         + check_status(config, inventory)
+        + check_capacity(config.capacity, {i: (c.kind, "interface" in c.request.params) for i, c in checks.items()})
     )
     return inventory, issues

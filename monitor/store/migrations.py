@@ -190,4 +190,30 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # circuit capacity: 5-minute samples per circuit and direction, and the months rolled up from them.
+    """
+    CREATE TABLE capacity_samples (
+        circuit TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        start REAL NOT NULL,
+        bits_per_second REAL NOT NULL CHECK (bits_per_second >= 0),
+        capacity_bps REAL NOT NULL CHECK (capacity_bps > 0),
+        PRIMARY KEY (circuit, direction, start)
+    );
+    CREATE INDEX capacity_samples_by_time ON capacity_samples (start);
+    CREATE TABLE capacity_months (
+        circuit TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        month TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        slots INTEGER NOT NULL,
+        p95_ratio REAL,
+        peak_ratio REAL,
+        peak_at REAL,
+        p95_bps REAL,
+        capacity_bps REAL,
+        midpoint REAL NOT NULL,
+        PRIMARY KEY (circuit, direction, month)
+    );
+    """,
 )

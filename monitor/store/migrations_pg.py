@@ -195,4 +195,30 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # circuit capacity: 5-minute samples per circuit and direction, and the months rolled up from them.
+    """
+    CREATE TABLE capacity_samples (
+        circuit TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        start DOUBLE PRECISION NOT NULL,
+        bits_per_second DOUBLE PRECISION NOT NULL CHECK (bits_per_second >= 0),
+        capacity_bps DOUBLE PRECISION NOT NULL CHECK (capacity_bps > 0),
+        PRIMARY KEY (circuit, direction, start)
+    );
+    CREATE INDEX capacity_samples_by_time ON capacity_samples (start);
+    CREATE TABLE capacity_months (
+        circuit TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        month TEXT NOT NULL,
+        samples BIGINT NOT NULL,
+        slots BIGINT NOT NULL,
+        p95_ratio DOUBLE PRECISION,
+        peak_ratio DOUBLE PRECISION,
+        peak_at DOUBLE PRECISION,
+        p95_bps DOUBLE PRECISION,
+        capacity_bps DOUBLE PRECISION,
+        midpoint DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (circuit, direction, month)
+    );
+    """,
 )

@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from monitor import __version__
+from monitor.availability.capacity import MonthFigures, Sample
 from monitor.core.engine import Transition
 from monitor.store.base import LeaseStore
 from monitor.store.dialect import Connection, Dialect
@@ -48,6 +49,7 @@ from monitor.store.records import (
     SecurityIncident,
 )
 from monitor.store.sql_admin import AdminQueries
+from monitor.store.sql_capacity import CapacityQueries
 from monitor.store.sql_incidents import IncidentQueries
 from monitor.store.sql_notices import NoticeQueries
 from monitor.store.sql_reports import Correction, MonthRollup, ReportQueries
@@ -103,6 +105,7 @@ class SQLStore(Generic[C]):
         self.reports = ReportQueries(self)
         self.security = SecurityQueries(self)
         self.notices = NoticeQueries(self)
+        self.capacity = CapacityQueries(self)
         # the write path's statements, built once (a transition is three of them)
         p, greatest = dialect.param, dialect.greatest
         self._close_all = f'UPDATE state_intervals SET "end" = {greatest}(start, {p}) WHERE "end" IS NULL'
@@ -533,6 +536,24 @@ class SQLStore(Generic[C]):
 
     async def prune_intervals(self, before: float) -> int:
         return await self.reports.prune_intervals(before)
+
+    async def save_capacity_samples(self, samples: list[Sample]) -> None:
+        await self.capacity.save_capacity_samples(samples)
+
+    async def capacity_samples(self, start: float, end: float, circuit: str | None = None) -> list[Sample]:
+        return await self.capacity.capacity_samples(start, end, circuit)
+
+    async def capacity_circuits(self, start: float, end: float) -> list[str]:
+        return await self.capacity.capacity_circuits(start, end)
+
+    async def save_capacity_months(self, months: list[MonthFigures]) -> None:
+        await self.capacity.save_capacity_months(months)
+
+    async def capacity_months(self, months: list[str]) -> list[MonthFigures]:
+        return await self.capacity.capacity_months(months)
+
+    async def prune_capacity_samples(self, before: float) -> int:
+        return await self.capacity.prune_capacity_samples(before)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

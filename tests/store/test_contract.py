@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from monitor.availability.capacity import MonthFigures, Sample
 from monitor.core.engine import Transition
 from monitor.core.state import State
 from monitor.store.base import Store
@@ -313,3 +314,27 @@ async def test_every_backend_has_the_same_tables_and_columns(store: Store, tmp_p
     reference.open(now=0.0)
     await reference.close(now=1.0)
     assert _columns(store) == _columns(reference)
+
+
+async def test_capacity_samples_and_months_round_trip(store: Store) -> None:
+    """5-minute samples are upserted per (circuit, direction, slot) and read back by period and circuit; months
+    are upserted with their NULLs (no samples) kept as None; pruning deletes samples before a time only."""
+    await store.save_capacity_samples([Sample("a", "in", 300.0 * k, 1e6 * k, 1e9) for k in range(1, 5)])
+    await store.save_capacity_samples([Sample("a", "in", 600.0, 5e6, 2e9), Sample("b", "out", 600.0, 1.0, 10.0)])
+    found = await store.capacity_samples(600.0, 1200.0)
+    assert [(s.circuit, s.start, s.bits_per_second, s.capacity_bps) for s in found] == [
+        ("a", 600.0, 5e6, 2e9), ("a", 900.0, 3e6, 1e9), ("b", 600.0, 1.0, 10.0)
+    ]  # fmt: skip
+    assert [s.circuit for s in await store.capacity_samples(0.0, 2000.0, "b")] == ["b"]
+    assert await store.capacity_circuits(0.0, 2000.0) == ["a", "b"]
+    assert await store.capacity_circuits(1000.0, 2000.0) == ["a"]
+    months = [
+        MonthFigures("a", "in", "2026-11", 8640, 8640, 0.5, 0.9, 1234.0, 5e8, 1e9, 5678.0),
+        MonthFigures("a", "out", "2026-11", 0, 8640, None, None, None, None, None, 5678.0),
+    ]
+    await store.save_capacity_months(months)
+    await store.save_capacity_months([MonthFigures("a", "in", "2026-11", 8000, 8640, 0.6, 0.9, 1.0, 6e8, 1e9, 2.0)])
+    stored = await store.capacity_months(["2026-11", "2026-10"])
+    assert stored == [MonthFigures("a", "in", "2026-11", 8000, 8640, 0.6, 0.9, 1.0, 6e8, 1e9, 2.0), months[1]]
+    assert await store.prune_capacity_samples(900.0) == 3
+    assert [s.start for s in await store.capacity_samples(0.0, 2000.0)] == [900.0, 1200.0]
