@@ -626,6 +626,8 @@ class IncidentManager:
             "recipients": sorted({f"{p.channel}:{p.recipient}" for p in pages}),
         }
         batch.touch(incident, IncidentEvent(incident.id, now, "escalated", actor, detail))
+        if not pages:  # e.g. a schedule with nobody on call now (a coverage gap check-config would have named)
+            log.error("level_paged_nobody", id=incident.id, level=incident.level, playbook=incident.playbook)
         log.warning("incident_escalated", id=incident.id, key=incident.key, level=incident.level, reason=reason)
         return True
 

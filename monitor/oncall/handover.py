@@ -136,9 +136,10 @@ class HandoverDesk:
                 continue  # nobody came on duty (a coverage gap: check-config and the board tell it)
             if await self._exists(name, at):
                 continue
-            handover = Handover(
-                name, at, list(after.people), list(before.people), await self.summary(before.start, at, now)
-            )
+            summary = await self.summary(before.start, at, now)
+            contacts = self.config.contacts
+            summary["incoming_names"] = [contacts[p].name if p in contacts else p for p in after.people]
+            handover = Handover(name, at, list(after.people), list(before.people), summary)
             if now - at <= LATE_MAIL:
                 await self._mail(name, handover, now)
             if await self.store.oncall.save_handover(handover):

@@ -4,6 +4,7 @@ swaps and overrides by members and managers (refusals audited), the iCal feeds r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,3 +123,34 @@ async def test_ical_feeds_per_schedule_and_per_person(api: tuple[Client, Daemon]
     assert datetime(2026, 12, 7, 23, 30, tzinfo=UTC) in starts  # the swapped-in 日勤 of 8 Dec
     assert datetime(2026, 12, 8, 23, 30, tzinfo=UTC) not in starts  # the 日勤 of 9 Dec went to tanaka
     assert (await client.get("/api/v1/oncall/people/nobody/calendar.ics")).status == 404
+
+
+async def test_cli_swaps_lists_and_cancels_through_the_api(
+    api: tuple[Client, Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor oncall ...` against the daemon's API (on loopback), with the manager's token."""
+    from monitor.cli.main import main
+
+    client, daemon = api
+    url = str(client.make_url("")).rstrip("/")
+    common = ["--url", url, "--token", TOKENS["noc-lead"]]
+
+    def run(*argv: str) -> str:
+        assert main([*argv, *common]) == 0
+        return capsys.readouterr().out
+
+    made = await asyncio.to_thread(run, "oncall", "swap", "noc", "noc/base/日勤/2026-12-08", "noc/base/日勤/2026-12-09",
+                                   "--reason", "通院")  # fmt: skip
+    assert "(swap) made: noc/base/日勤/2026-12-08: tanaka -> suzuki; noc/base/日勤/2026-12-09: suzuki -> tanaka" in made
+    now = await asyncio.to_thread(run, "oncall", "now")
+    assert now.splitlines()[1].split()[:3] == ["default", "1", "山田"]
+    slots = await asyncio.to_thread(run, "oncall", "slots", "noc", "--days", "2")
+    assert any(line.startswith("noc/base/日勤/2026-12-08") and "suzuki" in line and "change #1" in line
+               for line in slots.splitlines())  # fmt: skip
+    gap = await asyncio.to_thread(run, "oncall", "override", "noc", "noc/base/夜勤/2026-12-08", "--nobody")
+    assert "夜勤/2026-12-08: yamada -> nobody" in gap
+    cancelled = await asyncio.to_thread(run, "oncall", "cancel", "2")
+    assert "#2 (override) cancelled" in cancelled
+    listed = await asyncio.to_thread(run, "oncall", "changes", "noc")
+    assert [line.split()[:3] for line in listed.splitlines()[1:]] == [["2", "override", "noc"], ["1", "swap", "noc"]]
+    assert daemon.incidents.roster.people("noc", jst("2026-12-08T23:00")) == ["yamada"]

@@ -128,6 +128,7 @@ async def test_incoming_shift_gets_the_handover_once_across_a_restart(
         listed = await (await client.get("/api/v1/oncall/handovers?schedule=noc")).json()
     latest = listed["handovers"][0]
     assert latest["incoming"] == ["suzuki"] and latest["outgoing"] == ["yamada"]
+    assert latest["summary"]["incoming_names"] == ["鈴木"]
     assert latest["summary"]["incidents"][0]["acked_by"] == "yamada"
     assert latest["summary"]["security"][0]["phase"] == "approval"
     await again.store.close(clock.t)

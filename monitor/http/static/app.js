@@ -245,7 +245,7 @@ function handoverHtml(h) {
   if (!h) return "";
   const s = h.summary;
   const list = (items, fmt) => items.length ? `<ul>${items.map(fmt).join("")}</ul>` : `<p class="muted">${t("none")}</p>`;
-  return `<section class="handover"><h3>${t("handover")} ${when(h.at)} → ${esc(h.incoming.join(", "))}</h3>
+  return `<section class="handover"><h3>${t("handover")} ${when(h.at)} → ${esc((s.incoming_names || h.incoming).join(", "))}</h3>
     <h4>${t("open_incidents")} (${s.incidents.length})</h4>${list(s.incidents, (i) => `<li><a href="#/incidents/${i.id}">#${i.id}</a> [${esc(i.severity)}] L${i.level} ${esc(i.title)} — ${esc(i.acked_by || "—")}</li>`)}
     <h4>${t("maint_now")} (${s.maintenance_now.length})</h4>${list(s.maintenance_now, (m) => `<li>${esc(m.name)}: ${esc(m.reason)} (～${when(m.ends_at)})</li>`)}
     <h4>${t("maint_next")} (${s.maintenance_upcoming.length})</h4>${list(s.maintenance_upcoming, (m) => `<li>${esc(m.name)}: ${esc(m.reason)} (${when(m.starts_at)}～)</li>`)}
