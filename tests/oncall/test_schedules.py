@@ -170,3 +170,38 @@ async def test_override_removing_someone_is_a_gap(load_yaml_config: Loader, tmp_
         )
     ]
     await world.store.close(world.clock.t)
+
+
+def test_holiday_calendar_decides_which_layer_is_on(load_yaml_config: Loader) -> None:
+    """A weekday rotation skips Japan's national holidays (成人の日, Mon 11 Jan 2027) without losing its turn;
+    a holiday layer over it takes weekends and holidays (and a listed extra holiday)."""
+    text = config().replace(
+        """        members: [yamada, suzuki, tanaka]
+    managers""",
+        """        members: [yamada, suzuki, tanaka]
+      - name: weekday
+        rotation_start: 2027-01-08
+        rotate: day
+        days: workdays
+        shifts: [{name: 平日日勤, start: "09:00", end: "17:00"}]
+        members: [yamada, suzuki]
+      - name: holiday
+        rotation_start: 2027-01-01
+        days: offdays
+        shifts: [{name: 休日, start: "09:00", end: "17:00"}]
+        members: [boss]
+    holidays: [2027-01-13]
+    managers""",
+    )
+    noc = load_yaml_config(text).inventory.response.schedules["noc"]
+
+    def at(when: str) -> list[str | None]:
+        return [d.person for d in rotation.on_call("noc", noc, jst(when), {})]
+
+    assert at("2027-01-08T10:00") == ["yamada"]  # Fri: the weekday layer's first day
+    assert at("2027-01-09T10:00") == ["boss"]  # Sat
+    assert at("2027-01-11T10:00") == ["boss"]  # 成人の日 (national holiday)
+    assert at("2027-01-12T10:00") == ["suzuki"]  # Tue: the next turn, the holiday not counted
+    assert at("2027-01-13T10:00") == ["boss"]  # the schedule's own extra holiday
+    assert at("2027-01-14T10:00") == ["yamada"]
+    assert at("2027-01-14T18:00") == ["suzuki"]  # after 17:00 the base rotation shows (日勤 of day 44: 88 % 3)
