@@ -156,3 +156,33 @@ async def test_handover_queued_before_a_crash_is_not_sent_twice(
     assert await restarted.response.outbox.deliver_due() == 1
     assert len(box.messages) == 1
     await restarted.store.close(clock.t)
+
+
+async def test_restart_between_shift_change_and_page_mails_the_new_shift_once(
+    load_yaml_config: Loader, tmp_path: Path, smtp: tuple[int, Mailbox]
+) -> None:
+    """End to end through the outbox and real SMTP: the incident opens at 20:29:55 under the day shift, the
+    daemon restarts after the 20:30 change, the page due at 20:30:05 goes to the night shift (鈴木) once,
+    and another restart sends nothing again."""
+    port, box = smtp
+    clock = Clock(jst("2026-12-07T20:29:00"))
+    daemon = daemon_for(load_yaml_config, port, tmp_path / "data", clock)
+    await daemon.incidents.load()
+    await daemon.incidents.handle(daemon.engine.observe("core/ping", ProbeResult(ok=True), clock.t))
+    clock.t = jst("2026-12-07T20:29:55")
+    for _ in range(2):
+        outcome = daemon.engine.observe("core/ping", ProbeResult(ok=False, error="100% packet loss"), clock.t)
+        await daemon.incidents.handle(outcome)
+    assert daemon.incidents.open["target:core"].level == 0
+    await daemon.store.close(clock.t)
+
+    clock.t = jst("2026-12-07T20:30:01")
+    for step in range(2):  # a restart after the shift change, and one more after the page
+        restarted = daemon_for(load_yaml_config, port, tmp_path / "data", clock)
+        await restarted.incidents.load()
+        clock.t += 5
+        await restarted.incidents.tick()
+        await restarted.response.outbox.deliver_due()
+        pages = [m for m in box.messages if "障害" in m["Subject"] or "PROBLEM" in m["Subject"]]
+        assert [m["To"].addresses[0].addr_spec for m in pages] == ["suzuki@example.lg.jp"], step
+        await restarted.store.close(clock.t)
