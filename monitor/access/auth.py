@@ -31,9 +31,19 @@ ACTION = web.RequestKey("monitor.action", tuple)  # (action, object) a handler i
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "incident.write", "maintenance.write", "notice.write", "config.reload"}),
+    "operator": frozenset(
+        {"read", "incident.write", "maintenance.write", "notice.write", "config.reload", "oncall.swap"}
+    ),
     "security": frozenset(
-        {"read", "incident.write", "maintenance.write", "notice.write", "config.reload", "security.approve"}
+        {
+            "read",
+            "incident.write",
+            "maintenance.write",
+            "notice.write",
+            "config.reload",
+            "security.approve",
+            "oncall.swap",
+        }
     ),
     "admin": frozenset(
         {
@@ -45,6 +55,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "security.approve",
             "audit.read",
             "availability.correct",
+            "oncall.swap",  # on-call changes for the slots one holds ...
+            "oncall.manage",  # ... and for anyone's (a schedule's `managers` get this for that schedule)
         }
     ),
     "alertmanager": frozenset({"alerts.ingest"}),

@@ -28,6 +28,7 @@ def add_rules_parser(sub: Subparsers) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from monitor.cli.oncall import coverage_problems
     from monitor.config.loader import ConfigError, load_config  # pydantic and the probes' models: see common.py
 
     for stream in (sys.stdout, sys.stderr):  # a Latin-1 terminal still gets the (Japanese) errors, escaped
@@ -45,6 +46,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             status = 1
             continue
         inv = loaded.inventory
+        gaps, notes = coverage_problems(inv)  # on-call coverage of the next 28 days, with stored overrides
+        for note in notes:
+            print(f"{path}: note: {note}", file=sys.stderr)
+        if gaps:
+            print("\n".join(f"{where}: {message}" for where, message in gaps), file=sys.stderr)
+            print(f"{path}: INVALID ({len(gaps)} coverage gap{'s' if len(gaps) != 1 else ''})", file=sys.stderr)
+            status = 1
+            continue
         print(f"{path}: OK ({len(inv.targets)} targets, {len(inv.checks)} checks, {len(inv.services)} services)")
     return status
 

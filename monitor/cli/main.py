@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from monitor import __version__
-from monitor.cli import auth, config, demo, lab, notices, ops, probe, report, run, security
+from monitor.cli import auth, config, demo, lab, notices, oncall, ops, probe, report, run, security
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_parser(sub)
     lab.add_parser(sub)
     notices.add_parser(sub)
+    oncall.add_parser(sub)
     return parser
 
 

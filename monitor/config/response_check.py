@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.errors import Issue
+from monitor.config.oncall_check import check_schedules
 from monitor.config.response_model import ResponseConfig
 from monitor.config.security_model import SecurityConfig
 from monitor.config.slo_model import SLOConfig
@@ -39,11 +40,15 @@ def check_response(config: ResponseConfig, targets: set[str]) -> list[Issue]:
                 for k, via in enumerate(notify.via):
                     if problem := _known("notifier", via, notifiers):
                         issues.append(Issue((*loc, "via", k), problem))
-                    elif config.notifiers[via].kind != "alertmanager" and not notify.contacts:
+                    elif config.notifiers[via].kind != "alertmanager" and not notify.contacts and not notify.schedule:
                         issues.append(Issue((*loc, "via", k), f'"{via}" ({config.notifiers[via].kind}) needs contacts'))
                 for k, contact_name in enumerate(notify.contacts):
                     if problem := _known("contact", contact_name, contacts):
                         issues.append(Issue((*loc, "contacts", k), problem))
+                if notify.schedule is not None and (
+                    problem := _known("schedule", notify.schedule, set(config.schedules))
+                ):
+                    issues.append(Issue((*loc, "schedule"), problem))
     playbooks = set(config.playbooks)
     for i, route in enumerate(config.routing.routes):
         for key in ("playbook", "off_hours_playbook"):
@@ -58,6 +63,7 @@ def check_response(config: ResponseConfig, targets: set[str]) -> list[Issue]:
             if target not in targets:
                 issues.append(Issue(("maintenance", i, "targets", j), f'unknown target "{target}"'))
         _timezone(issues, ("maintenance", i, "timezone"), window.timezone)
+    issues += check_schedules(config)
     names = [t.name for t in config.auth.tokens]
     for i, token in enumerate(config.auth.tokens):
         if names.count(token.name) > 1:

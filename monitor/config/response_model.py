@@ -12,6 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config.model import StrictModel
+from monitor.config.oncall_model import Schedule
 from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name
 from monitor.notifiers.registry import NotifierConfig
 from probes.secret import Secret
@@ -87,6 +88,7 @@ class Contact(StrictModel):
 
 class Notify(StrictModel):
     contacts: list[Name] = []  # who (for email and webhook channels)
+    schedule: Name | None = None  # and/or whoever is on call in this schedule when the level is paged
     via: list[Name] = Field(min_length=1)  # notifier names
 
 
@@ -224,6 +226,7 @@ class ResponseConfig(StrictModel):
     routing: Routing = Routing()
     maintenance: list[MaintenanceConfig] = []
     auth: Auth = Auth()
+    schedules: dict[Name, Schedule] = {}  # on-call rotations (monitor.config.oncall_model)
 
 
 def labels_match(match: dict[str, Any], labels: dict[str, str]) -> bool:

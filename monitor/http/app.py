@@ -13,6 +13,7 @@ from monitor.http.console import add_console_routes
 from monitor.http.errors import error_middleware
 from monitor.http.incidents import add_incident_routes
 from monitor.http.notices import add_notice_routes
+from monitor.http.oncall import add_oncall_routes
 from monitor.http.openapi import document
 from monitor.http.operations import add_operation_routes
 from monitor.http.reports import add_report_routes
@@ -64,6 +65,7 @@ def build_app(services: HttpServices) -> web.Application:
     add_security_routes(app)
     add_status_routes(app)
     add_notice_routes(app)
+    add_oncall_routes(app)
     add_session_routes(app)
     add_console_routes(app)
     for add_routes in services.extra_routes:

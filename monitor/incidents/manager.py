@@ -48,6 +48,7 @@ from monitor.incidents.policy import (
     peak_severity,
     worst,
 )
+from monitor.oncall.roster import Roster
 from monitor.store.base import Store
 from monitor.store.records import IncidentEvent, IncidentRecord, OutboxItem
 
@@ -85,6 +86,8 @@ class IncidentManager:
         self._spells: dict[str, IncidentRecord] = {}  # service -> the incident its current outage is attributed to
         self.watchers: list[Callable[[IncidentRecord], None]] = []  # told of every incident a commit changed
         self.actions = IncidentActions(self, store)  # operator actions and inbound alerts, through our Ledger
+        # who is on call in each schedule: a level naming one pages whoever is on duty when it is paged
+        self.roster = Roster(store, clock, lambda: self.response)
 
     @property
     def response(self) -> ResponseConfig:
@@ -121,6 +124,7 @@ class IncidentManager:
     async def load(self) -> None:
         """Take over the open incidents from the store (after a restart: timers continue from there)."""
         self._spells.clear()  # (a daemon that leads again after following: the store is the truth)
+        await self.roster.load()  # before any timer pages a schedule
         for incident in await self.store.open_incidents():
             self.open[incident.key] = incident
             for name in incident.affected.get("services_now", {}):
@@ -592,7 +596,9 @@ class IncidentManager:
                 self.escalate(incident, now, batch, reason="not acknowledged in time" if incident.level else "detected")
             elif incident.next_repeat_at is not None and now >= incident.next_repeat_at:
                 incident.repeats += 1
-                batch.pages += paging.pages(self.response, incident, incident.level, "repeat", now)
+                batch.pages += paging.pages(
+                    self.response, incident, incident.level, "repeat", now, on_call=self.roster.people
+                )
                 _, incident.next_repeat_at = paging.next_times(self.response, incident, now)
                 batch.touch(incident, IncidentEvent(incident.id, now, "repeated", None, {"level": incident.level}))
         await self.commit(batch, now)
@@ -611,7 +617,7 @@ class IncidentManager:
         else:
             incident.repeats += 1
             kind = "repeat"
-        pages = paging.pages(self.response, incident, incident.level, kind, now)
+        pages = paging.pages(self.response, incident, incident.level, kind, now, on_call=self.roster.people)
         batch.pages += pages
         incident.next_escalation_at, incident.next_repeat_at = paging.next_times(self.response, incident, now)
         detail = {
@@ -620,6 +626,8 @@ class IncidentManager:
             "recipients": sorted({f"{p.channel}:{p.recipient}" for p in pages}),
         }
         batch.touch(incident, IncidentEvent(incident.id, now, "escalated", actor, detail))
+        if not pages:  # e.g. a schedule with nobody on call now (a coverage gap check-config would have named)
+            log.error("level_paged_nobody", id=incident.id, level=incident.level, playbook=incident.playbook)
         log.warning("incident_escalated", id=incident.id, key=incident.key, level=incident.level, reason=reason)
         return True
 

@@ -2,11 +2,17 @@
 
 Every item has a dedup key (incident, level, channel, recipient, kind[, repeat]): queuing it again,
 after a restart or a retried transaction, is a no-op, so each page goes out once.
+
+A level that names a `schedule` pages whoever is on call in it at the moment the level is paged (its
+escalation, a repeat), asked of `OnCall` then: not whoever was on call when the incident opened. The
+incident's timers are in the store, so after a restart the level due is paged when it is due, to the shift
+on duty then, once (the recipient is part of the dedup key). Resolved and severity pages go to whoever
+was paged, whether still on duty or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,19 +30,33 @@ class Recipient:
     details: dict[str, Any]
 
 
-def recipients(config: ResponseConfig, playbook: str | None, level: int) -> list[Recipient]:
-    """The recipients of `level` (1-based) of a playbook; none if there is no such level."""
+# (schedule, when) -> the contacts on call in it then (monitor.oncall.roster.Roster.people)
+OnCall = Callable[[str, float], Sequence[str]]
+
+
+def nobody(_schedule: str, _at: float) -> Sequence[str]:
+    return ()
+
+
+def recipients(
+    config: ResponseConfig, playbook: str | None, level: int, on_call: Callable[[str], Iterable[str]] | None = None
+) -> list[Recipient]:
+    """The recipients of `level` (1-based) of a playbook; none if there is no such level. `on_call` names
+    the people a schedule stands for (who is on call now, for a new page)."""
     book = config.playbooks.get(playbook or "")
     if book is None or not 1 <= level <= len(book.levels):
         return []
     found: dict[tuple[str, str], Recipient] = {}
     for notify in book.levels[level - 1].notify:
+        names = list(notify.contacts)
+        if notify.schedule is not None and on_call is not None:
+            names += [n for n in on_call(notify.schedule) if n in config.contacts and n not in names]
         for via in notify.via:
             kind = config.notifiers[via].kind
             if kind == "alertmanager":
                 found[(via, via)] = Recipient(via, kind, via, {})
                 continue
-            for name in notify.contacts:
+            for name in names:
                 contact = config.contacts[name]
                 if kind == "email" and contact.email:
                     found[(via, name)] = Recipient(via, kind, name, {"name": contact.name, "email": contact.email})
@@ -58,11 +78,18 @@ def pages(
     kind: str,
     now: float,
     only: set[tuple[str, str]] | None = None,
+    on_call: OnCall = nobody,
 ) -> list[OutboxItem]:
-    """Outbox items paging `level` of the incident's playbook (restricted to `only` (channel, key) pairs)."""
+    """Outbox items paging `level` of the incident's playbook (restricted to `only` (channel, key) pairs:
+    then a schedule stands for the people of `only`, paged before, whoever is on call now)."""
     items = []
     serial = int(incident.affected.get("rerates", 0)) if kind == "update" else incident.repeats
-    for r in recipients(config, incident.playbook, level):
+    paged = sorted({key for _, key in only or ()})
+
+    def people(schedule: str) -> Iterable[str]:
+        return on_call(schedule, now) if only is None else paged
+
+    for r in recipients(config, incident.playbook, level, people):
         if only is not None and (r.channel, r.key) not in only:
             continue
         items.append(

@@ -17,6 +17,7 @@ from monitor.incidents.manager import IncidentManager
 from monitor.incidents.outbox import OutboxMetrics, OutboxWorker
 from monitor.notifiers.base import Notifier
 from monitor.notifiers.registry import create_notifiers
+from monitor.oncall.handover import HandoverDesk
 from monitor.store.base import Store
 from monitor.store.records import MaintenanceWindow
 
@@ -41,6 +42,11 @@ class ResponseSide:
         self.notifiers: dict[str, Notifier] = create_notifiers(engine.inventory.response.notifiers)
         self.outbox = OutboxWorker(store, clock, lambda: self.notifiers, OutboxMetrics(registry))
         self.incidents = IncidentManager(store, clock, engine, self.outbox.wake)
+        # the incoming shift's summary at each shift change (monitor.oncall.handover)
+        self.handover = HandoverDesk(
+            store, clock, self.incidents.roster, engine, self.incidents.open.values, self.planned_windows,
+            self.outbox.wake,
+        )  # fmt: skip
         self._stored_windows: list[MaintenanceWindow] = []
         self.extra_windows: list[Callable[[], Iterable[MaintenanceWindow]]] = []  # e.g. connections cut on purpose
         self.maintenance = MaintenanceDriver(
@@ -74,8 +80,10 @@ class ResponseSide:
         self.incidents.open.clear()
         await self.incidents.start()
         await self.outbox.start()
+        await self.handover.start()
 
     async def follow(self) -> None:
+        await self.handover.stop()
         await self.incidents.stop()
         await self.outbox.stop()
         self.incidents.open.clear()

@@ -21,6 +21,7 @@ from monitor.store.records import (
     OutboxItem,
     SecurityIncident,
 )
+from monitor.store.sql_oncall import OnCallQueries
 from monitor.store.sql_reports import Correction, MonthRollup
 
 
@@ -39,6 +40,7 @@ class Store(Protocol):
     write_errors: int  # write attempts that failed and were retried (metrics)
     owns_intervals: bool  # False on an HA standby: the leader alone writes the state intervals
     lease: LeaseStore | None  # the leader lease, on a store several daemons share
+    oncall: OnCallQueries  # on-call overrides, swaps and handovers
 
     @property
     def backlog(self) -> int: ...  # writes queued for the writer

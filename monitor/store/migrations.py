@@ -216,4 +216,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (circuit, direction, month)
     );
     """,
+    # on-call: overrides and swaps of schedule slots, and the handovers sent at shift changes (issue 21).
+    """
+    CREATE TABLE oncall_changes (
+        id INTEGER PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX oncall_changes_by_schedule ON oncall_changes (schedule, id);
+    CREATE TABLE oncall_handovers (
+        schedule TEXT NOT NULL,
+        at REAL NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (schedule, at)
+    );
+    """,
 )

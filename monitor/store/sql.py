@@ -52,6 +52,7 @@ from monitor.store.sql_admin import AdminQueries
 from monitor.store.sql_capacity import CapacityQueries
 from monitor.store.sql_incidents import IncidentQueries
 from monitor.store.sql_notices import NoticeQueries
+from monitor.store.sql_oncall import OnCallQueries
 from monitor.store.sql_reports import Correction, MonthRollup, ReportQueries
 from monitor.store.sql_security import SecurityQueries
 
@@ -106,6 +107,7 @@ class SQLStore(Generic[C]):
         self.security = SecurityQueries(self)
         self.notices = NoticeQueries(self)
         self.capacity = CapacityQueries(self)
+        self.oncall = OnCallQueries(self)  # on-call overrides, swaps and handovers
         # the write path's statements, built once (a transition is three of them)
         p, greatest = dialect.param, dialect.greatest
         self._close_all = f'UPDATE state_intervals SET "end" = {greatest}(start, {p}) WHERE "end" IS NULL'

@@ -338,3 +338,35 @@ async def test_capacity_samples_and_months_round_trip(store: Store) -> None:
     assert stored == [MonthFigures("a", "in", "2026-11", 8000, 8640, 0.6, 0.9, 1.0, 6e8, 1e9, 2.0), months[1]]
     assert await store.prune_capacity_samples(900.0) == 3
     assert [s.start for s in await store.capacity_samples(0.0, 2000.0)] == [900.0, 1200.0]
+
+
+async def test_oncall_changes_and_handovers(store: Store) -> None:
+    """On-call overrides and swaps keep their slots (null: nobody) in order, a cancel is kept and marked,
+    and a handover is recorded once per schedule and shift change."""
+    from monitor.store.oncall_records import Handover, OnCallChange
+
+    swap = OnCallChange("noc", "swap", {"noc/base/日勤/2026-12-08": "suzuki", "noc/base/日勤/2026-12-09": "tanaka"},
+                        {"noc/base/日勤/2026-12-08": "tanaka", "noc/base/日勤/2026-12-09": "suzuki"}, "noc-lead", 100.0,
+                        "通院")  # fmt: skip
+    gap = OnCallChange("noc", "override", {"noc/base/夜勤/2026-12-08": None}, {"noc/base/夜勤/2026-12-08": "yamada"},
+                       "admin", 101.0)  # fmt: skip
+    other = OnCallChange("lgwan", "override", {"lgwan/base/日勤/2026-12-08": "boss"}, {}, "admin", 102.0)
+    ids = [await store.oncall.add_change(c) for c in (swap, gap, other)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert [c.id for c in await store.oncall.changes("noc")] == ids[:2]
+    cancelled = await store.oncall.cancel_change(ids[1], 150.0, "noc-lead")
+    assert cancelled is not None and cancelled.cancelled_at == 150.0 and cancelled.cancelled_by == "noc-lead"
+    again = await store.oncall.cancel_change(ids[1], 160.0, "admin")
+    assert again is not None and again.cancelled_at == 150.0  # cancelled once
+    assert await store.oncall.cancel_change(99999, 160.0, "admin") is None
+    live = await store.oncall.changes(include_cancelled=False)
+    assert [(c.id, c.slots, c.reason) for c in live] == [(ids[0], swap.slots, "通院"), (ids[2], other.slots, "")]
+    assert (await store.oncall.changes("noc"))[1].slots == {"noc/base/夜勤/2026-12-08": None}
+
+    first = Handover("noc", 200.0, ["suzuki"], ["yamada"], {"incidents": [{"id": 1}]})
+    assert await store.oncall.save_handover(first) is True
+    assert await store.oncall.save_handover(Handover("noc", 200.0, ["x"], ["y"])) is False  # once per change
+    assert await store.oncall.save_handover(Handover("noc", 300.0, ["tanaka"], ["suzuki"])) is True
+    latest = await store.oncall.handovers("noc")
+    assert [(h.at, h.incoming) for h in latest] == [(300.0, ["tanaka"]), (200.0, ["suzuki"])]
+    assert latest[1].summary == {"incidents": [{"id": 1}]}

@@ -15,7 +15,11 @@ const T = {
     execute: "実行", dry_run: "ドライラン", reconnect: "再接続", phase: "フェーズ", proposal: "提案内容",
     month: "対象月", open: "表示", export: "エクスポート", live: "ライブ更新中", offline: "更新が途切れています",
     anonymous: "閲覧のみ（ログインしていません）", denied: "権限がありません", lgwan_links: "回線",
-    up: "正常", degraded: "劣化", down: "停止", unreachable: "到達不能", maintenance: "計画停止", unknown: "不明"},
+    up: "正常", degraded: "劣化", down: "停止", unreachable: "到達不能", maintenance: "計画停止", unknown: "不明",
+    nav_oncall: "当番", oncall: "当番（現在）", until: "交代", nobody: "不在", slots: "シフト枠", swap: "交換",
+    override: "代理", changes: "変更履歴", handover: "引継ぎ", calendar: "カレンダー (iCal)", rotation: "ローテーション",
+    open_incidents: "未解決インシデント", maint_now: "作業中の計画停止", maint_next: "予定の計画停止",
+    security_cases: "セキュリティインシデント", flapping: "前シフト中のフラッピング"},
   en: {title: "Monitoring console", nav_board: "Board", nav_incidents: "Incidents", nav_targets: "Targets",
     nav_maintenance: "Maintenance", nav_security: "Disconnects", nav_reports: "Reports", nav_audit: "Audit log",
     login: "Log in", logout: "Log out", name: "User name", password: "Password", cancel: "Cancel",
@@ -29,7 +33,11 @@ const T = {
     month: "Month", open: "Open", export: "Export", live: "live", offline: "live updates interrupted",
     anonymous: "read-only (not logged in)", denied: "not allowed", lgwan_links: "links",
     up: "up", degraded: "degraded", down: "down", unreachable: "unreachable", maintenance: "maintenance",
-    unknown: "unknown"},
+    unknown: "unknown", nav_oncall: "On call", oncall: "On call now", until: "until", nobody: "NOBODY",
+    slots: "Slots", swap: "Swap", override: "Override", changes: "Changes", handover: "Handover",
+    calendar: "Calendar (iCal)", rotation: "rotation", open_incidents: "Open incidents",
+    maint_now: "Maintenance in progress", maint_next: "Upcoming maintenance", security_cases: "Security incidents",
+    flapping: "Flapping in the last shift"},
 };
 let lang = localStorage.getItem("lang") || "ja";
 let me = {name: "anonymous", role: null, csrf_token: null, permissions: []};
@@ -70,8 +78,15 @@ function translateStatic() {
 
 // --- pages ---------------------------------------------------------------------------------
 
+const people = (list) => list.length ? list.map((p) => esc(p.name)).join(", ") : `<b class="error">${t("nobody")}</b>`;
+
+function oncallTable(o) { // who a page would reach now, per playbook level (schedules resolved now)
+  const rows = o.levels.map((l) => `<tr data-playbook="${esc(l.playbook)}" data-level="${l.level}"><td>${esc(l.playbook)}</td><td>L${l.level}</td><td class="people">${people(l.people)}</td><td class="muted">${l.until ? `${t("until")} ${when(l.until)}` : ""}</td></tr>`).join("");
+  return `<section id="oncall-now"><h2><a href="#/oncall">${t("oncall")}</a></h2><table>${rows || `<tr><td>${t("none")}</td></tr>`}</table></section>`;
+}
+
 async function boardPage() {
-  const b = await api("GET", "/api/v1/board");
+  const [b, o] = await Promise.all([api("GET", "/api/v1/board"), api("GET", "/api/v1/oncall").catch(() => null)]);
   const counts = Object.entries(b.targets).map(([s, n]) => `<span>${badge(s)} ${n}</span>`).join("");
   const national = b.national.map((s) => `<a class="cell s-${esc(s.state)}" href="#/targets?q=">${esc(s.display_name)}<small>${t(s.state)}</small></a>`).join("");
   const regions = [];
@@ -87,6 +102,7 @@ async function boardPage() {
   return `<div class="counts">${counts}</div>
   <div class="row"><section><h2>${t("problems")} (${b.problems_total})</h2><table id="problems">${problems || `<tr><td>${t("none")}</td></tr>`}</table></section>
   <section><h2><a href="#/incidents">${t("incidents")} (${b.incidents_total})</a></h2><table id="incident-list">${incidents || `<tr><td>${t("none")}</td></tr>`}</table></section></div>
+  ${o ? oncallTable(o) : ""}
   <section><h2>${t("national")}</h2><div class="grid">${national}</div></section>
   <section><h2>${t("prefectures")}</h2><div id="prefectures">${prefs}</div></section>
   <section><h2>${t("lgwan")} (${b.lgwan.count} ${t("lgwan_links")})</h2><div class="counts">${lgwan}</div></section>`;
@@ -225,6 +241,44 @@ async function auditPage() {
   return `<section><h2>${t("nav_audit")} · chain ${data.chain_valid ? "✓" : "✕"} · <a download="audit.json" href="${blob}">${t("export")}</a></h2><table>${rows}</table></section>`;
 }
 
+function handoverHtml(h) {
+  if (!h) return "";
+  const s = h.summary;
+  const list = (items, fmt) => items.length ? `<ul>${items.map(fmt).join("")}</ul>` : `<p class="muted">${t("none")}</p>`;
+  return `<section class="handover"><h3>${t("handover")} ${when(h.at)} → ${esc((s.incoming_names || h.incoming).join(", "))}</h3>
+    <h4>${t("open_incidents")} (${s.incidents.length})</h4>${list(s.incidents, (i) => `<li><a href="#/incidents/${i.id}">#${i.id}</a> [${esc(i.severity)}] L${i.level} ${esc(i.title)} — ${esc(i.acked_by || "—")}</li>`)}
+    <h4>${t("maint_now")} (${s.maintenance_now.length})</h4>${list(s.maintenance_now, (m) => `<li>${esc(m.name)}: ${esc(m.reason)} (～${when(m.ends_at)})</li>`)}
+    <h4>${t("maint_next")} (${s.maintenance_upcoming.length})</h4>${list(s.maintenance_upcoming, (m) => `<li>${esc(m.name)}: ${esc(m.reason)} (${when(m.starts_at)}～)</li>`)}
+    <h4>${t("security_cases")} (${s.security.length})</h4>${list(s.security, (x) => `<li>#${x.id} ${esc(x.connection)} [${esc(x.severity)}] ${esc(x.phase)}</li>`)}
+    <h4>${t("flapping")} (${s.flapping.length})</h4>${list(s.flapping, (f) => `<li>${esc(f.check)}: ${f.changes}</li>`)}</section>`;
+}
+
+async function oncallPage() {
+  const [o, changes, handovers] = await Promise.all([api("GET", "/api/v1/oncall"), api("GET", "/api/v1/oncall/changes"), api("GET", "/api/v1/oncall/handovers?limit=20")]);
+  const can = may("oncall.swap");
+  const parts = [oncallTable(o)];
+  for (const s of o.schedules) {
+    const slots = await api("GET", `/api/v1/oncall/schedules/${encodeURIComponent(s.schedule)}/slots?days=7`);
+    const rows = slots.slots.map((d) => `<tr data-slot="${esc(d.key)}"><td>${can ? `<input type="checkbox" class="pick" value="${esc(d.key)}">` : ""}</td><td>${esc(d.shift)}</td><td>${when(d.start)}</td><td>${when(d.end)}</td><td>${d.person ? esc(d.person_name) : `<b class="error">${t("nobody")}</b>`}</td><td class="muted">${d.change_id ? `#${d.change_id} (${t("rotation")}: ${esc(d.rotation)})` : ""}</td></tr>`).join("");
+    const controls = can ? `<div class="actions"><button class="do-swap" data-schedule="${esc(s.schedule)}">${t("swap")}</button><input class="to" placeholder="contact"><button class="do-override" data-schedule="${esc(s.schedule)}">${t("override")}</button><input class="why" placeholder="${t("reason")}"></div>` : "";
+    const feed = `/api/v1/oncall/schedules/${encodeURIComponent(s.schedule)}/calendar.ics`;
+    const latest = handovers.handovers.find((h) => h.schedule === s.schedule);
+    parts.push(`<section class="schedule" data-schedule="${esc(s.schedule)}"><h2>${esc(s.name)}</h2>
+      <p>${t("oncall")}: ${s.on_call.length ? s.on_call.map((d) => esc(d.person_name)).join(", ") : `<b class="error">${t("nobody")}</b>`} · ${t("until")} ${when(s.until)} → ${esc(s.next.map((d) => d.person_name).join(", "))} · <a href="${feed}">${t("calendar")}</a></p>
+      ${controls}<table><tr><th></th><th>${t("slots")}</th><th>${t("start")}</th><th>${t("end")}</th><th>${t("who")}</th><th></th></tr>${rows}</table>${handoverHtml(latest)}</section>`);
+  }
+  const changeRows = changes.changes.map((c) => `<tr><td>#${c.id}</td><td>${esc(c.kind)}</td><td>${esc(c.actor)}</td><td>${when(c.created_at)}</td><td>${esc(Object.entries(c.slots).map(([k, v]) => `${k}: ${v.from || "—"} → ${v.to || "—"}`).join("; "))}</td><td>${esc(c.reason)}</td><td>${c.cancelled_at ? `✕ ${esc(c.cancelled_by)}` : (can ? `<button class="undo" data-id="${c.id}">${t("cancel")}</button>` : "")}</td></tr>`).join("");
+  parts.push(`<section><h2>${t("changes")}</h2><table>${changeRows || `<tr><td>${t("none")}</td></tr>`}</table></section>`);
+  const bind = () => {
+    const post = async (schedule, body) => { try { await api("POST", `/api/v1/oncall/schedules/${encodeURIComponent(schedule)}/changes`, body); route(); } catch (e) { alert(e.message); } };
+    const picked = (section) => [...section.querySelectorAll(".pick:checked")].map((c) => c.value);
+    document.querySelectorAll(".do-swap").forEach((b) => b.addEventListener("click", () => { const sec = b.closest(".schedule"); post(b.dataset.schedule, {kind: "swap", slots: picked(sec), reason: sec.querySelector(".why").value}); }));
+    document.querySelectorAll(".do-override").forEach((b) => b.addEventListener("click", () => { const sec = b.closest(".schedule"); const to = sec.querySelector(".to").value.trim(); post(b.dataset.schedule, {kind: "override", slot: picked(sec)[0], to: to || null, reason: sec.querySelector(".why").value}); }));
+    document.querySelectorAll(".undo").forEach((b) => b.addEventListener("click", async () => { try { await api("DELETE", `/api/v1/oncall/changes/${b.dataset.id}`); route(); } catch (e) { alert(e.message); } }));
+  };
+  return {bind, html: parts.join("")};
+}
+
 // --- routing and live updates ---------------------------------------------------------------
 
 let drawing = 0; // the latest route() wins: an older, slower draw (say, from before a login) must not overwrite it
@@ -243,6 +297,7 @@ async function route() {
     else if (parts[0] === "security") page = await securityPage();
     else if (parts[0] === "reports") page = await reportsPage();
     else if (parts[0] === "audit") page = await auditPage();
+    else if (parts[0] === "oncall") page = await oncallPage();
     else page = await boardPage();
   } catch (e) { page = `<section class="error">${esc(e.message)}</section>`; }
   if (mine !== drawing) return;
