@@ -195,4 +195,14 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # flow policy (issue 19): the peers each connection talked to while its baseline was learned
+    """
+    CREATE TABLE flow_peers (
+        connection TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        first_seen DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (connection, peer)
+    );
+    """,
 )
