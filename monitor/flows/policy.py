@@ -4,43 +4,12 @@ reload. `Allowlist.match` says which rule, if any, allows a flow."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
+from monitor.config.flows_check import Network, resolve
 from monitor.config.flows_model import AllowRule
 from monitor.core.inventory import Inventory
 from monitor.flows.records import FlowRecord
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def resolve(item: str, inventory: Inventory) -> tuple[list[Network], str | None]:
-    """A prefix, an address, or a service / target name -> networks; (…, problem) when it is none of
-    those or names something without an IP address."""
-    try:
-        return [ipaddress.ip_network(item, strict=False)], None
-    except ValueError:
-        pass
-    if item in inventory.services:
-        targets = {inventory.checks[c].target for c in inventory.services[item].check_ids if c in inventory.checks}
-        named = sorted(targets, key=lambda t: t.name)
-    elif item in inventory.targets:
-        named = [inventory.targets[item]]
-    else:
-        return [], f'"{item}" is neither a prefix nor a configured service or target'
-    networks: list[Network] = []
-    unaddressed = []
-    for target in named:
-        try:
-            networks.append(ipaddress.ip_network(target.address))
-        except ValueError:  # a host name: flows carry addresses, and resolving DNS per reload is no policy
-            unaddressed.append(target.name)
-    if unaddressed:
-        shown = ", ".join(unaddressed[:5])
-        return networks, f'"{item}": target(s) {shown} have a host name, not an address (write the prefix)'
-    if not networks:
-        return [], f'"{item}" has no targets with addresses'
-    return networks, None
 
 
 @dataclass(frozen=True)
