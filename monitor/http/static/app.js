@@ -15,7 +15,9 @@ const T = {
     execute: "実行", dry_run: "ドライラン", reconnect: "再接続", phase: "フェーズ", proposal: "提案内容",
     month: "対象月", open: "表示", export: "エクスポート", live: "ライブ更新中", offline: "更新が途切れています",
     anonymous: "閲覧のみ（ログインしていません）", denied: "権限がありません", lgwan_links: "回線",
-    up: "正常", degraded: "劣化", down: "停止", unreachable: "到達不能", maintenance: "計画停止", unknown: "不明"},
+    up: "正常", degraded: "劣化", down: "停止", unreachable: "到達不能", maintenance: "計画停止", unknown: "不明",
+    flow_evidence: "証拠のフロー", rule: "ルール", flow: "フロー", bytes: "バイト", packets: "パケット",
+    first_seen: "開始", last_seen: "終了", exporter: "エクスポータ"},
   en: {title: "Monitoring console", nav_board: "Board", nav_incidents: "Incidents", nav_targets: "Targets",
     nav_maintenance: "Maintenance", nav_security: "Disconnects", nav_reports: "Reports", nav_audit: "Audit log",
     login: "Log in", logout: "Log out", name: "User name", password: "Password", cancel: "Cancel",
@@ -29,7 +31,8 @@ const T = {
     month: "Month", open: "Open", export: "Export", live: "live", offline: "live updates interrupted",
     anonymous: "read-only (not logged in)", denied: "not allowed", lgwan_links: "links",
     up: "up", degraded: "degraded", down: "down", unreachable: "unreachable", maintenance: "maintenance",
-    unknown: "unknown"},
+    unknown: "unknown", flow_evidence: "Offending flows", rule: "Rule", flow: "Flow", bytes: "Bytes",
+    packets: "Packets", first_seen: "First seen", last_seen: "Last seen", exporter: "Exporter"},
 };
 let lang = localStorage.getItem("lang") || "ja";
 let me = {name: "anonymous", role: null, csrf_token: null, permissions: []};
@@ -193,10 +196,19 @@ function calendar(windows) {
   return `<table id="calendar" class="calendar"><tr>${head}</tr>${rows}</table>`;
 }
 
+// The flows a flow policy finding stored as evidence (monitor/flows/detectors.py flow_evidence), newest last.
+function flowEvidence(s) {
+  const flows = (s.evidence || []).filter((e) => e.source === "flows").flatMap((e) => (e.detail.flows || []));
+  if (!flows.length) return "";
+  const epoch = (v) => when(new Date(v * 1000).toISOString());
+  const rows = flows.slice(-50).map((f) => `<tr><td>${esc(f.rule)}</td><td>${esc(f.protocol)} ${esc(f.src)}:${esc(f.src_port)} → ${esc(f.dst)}:${esc(f.dst_port)}</td><td>${esc(f.bytes)}</td><td>${esc(f.packets)}</td><td>${epoch(f.first_seen)}</td><td>${epoch(f.last_seen)}</td><td>${esc(f.exporter)} if ${esc(f.input_if ?? "—")}</td></tr>`).join("");
+  return `<tr class="flows" data-flows="${s.id}"><td></td><td colspan="6"><details><summary>${t("flow_evidence")} (${flows.length})</summary><table><tr><th>${t("rule")}</th><th>${t("flow")}</th><th>${t("bytes")}</th><th>${t("packets")}</th><th>${t("first_seen")}</th><th>${t("last_seen")}</th><th>${t("exporter")}</th></tr>${rows}</table></details></td></tr>`;
+}
+
 async function securityPage() {
   const data = await api("GET", "/api/v1/security-incidents");
   const can = may("security.approve");
-  const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>`).join("");
+  const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>${flowEvidence(s)}`).join("");
   const bind = () => document.querySelectorAll("[data-sec]").forEach((b) => b.addEventListener("click", async () => {
     const action = b.dataset.sec === "dry_run" ? "execute" : b.dataset.sec;
     try {
