@@ -75,7 +75,7 @@ class Encoder:
         self.domain = observation_domain
         self.template_every = max(1, template_every)
         self.sampling = sampling
-        self.boot = time.time() - 3600.0 if boot is None else boot  # sysUptime counts from here (v9)
+        self.boot = float(int(time.time()) - 3600) if boot is None else boot  # sysUptime counts from here (v9)
         self.sequence = 0  # v9: datagrams sent; IPFIX: data records sent (RFC 7011 3.1)
         self._since_templates = self.template_every  # templates go out with the first datagram
 
@@ -130,7 +130,9 @@ class Encoder:
 
     def _header(self, body: bytes, records: int, data_records: int, now: float) -> bytes:
         if self.version == 9:
-            uptime = int((now - self.boot) * 1000) & 0xFFFFFFFF
+            # the header's instant is its whole second (unix_secs has no fraction): sysUptime at that instant,
+            # so a collector's unix_secs - (sysUptime - FIRST_SWITCHED) is the flow's own time to the millisecond
+            uptime = int((int(now) - self.boot) * 1000) & 0xFFFFFFFF
             head = struct.pack("!HHIIII", 9, records, uptime, int(now), self.sequence, self.domain)
             self.sequence = (self.sequence + 1) & 0xFFFFFFFF
             return head + body

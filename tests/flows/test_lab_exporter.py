@@ -74,4 +74,4 @@ def test_nfcapd_reads_what_the_lab_exporter_encoded(tmp_path: Path, version: int
         assert (r["proto"], r["dst_port"], r["in_bytes"], r["in_packets"]) == (f.protocol, f.dst_port, f.octets,
                                                                                f.packets)  # fmt: skip
         assert (r["input_snmp"], r["output_snmp"]) == (f.input_if, f.output_if)
-        assert abs(epoch(str(r["first"])) - f.first) < 1.01 and abs(epoch(str(r["last"])) - f.last) < 1.01
+        assert abs(epoch(str(r["first"])) - f.first) < 0.002 and abs(epoch(str(r["last"])) - f.last) < 0.002
