@@ -28,7 +28,8 @@ class FlowPolicyMetrics:
         )
         self.unmapped = Counter(
             "monitor_flow_unmapped_records_total",
-            "Flow records from no configured connection (neither exporter + ifIndex nor address ranges match).",
+            "Flow records not from a configured connection's organisation (neither exporter + ingress ifIndex nor"
+            " address ranges match): other traffic, and traffic towards the organisations.",
             registry=registry,
         )
         self.allow_matches = Counter(

@@ -4,9 +4,11 @@ intake, which opens or extends the connection's incident). It also remembers the
 connection, which is how a cut is verified by flows (monitor.security.execute).
 
 Mapping, in order: the exporter's address and the flow's ingress ifIndex are the connection's edge
-device and the ifIndex its SNMP interface check polled (the flow entered our edge from the
-organisation); else the flow's source address is inside the connection's address ranges. Flows towards
-the organisation are not judged (replies to allowed traffic would all be "outside" an allow-list).
+device and the ifIndex its SNMP interface check polled, and its egress ifIndex is another (the flow
+entered our edge from the organisation); else the flow's source address is inside the connection's
+address ranges. An exporter that reports the same ifIndex both ways (softflowd on one interface cannot
+tell direction) is mapped by addresses alone. Flows towards the organisation are not judged (replies to
+allowed traffic would all be "outside" an allow-list).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class _Index:
         self.lengths = sorted(self.by_prefix, reverse=True)
 
     def connection_of(self, record: FlowRecord) -> str | None:
-        if record.input_if is not None:
+        if record.input_if is not None and record.output_if != record.input_if:
             found = self.by_interface.get((record.exporter, record.input_if))
             if found is not None:
                 return found

@@ -75,6 +75,7 @@ def flow(
     octets: int = 1500,
     packets: int = 3,
     input_if: int | None = None,
+    output_if: int | None = None,
     exporter: str = EDGE,
     sampling: int = 1,
     **extra: Any,
@@ -93,7 +94,7 @@ def flow(
         first_seen=at,
         last_seen=at + 1,
         input_if=input_if,
-        output_if=None,
+        output_if=output_if,
         sampling=sampling,
         **extra,
     )

@@ -132,8 +132,10 @@ def test_mapping_by_exporter_and_ingress_ifindex(load_yaml_config: Loader) -> No
     # the same ifIndex on another exporter is not this connection; neither is traffic towards the organisation
     h.watch.on_flows([flow(src="172.16.9.10", dport=445, input_if=IFINDEX, exporter="192.0.2.99")])
     h.watch.on_flows([flow(src="10.200.0.80", dst="10.13.1.5", dport=445)])
+    # an exporter that cannot tell direction (the same ifIndex in and out) is mapped by addresses alone
+    h.watch.on_flows([flow(src="172.16.9.11", dport=445, input_if=IFINDEX, output_if=IFINDEX)])
     assert h.rules() == ["disallowed"]
-    assert h.metric("monitor_flow_unmapped_records_total") == 2
+    assert h.metric("monitor_flow_unmapped_records_total") == 3
     assert h.watch.activity["city-a"].records == 1
 
 
