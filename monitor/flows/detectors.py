@@ -99,14 +99,20 @@ class FlowDetector(Protocol):
         ...
 
 
+def key(address: Address) -> int:
+    """A dict key for an address: ints hash in C, ipaddress objects in Python (hex of the int, per lookup)."""
+    value = int(address)
+    return value if address.version == 4 else -value - 1  # IPv6 apart from IPv4 (::a00:1 is not 10.0.0.1)
+
+
 class _Sources:
     """Per-source state, least recently used evicted beyond MAX_SOURCES."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._items: OrderedDict[Address, Any] = OrderedDict()
+        self._items: OrderedDict[int, Any] = OrderedDict()
 
-    def get(self, key: Address) -> Any:
+    def get(self, key: int) -> Any:
         item = self._items.get(key)
         if item is None:
             item = self._items[key] = self._make()
@@ -163,7 +169,7 @@ class DisallowedDetector:
     def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
         if not self.enabled or allowed_by is not None:
             return []
-        recent: deque[FlowRecord] = self._sources.get(record.src)
+        recent: deque[FlowRecord] = self._sources.get(key(record.src))
         recent.append(record)
         while recent and recent[0].first_seen < record.first_seen - self.config.window:
             recent.popleft()
@@ -192,14 +198,15 @@ class ScanDetector:
         out = []
         at = record.first_seen
         checks = (
-            ("scan_hosts", self._hosts, record.dst, self.config.hosts_per_minute, "destination hosts"),
+            ("scan_hosts", self._hosts, key(record.dst), self.config.hosts_per_minute, "destination hosts"),
             ("scan_ports", self._ports, record.dst_port, self.config.ports_per_minute, "destination ports"),
         )
-        for rule, sources, key, limit, what in checks:
+        src = key(record.src)
+        for rule, sources, seen, limit, what in checks:
             if limit is None:
                 continue
-            window: _Window = sources.get(record.src)
-            window.add(key, at, record)
+            window: _Window = sources.get(src)
+            window.add(seen, at, record)
             measured = window.estimate()
             if _sustained(window, measured >= limit, at, self.config):
                 flows = [flow_evidence(r, rule) for r in window.flows]
@@ -216,7 +223,7 @@ class BytesDetector:
         self._sources = _Sources(lambda: _Bytes(keep))
 
     def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
-        state: _Bytes = self._sources.get(record.src)
+        state: _Bytes = self._sources.get(key(record.src))
         total = state.add(record)
         if not _sustained(state, total >= self.config.bytes_per_minute, record.first_seen, self.config):
             return []

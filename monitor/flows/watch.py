@@ -92,7 +92,7 @@ class _Policy:
     loaded_at: float
     last_match: dict[str, float] = field(default_factory=dict)
     reported: dict[tuple[str, str], float] = field(default_factory=dict)  # (rule, source host) -> when
-    flagged: dict[str, float] = field(default_factory=dict)  # source host -> when a detector last reported it
+    flagged: dict[int, float] = field(default_factory=dict)  # source host (detectors.key) -> when last reported
 
 
 class FlowWatch:
@@ -122,15 +122,29 @@ class FlowWatch:
         now = self._clock.now()
         inventory = self._inventory()
         index = self._current_index(inventory, now)
+        # counted per datagram, not per record: a labelled child's lookup costs more than judging a flow
+        tally: dict[tuple[str, str, str], int] = {}
+        unmapped = 0
+        touched: set[str] = set()
         for record in records:
             name = index.connection_of(record)
             if name is None:
-                self.metrics.unmapped.inc()
+                unmapped += 1
                 continue
             self._note_activity(name, record, now)
+            touched.add(name)
             policy = self._policy(name, inventory, now)
             if policy is not None:
-                self._judge(name, policy, record, now)
+                judged, rule = self._judge(name, policy, record, now)
+                tally[(name, judged, rule)] = tally.get((name, judged, rule), 0) + 1
+        if unmapped:
+            self.metrics.unmapped.inc(unmapped)
+        for (name, judged, rule), count in tally.items():
+            self.metrics.records.labels(name, judged).inc(count)
+            if rule:
+                self.metrics.allow_matches.labels(name, rule).inc(count)
+        for name in touched:
+            self.metrics.last_flow.labels(name).set(self.activity[name].last_seen)
         if now - self._unused_checked >= UNUSED_CHECK:
             self.check_unused(now)
 
@@ -141,17 +155,16 @@ class FlowWatch:
         elif record.last_seen >= seen.last_seen:
             seen.last_seen, seen.received = record.last_seen, now
         seen.records += 1
-        self.metrics.last_flow.labels(name).set(seen.last_seen)
 
-    def _judge(self, name: str, policy: _Policy, record: FlowRecord, now: float) -> None:
+    def _judge(self, name: str, policy: _Policy, record: FlowRecord, now: float) -> tuple[str, str]:
+        """Run the detectors on one flow; (verdict, allow rule or "") for the metrics."""
         allowed_by = policy.allowlist.match(record)
         if allowed_by is not None:
             policy.last_match[allowed_by] = now
-            self.metrics.allow_matches.labels(name, allowed_by).inc()
-            self.metrics.records.labels(name, "allowed").inc()
+            verdict = ("allowed", allowed_by)
         else:
-            self.metrics.records.labels(name, "unlisted" if policy.allowlist.rules else "unjudged").inc()
-        src = str(record.src)
+            verdict = ("unlisted" if policy.allowlist.rules else "unjudged", "")
+        src = detectors.key(record.src)
         # a flow is anomalous (never learned as normal) when it is outside the allow-list or its source is
         # under report by any detector
         flagged = policy.flagged.get(src)
@@ -162,10 +175,11 @@ class FlowWatch:
             for finding in detector.observe(record, allowed_by, anomalous):
                 anomalous = True
                 self._found(policy, finding, now)
+        return verdict
 
     def _found(self, policy: _Policy, finding: Finding, now: float) -> None:
         key = (finding.rule, finding.source)
-        policy.flagged[finding.source] = now
+        policy.flagged[detectors.key(ipaddress.ip_address(finding.source))] = now
         last = policy.reported.get(key)
         if last is not None and now - last < policy.config.repeat:
             return  # this source's same finding is in the incident already
