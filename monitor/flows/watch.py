@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -257,6 +258,39 @@ class FlowWatch:
         for name, rule_name in unused:
             log.warning("flow_allow_rule_unused", connection=name, rule=rule_name)
         return unused
+
+    def status(self, now: float) -> list[dict[str, Any]]:
+        """Per connection with a flow policy: its allow rules (last match, unused), destinations that
+        resolved to nothing, the latest flow, the learned baseline (GET /api/v1/security/flows)."""
+        inventory = self._inventory()
+        security = inventory.security
+        out = []
+        for connection in security.connections if security is not None else ():
+            if connection.flows is None:
+                continue
+            policy = self._policy(connection.name, inventory, now)
+            assert policy is not None
+            seen = self.activity.get(connection.name)
+            baseline = self.baselines.get(connection.name)
+            rules = []
+            for rule in policy.allowlist.rules:
+                last = policy.last_match.get(rule.name)
+                idle = now - (last if last is not None else policy.loaded_at)
+                rules.append({"name": rule.name, "last_match": last, "unused": idle >= policy.config.unused_after,
+                              "networks": len(rule.networks)})  # fmt: skip
+            out.append(
+                {
+                    "connection": connection.name,
+                    "allow": rules,
+                    "problems": policy.allowlist.problems,
+                    "detectors": [n for d in policy.detectors for n in d.rule_names],
+                    "latest_flow": seen.last_seen if seen is not None else None,
+                    "records": seen.records if seen is not None else 0,
+                    "baseline_peers": len(baseline.peers) if baseline is not None else 0,
+                    "learning_since": baseline.since if baseline is not None else None,
+                }
+            )
+        return out
 
     # --- the learned baselines (stored by the security desk) ---------------------------------
 

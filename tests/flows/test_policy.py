@@ -214,3 +214,17 @@ def test_policy_mistakes_are_config_errors(load_yaml_config: Loader, flows: str,
     with pytest.raises(ConfigError) as caught:
         load_yaml_config(config_text(flows))
     assert message in str(caught.value)
+
+
+def test_status_shows_unused_rules_problems_and_the_latest_flow(load_yaml_config: Loader) -> None:
+    h = Harness(load_yaml_config)
+    h.watch.on_flows([flow(dport=443)])
+    h.clock.t += 8 * 86400
+    [status] = h.watch.status(h.clock.t)
+    unused = {r["name"]: r["unused"] for r in status["allow"]}
+    assert unused == {"mail": True, "asp-web": True, "dns": True}
+    h.watch.on_flows([flow(dport=443, at=h.clock.t)])
+    [status] = h.watch.status(h.clock.t)
+    assert {r["name"]: r["unused"] for r in status["allow"]}["asp-web"] is False
+    assert status["latest_flow"] == h.clock.t + 1 and status["records"] == 2 and status["problems"] == []
+    assert status["detectors"] == ["disallowed", "scan_hosts", "scan_ports", "bytes"]
