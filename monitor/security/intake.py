@@ -120,7 +120,12 @@ class SecurityIntake:
         detection = Detection(
             finding.connection, "flows", finding.severity, summary, self._clock.now(), finding.detail()
         )
-        incident, new = await self.detect(detection)
+        try:
+            incident, new = await self.detect(detection)
+        except SecurityError as exc:  # the connection left the config between the flow and now
+            self._events.labels("flows", "unmapped").inc()
+            log.warning("security_flow_finding_dropped", connection=finding.connection, error=str(exc))
+            return None
         await self._casebook.audit(
             "system", "security.flows.violation", f"security:{incident.id}", new=new, **finding.detail()
         )
