@@ -664,6 +664,23 @@ def daemon_health() -> dashboard.Dashboard:
         "SNMP traps received per second by outcome (accepted, rate_limited, unknown_agent, unknown_trap).",
         query("sum by (outcome) (rate(monitor_snmp_traps_total[5m]))", "{{outcome}}"),
     )
+    flow_export = graph(
+        "フロー収集",
+        "NetFlow v9 / IPFIX records per second by exporter and outcome, sequence gaps (export lost on the "
+        "way), data without a known template, and the p99 time to decode one datagram.",
+        query("sum by (exporter, outcome) (rate(monitor_flow_records_total[5m]))", "{{exporter}} {{outcome}}"),
+        query("sum by (exporter) (rate(monitor_flow_sequence_gaps_total[5m]))", "gaps {{exporter}}"),
+        query("sum by (exporter) (rate(monitor_flow_missing_template_total[5m]))", "no template {{exporter}}"),
+        query("histogram_quantile(0.99, sum by (le) (rate(monitor_flow_decode_seconds_bucket[5m])))", "decode p99 s"),
+    )
+    flow_policy = graph(
+        "フローポリシー違反",
+        "Flow policy violations per second by connection and rule (each opens or extends the connection's "
+        "security incident), violations of dry-run detectors, and allow rules unused for their week.",
+        query("sum by (connection, rule) (rate(monitor_flow_violations_total[5m]))", "{{connection}} {{rule}}"),
+        query("sum by (connection, rule) (rate(monitor_flow_dry_run_violations_total[5m]))", "dry run {{rule}}"),
+        query("sum(monitor_flow_allow_unused)", "unused allow rules"),
+    )
     return place(
         board,
         [
@@ -671,6 +688,7 @@ def daemon_health() -> dashboard.Dashboard:
             [(lag, 12, 8), (probes, 12, 8)],
             [(notify, 12, 8), (traps, 12, 8)],
             [(store, 12, 7), (process, 12, 7)],
+            [(flow_export, 12, 8), (flow_policy, 12, 8)],
         ],
     )
 

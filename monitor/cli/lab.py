@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.cli.common import DEFAULT_LISTEN, run_async
 from monitor.demo.estate_snmp import TRAP_LISTEN
-from monitor.demo.fault_modes import MODES
+from monitor.demo.fault_modes import INTRUDE_KINDS, MODES
 
 if TYPE_CHECKING:
     from monitor.cli.common import Subparsers
@@ -44,6 +44,7 @@ def add_parser(sub: Subparsers) -> None:
     fault.add_argument("--at", help='when: epoch seconds, "+SECONDS" or ISO 8601 with offset')
     fault.add_argument("--loss", type=float, help="degrade: percent of packets lost (root)")
     fault.add_argument("--fill", type=float, help="fill: traffic as a multiple of the usual rate")
+    fault.add_argument("--kind", choices=INTRUDE_KINDS, help="intrude: what the organisation's terminal does")
     fault.add_argument("--note", help="why (kept in the ground-truth log)")
     fault.add_argument("--lab", default=DEFAULT_LAB, help=f"the lab's HOST:PORT (default {DEFAULT_LAB})")
     fault.set_defaults(func=cmd_lab_fault)
@@ -99,7 +100,7 @@ def _call(command: str, lab: str, method: str, body: dict[str, Any] | None = Non
 def cmd_lab_fault(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"target": args.target, "mode": args.mode}
     for key, value in (("interface", args.interface), ("for", args.duration), ("at", args.at), ("loss", args.loss),
-                       ("fill", args.fill), ("note", args.note)):  # fmt: skip
+                       ("fill", args.fill), ("kind", args.kind), ("note", args.note)):  # fmt: skip
         if value is not None:
             body[key] = value
     code, answer = _call("fault", args.lab, "POST", body)

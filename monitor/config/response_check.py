@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.errors import Issue
+from monitor.config.flows_check import check_flows
 from monitor.config.oncall_check import check_schedules
 from monitor.config.response_model import ResponseConfig
 from monitor.config.security_model import SecurityConfig
@@ -117,7 +118,7 @@ def check_security(security: SecurityConfig | None, response: ResponseConfig, in
     for name, book in security.playbooks.items():
         if problem := _known("playbook", book.page, set(response.playbooks)):
             issues.append(Issue(("security", "playbooks", name, "page"), problem))
-    return issues
+    return issues + check_flows(security, inventory)
 
 
 def check_status(config: Any, inventory: Any) -> list[Issue]:

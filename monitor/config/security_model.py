@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from monitor.config.flows_model import FlowPolicy, VerifyFlowsField
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Notify, Severity
 from monitor.config.types import IntervalOrZero, Name, Timeout
@@ -54,6 +55,7 @@ class Connection(StrictModel):
     targets: list[Name] = []  # the organisation's targets (they become unreachable when cut)
     notify: Notify | None = None  # the organisation's contacts, told of the cut and the reconnect
     anomaly: Anomaly | None = Anomaly()  # null: no traffic-based detection on this connection
+    flows: FlowPolicy | None = None  # detection from the edge routers' flow export (monitor.flows)
     playbook: Name = "default"
 
 
@@ -103,6 +105,8 @@ class Verify(StrictModel):
     interface: bool = True  # ifOperStatus of the interface goes down (and comes back up)
     targets: bool = True  # the organisation's targets stop answering (and answer again)
     max_rate_bytes: float | None = Field(default=1000.0, ge=0)  # traffic after the cut at most this (bytes/s)
+    flows: VerifyFlowsField = None  # true: no flow from the organisation's ranges after the cut (flows again after
+    # a reconnect)
 
 
 class SecurityPlaybook(StrictModel):

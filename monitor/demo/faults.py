@@ -23,6 +23,9 @@ Faults (`MODES`):
                  a JPKI OCSP responder answers tryLater / a stale response (nextUpdate passed) /
                  a response signed by a certificate without EKU OCSPSigning / unknown for every
                  certificate (ocsp_responder.py)
+  intrude        with `kind` scan, disallowed-port or exfil: a terminal of the organisation (the target is
+                 its connection name) misbehaves, seen only in the access point's flow export
+                 (flow_lab.py); the record's time is the first offending packet's
   up             everything on the target back to normal
 As root (`kernel_faults.py`), down/kill/cut also drop every packet to the hosts cut off, so probes time
 out as on a real network instead of being refused.
@@ -41,7 +44,8 @@ import structlog
 from aiohttp import web
 
 from monitor.demo import kernel_faults
-from monitor.demo.fault_modes import API_MODES, INTERFACE_MODES, MODES, OCSP_MODES, UNREACHABLE
+from monitor.demo.fault_modes import API_MODES, INTERFACE_MODES, INTRUDE_KINDS, MODES, OCSP_MODES, UNREACHABLE
+from monitor.demo.flow_lab import FlowLab
 from monitor.demo.network import Mode, SimNetwork
 from monitor.demo.snmp_agent import SimDevice, SnmpAgents
 from probes.snmp import ber
@@ -73,6 +77,7 @@ class Fault:
     duration: float | None = None  # seconds until it is undone (flap: how long it flaps)
     loss: float = 0.0  # degrade: percent of packets dropped (root only)
     fill: float | None = None  # fill: traffic as a multiple of the usual rate
+    kind: str | None = None  # intrude: scan, disallowed-port, exfil
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +127,10 @@ class FaultInjector:
         snmp: SnmpAgents | None = None,
         trap_to: tuple[str, int] | None = None,
         kernel: kernel_faults.KernelFaults | None = None,
+        flows: FlowLab | None = None,
     ) -> None:
         self.network = network
+        self.flows = flows  # the access points' flow export (intrude), or None
         self.snmp = snmp
         self.trap_to = trap_to  # where devices send their traps (the daemon's trap listener)
         self.kernel = kernel  # real drops in the kernel (root), or None: simulated faults only
@@ -141,6 +148,17 @@ class FaultInjector:
         """FaultError if the fault names an unknown target, mode or interface."""
         if fault.mode not in MODES:
             raise FaultError(f"mode must be one of {', '.join(MODES)}")
+        if fault.mode == "intrude":
+            if self.flows is None:
+                raise FaultError("intrude needs the lab's flow export (not running here)")
+            names = sorted(o.connection for o in self.flows.orgs)
+            if fault.target not in names:
+                raise FaultError(
+                    f"no simulated host {fault.target!r}: intrude names an organisation: {', '.join(names)}"
+                )
+            if fault.kind not in INTRUDE_KINDS:
+                raise FaultError(f'intrude needs "kind": one of {", ".join(INTRUDE_KINDS)}')
+            return
         if fault.target not in self.network.hosts and not (self.snmp and fault.target in self.snmp.devices):
             raise FaultError(f"no simulated host {fault.target!r}")
         if fault.mode in (*INTERFACE_MODES, "reboot", "snmp-down") or (fault.mode == "flap" and fault.interface):
@@ -165,6 +183,10 @@ class FaultInjector:
         if at is not None and at > time.time():
             self._spawn(self._later(fault, at))
             return None
+        if fault.mode == "intrude":
+            assert self.flows is not None and fault.kind is not None
+            first_packet = self.flows.inject(fault.target, fault.kind)
+            return self._record(fault.target, f"intrude:{fault.kind}", fault.note, at=first_packet)
         if fault.mode == "flap":
             self._spawn(self._flap(fault))
             return self._record(fault.target, f"flap:{fault.interface}" if fault.interface else "flap", fault.note)
@@ -218,8 +240,8 @@ class FaultInjector:
                 host_mode = "up"  # the kernel drops the packets; late answers on top would not be pure loss
             await self.network.set_mode(target, cast(Mode, host_mode))
 
-    def _record(self, target: str, mode: str, note: str, kernel: bool = False) -> FaultRecord:
-        record = FaultRecord(target, mode, time.time(), note, kernel)
+    def _record(self, target: str, mode: str, note: str, kernel: bool = False, at: float | None = None) -> FaultRecord:
+        record = FaultRecord(target, mode, time.time() if at is None else at, note, kernel)
         self.records.append(record)
         del self.records[:-5000]
         cleared = mode == "up" or mode.startswith(("link-up", "unfill"))
@@ -344,7 +366,7 @@ class FaultInjector:
 
     def routes(self, app: web.Application, path: str = "/demo/faults") -> None:
         """GET: hosts, their modes and the ground-truth log. POST {"target", "mode", "interface"?, "for"?,
-        "at"? (epoch seconds, ISO 8601 or "+SECONDS"), "loss"?, "fill"?, "note"?}."""
+        "at"? (epoch seconds, ISO 8601 or "+SECONDS"), "loss"?, "fill"?, "kind"? (intrude), "note"?}."""
 
         async def listing(_: web.Request) -> web.Response:
             modes = {name: host.mode for name, host in self.network.hosts.items()}
@@ -385,9 +407,10 @@ def fault_from_json(body: dict[str, Any]) -> tuple[Fault, float | None]:
         fill = float(body["fill"]) if body.get("fill") is not None else None
     except (TypeError, ValueError):
         raise FaultError('"for", "loss" and "fill" are numbers') from None
-    interface = body.get("interface")
+    interface, kind = body.get("interface"), body.get("kind")
     fault = Fault(target, mode, str(body.get("note") or "requested through the API"),
-                  str(interface) if interface is not None else None, duration, loss, fill)  # fmt: skip
+                  str(interface) if interface is not None else None, duration, loss, fill,
+                  str(kind) if kind is not None else None)  # fmt: skip
     return fault, parse_when(body.get("at"))
 
 

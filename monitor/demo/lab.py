@@ -7,6 +7,9 @@ addresses, writes the daemon's config for it, and serves the fault API; any numb
 loss are real drops in the kernel (`kernel_faults.py`). `monitor lab fault` and `monitor lab log` are
 the API's command line (monitor/cli/lab.py): inject a fault now, at a time or for a while, and read the
 ground truth.
+Each prefecture has one organisation behind its LGWAN access point with a flow policy and a disconnect
+playbook (`flow_lab.py`): the access points export its flows to the daemon's collector, and
+`monitor lab fault city-PP-01 intrude --kind scan` makes one of its terminals misbehave.
 The generated config pages the lab's own webhook receiver (`/lab/pages`, see `pages.py`) through a
 three-level playbook, or the receiver given with --webhook.
 """
@@ -30,6 +33,7 @@ from monitor.demo import kernel_faults
 from monitor.demo.estate import build_estate
 from monitor.demo.estate_snmp import SNMP_PORT
 from monitor.demo.faults import FaultInjector, default_scenarios
+from monitor.demo.flow_lab import FLOW_PORT, WRITE_ENV, FlowLab, add_flow_config, collector_supported, lab_orgs
 from monitor.demo.network import SimNetwork, start_simulation
 from monitor.demo.pages import SECRET_ENV, PageLog, lab_paging
 from monitor.demo.pki import DemoPKI
@@ -65,7 +69,7 @@ def _write_tokens(config_dir: Path) -> Path:
     config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / "lab.env"
     path.touch(mode=0o600)
-    envs = [*DEMO_TOKEN_ENV.values(), SECRET_ENV]
+    envs = [*DEMO_TOKEN_ENV.values(), SECRET_ENV, WRITE_ENV]
     path.write_text("".join(f"{env}={secrets.token_urlsafe(24)}\n" for env in envs))
     return path
 
@@ -94,13 +98,18 @@ async def run_lab(options: LabOptions) -> int:
     estate.config["daemon"].update(listen=options.daemon_listen, data_dir=str((config_dir / "data").resolve()))
     env_file = _write_tokens(config_dir)
     estate.config.update(lab_paging(options.webhook or f"http://{options.listen}/lab/pages", options.ack_timeout))
+    orgs = lab_orgs(estate)  # one organisation per prefecture with a flow policy and a disconnect playbook
+    flow_to = ("127.0.0.1", FLOW_PORT)
+    add_flow_config(estate, orgs, "default", f"{flow_to[0]}:{flow_to[1]}")
     config_path = estate.write(config_dir, HEADER)
+    write_community = read_env_file(env_file)[WRITE_ENV]
     pages = PageLog(read_env_file(env_file)[SECRET_ENV])
     pki = DemoPKI.create(config_dir / "certs")
     network = SimNetwork(estate, pki)
     snmp = SnmpAgents(SNMP_PORT["demo"])
     kernel = kernel_faults.KernelFaults() if use_kernel else None
-    injector = FaultInjector(network, snmp, parse_listen(options.trap_to), kernel)
+    flow_lab = FlowLab(orgs, snmp, flow_to) if collector_supported() else None
+    injector = FaultInjector(network, snmp, parse_listen(options.trap_to), kernel, flow_lab)
     app = web.Application()
     injector.routes(app, "/lab/faults")
     pages.routes(app, "/lab/pages")
@@ -113,6 +122,12 @@ async def run_lab(options: LabOptions) -> int:
     try:
         try:
             await start_simulation(network, snmp, estate)
+            for org in orgs:  # the cut's SNMP SET of ifAdminStatus, with the write community in lab.env
+                snmp.devices[org.device].write_community = write_community.encode()
+            if flow_lab is not None:
+                flow_lab.start()
+            else:
+                log.warning("lab_flow_export_off", reason="this build has no flow collector (flows: section)")
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
@@ -124,6 +139,7 @@ async def run_lab(options: LabOptions) -> int:
             "lab_ready",
             hosts=len(network.hosts),
             snmp_agents=len(snmp.devices),
+            flow_export=f"{flow_to[0]}:{flow_to[1]}" if flow_lab is not None else None,
             kernel_faults=use_kernel,
             faults=f"http://{options.listen}/lab/faults",
             config=str(config_path),
@@ -135,6 +151,8 @@ async def run_lab(options: LabOptions) -> int:
         if schedule is not None:
             schedule.cancel()
         await injector.stop()
+        if flow_lab is not None:
+            await flow_lab.stop()
         await runner.cleanup()
         snmp.close()
         await network.stop()

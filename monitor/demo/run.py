@@ -20,7 +20,9 @@ from monitor.demo import kernel_faults
 from monitor.demo.estate import DOMAIN, build_estate
 from monitor.demo.estate_snmp import SNMP_PORT
 from monitor.demo.faults import FaultInjector, default_scenarios
+from monitor.demo.flow_lab import FLOW_PORT, WRITE_ENV, FlowLab, add_flow_config, collector_supported, lab_orgs
 from monitor.demo.network import SimNetwork, start_simulation
+from monitor.demo.pages import SECRET_ENV, PageLog, lab_paging
 from monitor.demo.pki import DemoPKI
 from monitor.demo.response_config import DEMO_TOKEN_ENV
 from monitor.demo.snmp_agent import SnmpAgents
@@ -56,13 +58,14 @@ def _demo_tokens(data_dir: Path) -> Path:
     return directory
 
 
-def _demo_user(directory: Path) -> dict[str, str]:
+def _demo_user(directory: Path, name: str = "demo-operator", role: str = "operator",
+               file: str = "console.password") -> dict[str, str]:  # fmt: skip
     """A console login for this run (demo-operator, random password in demo-tokens/console.password)."""
     password = secrets.token_urlsafe(12)
-    path = directory / "console.password"
+    path = directory / file
     path.touch(mode=0o600)
     path.write_text(password + "\n", encoding="utf-8")
-    return {"name": "demo-operator", "role": "operator", "password_hash": hash_password(password)}
+    return {"name": name, "role": role, "password_hash": hash_password(password)}
 
 
 async def run_demo(options: DemoOptions) -> int:
@@ -78,12 +81,26 @@ async def run_demo(options: DemoOptions) -> int:
     )
     estate.config["daemon"].update(listen=options.listen, data_dir=str(data_dir.resolve()))
     tokens_dir = _demo_tokens(data_dir)
-    estate.config["auth"]["users"] = [_demo_user(tokens_dir)]
+    # the disconnect playbook is the security team's: its approvals need a login of that role
+    estate.config["auth"]["users"] = [
+        _demo_user(tokens_dir),
+        _demo_user(tokens_dir, "demo-security", "security", "security.password"),
+    ]
+    pages: PageLog | None = None
+    if "playbooks" not in estate.config:  # no Alertmanager: pages (the security team's too) go to the demo's own log
+        estate.config.update(lab_paging(f"http://{options.listen}/demo/pages"))
+        os.environ[SECRET_ENV] = secrets.token_urlsafe(24)
+        pages = PageLog(os.environ[SECRET_ENV])
+    orgs = lab_orgs(estate)  # one organisation per prefecture with a flow policy and a disconnect playbook
+    flow_to = ("127.0.0.1", FLOW_PORT)
+    add_flow_config(estate, orgs, "default", f"{flow_to[0]}:{flow_to[1]}")
+    os.environ[WRITE_ENV] = write_community = secrets.token_urlsafe(16)
     pki = DemoPKI.create(config_dir / "certs")
     config_path = estate.write(config_dir, HEADER)
     network = SimNetwork(estate, pki, short_cert_hosts=frozenset({f"card.east.{DOMAIN}"}))
     snmp = SnmpAgents(SNMP_PORT["demo"])
-    injector = FaultInjector(network, snmp, parse_listen(options.trap_listen))
+    flow_lab = FlowLab(orgs, snmp, flow_to) if collector_supported() else None
+    injector = FaultInjector(network, snmp, parse_listen(options.trap_listen), flows=flow_lab)
     schedule: asyncio.Task[None] | None = None
     try:
         try:
@@ -92,10 +109,18 @@ async def run_demo(options: DemoOptions) -> int:
             log.error("demo_network_failed", error=str(exc), hint="is another `monitor demo` running?")
             return 1
         log.info("demo_snmp_agents_started", agents=len(snmp.devices), port=snmp.port, traps_to=options.trap_listen)
+        for org in orgs:  # the cut's SNMP SET of ifAdminStatus (the community is this run's, in the environment)
+            snmp.devices[org.device].write_community = write_community.encode()
         daemon = Daemon(load_config(config_path), data_dir=data_dir, trap_listen=options.trap_listen)
         daemon.route_hooks.append(injector.routes)
+        if pages is not None:
+            daemon.route_hooks.append(lambda app: pages.routes(app, "/demo/pages"))
         if options.faults:
             schedule = asyncio.create_task(injector.run_schedule(default_scenarios(network)))
+        if flow_lab is not None:
+            flow_lab.start()
+        else:
+            log.warning("demo_flow_export_off", reason="this build has no flow collector (flows: section)")
         base = f"http://{options.listen}"
         log.info(
             "demo_ready",
@@ -106,6 +131,10 @@ async def run_demo(options: DemoOptions) -> int:
             targets=f"{base}/api/v1/targets?state=down",
             faults=f"{base}/demo/faults",
             incidents=f"{base}/api/v1/incidents",
+            intrusion=f'curl -d \'{{"target": "{orgs[0].connection}", "mode": "intrude", "kind": "scan"}}\''
+            f" {base}/demo/faults   (then approve the cut as demo-security: {tokens_dir / 'security.password'})"
+            if orgs
+            else None,
             operator_token=f"export MONITOR_TOKEN=$(cat {tokens_dir / 'operator.token'})",
             alertmanager=options.alertmanager_url,
             config=str(config_path),
@@ -116,6 +145,8 @@ async def run_demo(options: DemoOptions) -> int:
         if schedule is not None:
             schedule.cancel()
         await injector.stop()
+        if flow_lab is not None:
+            await flow_lab.stop()
         snmp.close()
         await network.stop()
         if temporary:

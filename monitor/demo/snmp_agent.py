@@ -4,6 +4,12 @@ One UDP socket per device address serves the system group and IF-MIB (ifTable + 
 device: GET, GETNEXT and GETBULK, community checked, counters that move with time (each interface has
 its own traffic rate) and links that can be taken down. It uses the project's BER codec, so a few
 hundred simulated devices cost little CPU. `reboot()` restarts a device's uptime and counters.
+
+SET is served for ifAdminStatus only, with the device's write community (none: every SET is refused
+as a wrong community is, with silence): that is what the disconnect playbook sends, so the demo's cut
+really takes the interface down (ifOperStatus follows) and the reconnect brings it back. Anything
+else is answered as a real agent does: notWritable (v2c) / noSuchName (v1), wrongValue, wrongType,
+and a SET is all or nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
 ENTERPRISE = (1, 3, 6, 1, 4, 1, 99999)  # example enterprise number for the demo's equipment
 MAX_BULK_VARBINDS = 1000
+IF_ADMIN_STATUS = 7  # ifTable column
+# error-status values (RFC 3416 3; v1 has only the first five)
+NO_SUCH_NAME, BAD_VALUE, WRONG_TYPE, WRONG_VALUE, NOT_WRITABLE = 2, 3, 7, 10, 17
 
 
 @dataclass
@@ -63,6 +72,8 @@ class SimDevice:
     started: float = field(default_factory=time.monotonic)
     counter_base: float = field(default_factory=time.monotonic)  # counters count from here
     silent: bool = False  # a dead agent: receives, never answers
+    write_community: bytes | None = None  # SET of ifAdminStatus with this community (None: no SET)
+    sets: list[tuple[int, int]] = field(default_factory=list)  # (ifIndex, ifAdminStatus) applied, in order
     served: int = 0  # varbinds answered (benchmarks count the work asked of the agents)
     _oids: list[OID] = field(default_factory=list)
     _getters: dict[OID, Callable[[], Value]] = field(default_factory=dict)
@@ -166,6 +177,13 @@ class SimDevice:
         iface.fill = fill
         return iface
 
+    def set_admin(self, wanted: str | int, value: int) -> SimInterface:
+        """ifAdminStatus: down (2) takes the link down; up (1) brings it back."""
+        iface = self.interface(wanted)
+        iface.admin = value
+        self.set_link(iface.index, up=value == 1)
+        return iface
+
     def reboot(self) -> None:
         """sysUpTime and every counter start again from zero, as after a power cycle."""
         now = self.started = self.counter_base = time.monotonic()
@@ -185,8 +203,43 @@ class SimDevice:
         nxt = self._oids[pos]
         return nxt, self._getters[nxt]()
 
+    def _set(self, message: ber.Message) -> bytes | None:
+        """All varbinds are checked before any is applied (RFC 3416 4.2.5: a SET is atomic)."""
+        v1 = message.version == ber.V1
+        changes: list[tuple[SimInterface, int]] = []
+        for position, (oid, value) in enumerate(message.varbinds, start=1):
+            error = 0
+            iface = None
+            if len(oid) != len(IF) + 2 or oid[: len(IF)] != IF or oid[len(IF)] != IF_ADMIN_STATUS:
+                error = NO_SUCH_NAME if v1 else NOT_WRITABLE
+            else:
+                iface = next((i for i in self.interfaces if i.index == oid[-1]), None)
+                if iface is None:
+                    error = NO_SUCH_NAME if v1 else NOT_WRITABLE
+                elif value[0] != ber.INTEGER:
+                    error = BAD_VALUE if v1 else WRONG_TYPE
+                elif value[1] not in (1, 2):  # testing(3) is not something a demo router does
+                    error = BAD_VALUE if v1 else WRONG_VALUE
+            if error:
+                return ber.encode(message.version, message.community, ber.RESPONSE, message.request_id,
+                                  list(message.varbinds), error, position)  # fmt: skip
+            assert iface is not None and isinstance(value[1], int)
+            changes.append((iface, value[1]))
+        for iface, wanted in changes:
+            self.set_admin(iface.index, wanted)
+            self.sets.append((iface.index, wanted))
+        self.served += len(changes)
+        return ber.encode(message.version, message.community, ber.RESPONSE, message.request_id,
+                          list(message.varbinds))  # fmt: skip
+
     def answer(self, message: ber.Message) -> bytes | None:
-        if self.silent or message.community != self.community:
+        if self.silent:
+            return None
+        if message.pdu == ber.SET:
+            if self.write_community is None or message.community != self.write_community:
+                return None  # a read community cannot write: silence, as for a wrong community
+            return self._set(message)
+        if message.community not in (self.community, self.write_community):
             return None  # wrong community: real agents stay silent (and count it)
         v1 = message.version == ber.V1
         out: list[tuple[OID, Value]] = []

@@ -92,6 +92,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None, list[str], dict[str, Any]]]
         {},
     ),
     ("GET", "/api/v1/security-incidents/{id}"): ("One security incident", "read", [], {}),
+    ("GET", "/api/v1/security/flows"): (
+        "The flow policies as running: unused allow rules, unresolved destinations, latest flows, baselines",
+        "read",
+        [],
+        {},
+    ),
     ("POST", "/api/v1/security-incidents/{id}/approve"): (
         "Approve the pending cut or reconnect",
         "security.approve",

@@ -127,6 +127,18 @@ def add_security_routes(app: web.Application) -> None:
             raise ProblemError(exc.status, "not found", str(exc)) from None
         return web.json_response(security_json(incident))
 
+    async def flow_policy(request: web.Request) -> web.Response:
+        """The connections' flow policies as running: allow rules unused for a week (a typo?), destinations
+        that resolved to nothing, the latest flow of each organisation, the learned baselines."""
+        await guard.require(request, "read")
+        items = desk.flows.status(time.time())
+        for item in items:
+            for key in ("latest_flow", "learning_since"):
+                item[key] = iso(item[key])
+            for rule in item["allow"]:
+                rule["last_match"] = iso(rule["last_match"])
+        return web.json_response({"connections": items})
+
     def action(name: str, run: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             incident_id = whole_number(request.match_info["id"], "id")
@@ -151,5 +163,6 @@ def add_security_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/security-events", ingest)
     app.router.add_get("/api/v1/security-incidents", listing)
     app.router.add_get("/api/v1/security-incidents/{id}", show)
+    app.router.add_get("/api/v1/security/flows", flow_policy)
     for name, run in routes:
         app.router.add_post(f"/api/v1/security-incidents/{{id}}/{name}", action(name, run))

@@ -24,6 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from monitor.clock import Clock
 from monitor.config.security_model import Connection, SecurityConfig, SecurityPlaybook
 from monitor.core.inventory import Inventory
+from monitor.flows.policy_metrics import FlowPolicyMetrics
+from monitor.flows.records import FlowRecord
+from monitor.flows.watch import FlowWatch
 from monitor.incidents.actions import IncidentActionError
 from monitor.incidents.manager import IncidentManager
 from monitor.security import notices
@@ -68,6 +71,7 @@ class SecurityMetrics:
         self.open = Gauge(
             "monitor_security_incidents_open", "Open security incidents by phase.", ["phase"], registry=registry
         )
+        self.flows = FlowPolicyMetrics(registry)
 
 
 class SecurityDesk:
@@ -103,6 +107,8 @@ class SecurityDesk:
         self.intake = SecurityIntake(
             self, self.connections, self.detector, store, clock, incidents, inventory, metrics.events
         )
+        # the flow policy: the flow collector's sink (through on_flows); findings go to the intake
+        self.flows = FlowWatch(inventory, ifindex, clock, self.intake.on_flows, metrics.flows)
 
     @property
     def config(self) -> SecurityConfig:
@@ -125,6 +131,10 @@ class SecurityDesk:
     def on_trap(self, event: TrapEvent) -> None:
         self.intake.on_trap(event)
 
+    def on_flows(self, records: list[FlowRecord]) -> None:
+        """FlowSink (monitor.flows.records): decoded flow records from the collector."""
+        self.flows.on_flows(records)
+
     async def detect(self, detection: Detection) -> tuple[SecurityIncident, bool]:
         return await self.intake.detect(detection)
 
@@ -145,6 +155,7 @@ class SecurityDesk:
 
     async def start(self) -> None:
         self.baselines.buckets = await self.store.traffic_baselines()
+        self.flows.load_baselines(await self.store.flow_peers())
         for incident in await self.store.open_security_incidents():
             self.open[incident.connection] = incident
         log.info("security_desk_started", open=len(self.open), baselines=len(self.baselines.buckets))
@@ -167,6 +178,7 @@ class SecurityDesk:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
         await self.store.save_traffic_baselines(self.baselines.take_dirty())
+        await self.store.save_flow_peers(self.flows.take_dirty())
         self.executor.snmp.close()
 
     def reload(self) -> None:
@@ -182,6 +194,7 @@ class SecurityDesk:
             await asyncio.sleep(seconds)
             try:
                 await self.store.save_traffic_baselines(self.baselines.take_dirty())
+                await self.store.save_flow_peers(self.flows.take_dirty())
             except Exception:
                 log.exception("traffic_baselines_not_saved")
 
@@ -331,7 +344,10 @@ class SecurityDesk:
         await self.audit(
             "system", f"security.{step}.executed", obj, attempt=record["attempt"], result=said, resumed=resumed
         )
-        ok, findings = await self.executor.verify(incident, connection, book, edge, self.clock.now())
+        activity = self.flows.activity
+        ok, findings = await self.executor.verify(
+            incident, connection, book, edge, self.clock.now(), lambda: activity.get(connection.name)
+        )
         if not ok:
             await self._step_failed(incident, record, "verification failed: " + "; ".join(findings))
             return

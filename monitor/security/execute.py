@@ -6,8 +6,9 @@ first and sends nothing if the device already has the wanted value; webhooks and
 again with the same idempotency key. Verification then decides, whatever happened before.
 
 Verification of a cut: ifAdminStatus down and ifOperStatus not up; traffic on the interface at most
-`max_rate_bytes`; a fresh probe of each of the organisation's targets fails. Of a reconnect: the
-interface up again and the organisation's targets answering.
+`max_rate_bytes`; a fresh probe of each of the organisation's targets fails; with `verify.flows`, no
+flow from the organisation for `quiet` seconds after the cut. Of a reconnect: the interface up again,
+the organisation's targets answering, and (with `verify.flows`) a flow from it again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.config.flows_model import VerifyFlows
 from monitor.config.security_model import Connection, SecurityPlaybook
+from monitor.flows.watch import Activity
 from monitor.security.actions import ADMIN, ActionError, SnmpControl, call_webhook, run_command
 from monitor.store.records import SecurityIncident
 
@@ -101,9 +104,16 @@ class Executor:
         return await run_command(action, body)
 
     async def verify(
-        self, incident: SecurityIncident, connection: Connection, book: SecurityPlaybook, edge: Edge, since: float
+        self,
+        incident: SecurityIncident,
+        connection: Connection,
+        book: SecurityPlaybook,
+        edge: Edge,
+        since: float,
+        flows: Callable[[], Activity | None] | None = None,
     ) -> tuple[bool, list[str]]:
-        """(verified, findings) for the current step, waiting up to verify.timeout."""
+        """(verified, findings) for the current step, waiting up to verify.timeout (and, by flows, the
+        quiet period after a cut). `flows` is the connection's latest flow, from the flow policy."""
         cut = incident.step == "cut"
         deadline = time.monotonic() + book.verify.timeout
         jobs = []
@@ -112,6 +122,10 @@ class Executor:
             jobs.append(self._interface(creds, edge, cut, book.verify.max_rate_bytes if cut else None, deadline))
         if book.verify.targets and edge.org_checks:
             jobs.append(self._targets(edge.org_checks, cut, since, deadline))
+        if book.verify.flows is not None:
+            jobs.append(
+                self._flows(book.verify.flows, flows, cut, since, max(book.verify.timeout, book.verify.flows.quiet))
+            )
         if not jobs:
             return True, ["nothing to verify (verify.interface and verify.targets are off or not possible)"]
         results = await asyncio.gather(*jobs)
@@ -170,6 +184,45 @@ class Executor:
                 asked = time.monotonic()
             await asyncio.sleep(POLL_SECONDS)
         return True, f"targets: all {len(checks)} {'unreachable' if cut else 'answering'}"
+
+    async def _flows(
+        self,
+        config: VerifyFlows,
+        latest: Callable[[], Activity | None] | None,
+        cut: bool,
+        since: float,
+        within: float,
+    ) -> tuple[bool, str]:
+        """After a cut: no flow whose last packet is after the cut (give or take the exporter's clock skew)
+        arrives within `quiet`. After a reconnect: one does, within `within`. Never having received a
+        flow from the organisation proves nothing about the cut: it fails as not verifiable (a local
+        fault: export or collector), not as traffic."""
+        if latest is None:
+            return False, "flows: no flow collector in this daemon: cannot verify by flows"
+        if cut:
+            if latest() is None:
+                return False, (
+                    "flows: no flow from the organisation was received since the daemon started, so their absence"
+                    " proves nothing (is the router's flow export reaching the collector?)"
+                )
+            await asyncio.sleep(config.quiet)
+            seen = latest()
+            assert seen is not None
+            after = seen.last_seen - since
+            if after > config.skew:
+                return False, f"flows: still arriving after the cut (the latest ended {after:.1f}s after it)"
+            return True, (
+                f"flows: none from the organisation for {config.quiet:g}s after the cut"
+                f" (the latest ended {-after:.1f}s before it)"
+            )
+        deadline = time.monotonic() + within
+        while True:
+            seen = latest()
+            if seen is not None and seen.last_seen > since:
+                return True, f"flows: from the organisation again ({seen.last_seen - since:.1f}s after the reconnect)"
+            if time.monotonic() + POLL_SECONDS > deadline:
+                return False, f"flows: none from the organisation within {within:g}s of the reconnect"
+            await asyncio.sleep(POLL_SECONDS)
 
     async def settle(self, checks: list[str], within: float) -> list[str]:
         """After a reconnect: wait until these checks are UP by their own probes (successes_to_up), so

@@ -1,6 +1,6 @@
 """Detections in, security incidents out: traffic anomalies (from the connection's interface check),
-security traps and IDS events are mapped to a connection; the first one opens a security incident and
-pages the security team at once, later ones add evidence.
+security traps, IDS events and flow policy findings (monitor.flows) are mapped to a connection; the
+first one opens a security incident and pages the security team at once, later ones add evidence.
 
 `SecurityIntake` is owned by the desk and reaches it only through `Casebook` (the open security
 incidents, the desk's lock, its audit log and what it does once an incident is open); it never imports
@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from monitor.clock import Clock
 from monitor.config.security_model import Connection, SecurityPlaybook
 from monitor.core.inventory import Inventory
+from monitor.flows.detectors import Finding, five_tuple
 from monitor.incidents.manager import IncidentManager
 from monitor.security import notices
 from monitor.security.anomaly import AnomalyDetector, Detection
@@ -99,6 +100,36 @@ class SecurityIntake:
         summary = f"security trap {event.name} from {event.agent}"
         severity = self._connections.config.trap_severity
         self._casebook.spawn(self.detect(Detection(connection.name, "trap", severity, summary, event.at, detail)))
+
+    def on_flows(self, finding: Finding) -> None:
+        """Flow policy (synchronous, from the flow sink): a connection's detector found something."""
+        self._casebook.spawn(self.flow_finding(finding))
+
+    async def flow_finding(self, finding: Finding) -> SecurityIncident | None:
+        """A finding opens or extends the incident with its flows as evidence, and the flows go to the
+        audit log; a dry-run detector's finding only goes to the audit log."""
+        if finding.dry_run:
+            self._events.labels("flows", "dry_run").inc()
+            await self._casebook.audit(
+                "system", "security.flows.dry_run", f"connection:{finding.connection}", **finding.detail()
+            )
+            return None
+        shown = "; ".join(five_tuple(f) for f in finding.flows[-3:])
+        more = f" (+{len(finding.flows) - 3} more)" if len(finding.flows) > 3 else ""
+        summary = f"flows, rule {finding.rule}: {finding.summary}. Flows: {shown}{more}"
+        detection = Detection(
+            finding.connection, "flows", finding.severity, summary, self._clock.now(), finding.detail()
+        )
+        try:
+            incident, new = await self.detect(detection)
+        except SecurityError as exc:  # the connection left the config between the flow and now
+            self._events.labels("flows", "unmapped").inc()
+            log.warning("security_flow_finding_dropped", connection=finding.connection, error=str(exc))
+            return None
+        await self._casebook.audit(
+            "system", "security.flows.violation", f"security:{incident.id}", new=new, **finding.detail()
+        )
+        return incident
 
     async def detect(self, detection: Detection) -> tuple[SecurityIncident, bool]:
         """Open a security incident (and page) or add the evidence to the open one."""

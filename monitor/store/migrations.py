@@ -233,4 +233,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (schedule, at)
     );
     """,
+    # flow policy (issue 19): the peers each connection talked to while its baseline was learned
+    """
+    CREATE TABLE flow_peers (
+        connection TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (connection, peer)
+    );
+    """,
 )

@@ -501,6 +501,12 @@ class SQLStore(Generic[C]):
     async def save_traffic_baselines(self, buckets: dict[tuple[str, str, int], tuple[float, int]]) -> None:
         await self.security.save_traffic_baselines(buckets)
 
+    async def flow_peers(self) -> dict[tuple[str, str], tuple[float, float]]:
+        return await self.security.flow_peers()
+
+    async def save_flow_peers(self, peers: dict[tuple[str, str], tuple[float, float]]) -> None:
+        await self.security.save_flow_peers(peers)
+
     async def save_notice(self, notice: Notice) -> int:
         return await self.notices.save_notice(notice)
 

@@ -101,3 +101,22 @@ class SecurityQueries:
 
         if buckets:
             await self.db.write(job)
+
+    async def flow_peers(self) -> dict[tuple[str, str], tuple[float, float]]:
+        rows = await self.db.read(
+            lambda c: c.execute("SELECT connection, peer, first_seen, last_seen FROM flow_peers").fetchall()
+        )
+        return {(r[0], r[1]): (float(r[2]), float(r[3])) for r in rows}
+
+    async def save_flow_peers(self, peers: dict[tuple[str, str], tuple[float, float]]) -> None:
+        values = self.db.dialect.marks(4)
+
+        def job(conn: Connection) -> None:
+            conn.executemany(
+                f"INSERT INTO flow_peers (connection, peer, first_seen, last_seen) VALUES ({values})"
+                " ON CONFLICT (connection, peer) DO UPDATE SET last_seen = excluded.last_seen",
+                [(c, p, first, last) for (c, p), (first, last) in peers.items()],
+            )
+
+        if peers:
+            await self.db.write(job)

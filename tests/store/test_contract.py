@@ -273,6 +273,16 @@ async def test_traffic_baselines_upsert(store: Store) -> None:
     }
 
 
+async def test_flow_peers_upsert(store: Store) -> None:
+    """Learned flow peers are stored per (connection, peer); an update moves last-seen, never first-seen."""
+    await store.save_flow_peers({("city-a", "10.200.0.5/32"): (100.0, 100.0), ("city-b", "10.200.0.5/32"): (5.0, 6.0)})
+    await store.save_flow_peers({("city-a", "10.200.0.5/32"): (999.0, 4000.0)})
+    assert await store.flow_peers() == {
+        ("city-a", "10.200.0.5/32"): (100.0, 4000.0),
+        ("city-b", "10.200.0.5/32"): (5.0, 6.0),
+    }
+
+
 async def test_notices_round_trip_and_by_incident(store: Store) -> None:
     """A notice round-trips whole; lists filter by status, newest first; notices are found by incident."""
     draft = Notice("occurred", "【障害発生】住基", "[Disruption] Juki", "本文", "body", 100.0, "system",

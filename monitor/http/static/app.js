@@ -19,7 +19,9 @@ const T = {
     nav_oncall: "当番", oncall: "当番（現在）", until: "交代", nobody: "不在", slots: "シフト枠", swap: "交換",
     override: "代理", changes: "変更履歴", handover: "引継ぎ", calendar: "カレンダー (iCal)", rotation: "ローテーション",
     open_incidents: "未解決インシデント", maint_now: "作業中の計画停止", maint_next: "予定の計画停止",
-    security_cases: "セキュリティインシデント", flapping: "前シフト中のフラッピング"},
+    security_cases: "セキュリティインシデント", flapping: "前シフト中のフラッピング",
+    flow_evidence: "証拠のフロー", rule: "ルール", flow: "フロー", bytes: "バイト", packets: "パケット",
+    first_seen: "開始", last_seen: "終了", exporter: "エクスポータ"},
   en: {title: "Monitoring console", nav_board: "Board", nav_incidents: "Incidents", nav_targets: "Targets",
     nav_maintenance: "Maintenance", nav_security: "Disconnects", nav_reports: "Reports", nav_audit: "Audit log",
     login: "Log in", logout: "Log out", name: "User name", password: "Password", cancel: "Cancel",
@@ -37,7 +39,9 @@ const T = {
     slots: "Slots", swap: "Swap", override: "Override", changes: "Changes", handover: "Handover",
     calendar: "Calendar (iCal)", rotation: "rotation", open_incidents: "Open incidents",
     maint_now: "Maintenance in progress", maint_next: "Upcoming maintenance", security_cases: "Security incidents",
-    flapping: "Flapping in the last shift"},
+    flapping: "Flapping in the last shift",
+    flow_evidence: "Offending flows", rule: "Rule", flow: "Flow", bytes: "Bytes",
+    packets: "Packets", first_seen: "First seen", last_seen: "Last seen", exporter: "Exporter"},
 };
 let lang = localStorage.getItem("lang") || "ja";
 let me = {name: "anonymous", role: null, csrf_token: null, permissions: []};
@@ -209,10 +213,19 @@ function calendar(windows) {
   return `<table id="calendar" class="calendar"><tr>${head}</tr>${rows}</table>`;
 }
 
+// The flows a flow policy finding stored as evidence (monitor/flows/detectors.py flow_evidence), newest last.
+function flowEvidence(s) {
+  const flows = (s.evidence || []).filter((e) => e.source === "flows").flatMap((e) => (e.detail.flows || []));
+  if (!flows.length) return "";
+  const epoch = (v) => when(new Date(v * 1000).toISOString());
+  const rows = flows.slice(-50).map((f) => `<tr><td>${esc(f.rule)}</td><td>${esc(f.protocol)} ${esc(f.src)}:${esc(f.src_port)} → ${esc(f.dst)}:${esc(f.dst_port)}</td><td>${esc(f.bytes)}</td><td>${esc(f.packets)}</td><td>${epoch(f.first_seen)}</td><td>${epoch(f.last_seen)}</td><td>${esc(f.exporter)} if ${esc(f.input_if ?? "—")}</td></tr>`).join("");
+  return `<tr class="flows" data-flows="${s.id}"><td></td><td colspan="6"><details><summary>${t("flow_evidence")} (${flows.length})</summary><table><tr><th>${t("rule")}</th><th>${t("flow")}</th><th>${t("bytes")}</th><th>${t("packets")}</th><th>${t("first_seen")}</th><th>${t("last_seen")}</th><th>${t("exporter")}</th></tr>${rows}</table></details></td></tr>`;
+}
+
 async function securityPage() {
   const data = await api("GET", "/api/v1/security-incidents");
   const can = may("security.approve");
-  const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>`).join("");
+  const rows = data.security_incidents.map((s) => `<tr data-security="${s.id}"><td>#${s.id}</td><td>${esc(s.connection)}</td><td><b>${esc(s.phase)}</b></td><td>${esc(s.severity)}</td><td>${esc(s.summary)}</td><td class="muted">${esc(s.proposal_text)}</td><td>${can && !s.closed_at ? ["approve", "deny", "execute", "reconnect"].map((a) => `<button data-sec="${a}" data-id="${s.id}">${t(a)}</button>`).join("") + `<button data-sec="dry_run" data-id="${s.id}">${t("dry_run")}</button>` : ""}</td></tr>${flowEvidence(s)}`).join("");
   const bind = () => document.querySelectorAll("[data-sec]").forEach((b) => b.addEventListener("click", async () => {
     const action = b.dataset.sec === "dry_run" ? "execute" : b.dataset.sec;
     try {

@@ -1,0 +1,304 @@
+"""The flow detectors of one connection: each watches one kind of misbehaviour per source host of the
+organisation and returns a `Finding` (which rule, which flows) when its threshold is crossed.
+
+Windows run on the flows' own clock (their first-seen time), not on arrival: an exporter sends a
+record only at its active or inactive timeout, so arrival time says nothing about rate, and a replayed
+capture is judged as it happened. Each sampled flow counts as `sampling` flows (and distinct peers),
+the unbiased estimate under 1-in-N packet sampling; octets and packets come scaled already.
+
+`build` makes the configured ones for a connection (monitor.flows.watch calls it on every reload).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.config.flows_model import BytesPerHost, Detectors, Disallowed, NewPeer, Scan, Sustained
+from monitor.config.response_model import Severity
+from monitor.flows.baseline import PeerBaseline
+from monitor.flows.records import Address, FlowRecord
+
+MINUTE = 60.0
+MAX_SOURCES = 4096  # source hosts tracked per detector and connection (a spoofed-source flood is bounded)
+
+PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 47: "gre", 50: "esp", 132: "sctp"}
+
+
+def flow_evidence(record: FlowRecord, rule: str) -> dict[str, Any]:
+    """What an incident stores of one offending flow."""
+    return {
+        "src": str(record.src),
+        "src_port": record.src_port,
+        "dst": str(record.dst),
+        "dst_port": record.dst_port,
+        "protocol": PROTOCOL_NAMES.get(record.protocol, str(record.protocol)),
+        "bytes": record.octets,
+        "packets": record.packets,
+        "first_seen": record.first_seen,
+        "last_seen": record.last_seen,
+        "exporter": record.exporter,
+        "input_if": record.input_if,
+        "output_if": record.output_if,
+        "sampling": record.sampling,
+        "rule": rule,
+    }
+
+
+def five_tuple(flow: dict[str, Any]) -> str:
+    return f"{flow['protocol']} {flow['src']}:{flow['src_port']} -> {flow['dst']}:{flow['dst_port']}"
+
+
+@dataclass
+class Finding:
+    connection: str
+    rule: str  # disallowed, scan_hosts, scan_ports, new_peer, bytes
+    severity: Severity
+    dry_run: bool
+    source: str  # the organisation's host
+    summary: str
+    flows: list[dict[str, Any]] = field(default_factory=list)
+    measured: float = 0.0  # what crossed the threshold (flows, hosts, ports, bytes)
+    threshold: float = 0.0
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "source_host": self.source,
+            "measured": self.measured,
+            "threshold": self.threshold,
+            "dry_run": self.dry_run,
+            "flows": self.flows,
+        }
+
+
+def _finding(
+    connection: str,
+    config: Disallowed | Scan | BytesPerHost | NewPeer,
+    rule: str,
+    record: FlowRecord,
+    summary: str,
+    flows: list[dict[str, Any]],
+    measured: float,
+    threshold: float,
+) -> Finding:
+    return Finding(
+        connection, rule, config.severity, config.dry_run, str(record.src), summary, flows, measured, threshold
+    )
+
+
+class FlowDetector(Protocol):
+    rule_names: tuple[str, ...]
+
+    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        """One flow from the organisation; `allowed_by` is the allow rule that covers it (None: none
+        does, or there is no allow-list), `anomalous` whether an earlier detector already reported it."""
+        ...
+
+
+def key(address: Address) -> int:
+    """A dict key for an address: ints hash in C, ipaddress objects in Python (hex of the int, per lookup)."""
+    value = int(address)
+    return value if address.version == 4 else -value - 1  # IPv6 apart from IPv4 (::a00:1 is not 10.0.0.1)
+
+
+class _Sources:
+    """Per-source state, least recently used evicted beyond MAX_SOURCES."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._items: OrderedDict[int, Any] = OrderedDict()
+
+    def get(self, key: int) -> Any:
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = self._make()
+            if len(self._items) > MAX_SOURCES:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return item
+
+
+class _Window:
+    """Keys seen within the last minute (flow time) with a weight, and the offending flows."""
+
+    def __init__(self, keep: int) -> None:
+        self.seen: OrderedDict[Any, float] = OrderedDict()  # key -> first_seen of its latest flow
+        self.weight = 1
+        self.flows: deque[FlowRecord] = deque(maxlen=keep)
+        self.over_since: float | None = None
+
+    def add(self, key: Any, at: float, record: FlowRecord, span: float = MINUTE) -> None:
+        if key in self.seen:
+            self.seen.move_to_end(key)
+        self.seen[key] = max(at, self.seen.get(key, at))
+        self.weight = max(self.weight, record.sampling)  # the coarsest sampling in the window
+        self.flows.append(record)
+        while self.seen:
+            oldest_key, oldest = next(iter(self.seen.items()))
+            if oldest >= at - span:
+                break
+            del self.seen[oldest_key]
+
+    def estimate(self) -> int:
+        return len(self.seen) * self.weight
+
+
+def _sustained(state: _Window | _Bytes, over: bool, at: float, config: Sustained) -> bool:
+    """Over the threshold for at least `duration` (flow time)?"""
+    if not over:
+        state.over_since = None
+        return False
+    if state.over_since is None:
+        state.over_since = at
+    return at - state.over_since >= config.duration
+
+
+class DisallowedDetector:
+    rule_names: tuple[str, ...] = ("disallowed",)
+
+    def __init__(self, connection: str, config: Disallowed, keep: int, enabled: bool) -> None:
+        self.connection, self.config, self.keep = connection, config, keep
+        self.enabled = enabled  # only with an allow-list: without one nothing is "outside" it
+        self._sources = _Sources(lambda: deque())
+
+    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        if not self.enabled or allowed_by is not None:
+            return []
+        recent: deque[FlowRecord] = self._sources.get(key(record.src))
+        recent.append(record)
+        while recent and recent[0].first_seen < record.first_seen - self.config.window:
+            recent.popleft()
+        while len(recent) > max(self.config.count, self.keep):
+            recent.popleft()
+        count = sum(r.sampling for r in recent)
+        if count < self.config.count:
+            return []
+        flows = [flow_evidence(r, "disallowed") for r in list(recent)[-self.keep :]]
+        proto = PROTOCOL_NAMES.get(record.protocol, str(record.protocol))
+        summary = f"flow outside the allow-list: {proto} {record.src} -> {record.dst}:{record.dst_port}"
+        if self.config.count > 1:
+            summary += f" ({count} such flows within {self.config.window:g}s)"
+        return [_finding(self.connection, self.config, "disallowed", record, summary, flows, count, self.config.count)]
+
+
+class ScanDetector:
+    rule_names: tuple[str, ...] = ("scan_hosts", "scan_ports")
+
+    def __init__(self, connection: str, config: Scan, keep: int) -> None:
+        self.connection, self.config, self.keep = connection, config, keep
+        self._hosts = _Sources(lambda: _Window(keep))
+        self._ports = _Sources(lambda: _Window(keep))
+
+    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        out = []
+        at = record.first_seen
+        checks = (
+            ("scan_hosts", self._hosts, key(record.dst), self.config.hosts_per_minute, "destination hosts"),
+            ("scan_ports", self._ports, record.dst_port, self.config.ports_per_minute, "destination ports"),
+        )
+        src = key(record.src)
+        for rule, sources, seen, limit, what in checks:
+            if limit is None:
+                continue
+            window: _Window = sources.get(src)
+            window.add(seen, at, record)
+            measured = window.estimate()
+            if _sustained(window, measured >= limit, at, self.config):
+                flows = [flow_evidence(r, rule) for r in window.flows]
+                summary = f"scan from {record.src}: {measured} {what} within a minute (threshold {limit})"
+                out.append(_finding(self.connection, self.config, rule, record, summary, flows, measured, limit))
+        return out
+
+
+class BytesDetector:
+    rule_names: tuple[str, ...] = ("bytes",)
+
+    def __init__(self, connection: str, config: BytesPerHost, keep: int) -> None:
+        self.connection, self.config, self.keep = connection, config, keep
+        self._sources = _Sources(lambda: _Bytes(keep))
+
+    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        state: _Bytes = self._sources.get(key(record.src))
+        total = state.add(record)
+        if not _sustained(state, total >= self.config.bytes_per_minute, record.first_seen, self.config):
+            return []
+        flows = [flow_evidence(r, "bytes") for r in sorted(state.recent, key=lambda r: -r.octets)[: self.keep]]
+        summary = (
+            f"{record.src} sent {total:,.0f} bytes within a minute (threshold {self.config.bytes_per_minute:,.0f})"
+        )
+        return [
+            _finding(self.connection, self.config, "bytes", record, summary, flows, total, self.config.bytes_per_minute)
+        ]
+
+
+class _Bytes:
+    def __init__(self, keep: int) -> None:
+        self.recent: deque[FlowRecord] = deque()
+        self.total = 0
+        self.over_since: float | None = None
+
+    def add(self, record: FlowRecord) -> int:
+        """Octets of the flows that started within the last minute. A long flow exported at each
+        active timeout arrives as several records: each carries only its own interval's octets."""
+        self.recent.append(record)
+        self.total += record.octets
+        while self.recent and self.recent[0].first_seen < record.first_seen - MINUTE:
+            self.total -= self.recent.popleft().octets
+        return self.total
+
+
+class NewPeerDetector:
+    rule_names: tuple[str, ...] = ("new_peer",)
+
+    def __init__(self, connection: str, config: NewPeer, keep: int, baseline: PeerBaseline, now: Callable[[], float]):
+        self.connection, self.config, self.keep = connection, config, keep
+        self.baseline = baseline
+        self._now = now
+
+    def peer(self, address: Address) -> str:
+        length = self.config.prefix_v4 if address.version == 4 else self.config.prefix_v6
+        return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
+
+    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        peer = self.peer(record.dst)
+        now = self._now()
+        if self.baseline.knows(peer):
+            self.baseline.seen(peer, now)
+            return []
+        if self.baseline.learning(now, self.config.learning):
+            if not anomalous:  # what another detector reports is never taught as normal
+                self.baseline.learn(peer, now)
+            return []
+        summary = f"first-seen peer {peer} (from {record.src}, outside the learned baseline)"
+        return [
+            _finding(
+                self.connection, self.config, "new_peer", record, summary, [flow_evidence(record, "new_peer")], 1, 1
+            )
+        ]
+
+
+def build(
+    connection: str,
+    config: Detectors,
+    keep: int,
+    has_allowlist: bool,
+    baseline: PeerBaseline,
+    now: Callable[[], float],
+) -> list[FlowDetector]:
+    """The configured detectors in evaluation order (new_peer last: it must know whether the others
+    found the flow anomalous)."""
+    out: list[FlowDetector] = []
+    if config.disallowed is not None:
+        out.append(DisallowedDetector(connection, config.disallowed, keep, has_allowlist))
+    if config.scan is not None:
+        out.append(ScanDetector(connection, config.scan, keep))
+    if config.bytes is not None:
+        out.append(BytesDetector(connection, config.bytes, keep))
+    if config.new_peer is not None:
+        out.append(NewPeerDetector(connection, config.new_peer, keep, baseline, now))
+    return out
