@@ -30,14 +30,15 @@ def add_parser(sub: Subparsers) -> None:
         "`monitor run --shard 1/N` .. N/N in that order: one report over the union",
     )
     report.add_argument("--month", required=True, help="YYYY-MM (a calendar month in JST)")
-    report.add_argument("--format", choices=["html", "csv", "json"], default="html")
-    report.add_argument("--lang", choices=["ja", "en"], default="ja", help="language of the HTML report")
+    report.add_argument("--format", choices=["html", "csv", "json", "pdf"], default="html")
+    report.add_argument("--lang", choices=["ja", "en"], default="ja", help="language of the HTML and PDF report")
     report.add_argument("--output", type=Path, help="file to write (default: standard output)")
     report.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from monitor.availability.html_report import render_html
+    from monitor.availability.pdf import PdfError, live_stamp, render_pdf
     from monitor.availability.periods import parse_month
     from monitor.availability.report import ReportBuilder, merge_reports, to_csv, to_json
     from monitor.cluster.sharding import shard_inventory
@@ -90,9 +91,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = parts[0] if len(parts) == 1 else merge_reports(parts, list(inventory.services))
         if args.format == "html":
             return render_html(report, args.lang).encode()
+        if args.format == "pdf":  # computed now, so stamped as no version (`monitor report versions` has those)
+            return render_pdf(report, live_stamp(report), args.lang)
         return to_csv(report) if args.format == "csv" else to_json(report).encode()
 
-    body = asyncio.run(build())
+    try:
+        body = asyncio.run(build())
+    except PdfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.output:
         args.output.write_bytes(body)
     else:
