@@ -50,6 +50,7 @@ from monitor.store.records import (
 from monitor.store.sql_admin import AdminQueries
 from monitor.store.sql_incidents import IncidentQueries
 from monitor.store.sql_notices import NoticeQueries
+from monitor.store.sql_report_versions import ReportVersion, ReportVersionQueries
 from monitor.store.sql_reports import Correction, MonthRollup, ReportQueries
 from monitor.store.sql_security import SecurityQueries
 
@@ -101,6 +102,7 @@ class SQLStore(Generic[C]):
         self.incidents = IncidentQueries(self)
         self.admin = AdminQueries(self)
         self.reports = ReportQueries(self)
+        self.report_versions_q = ReportVersionQueries(self)
         self.security = SecurityQueries(self)
         self.notices = NoticeQueries(self)
         # the write path's statements, built once (a transition is three of them)
@@ -533,6 +535,29 @@ class SQLStore(Generic[C]):
 
     async def prune_intervals(self, before: float) -> int:
         return await self.reports.prune_intervals(before)
+
+    async def add_report_draft(self, draft: ReportVersion) -> ReportVersion:
+        return await self.report_versions_q.add_report_draft(draft)
+
+    async def report_version(self, month: str, version: int, pdfs: bool = False) -> ReportVersion | None:
+        return await self.report_versions_q.report_version(month, version, pdfs)
+
+    async def report_versions(self, month: str | None = None) -> list[ReportVersion]:
+        return await self.report_versions_q.report_versions(month)
+
+    async def review_report(self, month: str, version: int, by: str, at: float, comment: str) -> bool:
+        return await self.report_versions_q.review_report(month, version, by, at, comment)
+
+    async def approve_report(
+        self, month: str, version: int, by: str, at: float, comment: str, pdf_ja: bytes, pdf_en: bytes
+    ) -> bool:
+        return await self.report_versions_q.approve_report(month, version, by, at, comment, pdf_ja, pdf_en)
+
+    async def report_distributed(self, month: str, version: int, at: float, items: int) -> None:
+        await self.report_versions_q.report_distributed(month, version, at, items)
+
+    async def undistributed_reports(self) -> list[tuple[str, int]]:
+        return await self.report_versions_q.undistributed_reports()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
