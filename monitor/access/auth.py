@@ -45,8 +45,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "security.approve",
             "audit.read",
             "availability.correct",
+            "report",
         }
     ),
+    # who signs the monthly report (a section chief, 課長): drafts, reviews and approves its versions
+    "manager": frozenset({"read", "report"}),
     "alertmanager": frozenset({"alerts.ingest"}),
     "ids": frozenset({"security.ingest"}),
 }

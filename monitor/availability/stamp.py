@@ -64,6 +64,7 @@ class Stamp:
     approved: Sign | None = None
     supersedes: int | None = None  # the approved version this one corrects
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    scope: str | None = None  # a variant's scope, e.g. "東京都": the data (and hash) are that prefecture's only
 
 
 def canonical(data: object) -> bytes:
@@ -86,7 +87,7 @@ def _status(stamp: Stamp, t: dict[str, str]) -> str:
 def header_line(stamp: Stamp, lang: str, title: str) -> str:
     """The running header of every page: title, month, version and state, approvers."""
     t = TEXT.get(lang, TEXT["ja"])
-    parts = [f"{title} {stamp.month}"]
+    parts = [f"{title} {stamp.month}" + (f" ({stamp.scope})" if stamp.scope else "")]
     if stamp.version is not None:
         parts.append(f"第{stamp.version}版" if lang == "ja" else f"{t['version']} {stamp.version}")
     parts.append(_status(stamp, t))

@@ -13,6 +13,7 @@ from typing import Any
 
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
+from monitor.config.reports_model import ReportsConfig, check_reports
 from monitor.config.response_check import check_response, check_security, check_slo, check_status
 from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
@@ -97,6 +98,7 @@ class Inventory:
     status_page: StatusPage | None = None
     notices: NoticePolicy = field(default_factory=NoticePolicy)
     recovery: Recovery = field(default_factory=Recovery)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # the approved report's distribution
     shard: tuple[int, int] = (1, 1)  # this daemon's share of the estate (--shard i/N)
     context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
 
@@ -160,6 +162,7 @@ class _Resolver:
             status_page=self.config.status_page,
             notices=self.config.notices,
             recovery=self.config.recovery,
+            reports=self.config.reports,
         )
 
     def _sites(self) -> None:
@@ -376,5 +379,6 @@ def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
         + check_slo(config.slo, set(inventory.services))
         + check_security(config.security, config, inventory)
         + check_status(config, inventory)
+        + check_reports(config, inventory)
     )
     return inventory, issues
