@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from monitor.access.auth import Refused
-from monitor.availability.pdf import render_pdf_async, report_data
+from monitor.availability.pdf import PdfError, render_pdf_async, report_data
 from monitor.availability.periods import month_of, month_span, parse_month, previous_months
 from monitor.availability.report import Report, ReportBuilder
 from monitor.availability.report_diff import LATE, changes, content
@@ -86,7 +86,7 @@ class ReportDesk:
         report = dataclasses.replace(report, generated_at=at)
         return report, report_data(report)  # type: ignore[return-value]
 
-    async def _current(self, version: ReportVersion) -> Report:
+    async def frozen(self, version: ReportVersion) -> Report:
         """The report the version froze, rebuilt; Refused when the month's data has changed since."""
         report, data = await self.build(version.month, version.created_at)
         if content(data) != content(json.loads(version.data)):
@@ -127,7 +127,7 @@ class ReportDesk:
             listed: list[Change] = []
             if basis is not None:
                 start, end = month_span(year, number)
-                fixes = [c for c in await self.store.corrections(start, end) if c.created_at > basis.created_at]
+                fixes = [c for c in await self.store.corrections(start, end) if c.created_at >= basis.created_at]
                 listed = changes(json.loads(basis.data), data, fixes)
                 if not reason:
                     reason = " / ".join(sorted({c.reason for c in listed})) or LATE
@@ -148,7 +148,7 @@ class ReportDesk:
             found = await self._get(month, version)
             if found.status != "draft":
                 raise Refused(f"version {version} of {month} is {found.status}: only a draft can be reviewed")
-            await self._current(found)
+            await self.frozen(found)
             if not await self.store.review_report(month, version, by, self.now(), comment.strip()[:2000]):
                 raise Refused(f"version {version} of {month} changed meanwhile; look again")
         return await self._get(month, version)
@@ -167,13 +167,16 @@ class ReportDesk:
                     f"{by} reviewed version {version}: the approval must come from a second person with the report "
                     "permission (two-person rule)"
                 )
-            report = await self._current(found)
+            report = await self.frozen(found)
             at = self.now()
             signed = dataclasses.replace(found, status="approved", approved_by=by, approved_at=at,
                                          approve_comment=comment.strip()[:2000])  # fmt: skip
             stamp = stamp_of(signed)
-            pdf_ja = await render_pdf_async(report, stamp, "ja")
-            pdf_en = await render_pdf_async(report, stamp, "en")
+            try:
+                pdf_ja = await render_pdf_async(report, stamp, "ja")
+                pdf_en = await render_pdf_async(report, stamp, "en")
+            except PdfError as exc:  # our failure: nothing is approved, the reviewed version waits
+                raise Refused(f"the PDF cannot be rendered here: {exc}", 503) from None
             if not await self.store.approve_report(
                 month, version, by, at, signed.approve_comment or "", pdf_ja, pdf_en
             ):
@@ -217,7 +220,7 @@ class ReportDesk:
             return 0
         if report is None:
             try:
-                report = await self._current(found)
+                report = await self.frozen(found)
             except Refused as exc:  # the approved data cannot be rebuilt any more: say so, never send other figures
                 log.error("report_distribution_impossible", month=month, version=version, error=str(exc))
                 await self.store.report_distributed(month, version, self.now(), 0)
@@ -269,7 +272,9 @@ class ReportDesk:
             log.error("report_task_failed", error=repr(task.exception()))  # resumed on the next start
 
     async def start(self) -> None:
-        self._watch = asyncio.create_task(self._watch_loop())
+        """On the leader only (HA): one daemon drafts and distributes."""
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_loop())
 
     async def _watch_loop(self) -> None:
         while True:
@@ -282,6 +287,7 @@ class ReportDesk:
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._watch] if self._watch else [])]
+        self._watch = None
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):

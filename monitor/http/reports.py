@@ -15,6 +15,7 @@ from monitor.availability.pdf import PdfError, live_stamp, render_pdf_async
 from monitor.availability.periods import JST, month_of, month_span, parse_month, previous_months
 from monitor.availability.report import ReportBuilder, to_csv, to_json
 from monitor.http.errors import body_of
+from monitor.http.report_versions import add_version_routes
 from monitor.http.services import SERVICES
 from monitor.store.sql_reports import Correction
 from monitor.timefmt import iso
@@ -27,6 +28,15 @@ def _time(value: Any, name: str) -> float:
     except ValueError:
         raise ProblemError(422, f"invalid {name}", "write ISO 8601, e.g. 2026-11-05T10:00 (JST)") from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=JST)).timestamp()
+
+
+def months_between(start: float, end: float) -> list[tuple[int, int]]:
+    """The JST months a span [start, end) touches."""
+    months, (year, month) = [], month_of(start)
+    while month_span(year, month)[0] < end:
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 def pdf_response(body: bytes, filename: str) -> web.Response:
@@ -108,10 +118,19 @@ def add_report_routes(app: web.Application) -> None:
         correction_id = await services.store.add_correction(correction)
         await guard.audit(request, who, "availability.correct", "ok", f"service:{service}",
                           start=iso(start), end=iso(end), reason=reason[:500])  # fmt: skip
+        drafted = []  # an approved month the correction changes gets a new draft version at once
+        for y, m in months_between(start, end):
+            made = await services.reports.reconcile(f"{y:04d}-{m:02d}", who.name, reason[:2000])
+            if made is not None:
+                drafted.append({"month": made.month, "version": made.version, "supersedes": made.supersedes})
+                await guard.audit(request, who, "report.draft", "ok", f"report:{made.month}:v{made.version}",
+                                  reason=made.reason[:500], correction=correction_id)  # fmt: skip
         return web.json_response(
-            {"id": correction_id, "service": service, "start": iso(start), "end": iso(end)}, status=201
+            {"id": correction_id, "service": service, "start": iso(start), "end": iso(end), "report_versions": drafted},
+            status=201,
         )
 
+    add_version_routes(app)  # the versions' routes first: /reports/{month}/versions is not a month's report
     app.router.add_get("/api/v1/reports", months)
     app.router.add_get(r"/api/v1/reports/{month}", report)
     app.router.add_get("/api/v1/corrections", corrections)
