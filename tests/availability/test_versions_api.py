@@ -4,6 +4,7 @@ and the data as hashed downloadable; `?format=pdf` of a month; a correction thro
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.access.auth import token_digest
+from monitor.cli.main import main
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
 from tests.availability.test_report import CONFIG, seed
@@ -103,3 +105,30 @@ async def test_draft_review_approve_through_the_api(api: tuple[TestClient[Any, A
         ("report.approve", "ok", "suzuki"),
         ("report.draft", "ok", "admin"),
     ]
+
+
+async def test_cli_verbs_reach_the_daemon(api: tuple[TestClient[Any, Any], Daemon], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`monitor report draft|review|approve|versions|pdf --month M` through the API of a listening daemon."""
+    c, daemon = api
+    url = str(c.make_url("/")).rstrip("/")
+
+    def cli(*words: str, token: str = "sato") -> int:
+        return main(["report", *words, "--month", "2026-11", "--url", url, "--token", TOKENS[token]])
+
+    assert await asyncio.to_thread(cli, "draft", "--reason", "初版") == 0
+    assert await asyncio.to_thread(cli, "review", "--version", "1") == 2  # no comment
+    assert await asyncio.to_thread(cli, "review", "--version", "1", "--comment", "確認した") == 0
+    with pytest.raises(SystemExit, match=r"HTTP 409 .*two-person"):
+        await asyncio.to_thread(cli, "approve", "--version", "1", "--comment", "自分で")
+    assert await asyncio.to_thread(cli, "approve", "--version", "1", "--comment", "承認", token="suzuki") == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli, "versions") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:5] == ["MONTH", "VERSION", "STATUS", "REVIEWED", "APPROVED"]
+    assert table[1].split()[:5] == ["2026-11", "1", "approved", "sato", "suzuki"]
+    out = tmp_path / "v1.pdf"
+    assert await asyncio.to_thread(cli, "pdf", "--version", "1", "--output", str(out)) == 0
+    stored = await daemon.store.report_version("2026-11", 1, pdfs=True)
+    assert stored is not None and out.read_bytes() == stored.pdf_ja
+    assert main(["report", "--month", "2026-11"]) == 2  # the report itself still needs --config or --demo
