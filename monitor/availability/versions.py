@@ -117,7 +117,9 @@ class ReportDesk:
             raise Refused(f"{month} is not over yet: a report can be drafted from the first day of the next month")
         async with self._lock:
             at = self.now()
-            _report, data = await self.build(month, at)
+            report, data = await self.build(month, at)
+            if not report.services:
+                raise Refused(f"no monitoring data for {month}: nothing to report", 422)
             existing = await self.store.report_versions(month)
             for old in reversed(existing):
                 if old.status in ("draft", "reviewed", "approved") and content(json.loads(old.data)) == content(data):
