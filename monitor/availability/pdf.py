@@ -53,11 +53,22 @@ def render_pdf(report: Report, stamp: Stamp, lang: str = "ja") -> bytes:
 
 
 async def render_pdf_async(report: Report, stamp: Stamp, lang: str = "ja") -> bytes:
-    """render_pdf in a child process (spawned: a fork of a daemon with threads and sockets is unsafe)."""
-    html = render_html(report, lang, stamp)
+    """render_pdf in a child process."""
+    (pdf,) = await render_many_async([(report, stamp, lang)])
+    return pdf
+
+
+async def render_many_async(jobs: list[tuple[Report, Stamp, str]]) -> list[bytes]:
+    """Several PDFs, one after the other in one child process (spawned: a fork of a daemon with threads and
+    sockets is unsafe; one process: WeasyPrint's import and font scan are paid once, and one core at most)."""
+    if not jobs:
+        return []
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return await loop.run_in_executor(pool, html_to_pdf, html, identifier(stamp))
+        return [
+            await loop.run_in_executor(pool, html_to_pdf, render_html(report, lang, stamp), identifier(stamp))
+            for report, stamp, lang in jobs
+        ]
 
 
 def report_data(report: Report) -> object:

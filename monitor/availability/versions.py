@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from monitor.access.auth import Refused
-from monitor.availability.pdf import PdfError, render_pdf_async, report_data
+from monitor.availability.pdf import PdfError, render_many_async, report_data
 from monitor.availability.periods import month_of, month_span, parse_month, previous_months
 from monitor.availability.report import Report, ReportBuilder
 from monitor.availability.report_diff import LATE, changes, content
@@ -121,11 +121,11 @@ class ReportDesk:
             if not report.services:
                 raise Refused(f"no monitoring data for {month}: nothing to report", 422)
             existing = await self.store.report_versions(month)
-            for old in reversed(existing):
-                if old.status in ("draft", "reviewed", "approved") and content(json.loads(old.data)) == content(data):
-                    raise Refused(f"version {old.version} of {month} ({old.status}) already has this data")
             approved = [v for v in existing if v.status == "approved"]
-            basis = approved[-1] if approved else None
+            basis = approved[-1] if approved else None  # the version in force: the one a new draft corrects
+            for old in [*(v for v in existing if v.status in ("draft", "reviewed")), *([basis] if basis else [])]:
+                if content(json.loads(old.data)) == content(data):
+                    raise Refused(f"version {old.version} of {month} ({old.status}) already has this data")
             listed: list[Change] = []
             if basis is not None:
                 start, end = month_span(year, number)
@@ -175,8 +175,7 @@ class ReportDesk:
                                          approve_comment=comment.strip()[:2000])  # fmt: skip
             stamp = stamp_of(signed)
             try:
-                pdf_ja = await render_pdf_async(report, stamp, "ja")
-                pdf_en = await render_pdf_async(report, stamp, "en")
+                pdf_ja, pdf_en = await render_many_async([(report, stamp, "ja"), (report, stamp, "en")])
             except PdfError as exc:  # our failure: nothing is approved, the reviewed version waits
                 raise Refused(f"the PDF cannot be rendered here: {exc}", 503) from None
             if not await self.store.approve_report(
@@ -230,6 +229,8 @@ class ReportDesk:
         inventory = self._inventory()
         config = inventory.reports.distribution
         items: list[OutboxItem] = []
+        jobs: list[tuple[Report, Stamp, str]] = []
+        recipients = []
         for code, contact_name in sorted(config.liaisons.items()):
             contact = inventory.response.contacts.get(contact_name)
             if contact is None or not contact.email:  # the config check refuses this; a reload may race
@@ -238,14 +239,16 @@ class ReportDesk:
             variant_hash = sha256(canonical(report_data(variant)))
             pref = lookup(code)
             scope = code if pref is None else pref.name_ja if config.language == "ja" else pref.name_en
-            pdf = await render_pdf_async(variant, stamp_of(found, scope, variant_hash), config.language)
+            jobs.append((variant, stamp_of(found, scope, variant_hash), config.language))
+            recipients.append((code, contact_name, contact.email, contact.name, scope, variant_hash))
+        pdfs = await render_many_async(jobs)  # one child process for all the variants
+        now = self.now()
+        for (code, contact_name, address, display, scope, variant_hash), pdf in zip(recipients, pdfs, strict=True):
             subject, body = _mail(found, scope, variant_hash, config.language)
-            filename = f"availability-{month}-v{version}-{code}.pdf"
-            attachment = {"filename": filename, "content_type": "application/pdf",
+            attachment = {"filename": f"availability-{month}-v{version}-{code}.pdf", "content_type": "application/pdf",
                           "data": base64.b64encode(pdf).decode()}  # fmt: skip
-            now = self.now()
             for via in config.via:
-                payload = {"to": contact.email, "to_name": contact.name, "subject": subject, "body": body,
+                payload = {"to": address, "to_name": display, "subject": subject, "body": body,
                            "attachments": [attachment]}  # fmt: skip
                 key = f"report:{month}:v{version}:{code}:{via}:{contact_name}"
                 items.append(OutboxItem(key, None, 0, via, contact_name, "report", payload, now, now))
