@@ -109,7 +109,8 @@ def print_css(stamp: Stamp, lang: str, title: str) -> str:
     @bottom-left {{ content: {_css_string("SHA-256 " + stamp.data_sha256)}; font-size: 6.5pt; color: #555; }}
     @bottom-right {{ content: {page}; font-size: 7.5pt; color: #333; }} }}
 }}
-@media print {{ td.l:first-child {{ min-width: 24mm; }} }}  /* names in a 12-column table on A4 */
+/* names in a 12-column table on A4; 達成/未達 on one line */
+@media print {{ td.l:first-child {{ min-width: 24mm; }} .ok, .ng {{ white-space: nowrap; }} }}
 .stamp {{ border: 2px solid #1f4e79; padding: 2mm 3mm; margin: 2mm 0 3mm; }}
 .stamp table td, .stamp table th {{ text-align: left; }} .stamp code {{ font-size: 7.5pt; word-break: break-all; }}
 {draft}
