@@ -77,4 +77,10 @@ def changes(before: dict[str, Any], after: dict[str, Any], fixes: list[Correctio
             if a.get(field) != b.get(field):
                 was, now = _text(field, a.get(field)), _text(field, b.get(field))
                 out.append(Change(f"incidents/{key}/{field}", was, now, LATE))
+    # sections this module does not itemise (recovery, daily downtime, sections added later): named when changed
+    itemised = {*SECTIONS, "incidents", "generated_at"}
+    overall = " / ".join(sorted({c.reason for c in fixes})) or LATE  # they sum over services: every reason
+    for key in sorted((before.keys() | after.keys()) - itemised):
+        if before.get(key) != after.get(key):
+            out.append(Change(key, "—" if key not in before else "…", "—" if key not in after else "changed", overall))
     return out
