@@ -44,6 +44,11 @@ def _reasons(row: dict[str, Any], section: str, services: dict[str, dict[str, An
     return " / ".join(found) if found else LATE
 
 
+def reasons(listed: list[Change]) -> str:
+    """Every distinct reason of a list of changes, once each: the reason of the version they make."""
+    return " / ".join(sorted({part for c in listed for part in c.reason.split(" / ")}))
+
+
 def changes(before: dict[str, Any], after: dict[str, Any], fixes: list[Correction]) -> list[Change]:
     """Every difference of `after` from `before` (figures of each row, rows and incidents that came or went,
     incidents whose recovery changed), each with its reason."""
@@ -79,7 +84,9 @@ def changes(before: dict[str, Any], after: dict[str, Any], fixes: list[Correctio
                 out.append(Change(f"incidents/{key}/{field}", was, now, LATE))
     # sections this module does not itemise (recovery, daily downtime, sections added later): named when changed
     itemised = {*SECTIONS, "incidents", "generated_at"}
-    overall = " / ".join(sorted({c.reason for c in fixes})) or LATE  # they sum over services: every reason
+    # they sum over services: the reasons of the corrections that changed a service's figures
+    changed = {c.item.split("/")[1] for c in out if c.item.startswith("services/")}
+    overall = " / ".join(sorted({f.reason for f in fixes if f.service in changed})) or LATE
     for key in sorted((before.keys() | after.keys()) - itemised):
         if before.get(key) != after.get(key):
             out.append(Change(key, "—" if key not in before else "…", "—" if key not in after else "changed", overall))

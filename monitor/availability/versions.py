@@ -33,7 +33,7 @@ from monitor.access.auth import Refused
 from monitor.availability.pdf import PdfError, render_many_async, report_data
 from monitor.availability.periods import month_of, month_span, parse_month, previous_months
 from monitor.availability.report import Report, ReportBuilder
-from monitor.availability.report_diff import LATE, changes, content
+from monitor.availability.report_diff import LATE, changes, content, reasons
 from monitor.availability.stamp import Change, Sign, Stamp, canonical, sha256
 from monitor.availability.variants import prefecture_variant
 from monitor.config.prefectures import lookup
@@ -132,7 +132,7 @@ class ReportDesk:
                 fixes = [c for c in await self.store.corrections(start, end) if c.created_at >= basis.created_at]
                 listed = changes(json.loads(basis.data), data, fixes)
                 if not reason:
-                    reason = " / ".join(sorted({c.reason for c in listed})) or LATE
+                    reason = reasons(listed) or LATE
             encoded = canonical(data)
             draft = ReportVersion(
                 month, 0, "draft", at, by, (reason or FIRST_ISSUE)[:2000], encoded.decode(), sha256(encoded),
