@@ -109,8 +109,12 @@ def print_css(stamp: Stamp, lang: str, title: str) -> str:
     @bottom-left {{ content: {_css_string("SHA-256 " + stamp.data_sha256)}; font-size: 6.5pt; color: #555; }}
     @bottom-right {{ content: {page}; font-size: 7.5pt; color: #333; }} }}
 }}
-/* names in a 12-column table on A4; 達成/未達 on one line */
-@media print {{ td.l:first-child {{ min-width: 24mm; }} .ok, .ng {{ white-space: nowrap; }} }}
+/* A 12-column table must fit the A4 width (a PDF clips what overflows): headers such as "Planned
+   maintenance[min]" wrap anywhere, figures never do, names keep some width; 達成/未達 stay on one line. */
+@media print {{
+  th {{ overflow-wrap: anywhere; font-size: 7.5pt; }} td {{ white-space: nowrap; }}
+  td.l {{ white-space: normal; }} td.l:first-child {{ min-width: 22mm; }}
+}}
 .stamp {{ border: 2px solid #1f4e79; padding: 2mm 3mm; margin: 2mm 0 3mm; }}
 .stamp table td, .stamp table th {{ text-align: left; }} .stamp code {{ font-size: 7.5pt; word-break: break-all; }}
 {draft}

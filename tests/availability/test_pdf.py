@@ -86,6 +86,8 @@ async def test_english_and_live_pdf(seeded: tuple[SQLiteStore, Inventory]) -> No
     pdf.write_bytes(render_pdf(report, stamp, "en"))
     pages = _pages_text(pdf)
     assert "Monthly availability report 2026-11" in pages[0] and "no version" in pages[0]
+    # the whole 12-column table fits A4 in English too (a PDF clips what overflows the page)
+    assert "Budget" in pages[0] and "69.4%" in pages[0]
     assert re.search(rf"\b1\s*/\s*{len(pages)}\s*page", pages[0]) and stamp.data_sha256 in pages[-1].replace("\n", "")
     changed = render_pdf(report, Stamp("2026-11", None, "live", stamp.created_at + 1, stamp.data_sha256), "en")
     assert changed != pdf.read_bytes()  # the time is in the file: a different time, a different document

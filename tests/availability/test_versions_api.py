@@ -125,7 +125,7 @@ async def test_cli_verbs_reach_the_daemon(api: tuple[TestClient[Any, Any], Daemo
     capsys.readouterr()
     assert await asyncio.to_thread(cli, "versions") == 0
     printed = capsys.readouterr().out.splitlines()  # the daemon's log lines (same process) come through too
-    table = printed[next(i for i, line in enumerate(printed) if line.startswith("MONTH")):]
+    table = printed[next(i for i, line in enumerate(printed) if line.startswith("MONTH")) :]
     assert table[0].split()[:5] == ["MONTH", "VERSION", "STATUS", "REVIEWED", "APPROVED"]
     assert table[1].split()[:5] == ["2026-11", "1", "approved", "sato", "suzuki"]
     out = tmp_path / "v1.pdf"
