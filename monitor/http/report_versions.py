@@ -4,6 +4,7 @@ Review and approval need the `report` permission; every attempt is audited, refu
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -91,11 +92,13 @@ def add_version_routes(app: web.Application) -> None:
             raise ProblemError(400, "invalid format", "format must be json, data or pdf")
         if lang not in ("ja", "en"):
             raise ProblemError(400, "invalid lang", "lang must be ja or en")
-        found = await services.store.report_version(month, number, pdfs=fmt == "pdf")
+        found = await services.store.report_version(month, number, pdfs=fmt in ("json", "pdf"))
         if found is None:
             raise ProblemError(404, "no such version", f"{month} has no version {number}")
-        if fmt == "json":
-            return web.json_response(version_json(found))
+        if fmt == "json":  # with the stored PDFs' own SHA-256: `sha256sum` of a signed copy is checked against it
+            stored_pdfs = {"ja": found.pdf_ja, "en": found.pdf_en}
+            pdf_sha256 = {k: hashlib.sha256(v).hexdigest() for k, v in stored_pdfs.items() if v is not None}
+            return web.json_response({**version_json(found), "pdf_sha256": pdf_sha256 or None})
         if fmt == "data":  # the bytes that were hashed, unchanged
             return web.Response(body=found.data.encode(), content_type="application/json", charset="utf-8")
         stored = found.pdf_ja if lang == "ja" else found.pdf_en

@@ -81,6 +81,8 @@ async def test_draft_review_approve_through_the_api(api: tuple[TestClient[Any, A
     pdf = await c.get(f"{base}/1?format=pdf", headers=bearer("ops"))
     stored = await daemon.store.report_version("2026-11", 1, pdfs=True)
     assert stored is not None and await pdf.read() == stored.pdf_ja
+    record = await (await c.get(f"{base}/1", headers=bearer("ops"))).json()
+    assert record["pdf_sha256"]["ja"] == hashlib.sha256(stored.pdf_ja or b"").hexdigest()
     listing = await (await c.get("/api/v1/report-versions", headers=bearer("ops"))).json()
     assert [(v["month"], v["version"], v["status"]) for v in listing["versions"]] == [("2026-11", 1, "approved")]
     clock = daemon.guard.clock
