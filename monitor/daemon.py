@@ -25,6 +25,7 @@ from monitor.availability.capacity_recorder import CapacityRecorder
 from monitor.availability.live import SLOTracker
 from monitor.availability.metrics import SLOProvider
 from monitor.availability.monthly import MonthlyJob
+from monitor.availability.versions import ReportDesk
 from monitor.clock import Clock, SystemClock
 from monitor.cluster.ha import Leadership
 from monitor.cluster.sharding import shard_inventory
@@ -118,6 +119,7 @@ class Daemon:
         self.state_collector.providers.append(self.capacity_figures)
         self.notices = NoticeDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
         self.incidents.watchers.append(self.notices.on_incident)
+        self.reports = ReportDesk(self.store, self.clock.now, lambda: self.inventory, self.response.outbox.wake)
         self.events = EventHub()  # live updates for the console
         self.pipeline.observers.append(self.events)
         self.incidents.watchers.append(self.events.on_incident)
@@ -161,6 +163,7 @@ class Daemon:
             await self._note_interruption(now)
             await self.security.start()
             self.monthly.start()
+            await self.reports.start()
         self.probes = create_probes()
         self._runner = ProbeRunner(self.probes, self.clock)
         inv = self.inventory
@@ -226,6 +229,7 @@ class Daemon:
         if self._status_http is not None:
             await self._status_http.cleanup()
         await self.notices.stop()
+        await self.reports.stop()
         await self.security.stop()
         await self.response.stop()
         self.monthly.stop()
@@ -305,6 +309,7 @@ class Daemon:
             incidents=self.incidents,
             security=self.security,
             notices=self.notices,
+            reports=self.reports,
             status_view=self.status_view,
             events=self.events,
             gate=self.http_gate,
@@ -438,6 +443,7 @@ class Daemon:
         await self.response.lead()
         await self.security.start()
         self.monthly.start()
+        await self.reports.start()
         view = self._current_view()
         if view.transitions:  # what this daemon sees now, as the incidents and the intervals must show it
             self.store.record(view.transitions)
@@ -450,6 +456,7 @@ class Daemon:
         await self.response.follow()
         await self.security.stop()
         self.monthly.stop()
+        await self.reports.stop()
         self.metrics.leader.set(0)
 
     def _current_view(self) -> Outcome:

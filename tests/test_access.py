@@ -73,9 +73,8 @@ def write_routes(app: web.Application) -> list[tuple[str, str]]:
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter") or ""
         if route.method in ("POST", "PATCH", "PUT", "DELETE") and path not in ("/login", "/logout"):
-            out.append(
-                (route.method, path.replace("{id}", "1").replace("{id:\\\\d+}", "1").replace("{schedule}", "noc"))
-            )
+            concrete = path.replace("{id}", "1").replace("{id:\\\\d+}", "1").replace("{month}", "2026-11")
+            out.append((route.method, concrete.replace("{version}", "1").replace("{schedule}", "noc")))
     return out
 
 

@@ -57,8 +57,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "availability.correct",
             "oncall.swap",  # on-call changes for the slots one holds ...
             "oncall.manage",  # ... and for anyone's (a schedule's `managers` get this for that schedule)
+            "report",
         }
     ),
+    # who signs the monthly report (a section chief, 課長): drafts, reviews and approves its versions
+    "manager": frozenset({"read", "report"}),
     "alertmanager": frozenset({"alerts.ingest"}),
     "ids": frozenset({"security.ingest"}),
 }

@@ -3,12 +3,13 @@ inline SVG charts (availability per prefecture against the target, downtime per 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 
 from monitor.availability.capacity_html import capacity_section
 from monitor.availability.periods import JST
 from monitor.availability.report import Report, Row, recovery_summary
+from monitor.availability.stamp import Stamp, print_css, render_stamp
 from monitor.timefmt import jst
 
 TEXT = {
@@ -101,7 +102,9 @@ def _bars(values: list[tuple[str, float | None]], target: float | None, width: i
         low, high = 0.0, max([*numbers, 1.0])
     left, bottom, top = 44, 34, 8
     step = (width - left - 4) / max(1, len(values))
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">']
+    # the font named on the element: a PDF renderer lays SVG out apart from the page's CSS (it would take serif)
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg" '
+             'font-family="Noto Sans CJK JP, sans-serif">']  # fmt: skip
 
     def y(v: float) -> float:
         return top + (height - bottom - top) * (1 - (v - low) / (high - low or 1))
@@ -167,8 +170,16 @@ def _recovery(report: Report, t: dict[str, str]) -> str:
     return lead + (f"<table>{head}{''.join(rows)}</table>" if rows else f"<p>{t['none']}</p>")
 
 
-def render_html(report: Report, lang: str = "ja") -> str:
+def render_html(report: Report, lang: str = "ja", stamp: Stamp | None = None) -> str:
+    """The report page; with a `stamp` it is a record (version, approvers, data hash on the page and on every
+    printed page): the same page the PDF is printed from (pdf.py)."""
     t = TEXT.get(lang, TEXT["ja"])
+    record, record_css, record_meta = "", "", ""
+    if stamp is not None:
+        record, record_css = render_stamp(stamp, lang), print_css(stamp, lang, t["title"])
+        created = datetime.fromtimestamp(stamp.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record_meta = (f'<meta name="dcterms.created" content="{created}"><meta name="dcterms.modified" '
+                       f'content="{created}"><meta name="generator" content="national-monitor">')  # fmt: skip
     start = datetime.fromtimestamp(report.period[0], JST)
     end = datetime.fromtimestamp(report.period[1], JST)
     met = sum(1 for r in report.services if r.met)
@@ -189,11 +200,11 @@ def render_html(report: Report, lang: str = "ja") -> str:
     daily_chart = _bars([(d[5:], m) for d, m in report.daily_downtime], None)
     missed = "".join(f"<li>{escape(r.name)}: {_pct(r.figures.availability)}</li>" for r in links_missed)
     return f"""<!DOCTYPE html>
-<html lang="{lang}"><head><meta charset="utf-8"><title>{t["title"]} {report.month}</title><style>{CSS}</style></head>
+<html lang="{lang}"><head><meta charset="utf-8">{record_meta}<title>{t["title"]} {report.month}</title><style>{CSS}{record_css}</style></head>
 <body>
 <h1>{t["title"]} {report.month}</h1>
 <div class="meta">{t["period"]}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} JST / {t["generated"]}: {jst(report.generated_at)}</div>
-<p class="note">{t["formula"]}</p>
+{record}<p class="note">{t["formula"]}</p>
 <section><h2>{t["summary"]}</h2><div class="cards">{cards}</div></section>
 <section><h2>{t["systems"]}</h2>{_table(report.systems, t, t["name"])}</section>
 <section><h2>{t["prefectures"]}</h2>{prefecture_chart}{_table(report.prefectures, t, t["name"])}</section>

@@ -229,6 +229,7 @@ class ReportBuilder:
         services = [
             self._row(s, figures[s.name], by_service.get(s.name, []), trend.get(s.name, []))
             for s in self.inventory.services.values()
+            if s.name in figures  # none at all for a month before monitoring began: an empty report, not a crash
         ]
         return Report(
             month=f"{year:04d}-{month:02d}",

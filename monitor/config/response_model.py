@@ -19,7 +19,7 @@ from probes.secret import Secret
 
 SEVERITIES = ("critical", "major", "minor", "warning")  # worst first
 Severity = Literal["critical", "major", "minor", "warning"]
-Role = Literal["viewer", "operator", "security", "admin", "alertmanager", "ids"]
+Role = Literal["viewer", "operator", "security", "admin", "alertmanager", "ids", "manager"]
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -187,7 +187,7 @@ class User(StrictModel):
     """A person who logs in to the console (the password is only ever stored as a scrypt hash)."""
 
     name: Name
-    role: Literal["viewer", "operator", "security", "admin"]
+    role: Literal["viewer", "operator", "security", "admin", "manager"]  # manager: reviews and approves reports
     password_hash: Annotated[str, AfterValidator(_password_hash)] | None = None  # none: reverse-proxy login only
 
 

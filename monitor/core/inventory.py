@@ -15,6 +15,7 @@ from monitor.config.capacity_check import check_capacity
 from monitor.config.capacity_model import CapacityConfig
 from monitor.config.errors import Issue
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
+from monitor.config.reports_model import ReportsConfig, check_reports
 from monitor.config.response_check import check_response, check_security, check_slo, check_status
 from monitor.config.response_model import ResponseConfig
 from monitor.config.schema import Config
@@ -100,6 +101,7 @@ class Inventory:
     notices: NoticePolicy = field(default_factory=NoticePolicy)
     recovery: Recovery = field(default_factory=Recovery)
     capacity: CapacityConfig = field(default_factory=CapacityConfig)  # circuits measured (availability/circuits.py)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # the approved report's distribution
     shard: tuple[int, int] = (1, 1)  # this daemon's share of the estate (--shard i/N)
     context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
 
@@ -164,6 +166,7 @@ class _Resolver:
             notices=self.config.notices,
             recovery=self.config.recovery,
             capacity=self.config.capacity,
+            reports=self.config.reports,
         )
 
     def _sites(self) -> None:
@@ -382,5 +385,6 @@ def resolve(config: Config) -> tuple[Inventory, list[Issue]]:
         + check_security(config.security, config, inventory)
         + check_status(config, inventory)
         + check_capacity(config.capacity, {i: (c.kind, "interface" in c.request.params) for i, c in checks.items()})
+        + check_reports(config, inventory)
     )
     return inventory, issues

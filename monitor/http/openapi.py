@@ -65,6 +65,32 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None, list[str], dict[str, Any]]]
     ("GET", "/api/v1/audit"): ("The audit log, newest first, with chain verification", "audit.read", PAGE, {}),
     ("GET", "/api/v1/reports"): ("Monthly reports available", "read", [], {}),
     ("GET", "/api/v1/reports/{month}"): ("A monthly availability report", "read", ["format", "lang"], {}),
+    ("GET", "/api/v1/report-versions"): ("Every month's report versions: which are approved, by whom", "read", [], {}),
+    ("GET", "/api/v1/reports/{month}/versions"): ("A month's report versions", "read", [], {}),
+    ("POST", "/api/v1/reports/{month}/versions"): (
+        "Draft a new version of a month that is over",
+        "report",
+        [],
+        {"reason": "string"},
+    ),
+    ("GET", "/api/v1/reports/{month}/versions/{version}"): (
+        "One version: its record (json), its data as hashed (data) or its PDF (pdf)",
+        "read",
+        ["format", "lang"],
+        {},
+    ),
+    ("POST", "/api/v1/reports/{month}/versions/{version}/review"): (
+        "Review a draft (not by the approver)",
+        "report",
+        [],
+        {"comment": "string"},
+    ),
+    ("POST", "/api/v1/reports/{month}/versions/{version}/approve"): (
+        "Approve a reviewed version (a second person); distributes the prefecture variants",
+        "report",
+        [],
+        {"comment": "string"},
+    ),
     ("GET", "/api/v1/corrections"): ("Availability corrections", "read", [], {}),
     ("POST", "/api/v1/corrections"): (
         "Re-classify an outage as planned",

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.access.auth import Guard
+from monitor.availability.versions import ReportDesk
 from monitor.core.engine import Engine
 from monitor.core.inventory import Inventory
 from monitor.http.cache import ReadShield
@@ -36,6 +37,7 @@ class HttpServices:
     incidents: IncidentManager
     security: SecurityDesk  # the disconnect playbook
     notices: NoticeDesk
+    reports: ReportDesk  # the monthly report's versions: draft, review, approval, distribution
     status_view: StatusView  # the public status page's figures
     events: EventHub  # live updates for the console; its version drops cached reads
     gate: ConnectionGate  # the listeners' caps; counts the reads answered 429

@@ -4,6 +4,7 @@ login. smtplib runs in a worker thread so a slow mail server never blocks the ev
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import smtplib
 import ssl
@@ -50,6 +51,12 @@ class Email:
         message["Message-ID"] = f"<monitor.{digest}@{domain}>"
         message["X-Monitor-Notification"] = idempotency_key
         message.set_content(payload["body"], charset="utf-8")
+        # files stored base64 in the payload (the outbox keeps JSON): the monthly report's PDF, say
+        for attachment in payload.get("attachments", []):
+            maintype, _, subtype = str(attachment.get("content_type", "application/octet-stream")).partition("/")
+            data = base64.b64decode(attachment["data"])
+            message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                                   filename=attachment["filename"])  # fmt: skip
         return message
 
     def _deliver(self, message: EmailMessage) -> None:

@@ -248,4 +248,46 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (connection, peer)
     );
     """,
+    # report versions: the monthly report as a signed record (draft -> reviewed -> approved; an approved
+    # version is immutable, kept by triggers, not only by the code), and the approved versions whose
+    # prefecture variants have all been put in the outbox (the rest are resumed after a restart).
+    """
+    CREATE TABLE report_versions (
+        month TEXT NOT NULL,
+        version BIGINT NOT NULL CHECK (version >= 1),
+        status TEXT NOT NULL CHECK (status IN ('draft', 'reviewed', 'approved', 'superseded')),
+        created_at DOUBLE PRECISION NOT NULL,
+        created_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        data TEXT NOT NULL,
+        data_sha256 TEXT NOT NULL,
+        supersedes BIGINT,
+        changes TEXT NOT NULL,
+        reviewed_by TEXT,
+        reviewed_at DOUBLE PRECISION,
+        review_comment TEXT,
+        approved_by TEXT,
+        approved_at DOUBLE PRECISION,
+        approve_comment TEXT,
+        pdf_ja BYTEA,
+        pdf_en BYTEA,
+        PRIMARY KEY (month, version),
+        CHECK (status IN ('draft', 'superseded') OR reviewed_by IS NOT NULL),
+        CHECK (status <> 'approved' OR (approved_by IS NOT NULL AND approved_by <> reviewed_by AND pdf_ja IS NOT NULL))
+    );
+    CREATE UNIQUE INDEX report_versions_one_open ON report_versions (month) WHERE status IN ('draft', 'reviewed');
+    CREATE FUNCTION report_versions_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'an approved report version is immutable';
+    END $$;
+    CREATE TRIGGER report_versions_frozen BEFORE UPDATE OR DELETE ON report_versions
+        FOR EACH ROW WHEN (OLD.status = 'approved') EXECUTE FUNCTION report_versions_frozen();
+    CREATE TABLE report_distributions (
+        month TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        queued_at DOUBLE PRECISION NOT NULL,
+        items BIGINT NOT NULL,
+        PRIMARY KEY (month, version)
+    );
+    """,
 )

@@ -53,6 +53,7 @@ from monitor.store.sql_capacity import CapacityQueries
 from monitor.store.sql_incidents import IncidentQueries
 from monitor.store.sql_notices import NoticeQueries
 from monitor.store.sql_oncall import OnCallQueries
+from monitor.store.sql_report_versions import ReportVersion, ReportVersionQueries
 from monitor.store.sql_reports import Correction, MonthRollup, ReportQueries
 from monitor.store.sql_security import SecurityQueries
 
@@ -104,6 +105,7 @@ class SQLStore(Generic[C]):
         self.incidents = IncidentQueries(self)
         self.admin = AdminQueries(self)
         self.reports = ReportQueries(self)
+        self.report_versions_q = ReportVersionQueries(self)
         self.security = SecurityQueries(self)
         self.notices = NoticeQueries(self)
         self.capacity = CapacityQueries(self)
@@ -562,6 +564,29 @@ class SQLStore(Generic[C]):
 
     async def prune_capacity_samples(self, before: float) -> int:
         return await self.capacity.prune_capacity_samples(before)
+
+    async def add_report_draft(self, draft: ReportVersion) -> ReportVersion:
+        return await self.report_versions_q.add_report_draft(draft)
+
+    async def report_version(self, month: str, version: int, pdfs: bool = False) -> ReportVersion | None:
+        return await self.report_versions_q.report_version(month, version, pdfs)
+
+    async def report_versions(self, month: str | None = None) -> list[ReportVersion]:
+        return await self.report_versions_q.report_versions(month)
+
+    async def review_report(self, month: str, version: int, by: str, at: float, comment: str) -> bool:
+        return await self.report_versions_q.review_report(month, version, by, at, comment)
+
+    async def approve_report(
+        self, month: str, version: int, by: str, at: float, comment: str, pdf_ja: bytes, pdf_en: bytes
+    ) -> bool:
+        return await self.report_versions_q.approve_report(month, version, by, at, comment, pdf_ja, pdf_en)
+
+    async def report_distributed(self, month: str, version: int, at: float, items: int) -> None:
+        await self.report_versions_q.report_distributed(month, version, at, items)
+
+    async def undistributed_reports(self) -> list[tuple[str, int]]:
+        return await self.report_versions_q.undistributed_reports()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -50,10 +50,16 @@ recovery:
 
 @pytest.fixture
 async def seeded(load_yaml_config: Loader, tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Inventory]]:
-    """November 2026: juki-net down 30 min (an incident, paged), pref-net-13 down 60 min of which 20 min later
-    corrected to planned, plus 2 h of maintenance; pref-net-27 clean; the LGWAN link down 10 min; October rolled up."""
     inventory = load_yaml_config(CONFIG).inventory
     store = SQLiteStore(tmp_path / "m.db")
+    await seed(store, inventory)
+    yield store, inventory
+    await store.close(now=month_span(2026, 11)[1])
+
+
+async def seed(store: SQLiteStore, inventory: Inventory) -> None:
+    """November 2026: juki-net down 30 min (an incident, paged), pref-net-13 down 60 min of which 20 min later
+    corrected to planned, plus 2 h of maintenance; pref-net-27 clean; the LGWAN link down 10 min; October rolled up."""
     start, end = month_span(2026, 11)
     store.open(now=start - 40 * 86400)
 
@@ -87,8 +93,6 @@ async def seeded(load_yaml_config: Loader, tmp_path: Path) -> AsyncIterator[tupl
     )
     await store.mark_sent((await store.due_notifications(1e12))[0].id, at("2026-11-10T10:00:40"))
     await ReportBuilder(store, inventory).rollup(2026, 10, end)
-    yield store, inventory
-    await store.close(now=end)
 
 
 async def build(seeded: tuple[SQLiteStore, Inventory]) -> Report:

@@ -27,6 +27,7 @@ from monitor.store.records import (
     OutboxItem,
     SecurityIncident,
 )
+from monitor.store.sql_report_versions import ReportVersion
 from monitor.store.sql_reports import Correction, MonthRollup
 from monitor.store.sqlite import SQLiteStore
 from tests import pg
@@ -380,3 +381,44 @@ async def test_oncall_changes_and_handovers(store: Store) -> None:
     latest = await store.oncall.handovers("noc")
     assert [(h.at, h.incoming) for h in latest] == [(300.0, ["tanaka"]), (200.0, ["suzuki"])]
     assert latest[1].summary == {"incidents": [{"id": 1}]}
+
+
+def _draft(month: str = "2026-11", data: str = '{"a":1}') -> ReportVersion:
+    return ReportVersion(month, 0, "draft", 200.0, "佐藤", "初版", data, "ab" * 32, None, "[]")
+
+
+async def test_report_versions_draft_review_approve(store: Store) -> None:
+    """Versions are numbered per month; a new draft supersedes the open one; review then approval by
+    someone else; the approved version keeps its PDFs and cannot be changed, by the queries or by SQL."""
+    first = await store.add_report_draft(_draft())
+    second = await store.add_report_draft(_draft(data='{"a":2}'))
+    assert (first.version, second.version) == (1, 2)
+    assert [(v.version, v.status) for v in await store.report_versions("2026-11")] == [(1, "superseded"), (2, "draft")]
+    assert not await store.review_report("2026-11", 1, "佐藤", 210.0, "ok")  # superseded: nothing to review
+    assert await store.review_report("2026-11", 2, "佐藤", 210.0, "数値確認")
+    assert not await store.approve_report("2026-11", 2, "佐藤", 220.0, "self", b"%PDF-ja", b"%PDF-en")  # same person
+    assert await store.approve_report("2026-11", 2, "鈴木", 220.0, "承認", b"%PDF-ja", b"%PDF-en")
+    kept = await store.report_version("2026-11", 2, pdfs=True)
+    assert kept is not None and (kept.status, kept.reviewed_by, kept.approved_by) == ("approved", "佐藤", "鈴木")
+    assert (kept.pdf_ja, kept.pdf_en, kept.data) == (b"%PDF-ja", b"%PDF-en", '{"a":2}')
+    assert (await store.report_version("2026-11", 2)).pdf_ja is None  # type: ignore[union-attr]  # listing: no PDFs
+    assert await store.report_version("2026-11", 3) is None
+    assert not await store.review_report("2026-11", 2, "山田", 230.0, "again")
+    third = await store.add_report_draft(_draft(data='{"a":3}'))  # a correction: the approved one stays approved
+    assert third.version == 3
+    assert [v.status for v in await store.report_versions()] == ["superseded", "approved", "draft"]
+    assert await store.undistributed_reports() == [("2026-11", 2)]
+    await store.report_distributed("2026-11", 2, 240.0, 2)
+    await store.report_distributed("2026-11", 2, 250.0, 2)  # twice: no error, once recorded
+    assert await store.undistributed_reports() == []
+
+
+async def test_approved_report_version_is_immutable_in_the_schema(store: Store, tmp_path: Path) -> None:
+    """Not only the queries: the schema refuses an UPDATE or DELETE of an approved version."""
+    await store.add_report_draft(_draft())
+    await store.review_report("2026-11", 1, "佐藤", 210.0, "ok")
+    await store.approve_report("2026-11", 1, "鈴木", 220.0, "ok", b"%PDF", b"%PDF")
+    for sql in ("UPDATE report_versions SET data = 'x'", "DELETE FROM report_versions"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RaiseException)):
+            await store.report_versions_q.db.write(lambda c, sql=sql: c.execute(sql))  # type: ignore[attr-defined]
+    assert (await store.report_version("2026-11", 1)).data == '{"a":1}'  # type: ignore[union-attr]

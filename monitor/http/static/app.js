@@ -21,7 +21,10 @@ const T = {
     open_incidents: "未解決インシデント", maint_now: "作業中の計画停止", maint_next: "予定の計画停止",
     security_cases: "セキュリティインシデント", flapping: "前シフト中のフラッピング",
     flow_evidence: "証拠のフロー", rule: "ルール", flow: "フロー", bytes: "バイト", packets: "パケット",
-    first_seen: "開始", last_seen: "終了", exporter: "エクスポータ"},
+    first_seen: "開始", last_seen: "終了", exporter: "エクスポータ",
+    versions: "版（承認記録）", version: "版", version_n: "第N版", v_draft: "草案", v_reviewed: "確認済み", v_approved: "承認済み",
+    v_superseded: "差し替え済み", reviewed_by: "確認者", approved_by: "承認者", corrects: "訂正対象", n_changes: "件の変更",
+    review: "確認する", draft: "草案を作成", review_comment: "確認した内容（コメント）", approve_comment: "承認のコメント"},
   en: {title: "Monitoring console", nav_board: "Board", nav_incidents: "Incidents", nav_targets: "Targets",
     nav_maintenance: "Maintenance", nav_security: "Disconnects", nav_reports: "Reports", nav_audit: "Audit log",
     login: "Log in", logout: "Log out", name: "User name", password: "Password", cancel: "Cancel",
@@ -41,7 +44,11 @@ const T = {
     maint_now: "Maintenance in progress", maint_next: "Upcoming maintenance", security_cases: "Security incidents",
     flapping: "Flapping in the last shift",
     flow_evidence: "Offending flows", rule: "Rule", flow: "Flow", bytes: "Bytes",
-    packets: "Packets", first_seen: "First seen", last_seen: "Last seen", exporter: "Exporter"},
+    packets: "Packets", first_seen: "First seen", last_seen: "Last seen", exporter: "Exporter",
+    versions: "Versions (sign-off record)", version: "Version", version_n: "v N", v_draft: "draft",
+    v_reviewed: "reviewed", v_approved: "approved", v_superseded: "superseded", reviewed_by: "Reviewed by",
+    approved_by: "Approved by", corrects: "corrects", n_changes: "changes", review: "Review", draft: "Draft a version",
+    review_comment: "What did you check? (comment)", approve_comment: "Approval comment"},
 };
 let lang = localStorage.getItem("lang") || "ja";
 let me = {name: "anonymous", role: null, csrf_token: null, permissions: []};
@@ -238,12 +245,30 @@ async function securityPage() {
 
 async function reportsPage() {
   const month = new Date().toLocaleString("sv-SE", {timeZone: "Asia/Tokyo"}).slice(0, 7);
+  const data = await api("GET", "/api/v1/report-versions");
+  const can = may("report");
+  const sign = (s) => s ? `${esc(s.by)} <span class="muted">${when(s.at)}</span><br><span class="muted">${esc(s.comment)}</span>` : "—";
+  const rows = data.versions.map((v) => `<tr data-version="${esc(v.month)}/${v.version}"><td>${esc(v.month)}</td><td>${t("version_n").replace("N", v.version)}</td>
+    <td><b class="v-${esc(v.status)}">${esc(t("v_" + v.status))}</b></td><td>${sign(v.reviewed)}</td><td>${sign(v.approved)}</td>
+    <td class="muted">${esc(v.reason)}${v.supersedes ? ` (${t("corrects")} ${t("version_n").replace("N", v.supersedes)}, ${v.changes.length} ${t("n_changes")})` : ""}</td>
+    <td><code title="${esc(v.data_sha256)}">${esc(v.data_sha256.slice(0, 12))}…</code></td>
+    <td><a href="${v.links.pdf}" target="_blank">PDF</a> · <a href="${v.links.pdf_en}" target="_blank">PDF (en)</a> · <a href="${v.links.data}" target="_blank">JSON</a></td>
+    <td>${can && v.status === "draft" ? `<button data-sign="review" data-month="${esc(v.month)}" data-v="${v.version}">${t("review")}</button>` : ""}${can && v.status === "reviewed" ? `<button data-sign="approve" data-month="${esc(v.month)}" data-v="${v.version}">${t("approve")}</button>` : ""}</td></tr>`).join("");
   const bind = () => {
-    const links = () => { const m = $("#report-month").value; $("#report-links").innerHTML = ["html", "csv", "json"].map((f) => `<a href="/api/v1/reports/${m}?format=${f}&lang=${lang}" target="_blank">${m} ${f.toUpperCase()}</a>`).join(" · "); };
+    const links = () => { const m = $("#report-month").value; $("#report-links").innerHTML = ["html", "csv", "json", "pdf"].map((f) => `<a href="/api/v1/reports/${m}?format=${f}&lang=${lang}" target="_blank">${m} ${f.toUpperCase()}</a>`).join(" · "); };
     $("#report-month")?.addEventListener("change", links); links();
+    $("#report-draft")?.addEventListener("click", async () => {
+      try { await api("POST", `/api/v1/reports/${$("#report-month").value}/versions`, {}); route(); } catch (e) { alert(e.message); }
+    });
+    document.querySelectorAll("[data-sign]").forEach((b) => b.addEventListener("click", async () => {
+      const comment = prompt(t(b.dataset.sign === "review" ? "review_comment" : "approve_comment"));
+      if (!comment) return;
+      try { await api("POST", `/api/v1/reports/${b.dataset.month}/versions/${b.dataset.v}/${b.dataset.sign}`, {comment}); route(); } catch (e) { alert(e.message); }
+    }));
   };
-  return {bind, html: `<section><h2>${t("nav_reports")}</h2><form id="report-form"><label>${t("month")} <input id="report-month" type="month" value="${month}"></label></form>
-  <p id="report-links"></p></section>`};
+  return {bind, html: `<section><h2>${t("nav_reports")}</h2><form id="report-form"><label>${t("month")} <input id="report-month" type="month" value="${month}"></label>
+  ${can ? `<button id="report-draft" type="button">${t("draft")}</button>` : ""}</form>
+  <p id="report-links"></p><h3>${t("versions")}</h3><table id="report-versions"><tr><th>${t("month")}</th><th>${t("version")}</th><th>${t("status")}</th><th>${t("reviewed_by")}</th><th>${t("approved_by")}</th><th>${t("reason")}</th><th>SHA-256</th><th></th><th></th></tr>${rows || `<tr><td colspan="9">${t("none")}</td></tr>`}</table></section>`};
 }
 
 async function auditPage() {
