@@ -28,13 +28,15 @@ from monitor.metrics.exposition import DaemonMetrics, StateCollector, exposition
 from probes.base import ProbeResult, Series
 
 KINDS = ("ping", "web", "dns", "snmp")
+ROLES = ("primary", "backup")  # the circuits of an LGWAN connection: the descriptive labels a real estate carries
 INTERFACES = 8
 NL = b"\n"
 
 
 def config_text(targets: int) -> str:
     rows = "\n".join(
-        f'  - {{name: t{i}, address: 127.1.{i // 250}.{i % 250 + 1}, labels: {{prefecture: "{i % 47 + 1:02d}"}},'
+        f"  - {{name: t{i}, address: 127.1.{i // 250}.{i % 250 + 1}, labels: {{tier: municipality,"
+        f' prefecture: "{i % 47 + 1:02d}", system: lgwan, role: {ROLES[i % len(ROLES)]}, site: muni-{i % 1788}}},'
         f" modules: [ping, web, dns, snmp]}}"
         for i in range(targets)
     )
