@@ -87,7 +87,7 @@ class StateCollector:
             if t.kind == "check" and (rt := engine.checks.get(t.id)) is not None:
                 self.live.check_state(rt)
             elif t.kind == "service" and (srt := engine.services.get(t.id)) is not None:
-                self.live.service(srt)
+                self.live.service(srt, engine.inventory.slo)
         for check_id, _event in outcome.flapping:
             if (rt := engine.checks.get(check_id)) is not None:
                 self.live.check_state(rt)
