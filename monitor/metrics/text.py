@@ -16,7 +16,8 @@ identity, which would otherwise break every range query across the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
 
@@ -112,6 +113,18 @@ def service_info_line(service: Service, slo: SLOConfig) -> str:
     return info_line(SERVICE_INFO, join_labels(SERVICE_LABELS, service_label_values(service)), labels)
 
 
+@dataclass(frozen=True, slots=True)
+class FamilyView:
+    """One family as a scrape sees it: `chunks` (subject -> lines, a copy) is None when the reader said it
+    already has this `version`, so an encoder can reuse what it made of it last time."""
+
+    name: str
+    help: str
+    type: str
+    version: tuple[int, int]
+    chunks: dict[str, str] | None
+
+
 class LiveText:
     """Exposition chunks per family and subject, rewritten when a subject changes."""
 
@@ -121,6 +134,11 @@ class LiveText:
         self._prefix: dict[str, str] = {}  # check id -> escaped label text
         self._rows: dict[tuple[tuple[str, str], ...], str] = {}  # escaped text of a series' own labels
         self._written: dict[str, set[str]] = {}  # check id -> value and series families it wrote last time
+        # Which families changed since the last view: an encoded (compressed, protobuf) family is kept by
+        # (epoch, version) and redone only when it changed; a rebuild starts a new epoch.
+        self._dirty: set[str] = set()
+        self._versions: dict[str, int] = {}
+        self._epoch = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -128,6 +146,9 @@ class LiveText:
         self.meta = dict(FIXED)
         self._prefix.clear()
         self._written.clear()
+        self._dirty.clear()
+        self._versions.clear()
+        self._epoch += 1
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -146,6 +167,7 @@ class LiveText:
             # first time since the last rebuild: a check's labels only change with a reload, which rebuilds
             prefix = self._prefix[rt.check.id] = join_labels(CHECK_LABELS, check_label_values(rt.check))
             self.families[CHECK_INFO][rt.check.id] = check_info_line(rt.check)
+            self._dirty.add(CHECK_INFO)
         return prefix
 
     def check_state(self, rt: CheckRuntime) -> None:
@@ -157,6 +179,7 @@ class LiveText:
         )
         flapping = "1.0" if rt.machine.flapping else "0.0"
         self.families["monitor_check_flapping"][rt.check.id] = f"monitor_check_flapping{{{p}}} {flapping}\n"
+        self._dirty.update((CHECK_STATE, "monitor_check_flapping"))
 
     def check_result(self, rt: CheckRuntime) -> None:
         if not rt.check.exported:
@@ -167,6 +190,7 @@ class LiveText:
         if result is None:
             for name in (*_RESULT_FAMILIES, *self._written.pop(cid, ())):
                 fams[name].pop(cid, None)
+                self._dirty.add(name)
             return
         p = self._check_prefix(rt)
         fams["monitor_probe_success"][cid] = f"monitor_probe_success{{{p}}} {'1.0' if result.ok else '0.0'}\n"
@@ -176,6 +200,7 @@ class LiveText:
         fams["monitor_probe_timestamp_seconds"][cid] = (
             f"monitor_probe_timestamp_seconds{{{p}}} {number(result.finished_at)}\n"
         )
+        self._dirty.update(_RESULT_FAMILIES[:3])
         phases = "".join(
             f'monitor_probe_phase_duration_seconds{{{p},phase="{phase}"}} {number(seconds)}\n'
             for phase, seconds in result.phases.items()
@@ -213,11 +238,14 @@ class LiveText:
         if before:
             for name in before - written.keys():
                 self.families[name].pop(cid, None)
+                self._dirty.add(name)
         for name, text in written.items():
             self.families[name][cid] = text
+        self._dirty.update(written)
         self._written[cid] = set(written)
 
     def _put(self, family: str, subject: str, text: str) -> None:
+        self._dirty.add(family)
         if text:
             self.families[family][subject] = text
         else:
@@ -229,11 +257,13 @@ class LiveText:
         infos = self.families[SERVICE_INFO]
         if name not in infos:  # labels and SLO only change with a reload, which rebuilds
             infos[name] = service_info_line(srt.service, slo)
+            self._dirty.add(SERVICE_INFO)
         up = SERVICE_UP.get(srt.state)  # no sample in maintenance or while unknown: the SLI skips those times
         self._put("monitor_service_up", name, f"monitor_service_up{{{p}}} {number(up)}\n" if up is not None else "")
         self.families["monitor_service_state"][name] = "".join(
             f'monitor_service_state{{{p},state="{s.value}"}} {"1.0" if srt.state == s else "0.0"}\n' for s in ALL_STATES
         )
+        self._dirty.add("monitor_service_state")
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -246,6 +276,23 @@ class LiveText:
                 help_text, kind = self.meta[name]
                 help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
                 out.append((f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n", list(chunks.values())))
+        return out
+
+    def view(self, have: Mapping[str, tuple[int, int]]) -> list[FamilyView]:
+        """Every non-empty family with its version, its chunks copied only where `have` (family ->
+        version the reader holds) is not current. Runs on the event loop: the copies are what an encoder
+        in a thread may read while results keep arriving."""
+        versions = self._versions
+        for name in self._dirty:
+            versions[name] = versions.get(name, 0) + 1
+        self._dirty.clear()
+        out = []
+        for name, chunks in self.families.items():
+            if chunks:
+                help_text, kind = self.meta[name]
+                version = (self._epoch, versions.get(name, 0))
+                copy = dict(chunks) if have.get(name) != version else None
+                out.append(FamilyView(name, help_text, kind, version, copy))
         return out
 
 
