@@ -77,6 +77,7 @@ class BodyCache:
         self._lock = asyncio.Lock()
         self._families: dict[str, _Encoded] = {}
         self._pb_chunks: dict[str, dict[str, tuple[str, bytes]]] = {}  # family -> subject -> (chunk, encoded)
+        self._lines = protobuf.LineEncoder()
         self._providers: tuple[str, dict[tuple[Format, bool], bytes]] = ("", {})
         self._recent: dict[tuple[Format, bool], tuple[float, bytes]] = {}
 
@@ -150,7 +151,7 @@ class BodyCache:
         for subject, text in chunks.items():
             kept = before.get(subject)
             # the same str object: the chunk was not rewritten (text is immutable, a rewrite is a new one)
-            now[subject] = kept if kept is not None and kept[0] is text else (text, protobuf.chunk_metrics(text, kind))
+            now[subject] = kept if kept is not None and kept[0] is text else (text, self._lines.metrics(text, kind))
         self._pb_chunks[view.name] = now
         return protobuf.family(view.name, view.help, kind, b"".join(encoded for _, encoded in now.values()))
 

@@ -38,7 +38,8 @@ TYPES = {"counter": COUNTER, "gauge": GAUGE, "summary": SUMMARY, "untyped": UNTY
 VALUE_FIELD = {COUNTER: 3, GAUGE: 2, UNTYPED: 5}
 _DOUBLE = struct.Struct("<d")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
-_UNESCAPE = re.compile(r"\\(.)")
+_LABELS = re.compile(r'(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*')
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 class ExpositionError(ValueError):
@@ -119,6 +120,72 @@ def chunk_metrics(text: str, kind: int) -> bytes:
     # split on \n only: a label value may hold any other line separator (\x85, \u2028...) unescaped
     lines = text.split("\n")
     return b"".join(simple_metric(labels, kind, value) for _, labels, value in map(parse_line, filter(None, lines)))
+
+
+def _length(n: int) -> bytes:
+    return _SMALL[n] if n < 128 else varint(n)
+
+
+_SMALL = [bytes((n,)) for n in range(128)]
+
+
+class LineEncoder:
+    """chunk_metrics at the speed a scrape needs: a series' label text is the same from one scrape to
+    the next (only its value moves), so its encoded label pairs are kept by that text and a line costs a
+    dictionary look-up, a float() and a pack. Parsing every line instead costs ~15 us, seconds at
+    250,000 lines."""
+
+    LIMIT = 2_000_000  # label texts kept; past it (series renamed or gone over months) start over
+
+    def __init__(self) -> None:
+        self._labels: dict[str, bytes] = {}
+        self._pairs: dict[tuple[str, str], bytes] = {}  # one label's encoding: most recur across series
+
+    def _encode_labels(self, text: str) -> bytes:
+        """The LabelPair fields of `a="x",b="y"` (one C-level pass to split, one to check the form)."""
+        if _LABELS.fullmatch(text) is None:
+            raise ExpositionError(f"unreadable labels {text!r}")
+        pairs = self._pairs
+        out = []
+        for name, value in _LABEL.findall(text):
+            key = (name, value)
+            encoded = pairs.get(key)
+            if encoded is None:
+                encoded = pairs[key] = _bytes_field(1, _string(1, name) + _string(2, unescape(value)))
+            out.append(encoded)
+        return b"".join(out)
+
+    def metrics(self, text: str, kind: int) -> bytes:
+        value_key = _VALUE_KEY[kind]
+        cache = self._labels
+        if len(cache) > self.LIMIT:
+            cache.clear()
+            self._pairs.clear()
+        out = []
+        pack = _DOUBLE.pack
+        for line in text.split("\n"):  # \n only, as in chunk_metrics
+            if not line:
+                continue
+            brace = line.find("{")
+            end = line.rfind("} ")  # the value after it has no "} ": this is the end of the labels
+            if brace < 0 or end < 0:
+                out.append(chunk_metrics(line, kind))
+                continue
+            key = line[brace + 1 : end]
+            pairs = cache.get(key)
+            if pairs is None:
+                pairs = cache[key] = self._encode_labels(key)
+            try:
+                value = float(line[end + 2 :])
+            except ValueError:
+                raise ExpositionError(f"unreadable value in {line!r}") from None
+            body = pairs + value_key + pack(value)
+            out.append(b"\x22" + _length(len(body)) + body)  # field 4 (metric), length-delimited
+        return b"".join(out)
+
+
+# Metric's value field (gauge 2, counter 3, untyped 5) holding a message of 9 bytes: double field 1
+_VALUE_KEY = {kind: varint(number << 3 | 2) + b"\x09" + varint(1 << 3 | 1) for kind, number in VALUE_FIELD.items()}
 
 
 def text_families(text: str) -> bytes:
