@@ -7,10 +7,9 @@ with the version of the family it was made from (monitor.metrics.text.LiveText.v
 that changed; protobuf is kept per chunk too, so a changed family re-encodes only its changed subjects.
 The daemon's own registry (small, and changing with every probe) is written at each scrape.
 
-A compressed body is a series of gzip members, one per family (RFC 1952 allows any number; Go's
-gzip.Reader, which Prometheus uses, and every gzip tool read them as one stream): an unchanged family keeps
-its compressed bytes. A member per family costs ~20 bytes of header and the dictionary it does not
-share with its neighbours.
+A compressed body is one gzip stream joined from parts deflated per family (monitor.metrics.gzipjoin):
+an unchanged family keeps its compressed bytes. A part per family costs a few bytes of flush and the
+dictionary it does not share with its neighbours.
 
 Encoding runs in a thread (the event loop keeps probing); `view` runs on the loop and copies only the
 families the cache does not hold in the asked format. One scrape at a time (a lock), and scrapes within
@@ -20,14 +19,13 @@ families the cache does not hold in the asked format. One scrape at a time (a lo
 from __future__ import annotations
 
 import asyncio
-import gzip
 import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from monitor.metrics import protobuf
+from monitor.metrics import gzipjoin, protobuf
 from monitor.metrics.exposition import StateCollector
 from monitor.metrics.negotiation import Format
 from monitor.metrics.text import FamilyView
@@ -54,8 +52,8 @@ def openmetrics_header(name: str, help_text: str, kind: str) -> str:
     return f"# TYPE {name} {kind}\n# HELP {name} {help_text}\n"
 
 
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, 1, mtime=0)  # level 1: a scrape's CPU matters more than its bytes
+def _deflate(data: bytes) -> gzipjoin.Part:
+    return gzipjoin.part(data, 1)  # level 1: a scrape's CPU matters more than its bytes
 
 
 @dataclass(slots=True)
@@ -64,7 +62,7 @@ class _Encoded:
 
     version: tuple[int, int]
     plain: dict[Format, bytes] = field(default_factory=dict)
-    compressed: dict[Format, bytes] = field(default_factory=dict)
+    compressed: dict[Format, gzipjoin.Part] = field(default_factory=dict)
 
 
 class BodyCache:
@@ -78,7 +76,7 @@ class BodyCache:
         self._families: dict[str, _Encoded] = {}
         self._pb_chunks: dict[str, dict[str, tuple[str, bytes]]] = {}  # family -> subject -> (chunk, encoded)
         self._lines = protobuf.LineEncoder()
-        self._providers: tuple[str, dict[tuple[Format, bool], bytes]] = ("", {})
+        self._providers: tuple[str, dict[Format, tuple[bytes, gzipjoin.Part]]] = ("", {})
         self._recent: dict[tuple[Format, bool], tuple[float, bytes]] = {}
 
     async def get(self, fmt: Format, gzipped: bool) -> bytes:
@@ -100,7 +98,9 @@ class BodyCache:
     def encode(self, views: list[FamilyView], fmt: Format, gzipped: bool) -> bytes:
         """The whole body (may run in a thread; one at a time)."""
         families = self._families
-        parts = [self._head(fmt, gzipped)]
+        head = self._head(fmt)
+        plains = [head]
+        packed_parts = [_deflate(head)] if gzipped else []
         for view in views:
             enc = families.get(view.name)
             if enc is None or enc.version != view.version:
@@ -113,20 +113,23 @@ class BodyCache:
             if gzipped:
                 packed = enc.compressed.get(fmt)
                 if packed is None:
-                    packed = enc.compressed[fmt] = _gzip(plain)
-                parts.append(packed)
+                    packed = enc.compressed[fmt] = _deflate(plain)
+                packed_parts.append(packed)
             else:
-                parts.append(plain)
+                plains.append(plain)
         live = {view.name for view in views}
         for name in [n for n in families if n not in live]:  # emptied or gone with a reload
             del families[name]
             self._pb_chunks.pop(name, None)
-        parts.append(self._provider_part(fmt, gzipped))
+        provided, provided_packed = self._provider_part(fmt)
         if fmt is Format.OPENMETRICS:
-            parts.append(_gzip(EOF) if gzipped else EOF)
-        return b"".join(parts)
+            provided += EOF
+            provided_packed = _deflate(provided)
+        if gzipped:
+            return gzipjoin.join([*packed_parts, provided_packed])
+        return b"".join([*plains, provided])
 
-    def _head(self, fmt: Format, gzipped: bool) -> bytes:
+    def _head(self, fmt: Format) -> bytes:
         if fmt is Format.PROTOBUF:
             head = protobuf.registry_families(self._registry)
         elif fmt is Format.OPENMETRICS:
@@ -134,7 +137,7 @@ class BodyCache:
             head = head.removesuffix(EOF)
         else:
             head = generate_latest(self._registry)
-        return _gzip(head) if gzipped and head else head
+        return head
 
     def _family(self, view: FamilyView, fmt: Format) -> bytes:
         assert view.chunks is not None
@@ -155,22 +158,22 @@ class BodyCache:
         self._pb_chunks[view.name] = now
         return protobuf.family(view.name, view.help, kind, b"".join(encoded for _, encoded in now.values()))
 
-    def _provider_part(self, fmt: Format, gzipped: bool) -> bytes:
-        """The providers' families (SLO figures); a provider hands out the same text while unchanged."""
+    def _provider_part(self, fmt: Format) -> tuple[bytes, gzipjoin.Part]:
+        """The providers' families (SLO figures), plain and deflated; a provider hands out the same text
+        while unchanged."""
         text = "".join(provider.text() for provider in self._collector.providers)
         if text != self._providers[0]:
             self._providers = (text, {})
         forms = self._providers[1]
-        key = (fmt, gzipped)
-        if key not in forms:
+        if fmt not in forms:
             if fmt is Format.PROTOBUF:
                 plain = protobuf.text_families(text)
             elif fmt is Format.OPENMETRICS:
                 plain = _openmetrics_text(text).encode()
             else:
                 plain = text.encode()
-            forms[key] = _gzip(plain) if gzipped and plain else plain
-        return forms[key]
+            forms[fmt] = (plain, _deflate(plain))
+        return forms[fmt]
 
 
 def _openmetrics_text(text: str) -> str:
