@@ -111,10 +111,10 @@ def variants(inventory: Inventory) -> dict[str, SLOSpec]:
     return dict(sorted(found.items()))
 
 
-def _with_info(expr: str, selector: str = "") -> str:
-    """`expr` (one series per service) with the service's descriptive labels, for the alert's routing."""
-    info = f"{INFO}{{{selector}}}" if selector else INFO
-    return f"({expr}) * on (service) group_left ({DESCRIPTIVE}) {info}"
+def _with_info(expr: str, selector: str) -> str:
+    """`expr` (one series per service of the variant `selector` picks) with the service's descriptive
+    labels, for the alert's routing; the join reads only that variant's info series."""
+    return f"({expr}) * on (service) group_left ({DESCRIPTIVE}) {INFO}{{{selector}}}"
 
 
 def _variant_group(slo: str, spec: SLOSpec, interval: str) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def _variant_group(slo: str, spec: SLOSpec, interval: str) -> dict[str, Any]:
         alerts.append(
             {
                 "alert": "ServiceErrorBudgetBurn",
-                "expr": _with_info(burning),
+                "expr": _with_info(burning, selector),
                 "labels": {**labels, "objective": f"{spec.objective:g}"},
                 "annotations": {
                     "summary": BURN_SUMMARY.format(factor=f"{factor:g}", long=long, short=short),
