@@ -139,7 +139,7 @@ def body_cache(
 
     def scrape(fmt: Format, zipped: bool) -> tuple[float, int]:
         started = time.process_time()
-        body = cache.encode(cache.view(fmt), fmt, zipped)
+        body = cache.encode(cache.view(fmt, zipped), fmt, zipped)
         return time.process_time() - started, len(body)
 
     print(f"{'format':<22}{'bytes':>12}{'per check':>10}{'first':>9}{'1/4 new':>9}{'unchanged':>10}  (CPU ms)")

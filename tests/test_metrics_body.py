@@ -226,6 +226,7 @@ def test_every_format_holds_the_text_formats_samples_after_incremental_updates(
     scrape with nothing changed reuses the cached bytes."""
     registry, collector, engine = live
     cache = BodyCache(registry, collector, max_age=0)
+    gzip_only = BodyCache(registry, collector, max_age=0)  # as Prometheus asks: never the plain forms
     ping = ProbeResult(ok=True, duration=0.01, finished_at=1_700_000_000.0)
     ping.values.update({"rtt_avg_seconds": 0.0002})
     observe(engine, collector, "tokyo-edge/ping", ping)
@@ -238,6 +239,10 @@ def test_every_format_holds_the_text_formats_samples_after_incremental_updates(
                 assert without_created(got) == without_created(fresh), (round_, fmt, zipped)
             else:
                 assert got == fresh, (round_, fmt, zipped, got ^ fresh)
+        for fmt in (Format.TEXT, Format.PROTOBUF):
+            body = asyncio.run(gzip_only.get(fmt, True))
+            assert decoded(fmt, unzip(body)) == fresh, (round_, fmt)
+        assert not any(enc.plain for enc in gzip_only._families.values())
         # the next round: a state change, a value gone, interfaces gone, an unprobed check
         observe(engine, collector, "tokyo-edge/ping", ProbeResult(ok=False, error="loss", duration=2.0,
                                                                    finished_at=1_700_000_010.0 + round_))  # fmt: skip

@@ -85,14 +85,18 @@ class BodyCache:
             recent = self._recent.get(key)
             if recent is not None and time.monotonic() - recent[0] <= self._max_age:
                 return recent[1]
-            views = self.view(fmt)
+            views = self.view(fmt, gzipped)
             body = await asyncio.to_thread(self.encode, views, fmt, gzipped)
             self._recent[key] = (time.monotonic(), body)
             return body
 
-    def view(self, fmt: Format) -> list[FamilyView]:
+    def view(self, fmt: Format, gzipped: bool) -> list[FamilyView]:
         """On the event loop: the state's families, copied where the cache lacks them in `fmt`."""
-        have = {name: enc.version for name, enc in self._families.items() if fmt in enc.plain}
+        have = {
+            name: enc.version
+            for name, enc in self._families.items()
+            if fmt in (enc.compressed if gzipped else enc.plain)
+        }
         return self._collector.view(have)
 
     def encode(self, views: list[FamilyView], fmt: Format, gzipped: bool) -> bytes:
@@ -105,18 +109,19 @@ class BodyCache:
             enc = families.get(view.name)
             if enc is None or enc.version != view.version:
                 enc = families[view.name] = _Encoded(view.version)
-            plain = enc.plain.get(fmt)
-            if plain is None:
-                if view.chunks is None:  # cannot happen: view() copies what the cache lacks
-                    raise RuntimeError(f"{view.name}: no chunks and nothing cached")
-                plain = enc.plain[fmt] = self._family(view, fmt)
+            # Only what was asked for is kept: a Prometheus asks for gzip, and the plain text of a big
+            # family it never reads would be tens of megabytes held for nothing.
             if gzipped:
                 packed = enc.compressed.get(fmt)
                 if packed is None:
+                    plain = enc.plain.get(fmt) or self._family(view, fmt)
                     packed = enc.compressed[fmt] = _deflate(plain)
                 packed_parts.append(packed)
             else:
-                plains.append(plain)
+                kept = enc.plain.get(fmt)
+                if kept is None:
+                    kept = enc.plain[fmt] = self._family(view, fmt)
+                plains.append(kept)
         live = {view.name for view in views}
         for name in [n for n in families if n not in live]:  # emptied or gone with a reload
             del families[name]
@@ -140,7 +145,8 @@ class BodyCache:
         return head
 
     def _family(self, view: FamilyView, fmt: Format) -> bytes:
-        assert view.chunks is not None
+        if view.chunks is None:  # cannot happen: view() copies what the cache lacks
+            raise RuntimeError(f"{view.name}: no chunks and nothing cached")
         if fmt is Format.PROTOBUF:
             return self._protobuf_family(view, view.chunks)
         header = openmetrics_header if fmt is Format.OPENMETRICS else text_header
