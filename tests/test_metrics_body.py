@@ -35,6 +35,11 @@ PROMETHEUS_2_DEFAULT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
+PROMETHEUS_3_DEFAULT = (  # Prometheus 3's default scrape_protocols (escaping asked for; we write no UTF-8 names)
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,"
+    "text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
 PROMETHEUS_2_NATIVE_HISTOGRAMS = (  # captured from Prometheus 2.42 with --enable-feature=native-histograms
     "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
     "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -51,6 +56,7 @@ PROMETHEUS_2_NATIVE_HISTOGRAMS = (  # captured from Prometheus 2.42 with --enabl
         ("text/plain", TEXT_TYPE),
         (PROMETHEUS_2_DEFAULT, OPENMETRICS_TYPE.format(version="1.0.0")),
         (PROMETHEUS_2_NATIVE_HISTOGRAMS, PROTOBUF_TYPE),
+        (PROMETHEUS_3_DEFAULT, OPENMETRICS_TYPE.format(version="1.0.0")),
         ("application/openmetrics-text;version=0.0.1", OPENMETRICS_TYPE.format(version="0.0.1")),
         ("application/openmetrics-text;version=9.9.9,text/plain;q=0.2", TEXT_TYPE),  # a version we do not write
         ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", TEXT_TYPE),
