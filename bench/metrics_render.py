@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import tempfile
 import time
@@ -131,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def rss_mb() -> float:
+    """Resident memory now (the cache keeps every form asked for so far: the figure grows down the table)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def body_cache(
     engine: Engine, state: StateCollector, registry: CollectorRegistry, ids: list[str], targets: int
 ) -> None:
@@ -142,7 +149,8 @@ def body_cache(
         body = cache.encode(cache.view(fmt, zipped), fmt, zipped)
         return time.process_time() - started, len(body)
 
-    print(f"{'format':<22}{'bytes':>12}{'per check':>10}{'first':>9}{'1/4 new':>9}{'unchanged':>10}  (CPU ms)")
+    print(f"{'format':<22}{'bytes':>12}{'per check':>10}{'first':>9}{'1/4 new':>9}{'unchanged':>10}  (CPU ms)"
+          f"{'RSS MB':>9}")  # fmt: skip
     for fmt in Format:
         for zipped in (False, True):
             first, size = scrape(fmt, zipped)
@@ -154,7 +162,7 @@ def body_cache(
             unchanged, _ = scrape(fmt, zipped)
             name = f"{fmt.value}{' gzip' if zipped else ''}"
             print(f"{name:<22}{size:>12}{size / len(ids):>10.0f}{first * 1000:>9.0f}{quarter * 1000:>9.0f}"
-                  f"{unchanged * 1000:>10.0f}")  # fmt: skip
+                  f"{unchanged * 1000:>10.0f}{rss_mb():>19.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":
