@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", type=int, default=4500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--before", help="also the rules of this git revision (e.g. main)")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate the rule sets this many times (noise)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.before:
                 sets[args.before] = rules_of(args.before, config, tmp)
             print(f"{args.services} services, {len(exposition(inventory).splitlines())} series")
-            for label, text in sets.items():
-                cycle, loaded = evaluate(text, exporter, args.seconds, tmp / f"prom-{label}")
+            for label, text in [item for _ in range(args.repeat) for item in sets.items()]:
+                cycle, loaded = evaluate(text, exporter, args.seconds, Path(tempfile.mkdtemp(dir=tmp)) / label)
                 print(f"{label:<10} rules {loaded:>4}  bytes {len(text.encode()):>9}  "
                       f"evaluation per cycle {cycle * 1000:.1f} ms")  # fmt: skip
         finally:
