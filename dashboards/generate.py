@@ -5,7 +5,9 @@
 
 Titles are Japanese (the NOC's working language), descriptions English. Queries use only what the
 daemon exports and what `monitor rules` records; tests/test_dashboards.py runs every one of them
-against a real Prometheus scraping the demo daemon.
+against a real Prometheus scraping the demo daemon. Descriptive labels (tier, prefecture, system, role,
+site) are only on the monitor_check_info / monitor_service_info series: queries that filter or group by
+them join on those (`described`).
 """
 
 from __future__ import annotations
@@ -81,12 +83,22 @@ def sum_leader(expr: str) -> str:
 CHANGES = 'changes(monitor_check_state{state=~"down|unreachable|degraded"}[1h])'
 
 
-def worst_state(metric: str, matchers: str, by: str) -> str:
-    """Per `by`, the code of the worst current state among `metric{matchers}` (one series per state,
-    1 on the current one)."""
-    sep = "," if matchers else ""
-    parts = [f'({metric}{{{matchers}{sep}state="{state}"}} == 1) * {code}' for state, code in STATE_CODE.items()]
-    return f"max by ({by}) (\n    " + "\n  or ".join(parts) + "\n)"
+def described(expr: str, subject: str, matchers: str = "", labels: str = "") -> str:
+    """`expr` (series of checks or services: subject "check" or "service") restricted to those whose info
+    series matches `matchers`, with the descriptive `labels` copied from it. The join is on the daemon
+    too (instance): each daemon of an HA pair describes its own series."""
+    info = f"monitor_{subject}_info{{{matchers}}}" if matchers else f"monitor_{subject}_info"
+    if not labels:  # a filter only: `and` keeps the left side's values and labels as they are
+        return f"(({expr}) and on (instance, {subject}) {info})"
+    return f"(({expr}) * on (instance, {subject}) group_left ({labels}) {info})"
+
+
+def worst_state(metric: str, by: str, subject: str, matchers: str = "", labels: str = "") -> str:
+    """Per `by`, the code of the worst current state among `metric` (one series per state, 1 on the
+    current one) of the subjects whose info matches `matchers`, `labels` taken from the info series."""
+    parts = [f'({metric}{{state="{state}"}} == 1) * {code}' for state, code in STATE_CODE.items()]
+    codes = "(\n    " + "\n  or ".join(parts) + "\n)"
+    return f"max by ({by}) (\n  " + described(codes, subject, matchers, labels) + "\n)"
 
 
 def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
@@ -239,7 +251,7 @@ def place(board: dashboard.Dashboard, rows: list[list[tuple[Any, int, int]]]) ->
 # ------------------------------------------------------------------------------------- dashboards
 
 PREFECTURE_STATE = (
-    worst_state("monitor_service_state", 'prefecture!=""', "prefecture")
+    worst_state("monitor_service_state", "prefecture", "service", 'prefecture!=""', "prefecture")
     + "\n* on (prefecture) group_left (name_ja) max by (prefecture, name_ja) (monitor_prefecture_info)"
     + "\nor on (prefecture) max by (prefecture, name_ja) (monitor_prefecture_info) * -3"
 )
@@ -265,7 +277,7 @@ def noc_overview() -> dashboard.Dashboard:
     national = status_grid(
         "国の基幹システム",
         "National systems: current state of each service of tier national.",
-        worst_state("monitor_service_state", 'tier="national"', "service"),
+        worst_state("monitor_service_state", "service", "service", 'tier="national"'),
         "service",
         f"{DAEMON}/api/v1/services?q=${{__data.fields.service}}",
     )
@@ -273,7 +285,9 @@ def noc_overview() -> dashboard.Dashboard:
         "LGWAN 回線 (主回線/副回線)",
         "LGWAN links: each circuit (primary, backup) of each prefecture's connection, worst first. "
         "A link with one circuit down is DEGRADED, with both DOWN.",
-        worst_state("monitor_check_state", 'system="lgwan"', "check, target, prefecture, role"),
+        worst_state(
+            "monitor_check_state", "check, target, prefecture, role", "check", 'system="lgwan"', "prefecture, role"
+        ),
         ["prefecture", "target", "role", "check", "Value"],
         {"prefecture": "都道府県", "target": "回線", "role": "種別", "check": "チェック", "Value": "状態"},
     )
@@ -299,7 +313,7 @@ def noc_overview() -> dashboard.Dashboard:
         "直近1時間の状態変化",
         "Checks whose state changed in the last hour, with their current state; most changes first in "
         "the 'changes' column.",
-        f"sum by (check, target, prefecture) ({leader(CHANGES)}) > 0",
+        f"sum by (check, target, prefecture) ({described(leader(CHANGES), 'check', labels='prefecture')}) > 0",
         ["check", "target", "prefecture", "Value"],
         {"check": "チェック", "target": "対象", "prefecture": "都道府県", "Value": "変化回数"},
     ).mappings([])
@@ -329,10 +343,13 @@ def availability() -> dashboard.Dashboard:
             "Per service: availability so far this month, objective, budget left (minutes).",
             {"service": "サービス", "tier": "区分"},
             {
-                "monitor_service_availability_ratio": "稼働率",
-                "monitor_service_slo_objective_ratio": "目標",
-                "monitor_service_error_budget_remaining_seconds / 60": "残りバジェット(分)",
-                "monitor_service_downtime_seconds / 60": "停止時間(分)",
+                described(expr, "service", labels="tier"): column
+                for expr, column in (
+                    ("monitor_service_availability_ratio", "稼働率"),
+                    ("monitor_service_slo_objective_ratio", "目標"),
+                    ("monitor_service_error_budget_remaining_seconds / 60", "残りバジェット(分)"),
+                    ("monitor_service_downtime_seconds / 60", "停止時間(分)"),
+                )
             },
         )
         .with_transformation(sort_by("稼働率"))
@@ -433,7 +450,7 @@ def prefecture_drilldown() -> dashboard.Dashboard:
     states = state_table(
         "チェック一覧",
         "Every check of the prefecture with its current state, worst first.",
-        worst_state("monitor_check_state", sel, "check, target, kind, role"),
+        worst_state("monitor_check_state", "check, target, kind, role", "check", sel, "role"),
         ["target", "role", "kind", "check", "Value"],
         {"target": "対象", "role": "役割", "kind": "種別", "check": "チェック", "Value": "状態"},
     ).data_links([link("チェック詳細 (API)", f"{DAEMON}/api/v1/checks/${{__data.fields.check}}")])
@@ -443,16 +460,16 @@ def prefecture_drilldown() -> dashboard.Dashboard:
             "SNMP agent answering (1), uptime since the last reboot, reboots seen.",
             {"target": "機器", "role": "役割"},
             {
-                f"monitor_snmp_up{{{sel}}}": "SNMP応答",
-                f"monitor_device_uptime_seconds{{{sel}}}": "稼働時間",
-                f"monitor_device_reboots_total{{{sel}}}": "再起動回数",
+                described("monitor_snmp_up", "check", sel, "role"): "SNMP応答",
+                described("monitor_device_uptime_seconds", "check", sel, "role"): "稼働時間",
+                described("monitor_device_reboots_total", "check", sel, "role"): "再起動回数",
             },
         ).override_by_name("稼働時間", [{"id": "unit", "value": "s"}])  # type: ignore[list-item]
     )
     utilisation = graph(
         "インタフェース使用率",
         "Utilisation of each selected interface, in and out (ifHCIn/OutOctets against ifHighSpeed).",
-        query(f"monitor_if_utilization_ratio{{{sel}}}", "{{target}} {{if_name}} {{direction}}"),
+        query(described("monitor_if_utilization_ratio", "check", sel), "{{target}} {{if_name}} {{direction}}"),
         unit="percentunit",
     )
     errors = graph(
@@ -460,7 +477,7 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         "Errors and discards per second per interface (in and out summed).",
         query(
             " + ".join(
-                f"sum by (target, if_name) (rate(monitor_if_{d}_{kind}_total{{{sel}}}[5m]))"
+                f"sum by (target, if_name) ({described(f'rate(monitor_if_{d}_{kind}_total[5m])', 'check', sel)})"
                 for d in ("in", "out")
                 for kind in ("errors", "discards")
             ),
@@ -472,7 +489,10 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         "インタフェース状態",
         "ifOperStatus (1 up, 2 down, ...) and ifAdminStatus; admin up but oper down is a link down.",
         {"target": "機器", "if_name": "IF", "if_alias": "説明"},
-        {f"monitor_if_oper_status{{{sel}}}": "Oper", f"monitor_if_admin_status{{{sel}}}": "Admin"},
+        {
+            described("monitor_if_oper_status", "check", sel): "Oper",
+            described("monitor_if_admin_status", "check", sel): "Admin",
+        },
     ).mappings(
         [
             ValueMap(
@@ -490,8 +510,9 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         "Reachability latency per target: the ICMP round-trip time where the target is pinged, else the "
         "TCP connect time of its reachability check.",
         query(
-            f'monitor_icmp_rtt_seconds{{{sel},stat="avg"}}'
-            f' or on (check) monitor_probe_phase_duration_seconds{{{sel},kind="tcp",phase="connect"}}',
+            described('monitor_icmp_rtt_seconds{stat="avg"}', "check", sel)
+            + " or on (check) "
+            + described('monitor_probe_phase_duration_seconds{kind="tcp",phase="connect"}', "check", sel),
             "{{target}} {{kind}}",
         ),
         unit="s",
@@ -501,8 +522,9 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         "Share of ICMP echo requests unanswered where the target is pinged, else the share of failed TCP "
         "reachability probes over 15 minutes.",
         query(
-            f"monitor_icmp_packet_loss_ratio{{{sel}}}"
-            f' or on (check) (1 - avg_over_time(monitor_probe_success{{{sel},kind="tcp"}}[15m]))',
+            described("monitor_icmp_packet_loss_ratio", "check", sel)
+            + " or on (check) "
+            + described('1 - avg_over_time(monitor_probe_success{kind="tcp"}[15m])', "check", sel),
             "{{target}} {{check}}",
         ),
         unit="percentunit",
@@ -527,20 +549,20 @@ def national_servers() -> dashboard.Dashboard:
     http = graph(
         "HTTP 応答時間 (フェーズ別)",
         "Duration of each phase of the last HTTP probe (resolve, connect, tls, processing, transfer).",
-        query(f'monitor_probe_phase_duration_seconds{{{sel},kind="http"}}', "{{target}} {{phase}}"),
+        query(described('monitor_probe_phase_duration_seconds{kind="http"}', "check", sel), "{{target}} {{phase}}"),
         unit="s",
     )
     status = state_table(
         "HTTP ステータス",
         "Status code of the last response per check.",
-        f"monitor_http_status_code{{{sel}}}",
+        described("monitor_http_status_code", "check", sel),
         ["target", "check", "Value"],
         {"target": "対象", "check": "チェック", "Value": "ステータス"},
     ).mappings([])
     dns = graph(
         "DNS 応答時間",
         "Duration of the last DNS probe per check.",
-        query(f'monitor_probe_duration_seconds{{{sel},kind="dns"}}', "{{target}} {{check}}"),
+        query(described('monitor_probe_duration_seconds{kind="dns"}', "check", sel), "{{target}} {{check}}"),
         unit="s",
     )
     cert = (
@@ -549,7 +571,7 @@ def national_servers() -> dashboard.Dashboard:
         .description("Days until the earliest certificate of each TLS endpoint's chain expires; red under 14 days.")
         .with_target(
             query(
-                f"(monitor_tls_earliest_cert_expiry_timestamp_seconds{{{sel}}} - time()) / 86400",
+                described("(monitor_tls_earliest_cert_expiry_timestamp_seconds - time()) / 86400", "check", sel),
                 instant=True,
                 as_table=True,
             )
@@ -566,7 +588,11 @@ def national_servers() -> dashboard.Dashboard:
         .title("CRL 次回更新まで (時間)")
         .description("Hours until the nextUpdate of each CRL served (JPKI revocation lists); negative is stale.")
         .with_target(
-            query(f"(monitor_crl_next_update_timestamp_seconds{{{sel}}} - time()) / 3600", instant=True, as_table=True)
+            query(
+                described("(monitor_crl_next_update_timestamp_seconds - time()) / 3600", "check", sel),
+                instant=True,
+                as_table=True,
+            )
         )
         .with_transformation(
             keep_fields("target", "check", "Value", rename={"target": "対象", "check": "チェック", "Value": "残り時間"})
@@ -578,7 +604,7 @@ def national_servers() -> dashboard.Dashboard:
     success = graph(
         "プローブ成功率 (1時間)",
         "Share of successful probes per check over the last hour.",
-        query(f"avg_over_time(monitor_probe_success{{{sel}}}[1h])", "{{target}} {{check}}"),
+        query(described("avg_over_time(monitor_probe_success[1h])", "check", sel), "{{target}} {{check}}"),
         unit="percentunit",
     )
     return place(board, [[(http, 16, 9), (status, 8, 9)], [(cert, 8, 8), (crl, 8, 8), (dns, 8, 8)], [(success, 24, 8)]])

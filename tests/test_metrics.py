@@ -32,7 +32,7 @@ targets:
   - {name: tokyo-edge, address: 127.0.0.1, labels: {prefecture: "13", tier: prefecture, role: 'edge "router"'}, modules: [ping, web, snmp, dns]}
   - {name: osaka-edge, address: 127.0.0.2, labels: {prefecture: 27}, parent: tokyo-edge, modules: [ping]}
 services:
-  - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge]}
+  - {name: pref-net, rule: all, targets: [tokyo-edge, osaka-edge], labels: {tier: prefecture, prefecture: "13"}}
 """
 
 
@@ -111,7 +111,8 @@ def test_one_renderer_per_series(setup: tuple[CollectorRegistry, StateCollector,
 def test_snmp_series_carry_check_and_interface_labels(
     setup: tuple[CollectorRegistry, StateCollector, Engine],
 ) -> None:
-    """Labelled SNMP series have the check's labels plus if_index/if_name/if_alias, with counters typed counter."""
+    """Labelled SNMP series have the check's identity labels plus if_index/if_name/if_alias, with counters
+    typed counter; the descriptive labels are on monitor_check_info only."""
     registry, collector, _ = setup
     text = exposition(registry, collector).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -120,7 +121,7 @@ def test_snmp_series_carry_check_and_interface_labels(
     rows = {(s.labels["if_name"], s.labels["if_alias"]): s.value for s in families["monitor_if_in_octets"].samples}
     assert rows == {("Gi0/1", 'LGWAN "primary"'): float(2**40), ("Gi0/2", "back\\slash"): 7.0}
     sample = families["monitor_if_utilization_ratio"].samples[0]
-    assert sample.labels["check"] == "tokyo-edge/snmp" and sample.labels["prefecture"] == "13"
+    assert sample.labels["check"] == "tokyo-edge/snmp" and "prefecture" not in sample.labels
     assert sample.labels["direction"] == "in"
     assert families["monitor_snmp_up"].samples[0].value == 1.0
 
@@ -142,15 +143,47 @@ def test_series_follow_state(setup: tuple[CollectorRegistry, StateCollector, Eng
     assert ("monitor_probe_success", "osaka-edge/ping", None) not in got  # never probed: no result series
 
 
-def test_labels_are_escaped_and_include_topology_labels(
+def test_descriptive_labels_are_on_one_info_series_per_check_and_service(
     setup: tuple[CollectorRegistry, StateCollector, Engine],
 ) -> None:
-    """Label values with quotes survive escaping; prefecture and tier labels are on every check series."""
+    """Every per-check series carries exactly the identity labels (check, target, module, kind) plus its own
+    (state, phase, if_name...), never tier/prefecture/system/role/site; those are on one monitor_check_info
+    series per exported check (escaped, empty ones left out), and a service's with its SLO variant on
+    monitor_service_info."""
     registry, collector, _ = setup
-    for name, labels, _value in samples(exposition(registry, collector).decode()):
-        if name == "monitor_probe_success" and dict(labels)["target"] == "tokyo-edge":
-            assert dict(labels)["role"] == 'edge "router"'
-            assert dict(labels)["prefecture"] == "13" and dict(labels)["tier"] == "prefecture"
+    got = samples(exposition(registry, collector).decode())
+    descriptive = {"tier", "prefecture", "system", "role", "site"}
+    per_check = [dict(lb) for n, lb, _ in got if "check" in dict(lb) and n != "monitor_check_info"]
+    assert per_check and all(not descriptive & labels.keys() for labels in per_check)
+    assert all({"check", "target", "module", "kind"} <= labels.keys() for labels in per_check)
+    infos = {dict(lb)["check"]: (dict(lb), v) for n, lb, v in got if n == "monitor_check_info"}
+    assert set(infos) == {"tokyo-edge/ping", "tokyo-edge/web", "tokyo-edge/snmp", "tokyo-edge/dns", "osaka-edge/ping"}
+    assert infos["tokyo-edge/ping"] == (
+        {"check": "tokyo-edge/ping", "tier": "prefecture", "prefecture": "13", "role": 'edge "router"'},
+        1.0,
+    )
+    assert infos["osaka-edge/ping"][0]["prefecture"] == "27" and "role" not in infos["osaka-edge/ping"][0]
+    services = [dict(lb) for n, lb, _ in got if n == "monitor_service_info"]
+    assert services == [{"service": "pref-net", "tier": "prefecture", "prefecture": "13", "slo": "99.9%/month"}]
+    state = [dict(lb) for n, lb, _ in got if n == "monitor_service_state"]
+    assert {tuple(sorted(labels)) for labels in state} == {("service", "state")}
+
+
+def test_info_series_follow_a_reload(
+    setup: tuple[CollectorRegistry, StateCollector, Engine], load_yaml_config: Loader
+) -> None:
+    """A relabelled check changes its info series only; its other series keep their identity."""
+    registry, collector, engine = setup
+    collector.rebuild()
+    collector.attached = True
+    before = exposition(registry, collector, collector.snapshot()).decode()
+    engine.apply_inventory(load_yaml_config(CONFIG.replace("prefecture: 27}", "prefecture: 28}")).inventory, 3.0)
+    collector.rebuild()
+    after = exposition(registry, collector, collector.snapshot()).decode()
+    assert 'monitor_check_info{check="osaka-edge/ping",prefecture="27"} 1.0' in before
+    assert 'monitor_check_info{check="osaka-edge/ping",prefecture="28"} 1.0' in after
+    lines = lambda text: {ln for ln in text.splitlines() if "osaka-edge" in ln and "_info" not in ln}  # noqa: E731
+    assert lines(before) == lines(after)
 
 
 def test_service_up_absent_while_unknown(setup: tuple[CollectorRegistry, StateCollector, Engine]) -> None:

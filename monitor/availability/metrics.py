@@ -1,4 +1,5 @@
-"""SLO figures as Prometheus series, a provider of the state collector."""
+"""SLO figures as Prometheus series, a provider of the state collector (labelled `service` plus their own:
+the service's descriptive labels and SLO variant are on monitor_service_info)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class SLOProvider:
             service = services.get(name)
             if service is None:
                 continue
-            base = (name, *(service.labels.get(k, "") for k in SERVICE_LABELS[1:]))
+            base = (name,)  # the descriptive labels are on monitor_service_info only
             labels = (*base, s.spec.window)
             values = {
                 "monitor_service_slo_objective_ratio": s.spec.objective,

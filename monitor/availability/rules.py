@@ -7,22 +7,33 @@ while unknown, so `avg_over_time` leaves planned maintenance out by itself. Serv
 DEGRADED as down, or which only have office hours, get their own expressions (a subquery over
 `monitor_service_state` / `monitor_service_in_service_time`).
 
+Rules select services by label, never by name: each service's SLO variant is the `slo` label of its
+`monitor_service_info` series ("99.9%/month"), joined onto the leader record of `monitor_service_up`
+once, and every rule of a variant selects `{slo="..."}`. There is one rule group per variant in use, so
+the rules' size depends on how many SLO variants the config has, not on how many services (a
+thousand-link regex alternation in every rule was kilobytes per expression and grew with the estate).
+Alerts take the descriptive labels (tier, prefecture, system, role, site) from the info series, for
+Alertmanager's routing.
+
 Every rule reads those series through `service:<name>:leader` records: the series of the daemon whose
 `monitor_ha_leader` is 1, without the `instance` label. Two daemons of an HA pair export the same
 services (the standby probes too, to take over with a current view); the records keep one series per
 service, continuous across a failover, and agree with the monthly report, which only the leader writes.
 A daemon without HA, or a shard, is its own leader, so for them the records are the series themselves.
+The info record keeps one series per service (`topk by (service) (1, ...)`) even when both daemons
+claim the lease for an evaluation with different configs, as a rollout can: a second series would make
+every join on it fail for all services at once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import yaml
 
-from monitor.availability.slo import SLOSpec, slo_for
+from monitor.availability.slo import SLOSpec, slo_for, slo_label
 from monitor.core.inventory import Inventory
+from monitor.metrics.text import INFO_LABELS, SLO_LABEL
 
 RATIO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 PERIOD = {"month": "30d", "28d": "28d", "30d": "30d"}
@@ -43,16 +54,34 @@ def record_name(window: str) -> str:
 
 
 GOOD = "service:monitor_sli_good:value"
-UP, STATE, IN_SERVICE = (
+UP, STATE, IN_SERVICE, INFO = (
     f"service:{name}:leader"
-    for name in ("monitor_service_up", "monitor_service_state", "monitor_service_in_service_time")
+    for name in (
+        "monitor_service_up",
+        "monitor_service_state",
+        "monitor_service_in_service_time",
+        "monitor_service_info",
+    )
 )
+DESCRIPTIVE = ", ".join(INFO_LABELS)  # what alerts take from the info series
 
 
 def _leader(record: str) -> dict[str, Any]:
     """The record of one raw series as the HA leader exports it, without `instance`."""
     raw = record.split(":")[1]
     return {"record": record, "expr": f"max without (instance) ({raw} and on (instance) (monitor_ha_leader == 1))"}
+
+
+def _info_leader() -> dict[str, Any]:
+    """The leader's info series, one per service whatever happens (see the module's docstring)."""
+    expr = _leader(INFO)["expr"]
+    return {"record": INFO, "expr": f"topk by (service) (1, {expr})"}
+
+
+def _up_leader() -> dict[str, Any]:
+    """The leader's monitor_service_up with the service's SLO variant as a label: what every rule selects by."""
+    expr = _leader(UP)["expr"]
+    return {"record": UP, "expr": f"{expr} * on (service) group_left ({SLO_LABEL}) {INFO}"}
 
 
 def _good(spec: SLOSpec, selector: str) -> str | None:
@@ -63,9 +92,9 @@ def _good(spec: SLOSpec, selector: str) -> str | None:
     if spec.degraded_up and spec.hours is None:
         return None
     if not spec.degraded_up:
-        good = f'{good} - on(service) group_left() {STATE}{{{selector},state="degraded"}}'
+        good = f'{good} - on(service) group_left() {STATE}{{state="degraded"}}'
     if spec.hours is not None:
-        good = f"({good}) and on(service) {IN_SERVICE}{{{selector}}} == 1"
+        good = f"({good}) and on(service) {IN_SERVICE} == 1"
     return good
 
 
@@ -75,94 +104,80 @@ def _sli(spec: SLOSpec, selector: str, window: str) -> str:
     return f"1 - avg_over_time({series}[{window}])"
 
 
-def _groups(inventory: Inventory) -> dict[SLOSpec, list[str]]:
-    groups: dict[SLOSpec, list[str]] = defaultdict(list)
-    for name, service in sorted(inventory.services.items()):
-        groups[slo_for(service, inventory.slo)].append(name)
-    return groups
+def variants(inventory: Inventory) -> dict[str, SLOSpec]:
+    """The SLO variants the services use, by their label, in label order (not by service names: the
+    rules must not change when a service is added to a variant that exists)."""
+    found = {slo_label(spec): spec for spec in (slo_for(s, inventory.slo) for s in inventory.services.values())}
+    return dict(sorted(found.items()))
 
 
-def slo_label(spec: SLOSpec) -> str:
-    """A readable name of an SLO variant, e.g. "99.9%/month" or "99.95%/month/degraded-down/office"."""
-    parts = [f"{spec.objective * 100:g}%", spec.window]
-    if not spec.degraded_up:
-        parts.append("degraded-down")
-    if spec.hours is not None:
-        parts.append(spec.hours_name)
-    return "/".join(parts)
+def _with_info(expr: str, selector: str) -> str:
+    """`expr` (one series per service of the variant `selector` picks) with the service's descriptive
+    labels, for the alert's routing; the join reads only that variant's info series."""
+    return f"({expr}) * on (service) group_left ({DESCRIPTIVE}) {INFO}{{{selector}}}"
 
 
-def _selectors(groups: dict[SLOSpec, list[str]]) -> dict[SLOSpec, str]:
-    """Label selectors per SLO variant; the largest group is "everything else", so it stays short."""
-    largest = max(groups, key=lambda spec: len(groups[spec]))
-    others = sorted(name for spec, names in groups.items() if spec != largest for name in names)
-    selectors = {spec: f'service=~"{"|".join(names)}"' for spec, names in groups.items() if spec != largest}
-    selectors[largest] = f'service!~"{"|".join(others)}"' if others else 'service!=""'
-    return selectors
-
-
-def rules(inventory: Inventory, interval: str = "30s") -> dict[str, Any]:
-    budget_left = "monitor_service_error_budget_remaining_ratio"
-    groups = _groups(inventory)
-    selectors = _selectors(groups) if groups else {}
-    records: list[dict[str, Any]] = [_leader(UP)]
-    if any(not spec.degraded_up for spec in groups):
-        records.append(_leader(STATE))
-    if any(spec.hours is not None for spec in groups):
-        records.append(_leader(IN_SERVICE))
+def _variant_group(slo: str, spec: SLOSpec, interval: str) -> dict[str, Any]:
+    """The records and alerts of one SLO variant: the same size for one service as for thousands."""
+    selector = f'{SLO_LABEL}="{slo}"'
+    period = PERIOD[spec.window]
+    records: list[dict[str, Any]] = []
+    good = _good(spec, selector)
+    if good is not None:
+        records.append({"record": GOOD, "expr": good, "labels": {"slo": slo}})
+    for window in (*RATIO_WINDOWS, period):
+        records.append({"record": record_name(window), "expr": _sli(spec, selector, window), "labels": {"slo": slo}})
     alerts: list[dict[str, Any]] = []
-    for spec in sorted(groups, key=lambda s: groups[s][0]):
-        selector = selectors[spec]
-        period = PERIOD[spec.window]
-        slo = slo_label(spec)  # keeps the series (and promtool's lint) of different SLO variants apart
-        good = _good(spec, selector)
-        if good is not None:
-            records.append({"record": GOOD, "expr": good, "labels": {"slo": slo}})
-        for window in (*RATIO_WINDOWS, period):
-            records.append(
-                {"record": record_name(window), "expr": _sli(spec, selector, window), "labels": {"slo": slo}}
-            )
-        budget = round(1 - spec.objective, 10)
-        for severity, long, short, factor in BURN_ALERTS:
-            threshold = round(factor * budget, 10)
-            labels = {"severity": severity, "slo_window": spec.window, "burn_factor": f"{factor:g}", "slo": slo}
-            alerts.append(
-                {
-                    "alert": "ServiceErrorBudgetBurn",
-                    "expr": f"{record_name(long)}{{{selector}}} > {threshold} "
-                    f"and on(service) {record_name(short)}{{{selector}}} > {threshold}",
-                    "labels": {**labels, "objective": f"{spec.objective:g}"},
-                    "annotations": {
-                        "summary": BURN_SUMMARY.format(factor=f"{factor:g}", long=long, short=short),
-                        "summary_en": BURN_SUMMARY_EN.format(factor=f"{factor:g}", long=long, short=short),
-                        "description": f"SLO {slo}: down over {threshold:.4%} of the time in {long} and {short}.",
-                    },
-                }
-            )
+    budget = round(1 - spec.objective, 10)
+    for severity, long, short, factor in BURN_ALERTS:
+        threshold = round(factor * budget, 10)
+        labels = {"severity": severity, "slo_window": spec.window, "burn_factor": f"{factor:g}", "slo": slo}
+        burning = (
+            f"{record_name(long)}{{{selector}}} > {threshold} "
+            f"and on(service) {record_name(short)}{{{selector}}} > {threshold}"
+        )
         alerts.append(
             {
-                "alert": "ServiceErrorBudgetExhausted",
-                "expr": f'max without (instance) ({budget_left}{{{selector},slo_window="{spec.window}"}}'
-                " and on (instance) (monitor_ha_leader == 1)) <= 0",
-                "for": "5m",
-                "labels": {
-                    "severity": "ticket",
-                    "slo_window": spec.window,
-                    "objective": f"{spec.objective:g}",
-                    "slo": slo,
-                },
+                "alert": "ServiceErrorBudgetBurn",
+                "expr": _with_info(burning, selector),
+                "labels": {**labels, "objective": f"{spec.objective:g}"},
                 "annotations": {
-                    "summary": "{{ $labels.service }} のエラーバジェットを使い切りました（稼働率目標未達のおそれ）",
-                    "summary_en": "{{ $labels.service }} has used up its error budget for this SLO window",
+                    "summary": BURN_SUMMARY.format(factor=f"{factor:g}", long=long, short=short),
+                    "summary_en": BURN_SUMMARY_EN.format(factor=f"{factor:g}", long=long, short=short),
+                    "description": f"SLO {slo}: down over {threshold:.4%} of the time in {long} and {short}.",
                 },
             }
         )
-    return {
-        "groups": [
-            {"name": "monitor-slo-sli", "interval": interval, "rules": records},
-            {"name": "monitor-slo-alerts", "interval": interval, "rules": alerts},
-        ]
-    }
+    left = (
+        f'max without (instance) (monitor_service_error_budget_remaining_ratio{{slo_window="{spec.window}"}}'
+        " and on (instance) (monitor_ha_leader == 1))"
+    )
+    alerts.append(
+        {
+            "alert": "ServiceErrorBudgetExhausted",
+            "expr": f"{_with_info(left, selector)} <= 0",
+            "for": "5m",
+            "labels": {"severity": "ticket", "slo_window": spec.window, "objective": f"{spec.objective:g}", "slo": slo},
+            "annotations": {
+                "summary": "{{ $labels.service }} のエラーバジェットを使い切りました（稼働率目標未達のおそれ）",
+                "summary_en": "{{ $labels.service }} has used up its error budget for this SLO window",
+            },
+        }
+    )
+    return {"name": f"monitor-slo-{slo}", "interval": interval, "rules": [*records, *alerts]}
+
+
+def rules(inventory: Inventory, interval: str = "30s") -> dict[str, Any]:
+    specs = variants(inventory)
+    # evaluated in order within the group: the info record first, as the others join on it
+    leaders: list[dict[str, Any]] = [_info_leader(), _up_leader()]
+    if any(not spec.degraded_up for spec in specs.values()):
+        leaders.append(_leader(STATE))
+    if any(spec.hours is not None for spec in specs.values()):
+        leaders.append(_leader(IN_SERVICE))
+    groups = [{"name": "monitor-slo-sli", "interval": interval, "rules": leaders}]
+    groups += [_variant_group(slo, spec, interval) for slo, spec in specs.items()]
+    return {"groups": groups}
 
 
 def render(inventory: Inventory, interval: str = "30s") -> str:

@@ -31,6 +31,17 @@ class SLOSpec:
         return now - WINDOW_SECONDS[self.window], now
 
 
+def slo_label(spec: SLOSpec) -> str:
+    """A readable name of an SLO variant, e.g. "99.9%/month" or "99.95%/month/degraded-down/office". The
+    `slo` label of monitor_service_info and the generated rules' selectors both use it, so it must stay stable."""
+    parts = [f"{spec.objective * 100:g}%", spec.window]
+    if not spec.degraded_up:
+        parts.append("degraded-down")
+    if spec.hours is not None:
+        parts.append(spec.hours_name)
+    return "/".join(parts)
+
+
 def slo_for(service: Service, config: SLOConfig) -> SLOSpec:
     values = {"objective": config.objective, "window": config.window, "degraded": config.degraded,
               "service_hours": config.service_hours}  # fmt: skip

@@ -4,58 +4,27 @@ POST /-/reload (re-read the config)."""
 
 from __future__ import annotations
 
-import asyncio
-import gzip
-import time
-
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from monitor.http.services import SERVICES
-from monitor.metrics.exposition import StateCollector, exposition
-
-# The format exposition() writes (prometheus-client 0.26 would announce a newer one by default).
-TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class MetricsCache:
-    """/metrics: a snapshot of the kept text is taken on the event loop (cheap), joined and compressed
-    in a thread, and shared by scrapes that overlap (Prometheus HA pairs)."""
-
-    def __init__(self, registry: CollectorRegistry, collector: StateCollector, max_age: float = 1.0) -> None:
-        self._registry = registry
-        self._collector = collector
-        self._max_age = max_age
-        self._body = b""
-        self._gzipped: bytes | None = None
-        self._at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def get(self, gzipped: bool) -> bytes:
-        async with self._lock:
-            if time.monotonic() - self._at > self._max_age:
-                snapshot = self._collector.snapshot()
-                self._body = await asyncio.to_thread(exposition, self._registry, self._collector, snapshot)
-                self._gzipped = None
-                self._at = time.monotonic()
-            if not gzipped:
-                return self._body
-            if self._gzipped is None:
-                self._gzipped = await asyncio.to_thread(gzip.compress, self._body, 1)
-            return self._gzipped
+from monitor.metrics.body import BodyCache
+from monitor.metrics.negotiation import choose
 
 
 def add_operation_routes(app: web.Application) -> None:
     services = app[SERVICES]
     guard = services.guard
-    cache = MetricsCache(services.registry, services.state_collector)
+    cache = BodyCache(services.registry, services.state_collector)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         if guard.tokens.auth.protect_metrics:
             await guard.require(request, "read")
         gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-        body = await cache.get(gzipped)
-        headers = {"Content-Type": TEXT_FORMAT, **({"Content-Encoding": "gzip"} if gzipped else {})}
+        choice = choose(request.headers.get("Accept"))  # text, OpenMetrics or protobuf, as Prometheus asks
+        body = await cache.get(choice.format, gzipped)
+        headers = {"Content-Type": choice.content_type, "Vary": "Accept, Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 
     async def healthz(request: web.Request) -> web.Response:

@@ -16,7 +16,7 @@ Two renderers, one for each kind of series, never both for the same one:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 from monitor import __version__
 from monitor.config.prefectures import all_prefectures
 from monitor.core.engine import CheckRuntime, Engine, Outcome
-from monitor.metrics.text import LiveText, join_labels, number, render_snapshot
+from monitor.metrics.text import FamilyView, LiveText, join_labels, number, render_snapshot
 
 
 class Families:
@@ -87,7 +87,7 @@ class StateCollector:
             if t.kind == "check" and (rt := engine.checks.get(t.id)) is not None:
                 self.live.check_state(rt)
             elif t.kind == "service" and (srt := engine.services.get(t.id)) is not None:
-                self.live.service(srt)
+                self.live.service(srt, engine.inventory.slo)
         for check_id, _event in outcome.flapping:
             if (rt := engine.checks.get(check_id)) is not None:
                 self.live.check_state(rt)
@@ -98,6 +98,12 @@ class StateCollector:
         if not self.attached:
             self.rebuild()
         return self.live.snapshot()
+
+    def view(self, have: Mapping[str, tuple[int, int]]) -> list[FamilyView]:
+        """The families with their versions, for the body cache (monitor.metrics.body)."""
+        if not self.attached:
+            self.rebuild()
+        return self.live.view(have)
 
     def render(self, snapshot: list[tuple[str, list[str]]]) -> str:
         """The text of a snapshot plus the providers' (may run in a thread)."""

@@ -109,9 +109,11 @@ def prometheus(
     interval: str = "1s",
     rule_files: list[str] | None = None,
     remote_write: str | None = None,
+    features: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """A real Prometheus scraping `scrape_targets` (host:port), optionally remote-writing everything to
-    `remote_write`; yields its base URL."""
+    `remote_write`, with `--enable-feature` flags (native-histograms: it asks for protobuf first); yields
+    its base URL."""
     port = free_port()
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -129,6 +131,7 @@ def prometheus(
             f"--storage.tsdb.path={tmp / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-lifecycle",
+            *(f"--enable-feature={feature}" for feature in features),
         ],
         tmp / "prometheus.log",
     )

@@ -144,7 +144,9 @@ def test_daemon_probes_and_prometheus_scrapes(
             up = prom_query(prom, 'monitor_service_up{service="portal"}')
             assert [float(r["value"][1]) for r in up] == [1.0]
             labels = prom_query(prom, 'monitor_probe_success{check="web/http"}')[0]["metric"]
-            assert labels["prefecture"] == "13" and labels["tier"] == "national"
+            assert "prefecture" not in labels and labels["kind"] == "http"  # descriptive labels: on the info series
+            info = prom_query(prom, 'monitor_check_info{check="web/http"}')[0]["metric"]
+            assert info["prefecture"] == "13" and info["tier"] == "national"
         assert daemon.proc.poll() is None, daemon.output()
 
 
