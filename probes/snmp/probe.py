@@ -105,9 +105,13 @@ class SnmpProbe:
 
     @property
     def dispatcher_stats(self) -> dict[str, int]:
+        v3 = self._v3.stats
         return {
-            "malformed": sum(d.malformed for d in self._dispatchers.values()),
-            "unmatched": sum(d.unmatched for d in self._dispatchers.values()),
+            "malformed": sum(d.malformed for d in self._dispatchers.values()) + v3.malformed,
+            "unmatched": sum(d.unmatched for d in self._dispatchers.values()) + v3.unmatched,
+            "v3_wrong_digest": v3.wrong_digest,  # answers dropped for a MAC that is not the user's
+            "v3_replayed": v3.replayed,
+            "v3_rejected": v3.rejected,
         }
 
     async def _session(self, address: str, port: int, settings: SnmpSettings) -> Session:

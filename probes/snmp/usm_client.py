@@ -18,7 +18,8 @@ What a request does, and why:
 - Reports become reasons: notInTimeWindow (authenticated) resynchronizes the clock and retries once,
   unknownEngineID (the device was replaced or reset) rediscovers and retries once; every other report
   is the failure, named with its usmStats counter. A silence at authPriv from an agent that answers the
-  same user at authNoPriv is named as a privacy key mismatch (net-snmp drops what it cannot decrypt).
+  same user at authNoPriv is named as a privacy key mismatch (net-snmp drops what it cannot decrypt); asked
+  only until the user has had one authPriv answer from that engine, so a dead agent costs no extra request.
 - A send refused by this host (firewall, EMFILE) is this host's failure (LocalFailure via
   base.describe_os_error), as for v1/v2c.
 """
@@ -292,6 +293,8 @@ class V3Factory:
     _masters: dict[str, _MasterKeys] = field(default_factory=dict)
     _keys: dict[tuple[str, bytes], usm.UserKeys] = field(default_factory=dict)
     _discovering: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
+    # (credentials, engine id) that have had an authPriv answer: their silence is the agent's, not a key's
+    proven: set[tuple[str, bytes]] = field(default_factory=set)
 
     async def session(self, ip: str, port: int, settings: SnmpSettings) -> V3Session:
         creds = settings.v3
@@ -342,6 +345,7 @@ class V3Factory:
             self.dispatcher.close()
             self.dispatcher = None
         self.engines.clear()
+        self.proven.clear()
         self._keys.clear()
         self._masters.clear()
 
@@ -381,13 +385,15 @@ class V3Session:
                     self.address, build, keys, engine, self._timeout, self._retries, deadline
                 )
             except SnmpTimeout:
-                if keys.level == "authPriv" and await self._answers_without_privacy(engine, deadline):
+                unproven = (self._cid, engine.engine_id) not in factory.proven
+                if keys.level == "authPriv" and unproven and await self._answers_without_privacy(engine, deadline):
                     raise SnmpError(
                         f'SNMPv3 privacy key or protocol mismatch for user "{self._creds.username}" (the agent '
                         f"answers it at authNoPriv but not at authPriv with {self._creds.priv_protocol})"
                     ) from None
                 raise
             if scoped.pdu == ber.RESPONSE:
+                factory.proven.add((self._cid, engine.engine_id))
                 if scoped.error_status:
                     raise SnmpErrorStatus(scoped.error_status, scoped.error_index)
                 return scoped.varbinds

@@ -221,23 +221,29 @@ async def test_reboot_and_replacement(tmp_path: Path, probe: SnmpProbe) -> None:
 class Tamper(asyncio.DatagramProtocol):
     """A UDP relay in front of snmpd that flips one bit of every authenticated answer's MAC."""
 
-    def __init__(self, upstream: int) -> None:
+    def __init__(self, upstream: int, tamper: bool = True) -> None:
         self.upstream = ("127.0.0.1", upstream)
         self.client: Any = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.tamper = tamper
+        self.drop = False  # the agent "dies": nothing passes
         self.tampered = 0
+        self.requests = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
+        if self.drop:
+            self.requests += addr[1] != self.upstream[1]
+            return
         if addr[1] != self.upstream[1]:
             self.client = addr
             self.transport.sendto(data, self.upstream)
             return
         message = usm.decode(data)
-        if message.flags & usm.FLAG_AUTH:
+        if self.tamper and message.flags & usm.FLAG_AUTH:
             raw = bytearray(data)
             raw[message.auth_offset] ^= 0x01
             data = bytes(raw)
@@ -255,6 +261,25 @@ async def test_tampered_answer_is_rejected_not_accepted(agent: Snmpd, probe: Snm
         assert relay.tampered >= 1
         assert probe._v3.stats.wrong_digest == relay.tampered  # every tampered answer counted and dropped
         assert result.error is not None and "not responding" in result.error
+    finally:
+        transport.close()
+
+
+async def test_a_dead_agent_is_not_taken_for_a_wrong_key(agent: Snmpd, probe: SnmpProbe) -> None:
+    """Once the user has had an authPriv answer from the engine, a silence is the agent's: "not
+    responding", with no extra authNoPriv request to tell a privacy key mismatch apart."""
+    loop = asyncio.get_running_loop()
+    transport, relay = await loop.create_datagram_endpoint(
+        lambda: Tamper(agent.port, tamper=False), local_addr=("127.0.0.1", 0)
+    )
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        s = v3(user_name("SHA-384", "AES-192"), "authPriv", "SHA-384", "AES-192")
+        assert (await poll(probe, port, s)).ok
+        relay.drop = True
+        result = await poll(probe, port, s, budget=2.5)
+        assert result.error is not None and result.error.startswith("SNMP agent not responding"), result.error
+        assert relay.requests == 1  # the one try (retries 0): no diagnostic request after it
     finally:
         transport.close()
 
