@@ -258,3 +258,50 @@ def test_truncated_messages_are_rejected(data: st.DataObject, vbs: list[ber.VarB
     cut = data.draw(st.integers(0, len(raw) - 1))
     with pytest.raises(ber.BerError):
         usm.decode(raw[:cut])
+
+
+async def test_dispatcher_accepts_only_authentic_fresh_answers_for_the_request() -> None:
+    """The v3 socket's acceptance rules, fed real datagrams: a replay from outside the time window, a wrong
+    MAC, another user, a wrong source port and an unauthenticated Response are dropped and counted; the
+    authentic, fresh answer resolves the request; an unauthenticated Report is accepted (agents cannot
+    authenticate "unknown user")."""
+    import asyncio
+    import time
+
+    from probes.snmp.usm_client import Engine, V3Dispatcher, _Pending
+
+    engine_id = b"\x80\x00\x1f\x88\x04test"
+    keys = usm.localize_user(b"noc", "authPriv", engine_id, "SHA-256", b"auth-key-123", "AES", b"priv-key-123")
+    other = usm.localize_user(b"noc", "authPriv", engine_id, "SHA-256", b"auth-key-456", "AES", b"priv-key-123")
+    engine = Engine(engine_id, 5, 1000, time.monotonic())
+    dispatcher = V3Dispatcher()
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    address = ("127.0.0.1", 16100)
+    dispatcher._v3_pending[42] = _Pending(future, address, keys, engine, 42)
+
+    def answer(k: usm.UserKeys, boots: int, now: int, pdu: int = ber.RESPONSE, flags: int | None = None) -> bytes:
+        scoped = usm.encode_scoped(
+            engine_id, b"", ber.encode_pdu(pdu, 42, [((1, 3, 6, 1, 2, 1, 1, 3, 0), (ber.TIMETICKS, 9))])
+        )
+        return usm.encode(k, 42, engine_id, boots, now, scoped, 7, reportable=False, flags=flags)
+
+    dispatcher.datagram_received(answer(keys, 5, 1000 - 151), address)  # older than the window: a replay
+    dispatcher.datagram_received(answer(keys, 4, 1000), address)  # an earlier boot: a replay
+    dispatcher.datagram_received(answer(other, 5, 1000), address)  # not the user's key
+    dispatcher.datagram_received(answer(keys, 5, 1000), ("127.0.0.1", 16101))  # another port
+    dispatcher.datagram_received(answer(keys, 5, 1000, flags=0), address)  # unauthenticated Response
+    assert not future.done()
+    assert (dispatcher.counts.replayed, dispatcher.counts.wrong_digest, dispatcher.counts.unmatched,
+            dispatcher.counts.rejected) == (2, 1, 1, 1)  # fmt: skip
+    dispatcher.datagram_received(answer(keys, 5, 1003), address)
+    assert future.done()
+    _, scoped = future.result()
+    assert scoped.varbinds == [((1, 3, 6, 1, 2, 1, 1, 3, 0), (ber.TIMETICKS, 9))]
+    assert engine.clock()[1] >= 1003  # the agent's later clock is taken (RFC 3414 3.2.7.b)
+
+    report: asyncio.Future[Any] = loop.create_future()
+    dispatcher._v3_pending[42] = _Pending(report, address, keys, engine, 42)
+    dispatcher.datagram_received(answer(keys, 0, 0, ber.REPORT, flags=0), address)
+    assert report.done() and report.result()[1].pdu == ber.REPORT
+    dispatcher.close()
