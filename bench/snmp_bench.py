@@ -51,6 +51,17 @@ def address(i: int) -> str:
     return f"127.61.{i // 250}.{i % 250 + 1}"
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 60) -> None:
+    """terminate, and kill what does not stop in time (a Prometheus holding 1.76 M series can take longer
+    than 20 s to flush on a loaded machine; the run's figures must not be lost to that)."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
@@ -255,10 +266,8 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int, 
         }
     finally:
         if prom is not None:
-            prom.terminate()
-            prom.wait(20)
-        daemon.terminate()
-        daemon.wait(30)
+            stop_process(prom)
+        stop_process(daemon)
 
 
 def probe_cpu_phase(args: argparse.Namespace, farm: Farm, devices: int) -> dict[str, Any]:
@@ -425,10 +434,8 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int, v3
         }
     finally:
         if prom is not None:
-            prom.terminate()
-            prom.wait(20)
-        exporter.terminate()
-        exporter.wait(20)
+            stop_process(prom)
+        stop_process(exporter)
 
 
 def main() -> None:
