@@ -463,6 +463,8 @@ def main() -> None:
     parser.add_argument("--probe-devices", type=int, default=500, help="--v3: devices per in-process round")
     parser.add_argument("--probe-rounds", type=int, default=4, help="--v3: measured rounds of each version")
     parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument("--daemon-version", choices=["2c", "3"], default="3",
+                        help="--v3: the daemon's version on the (dual) agents: 2c for a run beside v3")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "snmp.json")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",") if n] if args.sizes else []
@@ -475,10 +477,12 @@ def main() -> None:
             started = farm.cpu()
             report: dict[str, Any] = {}
             if args.v3:
-                report["probe_cpu"] = probe_cpu_phase(args, farm, min(args.probe_devices, args.devices))
-                print(json.dumps(report["probe_cpu"], indent=2), flush=True)
+                if args.probe_rounds:
+                    report["probe_cpu"] = probe_cpu_phase(args, farm, min(args.probe_devices, args.devices))
+                    print(json.dumps(report["probe_cpu"], indent=2), flush=True)
                 if not args.skip_daemon:
-                    report["daemon"] = daemon_phase(args, farm, tmp, args.devices, v3=True)
+                    v3_daemon = args.daemon_version == "3"
+                    report["daemon"] = daemon_phase(args, farm, tmp, args.devices, v3=v3_daemon)
                 if not args.skip_peer:
                     report["snmp_exporter"] = peer_phase(args, farm, tmp, args.exporter_devices, v3=True)
             elif sizes:
