@@ -119,7 +119,8 @@ async def test_every_combination_reads_the_device(agent: Snmpd, probe: SnmpProbe
                                                   priv: str | None) -> None:  # fmt: skip
     """Each auth/priv combination the config allows polls snmpd: system group and interfaces."""
     level = "authPriv" if priv else "authNoPriv" if auth else "noAuthNoPriv"
-    result = await poll(probe, agent.port, v3(user_name(auth, priv), level, auth or "SHA", priv or "AES"))
+    s = v3(user_name(auth, priv), level, auth or "SHA", priv or "AES", timeout="2s", retries=1)  # margin under load
+    result = await poll(probe, agent.port, s, budget=8.0)
     assert result.ok, result.error
     assert result.info["sys_name"] == "test-usm"
     assert any(s.name == "monitor_if_in_octets_total" for s in result.series)
