@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -40,11 +41,25 @@ import yaml
 ROOT = Path(__file__).parents[1]
 IF_MIB = ROOT.parent / "shared" / "data" / "snmp_exporter" / "if_mib.yml"
 PORT = 1161
+# SNMPv3 (--v3): one authPriv user on every simulated device, as the government standard asks
+V3_USER, V3_AUTH_PROTOCOL, V3_PRIV_PROTOCOL = "bench", "SHA-256", "AES"
+V3_AUTH, V3_PRIV = "bench-auth-key-1", "bench-priv-key-1"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def address(i: int) -> str:
     return f"127.61.{i // 250}.{i % 250 + 1}"
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 60) -> None:
+    """terminate, and kill what does not stop in time (a Prometheus holding 1.76 M series can take longer
+    than 20 s to flush on a loaded machine; the run's figures must not be lost to that)."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,15 +92,28 @@ def wait_http(url: str, timeout: float = 60) -> None:
 # ------------------------------------------------------------------------------------ agent farm
 
 
-async def serve_agents(first: int, count: int, interfaces: int, stats: Path) -> None:
+async def serve_agents(first: int, count: int, interfaces: int, stats: Path, v3: bool = False) -> None:
     from monitor.demo.snmp_agent import SimDevice, SimInterface, SnmpAgents
 
     agents = SnmpAgents(PORT)
+    devices: list[SimDevice] = []
+    loop = asyncio.get_running_loop()
     for i in range(first, first + count):
         ifaces = [SimInterface(k, f"Gi1/0/{k}", f"port {k}", 1000, 1e6 * (1 + k % 7)) for k in range(1, interfaces + 1)]
-        await agents.add(SimDevice(f"dev{i}", address(i), b"public", ifaces))
+        device = SimDevice(f"dev{i}", address(i), b"public", ifaces)
+        devices.append(device)
+        if v3:  # the same device also answers SNMPv3 (bench.usm_agent) on its socket
+            from bench.usm_agent import DualProtocol, UsmAgent
+
+            agent = UsmAgent(device, i, {V3_USER.encode(): (V3_AUTH_PROTOCOL, V3_AUTH.encode(), V3_PRIV_PROTOCOL,
+                                                             V3_PRIV.encode())})  # fmt: skip
+            await loop.create_datagram_endpoint(
+                lambda d=device, a=agent: DualProtocol(d, a), local_addr=(device.address, PORT)
+            )  # type: ignore[misc]
+        else:
+            await agents.add(device)
     while True:
-        served = sum(d.served for d in agents.devices.values())
+        served = sum(d.served for d in devices)
         stats.write_text(json.dumps({"varbinds": served, "cpu": time.process_time()}))  # noqa: ASYNC240 - tiny, local
         await asyncio.sleep(1.0)
 
@@ -93,7 +121,7 @@ async def serve_agents(first: int, count: int, interfaces: int, stats: Path) -> 
 class Farm:
     """Agent processes of ~500 devices each."""
 
-    def __init__(self, devices: int, interfaces: int, tmp: Path) -> None:
+    def __init__(self, devices: int, interfaces: int, tmp: Path, v3: bool = False) -> None:
         self.stats: list[Path] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         per = 500
@@ -101,7 +129,7 @@ class Farm:
             path = tmp / f"agents-{first}.json"
             self.stats.append(path)
             cmd = [sys.executable, "-m", "bench.snmp_bench", "agents", str(first), str(min(per, devices - first)),
-                   str(interfaces), str(path)]  # fmt: skip
+                   str(interfaces), str(path), *(["v3"] if v3 else [])]  # fmt: skip
             self.procs.append(subprocess.Popen(cmd, cwd=ROOT))
         deadline = time.monotonic() + 120
         while not all(p.exists() for p in self.stats):
@@ -138,9 +166,20 @@ def prometheus(tmp: Path, name: str, scrape: dict[str, Any], interval: float) ->
     return proc, f"http://127.0.0.1:{port}"
 
 
-def daemon_config(devices: int, interval: float, trap_port: int) -> dict[str, Any]:
-    targets = [{"name": f"dev{i}", "address": address(i), "modules": ["snmp_if"]} for i in range(devices)]
+def v3_block() -> dict[str, Any]:
     return {
+        "username": V3_USER,
+        "security_level": "authPriv",
+        "auth_protocol": V3_AUTH_PROTOCOL,
+        "auth_key": {"file": "v3auth"},
+        "priv_protocol": V3_PRIV_PROTOCOL,
+        "priv_key": {"file": "v3priv"},
+    }
+
+
+def daemon_config(devices: int, interval: float, trap_port: int, v3: bool = False) -> dict[str, Any]:
+    targets = [{"name": f"dev{i}", "address": address(i), "modules": ["snmp_if"]} for i in range(devices)]
+    config = {
         "daemon": {"max_concurrent_probes": 1000},
         "defaults": {"interval": f"{int(interval)}s", "timeout": f"{int(interval * 0.5)}s", "failures_to_down": 2},
         "modules": {"snmp_if": {"kind": "snmp", "snmp": {
@@ -150,6 +189,11 @@ def daemon_config(devices: int, interval: float, trap_port: int) -> dict[str, An
         "traps": {"listen": f"127.0.0.1:{trap_port}", "communities": [{"file": "community"}],
                   "rate_limit": {"per_second": 100000, "burst": 100000}},
     }  # fmt: skip
+    if v3:
+        snmp = config["modules"]["snmp_if"]["snmp"]  # type: ignore[index]
+        del snmp["community"]
+        snmp.update(version="3", v3=v3_block())
+    return config
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -164,12 +208,14 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) -> dict[str, Any]:
-    tmp = tmp / f"daemon-{devices}"
+def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int, v3: bool = False) -> dict[str, Any]:
+    tmp = tmp / f"daemon-{devices}{'-v3' if v3 else ''}"
     tmp.mkdir()
     (tmp / "community").write_text("public\n")
+    (tmp / "v3auth").write_text(V3_AUTH + "\n")
+    (tmp / "v3priv").write_text(V3_PRIV + "\n")
     trap_port = free_port()
-    (tmp / "monitor.yml").write_text(yaml.safe_dump(daemon_config(devices, args.interval, trap_port)))
+    (tmp / "monitor.yml").write_text(yaml.safe_dump(daemon_config(devices, args.interval, trap_port, v3)))
     listen = f"127.0.0.1:{free_port()}"
     log = (tmp / "daemon.log").open("wb")
     daemon = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(tmp / "monitor.yml"),
@@ -200,6 +246,7 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) 
         lag_buckets = {le: metric(after, lag, le=le) - metric(before, lag, le=le) for le in ("0.1", "1.0", "+Inf")}
         return {
             "devices": devices,
+            "version": "3" if v3 else "2c",
             "interfaces": args.interfaces,
             "interval_s": args.interval,
             "seconds": round(seconds, 1),
@@ -219,10 +266,68 @@ def daemon_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) 
         }
     finally:
         if prom is not None:
-            prom.terminate()
-            prom.wait(20)
-        daemon.terminate()
-        daemon.wait(30)
+            stop_process(prom)
+        stop_process(daemon)
+
+
+def probe_cpu_phase(args: argparse.Namespace, farm: Farm, devices: int) -> dict[str, Any]:
+    """v2c against v3 authPriv (SHA-256/AES) through the SNMP probe in this process, on the same agents, in
+    alternating rounds (each round polls every device once, 100 in flight): CPU-seconds of this process per
+    varbind the agents answered. The agents are other processes; no daemon, no Prometheus."""
+    try:
+        import uvloop  # the daemon's loop
+
+        return uvloop.run(_probe_cpu(args, farm, devices))
+    except ImportError:  # pragma: no cover
+        return asyncio.run(_probe_cpu(args, farm, devices))
+
+
+async def _probe_cpu(args: argparse.Namespace, farm: Farm, devices: int) -> dict[str, Any]:
+    from probes.base import ProbeRequest
+    from probes.snmp.probe import SnmpProbe
+    from probes.snmp.settings import SnmpSettings
+
+    os.environ.update(BENCH_COMMUNITY="public", BENCH_V3_AUTH=V3_AUTH, BENCH_V3_PRIV=V3_PRIV)
+    common = {"port": PORT, "timeout": "2s", "retries": 1, "max_repetitions": 25, "max_requests_in_flight": 100}
+    v3 = {**v3_block(), "auth_key": "${BENCH_V3_AUTH}", "priv_key": "${BENCH_V3_PRIV}"}
+    kinds = {
+        "2c": SnmpSettings.model_validate({**common, "community": "${BENCH_COMMUNITY}"}),
+        "3": SnmpSettings.model_validate({**common, "version": "3", "v3": v3}),
+    }
+    probe = SnmpProbe()
+    limit = asyncio.Semaphore(100)
+
+    async def one(i: int, version: str) -> bool:
+        async with limit:
+            request = ProbeRequest(address(i), None, PORT, 30.0, {}, f"dev{i}/{version}")
+            return (await probe.run(request, kinds[version])).ok
+
+    async def measured(version: str) -> tuple[float, int, int]:
+        await asyncio.sleep(1.3)  # the agents write their counts every second
+        vb0, c0 = farm.varbinds(), time.process_time()
+        ok = sum(await asyncio.gather(*(one(i, version) for i in range(devices))))
+        c1 = time.process_time()
+        await asyncio.sleep(1.3)
+        return c1 - c0, farm.varbinds() - vb0, ok
+
+    out: dict[str, Any] = {"devices": devices, "interfaces": args.interfaces, "rounds": args.probe_rounds}
+    for version in kinds:  # first contact: labels walked, v3 engines discovered and keys localized
+        cpu, varbinds, ok = await measured(version)
+        out[f"first_round_v{version}"] = {"cpu_s": round(cpu, 3), "varbinds": varbinds, "ok": ok}
+    totals = {v: [0.0, 0, 0] for v in kinds}
+    for r in range(args.probe_rounds):
+        for version in ("2c", "3") if r % 2 == 0 else ("3", "2c"):
+            cpu, varbinds, ok = await measured(version)
+            t = totals[version]
+            t[0], t[1], t[2] = t[0] + cpu, t[1] + varbinds, t[2] + ok
+    for version, (cpu, varbinds, ok) in totals.items():
+        out[f"v{version}"] = {"cpu_s": round(cpu, 3), "varbinds": varbinds, "polls_ok": ok,
+                              "polls": devices * args.probe_rounds,
+                              "cpu_us_per_varbind": round(cpu / max(varbinds, 1) * 1e6, 3)}  # fmt: skip
+    out["v3_over_v2c"] = round(out["v3"]["cpu_us_per_varbind"] / out["v2c"]["cpu_us_per_varbind"], 3)
+    out["v3_counters"] = dataclasses.asdict(probe._v3.stats)
+    await probe.close()
+    return out
 
 
 def trap_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, float]]:
@@ -277,11 +382,23 @@ def _blast(args: argparse.Namespace, port: int, base: str, pid: int, ber: Any) -
     return results
 
 
-def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) -> dict[str, Any]:
-    tmp = tmp / f"peer-{devices}"
+def exporter_v3_config(path: Path) -> Path:
+    """upstream's if_mib module, polling SNMPv3 authPriv with the farm's user (snmp_exporter 0.21 syntax)."""
+    modules = yaml.safe_load(IF_MIB.read_text())
+    names = {"SHA-256": "SHA256", "SHA": "SHA", "AES": "AES"}
+    auth = {"security_level": "authPriv", "username": V3_USER, "password": V3_AUTH, "priv_password": V3_PRIV,
+            "auth_protocol": names[V3_AUTH_PROTOCOL], "priv_protocol": names[V3_PRIV_PROTOCOL]}  # fmt: skip
+    modules["if_mib"].update(version=3, auth=auth)
+    path.write_text(yaml.safe_dump(modules))
+    return path
+
+
+def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int, v3: bool = False) -> dict[str, Any]:
+    tmp = tmp / f"peer-{devices}{'-v3' if v3 else ''}"
     tmp.mkdir()
     port = free_port()
-    exporter = subprocess.Popen(["prometheus-snmp-exporter", f"--config.file={IF_MIB}",
+    config = exporter_v3_config(tmp / "if_mib_v3.yml") if v3 else IF_MIB
+    exporter = subprocess.Popen(["prometheus-snmp-exporter", f"--config.file={config}",
                                  f"--web.listen-address=127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     prom = None
@@ -307,6 +424,7 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) ->
         varbinds = vb1 - vb0
         return {
             "devices": devices,
+            "version": "3" if v3 else "2c",
             "seconds": round(t1 - t0, 1),
             "varbinds_per_s": round(varbinds / (t1 - t0)),
             "exporter_cpu_ms_per_1000_varbinds": round((e1 - e0) / varbinds * 1e6, 2),
@@ -316,16 +434,14 @@ def peer_phase(args: argparse.Namespace, farm: Farm, tmp: Path, devices: int) ->
         }
     finally:
         if prom is not None:
-            prom.terminate()
-            prom.wait(20)
-        exporter.terminate()
-        exporter.wait(20)
+            stop_process(prom)
+        stop_process(exporter)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "agents":
         first, count, interfaces, stats = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
-        asyncio.run(serve_agents(first, count, interfaces, stats))
+        asyncio.run(serve_agents(first, count, interfaces, stats, v3=sys.argv[6:7] == ["v3"]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=2000)
@@ -341,6 +457,14 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=float, help="seconds before a window (2 intervals + 15 s; with --sizes 1 + 15 s)"
     )
+    parser.add_argument("--v3", action="store_true",
+                        help="SNMPv3 authPriv (SHA-256/AES) agents: v2c vs v3 in this process, then the daemon and "
+                             "snmp_exporter polling v3")  # fmt: skip
+    parser.add_argument("--probe-devices", type=int, default=500, help="--v3: devices per in-process round")
+    parser.add_argument("--probe-rounds", type=int, default=4, help="--v3: measured rounds of each version")
+    parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument("--daemon-version", choices=["2c", "3"], default="3",
+                        help="--v3: the daemon's version on the (dual) agents: 2c for a run beside v3")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "snmp.json")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",") if n] if args.sizes else []
@@ -348,11 +472,20 @@ def main() -> None:
         args.warmup = (1 if sizes else 2) * args.interval + 15
     with tempfile.TemporaryDirectory(prefix="snmp-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        farm = Farm(max(args.devices, args.exporter_devices, *sizes), args.interfaces, tmp)
+        farm = Farm(max(args.devices, args.exporter_devices, *sizes), args.interfaces, tmp, v3=args.v3)
         try:
             started = farm.cpu()
             report: dict[str, Any] = {}
-            if sizes:
+            if args.v3:
+                if args.probe_rounds:
+                    report["probe_cpu"] = probe_cpu_phase(args, farm, min(args.probe_devices, args.devices))
+                    print(json.dumps(report["probe_cpu"], indent=2), flush=True)
+                if not args.skip_daemon:
+                    v3_daemon = args.daemon_version == "3"
+                    report["daemon"] = daemon_phase(args, farm, tmp, args.devices, v3=v3_daemon)
+                if not args.skip_peer:
+                    report["snmp_exporter"] = peer_phase(args, farm, tmp, args.exporter_devices, v3=True)
+            elif sizes:
                 report["sizes"] = [
                     {"daemon": daemon_phase(args, farm, tmp, n), "snmp_exporter": peer_phase(args, farm, tmp, n)}
                     for n in sizes
@@ -361,7 +494,7 @@ def main() -> None:
                 report["daemon"] = daemon_phase(args, farm, tmp, args.devices)
                 if not args.skip_peer:
                     report["snmp_exporter"] = peer_phase(args, farm, tmp, args.exporter_devices)
-            if not args.skip_traps:
+            if not args.skip_traps and not args.v3:
                 report["traps"] = trap_phase(args, tmp)
             report["agent_farm_cpu_s"] = round(farm.cpu() - started, 1)
         finally:

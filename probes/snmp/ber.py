@@ -3,8 +3,9 @@
 Why not pysnmp's codec: 62% of pysnmp's CPU per varbind is pyasn1's generic BER decoder, which caps a
 poller near 5k varbinds/s per core. An SNMP message uses a handful of fixed types, so a decoder that
 walks the bytes with integer offsets is 10-30x cheaper and lets one core poll the IF-MIB of 2,000
-devices a minute. pysnmp still does what is hard to get right: SNMPv3 (USM auth and privacy) and the
-trap receiver. The tests hold this codec to pysnmp's encoding and decoding of the same messages.
+devices a minute. SNMPv3 carries the same PDUs (probes.snmp.usm frames and secures them with this codec's
+primitives); pysnmp still runs the trap receiver. The tests hold this codec to pysnmp's encoding and
+decoding of the same messages.
 
 Values travel as ``(tag, value)``: INTEGER is a signed int, counters, gauges and TimeTicks unsigned
 ints, OCTET STRING, IpAddress and Opaque bytes, OBJECT IDENTIFIER a tuple of ints, NULL and the
@@ -130,22 +131,11 @@ def _value(data: bytes, tag: int, start: int, stop: int) -> object:
     raise BerError(f"unknown value type 0x{tag:02x}")
 
 
-def decode(data: bytes) -> Message:
-    """Decode a v1/v2c message (any PDU but the v1 Trap-PDU)."""
+def decode_pdu(data: bytes, i: int, end: int) -> tuple[int, int, int, int, list[VarBind]]:
+    """The PDU whose TLV starts at `i`: (tag, request id, error status, error index, varbinds). SNMPv3's
+    scoped PDU (probes.snmp.usm) carries the same PDU as v1/v2c, so both decode it here."""
     try:
-        end = len(data)
-        tag, i, stop = _header(data, 0, end)
-        if tag != SEQUENCE:
-            raise BerError("not an SNMP message")
-        tag, s, e = _header(data, i, stop)
-        version = _int(data, tag, s, e)
-        if version not in (V1, V2C):
-            raise BerError(f"unsupported version {version}")
-        tag, s, e = _header(data, e, stop)
-        if tag != OCTET_STRING:
-            raise BerError("bad community")
-        community = data[s:e]
-        pdu, i, pdu_end = _header(data, e, stop)
+        pdu, i, pdu_end = _header(data, i, end)
         if pdu not in (GET, GET_NEXT, RESPONSE, SET, GET_BULK, INFORM, TRAP_V2, REPORT):
             raise BerError(f"unsupported PDU 0x{pdu:02x}")
         fields = []
@@ -168,7 +158,28 @@ def decode(data: bytes) -> Message:
             append((decode_oid(data[os_:oe]), (vtag, _value(data, vtag, vs, ve))))
     except IndexError as exc:  # belt and braces: every read is bounds-checked above
         raise BerError("truncated") from exc
-    return Message(version, community, pdu, fields[0], fields[1], fields[2], varbinds)
+    return pdu, fields[0], fields[1], fields[2], varbinds
+
+
+def decode(data: bytes) -> Message:
+    """Decode a v1/v2c message (any PDU but the v1 Trap-PDU)."""
+    try:
+        end = len(data)
+        tag, i, stop = _header(data, 0, end)
+        if tag != SEQUENCE:
+            raise BerError("not an SNMP message")
+        tag, s, e = _header(data, i, stop)
+        version = _int(data, tag, s, e)
+        if version not in (V1, V2C):
+            raise BerError(f"unsupported version {version}")
+        tag, s, e = _header(data, e, stop)
+        if tag != OCTET_STRING:
+            raise BerError("bad community")
+        community = data[s:e]
+    except IndexError as exc:  # belt and braces: every read is bounds-checked above
+        raise BerError("truncated") from exc
+    pdu, request_id, error_status, error_index, varbinds = decode_pdu(data, e, stop)
+    return Message(version, community, pdu, request_id, error_status, error_index, varbinds)
 
 
 # --------------------------------------------------------------------------------------- encoding
@@ -233,6 +244,25 @@ def encode_value(value: Value) -> bytes:
 _NULL = bytes((NULL, 0))
 
 
+def encode_pdu(
+    pdu: int,
+    request_id: int,
+    varbinds: list[VarBind] | list[OID],
+    error_status: int = 0,
+    error_index: int = 0,
+) -> bytes:
+    """One PDU TLV; `varbinds` may be bare OIDs (requests: values NULL)."""
+    parts = []
+    for item in varbinds:
+        if item and isinstance(item[0], int):
+            parts.append(_tlv(SEQUENCE, encode_oid(item) + _NULL))
+        else:
+            oid, value = item
+            parts.append(_tlv(SEQUENCE, encode_oid(oid) + encode_value(value)))  # type: ignore[arg-type]
+    body = encode_int(request_id) + encode_int(error_status) + encode_int(error_index) + _tlv(SEQUENCE, b"".join(parts))
+    return _tlv(pdu, body)
+
+
 def encode(
     version: int,
     community: bytes,
@@ -243,12 +273,11 @@ def encode(
     error_index: int = 0,
 ) -> bytes:
     """A v1/v2c message; `varbinds` may be bare OIDs (requests: values NULL)."""
-    parts = []
-    for item in varbinds:
-        if item and isinstance(item[0], int):
-            parts.append(_tlv(SEQUENCE, encode_oid(item) + _NULL))
-        else:
-            oid, value = item
-            parts.append(_tlv(SEQUENCE, encode_oid(oid) + encode_value(value)))  # type: ignore[arg-type]
-    body = encode_int(request_id) + encode_int(error_status) + encode_int(error_index) + _tlv(SEQUENCE, b"".join(parts))
-    return _tlv(SEQUENCE, encode_int(version) + _tlv(OCTET_STRING, community) + _tlv(pdu, body))
+    body = encode_pdu(pdu, request_id, varbinds, error_status, error_index)
+    return _tlv(SEQUENCE, encode_int(version) + _tlv(OCTET_STRING, community) + body)
+
+
+# The TLV primitives, for the SNMPv3 message framing (probes.snmp.usm) that wraps the same PDUs.
+tlv = _tlv
+header = _header
+read_int = _int

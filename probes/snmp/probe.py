@@ -9,8 +9,8 @@
 
 What a check remembers between polls (counters, last sysUpTime, the ifIndex -> label cache, reboot
 count) is kept per check id in this instance; the daemon hands it to the next instance on a config
-reload (`inherit`). One UDP socket (v1/v2c) and one pysnmp engine (v3) per instance, created lazily
-and closed by `close()`.
+reload (`inherit`). One UDP socket for v1/v2c and one for v3 (with the agents' engine ids, clocks and
+localized keys) per instance, created lazily and closed by `close()`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from probes.snmp.ifmib import (
 )
 from probes.snmp.oids import evaluate_oids
 from probes.snmp.settings import SnmpSettings
-from probes.snmp.transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher, V3Session
-from probes.snmp.v3 import V3Factory
+from probes.snmp.transport import CommunitySession, Session, SnmpError, SnmpTimeout, UdpDispatcher
+from probes.snmp.usm_client import V3Factory, V3Session
 from probes.snmp.walk import get_many
 
 log = structlog.get_logger()
@@ -105,9 +105,13 @@ class SnmpProbe:
 
     @property
     def dispatcher_stats(self) -> dict[str, int]:
+        v3 = self._v3.stats
         return {
-            "malformed": sum(d.malformed for d in self._dispatchers.values()),
-            "unmatched": sum(d.unmatched for d in self._dispatchers.values()),
+            "malformed": sum(d.malformed for d in self._dispatchers.values()) + v3.malformed,
+            "unmatched": sum(d.unmatched for d in self._dispatchers.values()) + v3.unmatched,
+            "v3_wrong_digest": v3.wrong_digest,  # answers dropped for a MAC that is not the user's
+            "v3_replayed": v3.replayed,
+            "v3_rejected": v3.rejected,
         }
 
     async def _session(self, address: str, port: int, settings: SnmpSettings) -> Session:

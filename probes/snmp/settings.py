@@ -40,7 +40,9 @@ NumericOID = Annotated[
 ]
 Version = Annotated[Literal["1", "2c", "3"], BeforeValidator(_version)]
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
-PrivProtocol = Literal["DES", "AES", "AES-192", "AES-256"]
+# AES-192/256 extend the localized key as Cisco does (Reeder draft; net-snmp's "AES-192-C"), as they have
+# always done here; the -Blumenthal forms as net-snmp's own "AES-192"/"AES-256" do (probes.snmp.usm).
+PrivProtocol = Literal["DES", "AES", "AES-192", "AES-256", "AES-192-Blumenthal", "AES-256-Blumenthal"]
 
 
 class V3Credentials(ProbeSettings):

@@ -8,8 +8,8 @@ Two sessions behind one small interface (`Session`):
   malformed BER or wrong request ids costs exactly its timeout. A semaphore caps requests in flight
   and the receive buffer is enlarged: at a few hundred requests in flight the default buffer drops
   answers, which then look like timeouts (false DOWNs).
-- v3 (`V3Session`): pysnmp's v3arch engine (USM authentication and privacy), one engine per probe
-  instance, numeric OIDs with lookupMib=False.
+- v3 (probes.snmp.usm_client): the same socket handling (a UdpDispatcher subclass) with the project's
+  own USM on the same codec.
 
 Timeout and retries are the module's (pysnmp's defaults of 1 s x 6 tries make a dead device cost 6 s).
 A deadline from the caller bounds every request, so no poll outlives the check's timeout.
@@ -242,83 +242,3 @@ class CommunitySession:
         if self.version == "1":
             raise SnmpError("GETBULK does not exist in SNMP v1")
         return await self._call(ber.GET_BULK, oids, deadline, 0, max_repetitions)
-
-
-def _tag_of(value: Any) -> int:
-    tag = value.tagSet[-1]
-    return int(tag.tagClass | tag.tagFormat | tag.tagId)
-
-
-def from_pysnmp(value: Any) -> ber.Value:
-    """A pysnmp/pyasn1 value as the codec's (tag, value)."""
-    tag = _tag_of(value)
-    if tag in ber.EXCEPTIONS or tag == ber.NULL:
-        return tag, None
-    if tag == ber.OBJECT_IDENTIFIER:
-        return tag, tuple(value)
-    if tag in (ber.OCTET_STRING, ber.IP_ADDRESS, ber.OPAQUE):
-        return tag, bytes(value.asOctets())
-    return tag, int(value)
-
-
-class V3Session:
-    """SNMPv3 (USM) through pysnmp's engine; the probe owns the engine and the credential objects."""
-
-    version = "3"
-
-    def __init__(self, engine: Any, auth: Any, target: Any, context: Any, hlapi: Any, slots: asyncio.Semaphore) -> None:
-        self._engine, self._auth, self._target, self._context, self._hlapi = engine, auth, target, context, hlapi
-        self._slots = slots
-
-    def _objects(self, oids: Sequence[OID]) -> list[Any]:
-        h = self._hlapi
-        return [h.ObjectType(h.ObjectIdentity(oid)) for oid in oids]
-
-    def _raise_if_refused(self, since: float) -> None:
-        """A timeout after this host refused to send to the agent is this host's failure (LocalFailure)."""
-        try:
-            transport = self._engine.transport_dispatcher.get_transport(self._target.TRANSPORT_DOMAIN)
-        except Exception:  # not registered (no request went out): nothing was refused
-            return
-        refused = getattr(transport, "refused", {}).get(str(self._target.transport_address[0]))
-        if refused is not None and refused[0] >= since:
-            raise SnmpError(f"send failed: {base.describe_os_error(refused[1])}")  # raises LocalFailure if local
-
-    async def _run(self, call: Any, deadline: float) -> list[VarBind]:
-        started = time.monotonic()
-        remaining = deadline - started
-        if remaining <= 0:
-            raise SnmpTimeout("no time left for the request")
-        try:
-            async with self._slots, asyncio.timeout(remaining):
-                indication, status, index, varbinds = await call
-        except TimeoutError:
-            self._raise_if_refused(started)
-            raise SnmpTimeout("no SNMPv3 response before the deadline") from None
-        if indication:
-            text = str(indication)
-            if "timed out" in text.lower() or "timeout" in text.lower():
-                self._raise_if_refused(started)
-                raise SnmpTimeout(f"no SNMPv3 response: {text}")
-            raise SnmpError(f"SNMPv3: {text}")
-        if status:
-            raise SnmpErrorStatus(int(status), int(index))
-        return [(tuple(name), from_pysnmp(value)) for name, value in varbinds]
-
-    async def get(self, oids: Sequence[OID], deadline: float) -> list[VarBind]:
-        h = self._hlapi
-        call = h.get_cmd(self._engine, self._auth, self._target, self._context, *self._objects(oids), lookupMib=False)
-        return await self._run(call, deadline)
-
-    async def get_next(self, oids: Sequence[OID], deadline: float) -> list[VarBind]:
-        h = self._hlapi
-        call = h.next_cmd(self._engine, self._auth, self._target, self._context, *self._objects(oids), lookupMib=False)
-        return await self._run(call, deadline)
-
-    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int, deadline: float) -> list[VarBind]:
-        h = self._hlapi
-        objects = self._objects(oids)
-        call = h.bulk_cmd(
-            self._engine, self._auth, self._target, self._context, 0, max_repetitions, *objects, lookupMib=False
-        )
-        return await self._run(call, deadline)
