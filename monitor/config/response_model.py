@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
+from monitor.config.acting_model import ActionLinks, MailReplies
 from monitor.config.model import StrictModel
 from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name
 from monitor.notifiers.registry import NotifierConfig
@@ -77,12 +78,15 @@ class IncidentPolicy(StrictModel):
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
     runbook_url: str | None = None  # template: {target}, {service}, {system}
+    action_links: ActionLinks | None = None  # signed ack / escalate links in every page (monitor/acting/)
+    mail_replies: MailReplies | None = None  # acknowledge by replying to a mail page (needs action_links' key)
 
 
 class Contact(StrictModel):
     name: str  # as shown in pages and the timeline, e.g. 監視オペレータ当番
     email: str | None = None
     webhook: str | None = None  # a webhook notifier name, if this contact is reached by webhook
+    phone: str | None = None  # for a `command` notifier (a voice or SMS gateway): given to it as {phone}
 
 
 class Notify(StrictModel):
