@@ -1,0 +1,184 @@
+"""Signed action links through the real HTTP app of a real (not started) daemon and its SQLite store: a GET
+changes nothing, the POST acts once; replayed, forged, expired and wrong-key links are refused with a clear
+page and a 4xx; every use and refusal is audited with its channel and recipient; a link stays used across a
+restart. No console login is involved anywhere: the signature is the credential."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from monitor.daemon import Daemon
+from monitor.http.app import build_app
+from monitor.incidents import links
+from probes.base import ProbeResult
+from tests.conftest import Loader
+
+KEY = "k" * 48
+CONFIG = """
+defaults: {failures_to_down: 1}
+modules: {ping: {kind: icmp}}
+targets:
+  - {name: edge, address: 127.0.0.1, labels: {prefecture: 13}, modules: [ping]}
+auth: {anonymous: none}
+incidents:
+  action_links: {base_url: "https://noc.example.lg.jp/", key: {file: link.key}, expires: 1h}
+notifiers:
+  mail: {kind: email, host: 127.0.0.1, port: 1, sender: monitor@example.lg.jp}
+  chat: {kind: webhook, url: "http://127.0.0.1:1/", secret: {file: link.key}}
+contacts:
+  noc: {name: 監視当番, email: noc@example.lg.jp}
+  boss: {name: 統括責任者, email: boss@example.lg.jp}
+playbooks:
+  default:
+    levels:
+      - {notify: [{contacts: [noc], via: [mail, chat]}], ack_timeout: 10m}
+      - {notify: [{contacts: [boss], via: [mail]}]}
+"""
+Client = TestClient[web.Request, web.Application]
+
+
+def make_daemon(load_yaml_config: Loader, tmp_path: Path) -> Daemon:
+    (tmp_path / "link.key").write_text(KEY)
+    return Daemon(load_yaml_config(CONFIG), data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def world(load_yaml_config: Loader, tmp_path: Path) -> AsyncIterator[tuple[Client, Daemon]]:
+    daemon = make_daemon(load_yaml_config, tmp_path)
+    daemon.store.open(now=daemon.clock.now())
+    await daemon.incidents.load()
+    daemon.ready = True
+    async with TestClient(TestServer(build_app(daemon.http_services()))) as client:
+        yield client, daemon
+    await daemon.store.close(now=daemon.clock.now())
+
+
+async def paged(daemon: Daemon) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Open an incident and page level 1; the pages' payloads by channel."""
+    await daemon.incidents.handle(
+        daemon.engine.observe("edge/ping", ProbeResult(ok=False, error="100% packet loss"), daemon.clock.now())
+    )
+    incident_id = daemon.incidents.open["target:edge"].id
+    await daemon.incidents.escalate_now(incident_id, "system", "test: page level 1")
+    items = await daemon.store.notifications(incident_id)
+    return incident_id, {i.channel: i.payload for i in items if i.level == 1}
+
+
+def path_of(payload: dict[str, Any], action: str) -> str:
+    (url,) = [a["url"] for a in payload["actions"] if a["action"] == action]
+    assert url.startswith("https://noc.example.lg.jp/act/")
+    return url.removeprefix("https://noc.example.lg.jp")
+
+
+async def audit(daemon: Daemon) -> list[tuple[str, str, str, str | None]]:
+    entries, _ = await daemon.store.audit_log()
+    return [(e.action, e.outcome, e.actor, e.detail.get("channel")) for e in reversed(entries)]
+
+
+async def test_every_page_carries_its_links(world: tuple[Client, Daemon]) -> None:
+    """The mail text and the webhook payload both carry acknowledge and escalate links, signed for their
+    own channel and recipient; the mail text shows them in Japanese and English."""
+    _, daemon = world
+    _, pages = await paged(daemon)
+    mail, chat = pages["mail"], pages["chat"]
+    assert [a["action"] for a in mail["actions"]] == ["ack", "escalate"]
+    assert path_of(mail, "ack") in mail["body"] and "了解（確認しました）:" in mail["body"]
+    assert "Acknowledge: https://noc.example.lg.jp/act/" in mail["body"]
+    key = KEY.encode()
+    claim = links.verify(key, path_of(chat, "ack").removeprefix("/act/"), daemon.clock.now())
+    assert (claim.channel, claim.recipient, claim.level, claim.action) == ("chat", "noc", 1, "ack")
+    assert links.verify(key, path_of(mail, "escalate").removeprefix("/act/"), daemon.clock.now()).channel == "mail"
+
+
+async def test_get_changes_nothing_post_acknowledges_once(world: tuple[Client, Daemon]) -> None:
+    """A GET (a mail scanner's prefetch) shows a confirmation page and leaves the incident open; the POST
+    acknowledges it as the recipient, stops the escalation and is audited; a replay is refused (409)."""
+    client, daemon = world
+    incident_id, pages = await paged(daemon)
+    path = path_of(pages["mail"], "ack")
+    for _ in range(2):
+        page = await client.get(path)
+        assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+        text = await page.text()
+        assert "id='confirm'" in text and f"#{incident_id}" in text
+    incident = daemon.incidents.find(incident_id)
+    assert incident is not None and incident.status == "open" and incident.next_escalation_at is not None
+    done = await client.post(path, data={"comment": "対応します"})
+    assert done.status == 200 and "エスカレーションを停止しました" in await done.text()
+    incident = daemon.incidents.find(incident_id)
+    assert incident is not None
+    assert (incident.status, incident.acked_by, incident.next_escalation_at) == ("acknowledged", "noc", None)
+    replay = await client.post(path)
+    assert replay.status == 409 and "使用済み" in await replay.text()
+    again = await client.get(path)
+    assert again.status == 409
+    assert ("incident.ack", "ok", "noc", "mail") in await audit(daemon)
+    assert ("incident.ack", "replayed", "noc", "mail") in await audit(daemon)
+    events = [e.kind for e in await daemon.store.incident_events(incident_id)]
+    assert events.count("acknowledged") == 1
+
+
+async def test_forged_expired_and_foreign_links_are_refused(world: tuple[Client, Daemon]) -> None:
+    """An altered token (403), one signed with another key (403), an expired one (410), garbage (400): each a
+    clear refusal page, audited, and the incident untouched."""
+    client, daemon = world
+    incident_id, pages = await paged(daemon)
+    token = path_of(pages["mail"], "ack").removeprefix("/act/")
+    head, mac = token.split(".")
+    now = daemon.clock.now()
+    other = links.sign(b"another-key" * 4, links.Claim(incident_id, 1, "noc", "ack", now + 600, "mail"))
+    stale = links.sign(KEY.encode(), links.Claim(incident_id, 1, "noc", "ack", now - 1, "mail"))
+    # the claim re-encoded for another recipient, keeping the old signature: a forgery
+    forged_head = links.sign(KEY.encode(), links.Claim(incident_id, 1, "boss", "ack", now + 600, "mail")).split(".")[0]
+    cases = {f"{forged_head}.{mac}": (403, "forged"), other: (403, "forged"), stale: (410, "expired"),
+             "not-a-token": (400, "malformed")}  # fmt: skip
+    for bad, (status, reason) in cases.items():
+        for method in (client.get, client.post):
+            answer = await method(f"/act/{bad}")
+            assert answer.status == status, (bad, method)
+            assert f"data-reason='{reason}'" in await answer.text()
+    incident = daemon.incidents.find(incident_id)
+    assert incident is not None and incident.status == "open"
+    outcomes = {(a, o) for a, o, _, _ in await audit(daemon)}
+    assert {("incident.link", "forged"), ("incident.link", "expired"), ("incident.link", "malformed")} <= outcomes
+    assert head  # (the genuine token's head was not needed: a forgery is refused whatever it claims)
+
+
+async def test_escalate_link_pages_the_next_level(world: tuple[Client, Daemon]) -> None:
+    """The escalate-now link, POSTed, pages level 2 at once."""
+    client, daemon = world
+    incident_id, pages = await paged(daemon)
+    answer = await client.post(path_of(pages["chat"], "escalate"))
+    assert answer.status == 200 and "Level 2 paged" in await answer.text()
+    levels = {i.level for i in await daemon.store.notifications(incident_id)}
+    assert levels == {1, 2}
+    assert ("incident.escalate", "ok", "noc", "chat") in await audit(daemon)
+
+
+async def test_a_used_link_stays_used_across_a_restart(load_yaml_config: Loader, tmp_path: Path) -> None:
+    """Single use is stored: after the daemon restarts, the same link is still refused."""
+    first = make_daemon(load_yaml_config, tmp_path)
+    first.store.open(now=first.clock.now())
+    await first.incidents.load()
+    async with TestClient(TestServer(build_app(first.http_services()))) as client:
+        _, pages = await paged(first)
+        path = path_of(pages["mail"], "ack")
+        assert (await client.post(path)).status == 200
+    await first.store.close(now=first.clock.now())
+    second = make_daemon(load_yaml_config, tmp_path)
+    second.store.open(now=second.clock.now())
+    await second.incidents.load()
+    try:
+        async with TestClient(TestServer(build_app(second.http_services()))) as client:
+            answer = await client.post(path)
+            assert answer.status == 409
+            assert re.search(r"Used: .*noc, mail", await answer.text())
+    finally:
+        await second.store.close(now=second.clock.now())
