@@ -40,6 +40,8 @@ from monitor.http.services import HttpServices
 from monitor.incidents.response import ResponseSide
 from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
+from monitor.replies.desk import ReplyDesk
+from monitor.replies.smtp import ReplyListener, open_listener
 from monitor.scheduling.runner import ProbeRunner
 from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
@@ -115,6 +117,11 @@ class Daemon:
         self.incidents.watchers.append(self.events.on_incident)
         self.status_view = StatusView(self.store, self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
+        # replies to mail pages (incidents.mail_replies): acknowledge or escalate by answering the page
+        self.replies = ReplyDesk(
+            self.store, self.incidents, lambda: self.inventory, self.clock.now, lambda: self.leader
+        )
+        self._reply_listener: ReplyListener | None = None
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
@@ -175,6 +182,7 @@ class Daemon:
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
+        self._reply_listener = await open_listener(self.replies, inv.response.incidents.mail_replies)
         self._spawn(self._heartbeat())
         if self.leadership is not None:
             await self.leadership.step()  # leader at once when the lease is free; ready either way
@@ -215,6 +223,8 @@ class Daemon:
             await self._http.cleanup()
         if self._status_http is not None:
             await self._status_http.cleanup()
+        if self._reply_listener is not None:
+            await self._reply_listener.stop()
         await self.notices.stop()
         await self.security.stop()
         await self.response.stop()

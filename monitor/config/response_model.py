@@ -78,8 +78,14 @@ class IncidentPolicy(StrictModel):
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
     runbook_url: str | None = None  # template: {target}, {service}, {system}
-    action_links: ActionLinks | None = None  # signed ack / escalate links in every page (monitor/acting/)
+    action_links: ActionLinks | None = None  # signed ack / escalate links in every page (monitor/incidents/links.py)
     mail_replies: MailReplies | None = None  # acknowledge by replying to a mail page (needs action_links' key)
+
+    @model_validator(mode="after")
+    def _replies_need_links(self) -> IncidentPolicy:
+        if self.mail_replies is not None and self.action_links is None:
+            raise ValueError("mail_replies needs action_links (its key signs the Reply-To tokens)")
+        return self
 
 
 class Contact(StrictModel):
