@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, SecretStr
 
 from monitor.config.model import StrictModel
 from monitor.config.types import Duration, Listen
@@ -24,6 +24,15 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
+MIN_KEY = 32  # characters: a link's signature is the only credential it has
+
+
+def _long_key(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < MIN_KEY:
+        raise ValueError(f"key must be at least {MIN_KEY} characters (e.g. `openssl rand -hex 32`)")
+    return value
+
+
 def _mailbox(value: str) -> str:
     # the reply token goes after a "+" in the local part (noc+<token>@...): the address itself must not have one
     if not _ADDRESS.match(value) or "+" in value:
@@ -36,7 +45,7 @@ class ActionLinks(StrictModel):
 
     # the console as the people paged reach it (a phone off the VPN: the address published for them)
     base_url: Annotated[str, AfterValidator(_base_url)]
-    key: Secret  # HMAC-SHA256 key; at least 32 bytes of randomness (e.g. `openssl rand -hex 32` into a file)
+    key: Annotated[Secret, AfterValidator(_long_key)]  # HMAC-SHA256 key (e.g. `openssl rand -hex 32` into a file)
     expires: Duration = 12 * 3600.0  # a link stops working this long after its page was queued
 
     def key_bytes(self) -> bytes:

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from monitor.daemon import Daemon
 from monitor.http.app import build_app
 from monitor.incidents import links
+from monitor.store.records import IncidentRecord
 from probes.base import ProbeResult
 from tests.conftest import Loader
 
@@ -32,13 +33,14 @@ incidents:
 notifiers:
   mail: {kind: email, host: 127.0.0.1, port: 1, sender: monitor@example.lg.jp}
   chat: {kind: webhook, url: "http://127.0.0.1:1/", secret: {file: link.key}}
+  am: {kind: alertmanager, urls: ["http://127.0.0.1:1"]}
 contacts:
   noc: {name: 監視当番, email: noc@example.lg.jp}
   boss: {name: 統括責任者, email: boss@example.lg.jp}
 playbooks:
   default:
     levels:
-      - {notify: [{contacts: [noc], via: [mail, chat]}], ack_timeout: 10m}
+      - {notify: [{contacts: [noc], via: [mail, chat, am]}], ack_timeout: 10m}
       - {notify: [{contacts: [boss], via: [mail]}]}
 """
 Client = TestClient[web.Request, web.Application]
@@ -182,3 +184,43 @@ async def test_a_used_link_stays_used_across_a_restart(load_yaml_config: Loader,
             assert re.search(r"Used: .*noc, mail", await answer.text())
     finally:
         await second.store.close(now=second.clock.now())
+
+
+async def test_alertmanager_alerts_carry_the_links_as_annotations(world: tuple[Client, Daemon]) -> None:
+    """An Alertmanager receiver's template can show them: acknowledge_url-style annotations, signed for am."""
+    _, daemon = world
+    _, pages = await paged(daemon)
+    annotations = pages["am"]["alert"]["annotations"]
+    claim = links.verify(KEY.encode(), annotations["ack_url"].rsplit("/act/", 1)[1], daemon.clock.now())
+    assert (claim.channel, claim.recipient, claim.action) == ("am", "am", "ack")
+    assert "escalate_url" in annotations and "approve_url" not in annotations
+
+
+async def test_a_security_incident_page_opens_the_approval_page(world: tuple[Client, Daemon]) -> None:
+    """A security incident's page also links to its approval page: shown without login (it changes nothing),
+    pointing at the console, where approving needs a login with the security role; it cannot be POSTed."""
+    client, daemon = world
+    record = IncidentRecord(key="security:5", severity="critical", title="不正通信（A市）", title_en="Unauthorized traffic",
+                            opened_at=daemon.clock.now(), playbook="default")  # fmt: skip
+    incident = await daemon.incidents.open_now(record, {"source": "ids"})
+    (mail,) = [i.payload for i in await daemon.store.notifications(incident.id) if i.channel == "mail"]
+    assert [a["action"] for a in mail["actions"]] == ["ack", "escalate", "approve"]
+    page = await client.get(path_of(mail, "approve"))
+    assert page.status == 200
+    assert "href='https://noc.example.lg.jp/#/security'" in await page.text()
+    assert (await client.post(path_of(mail, "approve"))).status == 405
+    again = await client.get(path_of(mail, "approve"))
+    assert again.status == 200  # opening it is not a use
+
+
+async def test_a_resolved_page_carries_no_links(world: tuple[Client, Daemon]) -> None:
+    """RESOLVED tells those paged that it is over: there is nothing left to acknowledge or escalate."""
+    _, daemon = world
+    incident_id, _ = await paged(daemon)
+    for item in await daemon.store.notifications(incident_id):
+        await daemon.store.mark_sent(
+            item.id, daemon.clock.now()
+        )  # (as the outbox would: RESOLVED goes to those reached)
+    await daemon.incidents.resolve(incident_id, "yamada")
+    resolved = [i.payload for i in await daemon.store.notifications(incident_id) if i.kind == "resolved"]
+    assert resolved and all("actions" not in p and "reply_to" not in p for p in resolved)
