@@ -25,7 +25,7 @@ from monitor.incidents.actions import IncidentActionError
 from monitor.notifiers.email import EmailNotifier, message_id
 from monitor.replies.parse import Reply, parse
 from monitor.store.base import Store
-from monitor.store.records import AuditEntry, IncidentRecord, OutboxItem
+from monitor.store.records import AuditEntry, IncidentRecord, LinkUse, OutboxItem
 
 log = structlog.get_logger()
 CHANNEL = "mail-reply"
@@ -113,6 +113,12 @@ class ReplyDesk:
         if reply.action is None:
             await self._audit(incident_id, "no_action", page.recipient, peer, who)
             return Answer(550, "5.6.0 the first line must be 了解 / ACK / 対応中 (acknowledge) or エスカレ / ESCALATE")
+        # once per reply: a mail system that retries after our answer was lost must not escalate twice
+        use = LinkUse(links.digest(f"mail-reply\0{reply.sender}\0{reply.message_id}"), incident_id, reply.action,
+                      page.recipient, CHANNEL, self._now())  # fmt: skip
+        if await self.store.use_action_link(use) is not None:
+            await self._audit(incident_id, "replayed", page.recipient, peer, who, reply.action)
+            return Answer(250, f"2.0.0 this reply was processed already (incident #{incident_id})")
         act = self.incidents.acknowledge if reply.action == "ack" else self.incidents.escalate_now
         comment = reply.comment or (
             "acknowledged by mail reply" if reply.action == "ack" else "escalated by mail reply"

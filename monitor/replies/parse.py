@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 @dataclass(frozen=True, slots=True)
 class Reply:
     sender: str  # the From address, lower-case ("" when there is none)
+    message_id: str  # its Message-ID, or a digest of the whole message when it has none (a retry has the same)
     recipients: list[str]  # To and Cc addresses, lower-case (where a +token may be)
     refers_to: list[str]  # Message-IDs of In-Reply-To and References, nearest first
     action: str | None  # ack, escalate, or None when the first line names neither
@@ -160,5 +162,6 @@ def parse(raw: bytes) -> Reply:
     automatic = auto not in ("", "no") or precedence in ("bulk", "junk", "auto_reply") or "X-Autoreply" in message
     text, body_problems = _body(message)
     first, comment = read_text(text)
-    return Reply(sender, recipients, list(dict.fromkeys(refs)), action_of(first) if first else None, first[:200],
+    ident = str(message.get("Message-ID", "")).strip() or "sha256:" + hashlib.sha256(raw).hexdigest()
+    return Reply(sender, ident, recipients, list(dict.fromkeys(refs)), action_of(first) if first else None, first[:200],
                  comment, automatic, problems + body_problems)  # fmt: skip

@@ -195,3 +195,13 @@ async def test_auto_replies_never_act(world: World) -> None:
     code, _ = await send_reply(world.listen, reply)
     assert code == 250
     assert incident_of(world) == ("open", None)
+
+
+async def test_a_reply_delivered_twice_acts_once(world: World) -> None:
+    """A mail system that retries (our 250 was lost) delivers the same reply again: it escalates once."""
+    reply = reply_to(world.page, "ESCALATE")
+    assert (await send_reply(world.listen, reply))[0] == 250
+    code, text = await send_reply(world.listen, reply)
+    assert code == 250 and "processed already" in text
+    levels = [i.level for i in await world.daemon.store.notifications(world.incident_id)]
+    assert sorted(levels) == [1, 2]
