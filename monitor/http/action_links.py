@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 
+import structlog
 from aiohttp import web
 
 from monitor.access.auth import AUDITED
@@ -20,6 +21,7 @@ from monitor.incidents.links import LABELS, Claim, LinkError, digest, verify
 from monitor.store.records import AuditEntry, IncidentRecord, LinkUse
 from monitor.timefmt import jst
 
+log = structlog.get_logger()
 MAX_COMMENT = 2000
 MAX_FORM = 16 * 1024  # the form has one comment field
 STATUS = {"malformed": 400, "forged": 403, "expired": 410, "used": 409, "gone": 404, "state": 409, "off": 404}
@@ -100,7 +102,11 @@ def add_action_link_routes(app: web.Application) -> None:
         try:
             claim = verify(config.key_bytes(), token, clock.now())
         except LinkError as exc:
-            await audit(request, None, exc.reason, error=str(exc), method=request.method)
+            log.warning("action_link_refused", reason=exc.reason, method=request.method, source=request.remote)
+            # A GET of a link we never signed acts on nothing and names nobody: logged, not audited, so that
+            # anyone on the network cannot fill the audit log by fetching garbage. Every POST is audited.
+            if request.method == "POST" or exc.reason == "expired":
+                await audit(request, None, exc.reason, error=str(exc), method=request.method)
             return _refusal(exc.reason, str(exc))
         used = await services.store.action_link_use(digest(token))
         if used is not None:
