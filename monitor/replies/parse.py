@@ -46,36 +46,42 @@ class _Text(HTMLParser):
 
     SKIP = {"blockquote", "style", "script", "head", "title"}
     BREAK = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "table"}
+    VOID = {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
     QUOTE_MARKS = ("gmail_quote", "moz-cite-prefix", "divRplyFwdMsg", "appendonsend", "yahoo_quoted")
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._skip = 0
-        self._stack: list[bool] = []  # per open element: did it start a skipped region?
+        self._open: list[str] = []  # open elements, to close a skipped one even past unclosed <p>s inside it
         self.ended = False  # a quote mark or <hr> was met: nothing after it is the reply's own
+
+    @property
+    def _skipping(self) -> bool:
+        return any(tag in self.SKIP for tag in self._open)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         marks = " ".join(v or "" for k, v in attrs if k in ("class", "id"))
         if tag == "hr" or any(m in marks for m in self.QUOTE_MARKS):
             self.ended = True
-        if tag in ("br", "hr", "img", "meta", "link", "input"):  # void elements: no end tag follows
+        if tag in self.BREAK or tag in self.VOID:
             self.parts.append("\n")
-            return
-        skipped = tag in self.SKIP
-        self._stack.append(skipped)
-        self._skip += skipped
-        if tag in self.BREAK:
-            self.parts.append("\n")
+        if tag not in self.VOID:  # (void elements have no end tag: they never open)
+            self._open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)  # <br/>, <div/>: nothing stays open
+        if tag not in self.VOID:
+            self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        if self._stack:
-            self._skip -= self._stack.pop()
+        if tag in self._open:
+            while self._open.pop() != tag:
+                pass
         if tag in self.BREAK:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if not self._skip and not self.ended:
+        if not self._skipping and not self.ended:
             self.parts.append(data)
 
 

@@ -56,3 +56,13 @@ def test_a_mail_without_text_is_a_problem_not_a_crash() -> None:
     message.set_content(b"\x89PNG", maintype="image", subtype="png")
     reply = parse(message.as_bytes())
     assert reply.action is None and reply.problems == ["the reply has no text part"]
+
+
+def test_html_reply_text_stops_at_the_quote_whatever_the_markup() -> None:
+    """Self-closing breaks, unclosed paragraphs inside a blockquote, Outlook's reply header: the own text only."""
+    from monitor.replies.parse import html_text
+
+    markup = ("<html><head><style>p{}</style></head><body><p>了解<br/>向かいます<p>山田"
+              "<blockquote><p>ESCALATE<p>quoted</blockquote>after quote"
+              "<div id='divRplyFwdMsg'>差出人: 監視</div>ACK</body></html>")  # fmt: skip
+    assert read_text(html_text(markup)) == ("了解", "向かいます\n山田\n\nafter quote")
