@@ -503,6 +503,9 @@ class Daemon:
             log.warning("config_change_needs_restart", key="daemon.listen")
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
+        new, old = (i.response.incidents.mail_replies for i in (inventory, self.inventory))
+        if (new.listen if new else None) != (old.listen if old else None):  # the reply listener's socket
+            log.warning("config_change_needs_restart", key="incidents.mail_replies.listen")
         old_probes = self.probes
         self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:

@@ -136,7 +136,14 @@ def add_action_link_routes(app: web.Application) -> None:
                     f"<p><a id='approval' href='{html.escape(target)}'>承認画面 / Approval page</a></p>")  # fmt: skip
             return _page(ja, en, body)
         if incident.status == "resolved" or (claim.action == "ack" and incident.status == "acknowledged"):
-            return _refusal("state", f"incident #{incident.id} is {incident.status}", _summary(incident))
+            into = incident.merged_into
+            merged = (
+                f"<p>インシデント #{into} に統合されました（#{into} のページのリンクを使ってください）。</p>"
+                if into
+                else ""
+            )
+            why = f"incident #{incident.id} is {incident.status}" + (f" (merged into #{into})" if into else "")
+            return _refusal("state", why, _summary(incident) + merged)
         body = (
             f"<h1>{ja}</h1><p class='en'>{en}</p>{_summary(incident)}"
             f"<p>宛先 / Recipient: {html.escape(claim.recipient)}（{html.escape(claim.channel)}）　"
