@@ -35,11 +35,14 @@ class EmailNotifier(NotifierSettings):
     timeout: Timeout = 10.0
 
 
-def message_id(sender: str, idempotency_key: str) -> str:
+def message_id(sender: str, idempotency_key: str, reply_to: str = "") -> str:
     """The same Message-ID for every attempt: a mail system that got it once can drop the repeat; and a reply's
-    In-Reply-To / References lead back to the page it answers (monitor.replies)."""
+    In-Reply-To / References lead back to the page it answers (monitor.replies). A page that can be answered
+    mixes in its Reply-To (which holds a mac): the idempotency key alone is guessable, and a reply that only
+    quotes a guessed Message-ID must not pass for an answer to the page."""
     domain = sender.rsplit("@", 1)[-1] or "national-monitor"
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+    seed = f"{idempotency_key}\0{reply_to}" if reply_to else idempotency_key
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:24]
     return f"<monitor.{digest}@{domain}>"
 
 
@@ -77,7 +80,7 @@ class Email:
         message["To"] = Address(display_name=payload.get("to_name", ""), addr_spec=payload["to"])
         message["Subject"] = payload["subject"]
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = message_id(self.config.sender, idempotency_key)
+        message["Message-ID"] = message_id(self.config.sender, idempotency_key, payload.get("reply_to", ""))
         message["X-Monitor-Notification"] = idempotency_key
         if payload.get("reply_to"):
             message["Reply-To"] = payload["reply_to"]

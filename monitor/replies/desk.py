@@ -164,7 +164,10 @@ class ReplyDesk:
         wanted = set(reply.refers_to)
         for incident in await self.store.open_incidents():
             for item in await self.store.notifications(incident.id):
-                if item.channel in senders and message_id(senders[item.channel], item.dedup_key) in wanted:
+                answer_to = str(item.payload.get("reply_to", ""))
+                if not answer_to or item.channel not in senders:
+                    continue  # (only a page sent with a Reply-To has a Message-ID nobody else can guess)
+                if message_id(senders[item.channel], item.dedup_key, answer_to) in wanted:
                     return incident.id, item.level, await self._page_to(incident.id, reply.sender), None
         return None
 

@@ -16,6 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from monitor.daemon import Daemon
+from monitor.notifiers.email import message_id
 from monitor.replies.smtp import ReplyListener, open_listener
 from probes.base import ProbeResult
 from tests.acting.mailpeers import Inbox, send_reply, start_inbox
@@ -205,3 +206,16 @@ async def test_a_reply_delivered_twice_acts_once(world: World) -> None:
     assert code == 250 and "processed already" in text
     levels = [i.level for i in await world.daemon.store.notifications(world.incident_id)]
     assert sorted(levels) == [1, 2]
+
+
+async def test_a_guessed_message_id_is_not_an_answer(world: World) -> None:
+    """Someone who forges From: and In-Reply-To from the guessable parts of a page (its idempotency key) is not
+    answering it: the page's Message-ID mixes in its Reply-To mac, which only the mail itself carries."""
+    (item,) = [i for i in await world.daemon.store.notifications(world.incident_id) if i.level == 1]
+    guessed = message_id("monitor@monitor.example.lg.jp", item.dedup_key)
+    assert guessed != str(world.page["Message-ID"])
+    forged = reply_to(world.page, "ACK", to="noc@monitor.example.lg.jp", thread=False)
+    forged["In-Reply-To"] = forged["References"] = guessed
+    code, text = await send_reply(world.listen, forged)
+    assert code == 550 and "does not answer a page" in text
+    assert incident_of(world) == ("open", None)
