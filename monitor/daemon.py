@@ -37,6 +37,7 @@ from monitor.http.app import build_app, build_status_app
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
 from monitor.http.services import HttpServices
+from monitor.incidents.acting_metrics import ActingMetrics
 from monitor.incidents.response import ResponseSide
 from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
@@ -118,8 +119,9 @@ class Daemon:
         self.status_view = StatusView(self.store, self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
         # replies to mail pages (incidents.mail_replies): acknowledge or escalate by answering the page
+        self.acting = ActingMetrics(self.registry)  # link uses and mail replies, counted
         self.replies = ReplyDesk(
-            self.store, self.incidents, lambda: self.inventory, self.clock.now, lambda: self.leader
+            self.store, self.incidents, lambda: self.inventory, self.clock.now, lambda: self.leader, self.acting
         )
         self._reply_listener: ReplyListener | None = None
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
@@ -315,6 +317,7 @@ class Daemon:
             reload=self.reload,
             maintenance_changed=self.maintenance_changed,
             extra_routes=tuple(self.route_hooks),
+            acting=self.acting,
         )
 
     # --- the disconnect playbook ------------------------------------------------------------

@@ -82,7 +82,13 @@ def add_action_link_routes(app: web.Application) -> None:
     services = app[SERVICES]
     clock = services.guard.clock
 
+    def count(action: str, method: str, outcome: str) -> None:
+        if services.acting is not None:
+            services.acting.links.labels(action, method, outcome).inc()
+
     async def audit(request: web.Request, claim: Claim | None, outcome: str, **detail: str) -> None:
+        if claim is not None:  # (a link we never signed is counted where it is refused)
+            count(claim.action, request.method, outcome)
         request[AUDITED] = True  # (the error middleware would audit a refused POST again, token in the path)
         actor = claim.recipient if claim else "anonymous"
         obj = f"incident:{claim.incident_id}" if claim else None
@@ -97,12 +103,14 @@ def add_action_link_routes(app: web.Application) -> None:
         """The link's claim and incident, or the refusal page (refusals are audited)."""
         config = services.inventory().response.incidents.action_links
         if config is None:
+            count("unknown", request.method, "off")
             return _refusal("off", "action links are not configured on this system")
         token = request.match_info["token"]
         try:
             claim = verify(config.key_bytes(), token, clock.now())
         except LinkError as exc:
             log.warning("action_link_refused", reason=exc.reason, method=request.method, source=request.remote)
+            count("unknown", request.method, exc.reason)
             # A GET of a link we never signed acts on nothing and names nobody: logged, not audited, so that
             # anyone on the network cannot fill the audit log by fetching garbage. Every POST is audited.
             if request.method == "POST" or exc.reason == "expired":
@@ -134,6 +142,7 @@ def add_action_link_routes(app: web.Application) -> None:
                     "<p>遮断の承認には security 権限でのログインが必要です。</p>"
                     "<p class='en'>Approving a cut needs a console login with the security role.</p>"
                     f"<p><a id='approval' href='{html.escape(target)}'>承認画面 / Approval page</a></p>")  # fmt: skip
+            count(claim.action, request.method, "shown")
             return _page(ja, en, body)
         if incident.status == "resolved" or (claim.action == "ack" and incident.status == "acknowledged"):
             into = incident.merged_into
@@ -143,6 +152,7 @@ def add_action_link_routes(app: web.Application) -> None:
                 else ""
             )
             why = f"incident #{incident.id} is {incident.status}" + (f" (merged into #{into})" if into else "")
+            count(claim.action, request.method, "state")
             return _refusal("state", why, _summary(incident) + merged)
         body = (
             f"<h1>{ja}</h1><p class='en'>{en}</p>{_summary(incident)}"
@@ -153,10 +163,12 @@ def add_action_link_routes(app: web.Application) -> None:
             f"<p><button id='confirm' type='submit'>{ja} / {en}</button></p></form>"
             "<p class='en'>Opening this page changed nothing; the button does (once).</p>"
         )
+        count(claim.action, request.method, "shown")
         return _page(ja, en, body)
 
     async def act(request: web.Request) -> web.Response:
         if not services.leader():
+            count("unknown", "POST", "standby")
             return _page("待機系です", "Standby", "<p>この監視サーバは待機系です。稼働系のリンクを使ってください。</p>"
                          "<p class='en'>This daemon is the HA standby; the leader acts.</p>", 503)  # fmt: skip
         if request.content_length is not None and request.content_length > MAX_FORM:
@@ -166,6 +178,7 @@ def add_action_link_routes(app: web.Application) -> None:
             return checked
         claim, incident, token = checked
         if claim.action == "approve":
+            count(claim.action, "POST", "not_allowed")
             return _page("操作できません", "Refused", "<p>approval happens in the console</p>", 405)
         form = await request.post()
         comment = str(form.get("comment", "")).strip()[:MAX_COMMENT]

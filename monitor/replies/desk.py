@@ -21,6 +21,7 @@ import structlog
 from monitor.config.acting_model import MailReplies
 from monitor.core.inventory import Inventory
 from monitor.incidents import links
+from monitor.incidents.acting_metrics import ActingMetrics
 from monitor.incidents.actions import IncidentActionError
 from monitor.notifiers.email import EmailNotifier, message_id
 from monitor.replies.parse import Reply, parse
@@ -56,7 +57,9 @@ class ReplyDesk:
         inventory: Callable[[], Inventory],
         now: Callable[[], float],
         leader: Callable[[], bool],
+        metrics: ActingMetrics,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.incidents = incidents
         self._inventory = inventory
@@ -78,6 +81,7 @@ class ReplyDesk:
 
     async def receive(self, raw: bytes, envelope_to: list[str], peer: str | None) -> Answer:
         if not self._leader():
+            self.metrics.replies.labels("standby").inc()
             return Answer(451, "4.3.2 this daemon is the HA standby; try the leader")
         try:
             reply = parse(raw)
@@ -89,6 +93,7 @@ class ReplyDesk:
             return await self._handle(reply, envelope_to, peer)
         except Exception:
             log.exception("mail_reply_failed", peer=peer, sender=reply.sender)
+            self.metrics.replies.labels("failed").inc()
             return Answer(451, "4.3.0 temporary failure of the monitor; the reply will be retried")
 
     async def _handle(self, reply: Reply, envelope_to: list[str], peer: str | None) -> Answer:
@@ -186,6 +191,7 @@ class ReplyDesk:
         detail: dict[str, str],
         action: str | None = None,
     ) -> None:
+        self.metrics.replies.labels(outcome).inc()  # (every outcome of a reply is audited, so counted here)
         entry = AuditEntry(
             at=self._now(),
             actor=(recipient or detail.get("from") or "unknown")[:200],

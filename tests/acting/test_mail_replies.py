@@ -172,6 +172,7 @@ async def test_a_reply_from_someone_not_paged_is_refused_and_audited(world: Worl
     assert code == 550 and "was not paged" in text
     assert incident_of(world) == ("open", None)
     assert ("incident.mail_reply", "refused_sender", "mail-reply") in await outcomes(world.daemon)
+    assert world.daemon.registry.get_sample_value("monitor_mail_replies_total", {"outcome": "refused_sender"}) == 1
 
 
 async def test_a_reply_without_an_action_word_is_refused_with_the_words_to_use(world: World) -> None:
