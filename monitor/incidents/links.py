@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,8 @@ def _mac(key: bytes, body: bytes) -> bytes:
 def sign(key: bytes, claim: Claim) -> str:
     if claim.action not in ACTIONS:
         raise ValueError(f"unknown action {claim.action!r}")
-    body = json.dumps(claim.fields(), ensure_ascii=False, separators=(",", ":")).encode()
+    fields = [int(f) if isinstance(f, float) and f.is_integer() else f for f in claim.fields()]
+    body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
     return f"{_b64(body)}.{_b64(_mac(key, body))}"
 
 
@@ -82,6 +84,10 @@ def verify(key: bytes, token: str, now: float) -> Claim:
         body, given = _unb64(head), _unb64(mac)
     except (ValueError, TypeError):
         raise LinkError("malformed", "this is not an action link of this system") from None
+    if _b64(body) != head or _b64(given) != mac:
+        # base64 has spare bits in its last character: another spelling of the same bytes would pass the mac
+        # and, being another string, slip past the single-use record. Only our own spelling is a token.
+        raise LinkError("malformed", "this is not an action link of this system")
     if not hmac.compare_digest(given, _mac(key, body)):
         raise LinkError("forged", "the link's signature is not valid (altered, or signed with another key)")
     try:
@@ -112,7 +118,8 @@ def page_actions(
     actions = ["ack", "escalate", *(["approve"] if security else [])]
     out = []
     for action in actions:
-        claim = Claim(incident_id, level, recipient, action, now + config.expires, channel)
+        expires = float(math.ceil(now + config.expires))  # whole seconds: a shorter link, never an earlier end
+        claim = Claim(incident_id, level, recipient, action, expires, channel)
         ja, en = LABELS[action]
         out.append({"action": action, "label": ja, "label_en": en, "url": url(config, sign(config.key_bytes(), claim))})
     return out
