@@ -144,6 +144,11 @@ def add_action_link_routes(app: web.Application) -> None:
                     f"<p><a id='approval' href='{html.escape(target)}'>承認画面 / Approval page</a></p>")  # fmt: skip
             count(claim.action, request.method, "shown")
             return _page(ja, en, body)
+        if claim.action == "escalate" and incident.level > claim.level and incident.status != "resolved":
+            # the page was for an earlier level: the next one has been paged already (what the link asked for)
+            count(claim.action, request.method, "state")
+            why = f"incident #{incident.id} was escalated to level {incident.level} already"
+            return _refusal("state", why, _summary(incident))
         if incident.status == "resolved" or (claim.action == "ack" and incident.status == "acknowledged"):
             into = incident.merged_into
             merged = (
@@ -180,6 +185,10 @@ def add_action_link_routes(app: web.Application) -> None:
         if claim.action == "approve":
             count(claim.action, "POST", "not_allowed")
             return _page("操作できません", "Refused", "<p>approval happens in the console</p>", 405)
+        if claim.action == "escalate" and incident.level > claim.level and incident.status != "resolved":
+            await audit(request, claim, "state", error=f"already at level {incident.level}")
+            why = f"incident #{incident.id} was escalated to level {incident.level} already"
+            return _refusal("state", why, _summary(incident))
         form = await request.post()
         comment = str(form.get("comment", "")).strip()[:MAX_COMMENT]
         use = LinkUse(digest(token), claim.incident_id, claim.action, claim.recipient, claim.channel, clock.now())

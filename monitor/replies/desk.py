@@ -124,6 +124,12 @@ class ReplyDesk:
         if await self.store.use_action_link(use) is not None:
             await self._audit(incident_id, "replayed", page.recipient, peer, who, reply.action)
             return Answer(250, f"2.0.0 this reply was processed already (incident #{incident_id})")
+        current = self.incidents.find(incident_id)
+        if reply.action == "escalate" and current is not None and current.level > page.level:
+            # the reply answers an earlier level's page: the next level has been paged already
+            await self._audit(incident_id, "rejected", page.recipient, peer, {**who, "error": "escalated already"},
+                              reply.action)  # fmt: skip
+            return Answer(550, f"5.7.0 incident #{incident_id} was escalated to level {current.level} already")
         act = self.incidents.acknowledge if reply.action == "ack" else self.incidents.escalate_now
         comment = reply.comment or (
             "acknowledged by mail reply" if reply.action == "ack" else "escalated by mail reply"

@@ -232,3 +232,17 @@ async def test_a_resolved_page_carries_no_links(world: tuple[Client, Daemon]) ->
     await daemon.incidents.resolve(incident_id, "yamada")
     resolved = [i.payload for i in await daemon.store.notifications(incident_id) if i.kind == "resolved"]
     assert resolved and all("actions" not in p and "reply_to" not in p for p in resolved)
+
+
+async def test_an_escalate_link_of_an_earlier_level_does_not_escalate_again(world: tuple[Client, Daemon]) -> None:
+    """Level 1's escalate-now link after level 2 was paged (by its timer, or by someone else): refused, saying
+    so; the playbook does not jump to a level nobody asked for."""
+    client, daemon = world
+    incident_id, pages = await paged(daemon)
+    await daemon.incidents.escalate_now(incident_id, "system", "test: the timer ran out")
+    path = path_of(pages["mail"], "escalate")
+    assert (await client.get(path)).status == 409
+    answer = await client.post(path)
+    assert answer.status == 409 and "escalated to level 2 already" in await answer.text()
+    incident = daemon.incidents.find(incident_id)
+    assert incident is not None and incident.level == 2

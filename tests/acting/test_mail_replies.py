@@ -220,3 +220,11 @@ async def test_a_guessed_message_id_is_not_an_answer(world: World) -> None:
     code, text = await send_reply(world.listen, forged)
     assert code == 550 and "does not answer a page" in text
     assert incident_of(world) == ("open", None)
+
+
+async def test_escalate_by_reply_to_an_earlier_level_does_not_escalate_again(world: World) -> None:
+    await world.daemon.incidents.escalate_now(world.incident_id, "system", "test: the timer ran out")
+    code, text = await send_reply(world.listen, reply_to(world.page, "エスカレお願いします"))
+    assert code == 550 and "escalated to level 2 already" in text
+    incident = world.daemon.incidents.find(world.incident_id)
+    assert incident is not None and incident.level == 2
