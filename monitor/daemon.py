@@ -42,7 +42,7 @@ from monitor.incidents.response import ResponseSide
 from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
 from monitor.replies.desk import ReplyDesk
-from monitor.replies.smtp import ReplyListener, open_listener
+from monitor.replies.receivers import Receiver, open_receivers
 from monitor.scheduling.runner import ProbeRunner
 from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
@@ -123,7 +123,7 @@ class Daemon:
         self.replies = ReplyDesk(
             self.store, self.incidents, lambda: self.inventory, self.clock.now, lambda: self.leader, self.acting
         )
-        self._reply_listener: ReplyListener | None = None
+        self._reply_receivers: list[Receiver] = []  # the SMTP listener, the IMAP poller
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
@@ -184,7 +184,7 @@ class Daemon:
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
-        self._reply_listener = await open_listener(self.replies, inv.response.incidents.mail_replies)
+        self._reply_receivers = await open_receivers(self.replies, inv.response.incidents.mail_replies)
         self._spawn(self._heartbeat())
         if self.leadership is not None:
             await self.leadership.step()  # leader at once when the lease is free; ready either way
@@ -225,8 +225,8 @@ class Daemon:
             await self._http.cleanup()
         if self._status_http is not None:
             await self._status_http.cleanup()
-        if self._reply_listener is not None:
-            await self._reply_listener.stop()
+        for receiver in self._reply_receivers:
+            await receiver.stop()
         await self.notices.stop()
         await self.security.stop()
         await self.response.stop()
@@ -507,8 +507,8 @@ class Daemon:
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
         new, old = (i.response.incidents.mail_replies for i in (inventory, self.inventory))
-        if (new.listen if new else None) != (old.listen if old else None):  # the reply listener's socket
-            log.warning("config_change_needs_restart", key="incidents.mail_replies.listen")
+        if ((new.listen, new.imap) if new else None) != ((old.listen, old.imap) if old else None):
+            log.warning("config_change_needs_restart", key="incidents.mail_replies")  # (its listener and poller)
         old_probes = self.probes
         self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from monitor.config.model import StrictModel
-from monitor.config.types import Duration, Listen
+from monitor.config.types import Duration, Interval, Listen, Timeout
 from probes.secret import Secret
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9._%-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -52,10 +52,38 @@ class ActionLinks(StrictModel):
         return self.key.get_secret_value().encode()
 
 
+class ImapMailbox(StrictModel):
+    """A mailbox the replies are delivered to, polled over IMAP (when our own SMTP listener cannot be the MX)."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)  # default 993 with ssl, else 143
+    ssl: bool = True  # IMAPS; or starttls on a plain connection
+    starttls: bool = False
+    username: str
+    password: Secret
+    mailbox: str = "INBOX"  # a mailbox for the replies only (what is processed there is flagged, not deleted)
+    interval: Interval = 30.0
+    timeout: Timeout = 10.0
+
+    @model_validator(mode="after")
+    def _tls(self) -> ImapMailbox:
+        if self.ssl and self.starttls:
+            raise ValueError("give ssl or starttls, not both")
+        return self
+
+
 class MailReplies(StrictModel):
-    """Acknowledge by replying to the page: mail pages carry `Reply-To: <local>+<token>@<domain>`, and an SMTP
-    listener of ours (the MX, or a transport the site's mail server relays that address to) reads the replies."""
+    """Acknowledge by replying to the page: mail pages carry `Reply-To: <local>+<token>@<domain>`, read by an
+    SMTP listener of ours (the MX, or a transport the site's mail server relays that address to), or by
+    polling the mailbox that address delivers to over IMAP, or both."""
 
     address: Annotated[str, AfterValidator(_mailbox)]  # e.g. noc@monitor.example.lg.jp
-    listen: Listen  # HOST:PORT of the SMTP listener (e.g. 0.0.0.0:2525 behind the site's MTA)
+    listen: Listen | None = None  # HOST:PORT of the SMTP listener (e.g. 0.0.0.0:2525 behind the site's MTA)
+    imap: ImapMailbox | None = None
     max_size: int = Field(default=1024 * 1024, ge=16 * 1024, le=50 * 1024 * 1024)  # bytes per message
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> MailReplies:
+        if self.listen is None and self.imap is None:
+            raise ValueError("give listen (our SMTP listener) or imap (a mailbox to poll), or both")
+        return self

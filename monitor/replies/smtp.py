@@ -57,6 +57,7 @@ class ReplyListener:
 
     @property
     def address(self) -> tuple[str, int]:
+        assert self.config.listen is not None  # (open_listener starts one only then)
         return parse_listen(self.config.listen)
 
     async def start(self) -> None:
@@ -80,7 +81,7 @@ class ReplyListener:
 async def open_listener(desk: ReplyDesk, config: MailReplies | None) -> ReplyListener | None:
     """The listener when mail replies are configured and its address can be bound; a bind failure is logged
     (the daemon still pages and the links still work) and the listener stays off until a restart."""
-    if config is None:
+    if config is None or config.listen is None:
         return None
     listener = ReplyListener(desk, config)
     try:
