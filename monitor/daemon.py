@@ -40,9 +40,12 @@ from monitor.http.app import build_app, build_status_app
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
 from monitor.http.services import HttpServices
+from monitor.incidents.acting_metrics import ActingMetrics
 from monitor.incidents.response import ResponseSide
 from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
+from monitor.replies.desk import ReplyDesk
+from monitor.replies.receivers import Receiver, open_receivers
 from monitor.scheduling.runner import ProbeRunner
 from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
@@ -125,6 +128,12 @@ class Daemon:
         self.incidents.watchers.append(self.events.on_incident)
         self.status_view = StatusView(self.store, self.engine, self.response.planned_windows, self.clock.now)
         self._status_http: web.AppRunner | None = None  # status_page.listen: the public page on its own address
+        # replies to mail pages (incidents.mail_replies): acknowledge or escalate by answering the page
+        self.acting = ActingMetrics(self.registry)  # link uses and mail replies, counted
+        self.replies = ReplyDesk(
+            self.store, self.incidents, lambda: self.inventory, self.clock.now, lambda: self.leader, self.acting
+        )
+        self._reply_receivers: list[Receiver] = []  # the SMTP listener, the IMAP poller
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
@@ -186,6 +195,7 @@ class Daemon:
         await self._start_status_listener(inv)
         self._index_agents(inv)
         await self._start_traps(inv)
+        self._reply_receivers = await open_receivers(self.replies, inv.response.incidents.mail_replies)
         self._spawn(self._heartbeat())
         self._spawn(self.capacity.run())
         self._spawn(self.capacity_figures.run())
@@ -228,6 +238,8 @@ class Daemon:
             await self._http.cleanup()
         if self._status_http is not None:
             await self._status_http.cleanup()
+        for receiver in self._reply_receivers:
+            await receiver.stop()
         await self.notices.stop()
         await self.reports.stop()
         await self.security.stop()
@@ -320,6 +332,7 @@ class Daemon:
             reload=self.reload,
             maintenance_changed=self.maintenance_changed,
             extra_routes=tuple(self.route_hooks),
+            acting=self.acting,
         )
 
     # --- the disconnect playbook ------------------------------------------------------------
@@ -511,6 +524,9 @@ class Daemon:
             log.warning("config_change_needs_restart", key="daemon.listen")
         if inventory.daemon.data_dir != self.inventory.daemon.data_dir:
             log.warning("config_change_needs_restart", key="daemon.data_dir")
+        new, old = (i.response.incidents.mail_replies for i in (inventory, self.inventory))
+        if ((new.listen, new.imap) if new else None) != ((old.listen, old.imap) if old else None):
+            log.warning("config_change_needs_restart", key="incidents.mail_replies")  # (its listener and poller)
         old_probes = self.probes
         self.probes = create_probes(old_probes)  # fresh TLS contexts (rotated CA files apply); SNMP state inherited
         if self._runner is not None:

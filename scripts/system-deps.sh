@@ -2,13 +2,14 @@
 # Installs the Debian packages the tests run as real peers (Prometheus, promtool, Alertmanager, net-snmp,
 # blackbox/snmp exporters for the benchmarks, VictoriaMetrics for long-term metrics, docker-compose to validate the compose file, iproute2 for
 # network namespaces, nftables for the lab's real drops, Chromium and Japanese fonts to render the HTML report, pango for
-# WeasyPrint's PDF report and poppler-utils to turn its pages into PNG in the tests). Installs only what is
+# WeasyPrint's PDF report and poppler-utils to turn its pages into PNG in the tests, Dovecot as the IMAP server the
+# mail-reply poller reads). Installs only what is
 # missing; needs root (or sudo).
 set -euo pipefail
 
 packages=(prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-snmp-exporter
           snmpd snmp docker-compose iproute2 nftables dnsutils chromium fonts-noto-cjk victoria-metrics
-          postgresql libpango-1.0-0 libpangoft2-1.0-0 poppler-utils)
+          postgresql libpango-1.0-0 libpangoft2-1.0-0 poppler-utils dovecot-imapd)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

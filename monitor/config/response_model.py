@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
+from monitor.config.acting_model import ActionLinks, MailReplies
 from monitor.config.model import StrictModel
 from monitor.config.oncall_model import Schedule
 from monitor.config.types import AutoOrInterval, Duration, Interval, LabelName, Name
@@ -78,12 +79,21 @@ class IncidentPolicy(StrictModel):
     default_severity: Severity = "major"
     console_url: str = "http://127.0.0.1:9310"  # links in pages and alert annotations
     runbook_url: str | None = None  # template: {target}, {service}, {system}
+    action_links: ActionLinks | None = None  # signed ack / escalate links in every page (monitor/incidents/links.py)
+    mail_replies: MailReplies | None = None  # acknowledge by replying to a mail page (needs action_links' key)
+
+    @model_validator(mode="after")
+    def _replies_need_links(self) -> IncidentPolicy:
+        if self.mail_replies is not None and self.action_links is None:
+            raise ValueError("mail_replies needs action_links (its key signs the Reply-To tokens)")
+        return self
 
 
 class Contact(StrictModel):
     name: str  # as shown in pages and the timeline, e.g. 監視オペレータ当番
     email: str | None = None
     webhook: str | None = None  # a webhook notifier name, if this contact is reached by webhook
+    phone: str | None = None  # for a `command` notifier (a voice or SMS gateway): given to it as {phone}
 
 
 class Notify(StrictModel):

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from monitor.access.auth import ProblemError
+from monitor.http.action_links import add_action_link_routes
 from monitor.http.cache import ReadShield
 from monitor.http.console import add_console_routes
 from monitor.http.errors import error_middleware
@@ -68,6 +69,7 @@ def build_app(services: HttpServices) -> web.Application:
     add_oncall_routes(app)
     add_session_routes(app)
     add_console_routes(app)
+    add_action_link_routes(app)
     for add_routes in services.extra_routes:
         add_routes(app)
 

@@ -20,6 +20,7 @@ from monitor.core.inventory import Inventory
 from monitor.http.cache import ReadShield
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate
+from monitor.incidents.acting_metrics import ActingMetrics
 from monitor.incidents.manager import IncidentManager
 from monitor.metrics.exposition import StateCollector
 from monitor.security.desk import SecurityDesk
@@ -48,6 +49,7 @@ class HttpServices:
     reload: Callable[[bool], Awaitable[tuple[bool, list[str]]]]  # POST /-/reload (allow_empty) -> (ok, errors)
     maintenance_changed: Callable[[], Awaitable[None]]  # a window was created or cancelled through the API
     extra_routes: tuple[Callable[[web.Application], None], ...] = ()  # e.g. the demo's /demo/faults
+    acting: ActingMetrics | None = None  # counts the action links' uses and refusals (/act/<token>)
 
 
 SERVICES = web.AppKey("services", HttpServices)

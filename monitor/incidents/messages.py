@@ -7,6 +7,7 @@ from typing import Any
 
 from monitor.config.prefectures import lookup
 from monitor.config.response_model import IncidentPolicy
+from monitor.incidents import links
 from monitor.incidents.policy import peak_severity
 from monitor.incidents.reasons import causes, reason_ja, resolve_reason_ja
 from monitor.store.records import IncidentRecord, OutboxItem
@@ -99,9 +100,50 @@ def _services(incident: IncidentRecord, kind: str) -> list[tuple[str, str, str, 
     return out
 
 
-def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: IncidentPolicy) -> tuple[str, str, str]:
+def actions(
+    incident: IncidentRecord, kind: str, level: int, who: tuple[str, str] | None, now: float, policy: IncidentPolicy
+) -> list[dict[str, str]]:
+    """The signed action links of a page to `who` (channel, recipient): none when links are not configured,
+    and none in a RESOLVED page (there is nothing left to acknowledge)."""
+    config = policy.action_links
+    if config is None or who is None or kind == "resolved" or not incident.id:
+        return []
+    channel, recipient = who
+    return links.page_actions(config, incident.id, level, recipient, channel, now, incident.key.startswith("security:"))
+
+
+def reply_to(incident: IncidentRecord, level: int, address: str, policy: IncidentPolicy) -> str | None:
+    """The Reply-To of a mail page when replies are read (incidents.mail_replies): it names the incident,
+    the level and, through its mac, the address the page went to."""
+    if policy.mail_replies is None or policy.action_links is None or not incident.id:
+        return None
+    token = links.reply_token(policy.action_links.key_bytes(), incident.id, level, address)
+    return links.reply_address(policy.mail_replies.address, token)
+
+
+def action_lines(found: list[dict[str, str]], replies: bool) -> tuple[list[str], list[str]]:
+    """The links as lines of the Japanese and the English body."""
+    ja = [f"{a['label']}: {a['url']}" for a in found]
+    en = [f"{a['label_en']}: {a['url']}" for a in found]
+    if replies:
+        ja.append(
+            "このメールに「了解」「ACK」「対応中」（確認）または「エスカレ」（エスカレーション）と1行目に書いて返信しても操作できます。"
+        )
+        en.append('Or reply to this mail with "ACK" or "ESCALATE" on the first line.')
+    return ja, en
+
+
+def text(
+    incident: IncidentRecord,
+    kind: str,
+    level: int,
+    now: float,
+    policy: IncidentPolicy,
+    buttons: list[dict[str, str]] | None = None,
+    replies: bool = False,
+) -> tuple[str, str, str]:
     """(subject, Japanese body, English body) for mail and chat-like channels. Both bodies list the
-    same facts in the same order."""
+    same facts in the same order; the action links (`buttons`) come right after the console link."""
     # a RESOLVED page rates the outage that ended (the worst it was), not the step it took on the way back
     severity = peak_severity(incident.severity, incident.affected) if kind == "resolved" else incident.severity
     sev_ja = SEVERITY_JA.get(severity, severity)
@@ -153,6 +195,10 @@ def text(incident: IncidentRecord, kind: str, level: int, now: float, policy: In
         lines_en.append(f"Resolved: {jst(incident.resolved_at or now)}" + (f"  ({why})" if why else ""))
     lines_ja.append(f"詳細: {console}")
     lines_en.append(f"Details: {console}")
+    if buttons or replies:
+        extra_ja, extra_en = action_lines(buttons or [], replies)
+        lines_ja += extra_ja
+        lines_en += extra_en
     if runbook:
         lines_ja.append(f"手順書: {runbook}")
         lines_en.append(f"Runbook: {runbook}")
@@ -167,9 +213,12 @@ def payload(
     recipient: dict[str, Any],
     now: float,
     policy: IncidentPolicy,
+    who: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The stored form of one notification for one channel kind."""
+    """The stored form of one notification for one channel kind; `who` (channel, recipient key) signs the
+    action links it carries, when links are configured."""
     console, runbook = _links(incident, policy)
+    found = actions(incident, kind, level, who, now, policy)
     if channel_kind == "alertmanager":
         title, title_en = kind_titles(incident, kind)
         annotations = {
@@ -185,6 +234,8 @@ def payload(
         }
         if runbook:
             annotations["runbook_url"] = runbook
+        for link in found:  # a receiver's template may show them; Alertmanager itself ignores them
+            annotations[f"{link['action']}_url"] = link["url"]
         alert: dict[str, Any] = {
             "labels": alert_labels(incident, level),
             "annotations": annotations,
@@ -194,11 +245,20 @@ def payload(
         if kind == "resolved":
             alert["endsAt"] = utc_iso(incident.resolved_at or now)
         return {"alert": alert}  # (a re-rated alert is a new one: paging.pages_to_paged ends the old one)
-    subject, body_ja, body_en = text(incident, kind, level, now, policy)
+    answer = reply_to(incident, level, recipient["email"], policy) if channel_kind == "email" and found else None
+    subject, body_ja, body_en = text(incident, kind, level, now, policy, found, answer is not None)
     if channel_kind == "email":  # ("severity" is not sent: it records what the mail told, for told_severity)
-        return {"to": recipient["email"], "to_name": recipient.get("name", ""), "subject": subject,
+        mail = {"to": recipient["email"], "to_name": recipient.get("name", ""), "subject": subject,
                 "body": f"{body_ja}\n\n----- English -----\n{body_en}\n",
                 "severity": incident.severity}  # fmt: skip
+        if found:
+            mail["actions"] = found  # the HTML part's buttons
+        if answer:
+            mail["reply_to"] = answer
+        return mail
+    extra: dict[str, Any] = {"actions": found} if found else {}
+    if recipient.get("phone"):
+        extra["phone"] = recipient["phone"]
     return {
         "version": 1,
         "event": kind,
@@ -221,6 +281,7 @@ def payload(
         "text": body_ja,
         "text_en": body_en,
         "console_url": console,
+        **extra,
     }
 
 

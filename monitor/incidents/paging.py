@@ -60,8 +60,9 @@ def recipients(
                 contact = config.contacts[name]
                 if kind == "email" and contact.email:
                     found[(via, name)] = Recipient(via, kind, name, {"name": contact.name, "email": contact.email})
-                elif kind == "webhook":
-                    found[(via, name)] = Recipient(via, kind, name, {"name": contact.name})
+                elif kind != "email":  # webhook, command, and any chat-like kind: reached by contact name
+                    details = {"name": contact.name, **({"phone": contact.phone} if contact.phone else {})}
+                    found[(via, name)] = Recipient(via, kind, name, details)
     return list(found.values())
 
 
@@ -100,7 +101,9 @@ def pages(
                 channel=r.channel,
                 recipient=r.key,
                 kind=kind,
-                payload=messages.payload(r.channel_kind, incident, kind, level, r.details, now, config.incidents),
+                payload=messages.payload(
+                    r.channel_kind, incident, kind, level, r.details, now, config.incidents, (r.channel, r.key)
+                ),
                 not_before=now,
                 created_at=now,
             )

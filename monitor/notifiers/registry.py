@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 
 from pydantic import Field
 
-from monitor.notifiers import alertmanager, email, webhook
+from monitor.notifiers import alertmanager, command, email, webhook
 from monitor.notifiers.base import Notifier, NotifierSettings
 
 
@@ -36,6 +36,7 @@ CHANNELS: dict[str, AnyChannel] = {
         alertmanager.CHANNEL,
         webhook.CHANNEL,
         email.CHANNEL,
+        command.CHANNEL,
     )
 }
 

@@ -1,4 +1,6 @@
 """Generic webhook: JSON POST, signed with HMAC-SHA256 over timestamp and body, with an idempotency key.
+`format:` renders the page for a chat tool instead (teams, slack, lineworks: monitor/notifiers/chat_formats.py);
+those URLs carry their own credential, so `secret` is optional there (when given, the headers are sent too).
 
 Headers: X-Monitor-Timestamp (unix seconds), X-Monitor-Signature ("sha256=" + hex HMAC of
 "<timestamp>.<body>"), Idempotency-Key (the same for every retry of one notification), so a
@@ -14,9 +16,11 @@ import time
 from typing import Any, Literal
 
 import aiohttp
+from pydantic import model_validator
 
 from monitor.config.types import Timeout
 from monitor.notifiers.base import Channel, NotifierSettings, NotifyError
+from monitor.notifiers.chat_formats import FORMATS
 from probes.secret import Secret
 
 
@@ -27,8 +31,15 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 class WebhookNotifier(NotifierSettings):
     kind: Literal["webhook"]
     url: str
-    secret: Secret  # HMAC-SHA256 key for the X-Monitor-Signature header
+    secret: Secret | None = None  # HMAC-SHA256 key for the X-Monitor-Signature header (required by `monitor`)
     timeout: Timeout = 5.0
+    format: Literal["monitor", "teams", "slack", "lineworks"] = "monitor"
+
+    @model_validator(mode="after")
+    def _signed(self) -> WebhookNotifier:
+        if self.format == "monitor" and self.secret is None:
+            raise ValueError("secret is required (our own webhook payload is always signed)")
+        return self
 
 
 class Webhook:
@@ -42,14 +53,12 @@ class Webhook:
     async def send(self, payload: dict[str, Any], idempotency_key: str) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout))
-        body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "X-Monitor-Timestamp": timestamp,
-            "X-Monitor-Signature": signature(self.config.secret.get_secret_value().encode(), timestamp, body),
-            "Idempotency-Key": idempotency_key,
-        }
+        body = json.dumps(FORMATS[self.config.format](payload), ensure_ascii=False, sort_keys=True).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": idempotency_key}
+        if self.config.secret is not None:
+            timestamp = str(int(time.time()))
+            headers["X-Monitor-Timestamp"] = timestamp
+            headers["X-Monitor-Signature"] = signature(self.config.secret.get_secret_value().encode(), timestamp, body)
         try:
             async with self._session.post(self.config.url, data=body, headers=headers) as response:
                 if response.status >= 300:

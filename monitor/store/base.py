@@ -16,6 +16,7 @@ from monitor.store.records import (
     IncidentEvent,
     IncidentRecord,
     Interval,
+    LinkUse,
     MaintenanceWindow,
     Notice,
     OutboxItem,
@@ -111,6 +112,10 @@ class Store(Protocol):
         self, statuses: tuple[str, ...] = ("draft", "published", "closed"), limit: int = 100, offset: int = 0
     ) -> tuple[list[Notice], int]: ...
     async def notices_for_incidents(self, incident_ids: list[int]) -> dict[int, list[Notice]]: ...
+
+    # signed action links: the first use of each (single-use across restarts); a repeat returns that first use
+    async def use_action_link(self, use: LinkUse) -> LinkUse | None: ...
+    async def action_link_use(self, digest: str) -> LinkUse | None: ...
 
     # the availability report: corrections, monthly roll-ups, incidents of a period, pruning
     async def add_correction(self, correction: Correction) -> int: ...

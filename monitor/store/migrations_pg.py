@@ -289,5 +289,18 @@ MIGRATIONS: tuple[str, ...] = (
         items BIGINT NOT NULL,
         PRIMARY KEY (month, version)
     );
+    );
+    """,
+    # action links used (acknowledge / escalate from the page): each signed link works once, across restarts.
+    """
+    CREATE TABLE action_link_uses (
+        digest TEXT PRIMARY KEY,
+        incident_id BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        used_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX action_link_uses_by_incident ON action_link_uses (incident_id);
     """,
 )

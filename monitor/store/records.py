@@ -182,3 +182,15 @@ class Notice:
     closed_at: float | None = None
     revision: int = 0  # bumped by every change after publication (subscribers are told of each)
     id: int = 0
+
+
+@dataclass(slots=True)
+class LinkUse:
+    """The first use of a signed action link (monitor/incidents/links.py): what makes it single-use."""
+
+    digest: str  # sha256 of the token (the token itself stays a credential until it expires)
+    incident_id: int
+    action: str
+    recipient: str
+    channel: str
+    used_at: float

@@ -43,6 +43,7 @@ from monitor.store.records import (
     IncidentEvent,
     IncidentRecord,
     Interval,
+    LinkUse,
     MaintenanceWindow,
     Notice,
     OutboxItem,
@@ -51,6 +52,7 @@ from monitor.store.records import (
 from monitor.store.sql_admin import AdminQueries
 from monitor.store.sql_capacity import CapacityQueries
 from monitor.store.sql_incidents import IncidentQueries
+from monitor.store.sql_links import LinkQueries
 from monitor.store.sql_notices import NoticeQueries
 from monitor.store.sql_oncall import OnCallQueries
 from monitor.store.sql_report_versions import ReportVersion, ReportVersionQueries
@@ -110,6 +112,7 @@ class SQLStore(Generic[C]):
         self.notices = NoticeQueries(self)
         self.capacity = CapacityQueries(self)
         self.oncall = OnCallQueries(self)  # on-call overrides, swaps and handovers
+        self.links = LinkQueries(self)
         # the write path's statements, built once (a transition is three of them)
         p, greatest = dialect.param, dialect.greatest
         self._close_all = f'UPDATE state_intervals SET "end" = {greatest}(start, {p}) WHERE "end" IS NULL'
@@ -522,6 +525,12 @@ class SQLStore(Generic[C]):
 
     async def notices_for_incidents(self, incident_ids: list[int]) -> dict[int, list[Notice]]:
         return await self.notices.notices_for_incidents(incident_ids)
+
+    async def use_action_link(self, use: LinkUse) -> LinkUse | None:
+        return await self.links.use_action_link(use)
+
+    async def action_link_use(self, digest: str) -> LinkUse | None:
+        return await self.links.action_link_use(digest)
 
     async def add_correction(self, correction: Correction) -> int:
         return await self.reports.add_correction(correction)

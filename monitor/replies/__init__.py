@@ -1,0 +1,1 @@
+"""Acknowledge by replying to a mail page: parse the reply, match it to its page, act (monitor.replies.desk)."""
