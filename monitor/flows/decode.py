@@ -241,6 +241,17 @@ class FlowDecoder:
         offset, end = 0, len(body)
         while end - offset >= 4:
             template_id, count = struct.unpack_from(">HH", body, offset)
+            record_start = offset
+            known = domain.templates.get(template_id)
+            if known is not None and count:
+                definition = known[0].definition
+                if body[offset : offset + len(definition)] == definition:
+                    # a refresh, compared as bytes (exporters re-send templates every few packets): the
+                    # compiled decoder is kept and nothing is parsed again
+                    domain.templates[template_id] = (known[0], now)
+                    outcome.templates.append("refreshed")
+                    offset += len(definition)
+                    continue
             scope_count = 0
             if options and (count or version == V9) and end - offset < 6:
                 if any(body[offset:end]):
@@ -300,6 +311,7 @@ class FlowDecoder:
                 outcome.malformed.append(exc.reason)
                 domain.templates.pop(template_id, None)  # the old layout no longer describes this id's data
                 continue
+            template.definition = bytes(body[record_start:offset])
             self._learn(domain, template, now, outcome)
 
     @staticmethod

@@ -152,8 +152,8 @@ class Template:
     """One template (data or options) of one observation domain, with its compiled record decoder."""
 
     __slots__ = (
-        "columns", "decode", "fields", "id", "ip", "min_length", "options", "record_length", "scope_count", "struct",
-        "version",
+        "columns", "decode", "definition", "fields", "id", "ip", "min_length", "options", "record_length",
+        "scope_count", "struct", "version",
     )  # fmt: skip
 
     def __init__(
@@ -169,6 +169,7 @@ class Template:
     ) -> None:
         self.id = template_id
         self.version = version
+        self.definition = b""  # the template record as sent: a refresh is recognised by comparing bytes
         self.fields = tuple(specs)
         self.options = options  # an options template: its records describe the exporter (sampling), not flows
         self.scope_count = scope_count  # its first scope_count fields are scopes

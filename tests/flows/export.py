@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from scapy.compat import raw
 from scapy.layers.netflow import (
     GetNetflowRecordV9,
     NetflowDataflowsetV9,
@@ -21,7 +22,7 @@ from scapy.layers.netflow import (
     NetflowTemplateFieldV9,
     NetflowTemplateV9,
 )
-from scapy.packet import Packet, raw
+from scapy.packet import Packet
 
 # field type -> the scapy record attribute for it (scapy names v9's)
 NAMES = {
@@ -64,7 +65,7 @@ class Flow:
 
 
 def template(template_id: int, layout: Sequence[tuple[int, int]], ipfix: bool) -> NetflowFlowsetV9:
-    fields = [NetflowTemplateFieldV9(fieldType=t, fieldLength=n) for t, n in layout]
+    fields = [NetflowTemplateFieldV9(fieldType=t, fieldLength=n) for t, n in layout]  # type: ignore[no-untyped-call]
     record = NetflowTemplateV9(template_fields=fields, templateID=template_id, fieldCount=len(fields))
     return NetflowFlowsetV9(templates=[record], flowSetID=2 if ipfix else 0)
 
@@ -95,7 +96,7 @@ def values(flow: Flow, layout: Sequence[tuple[int, int]]) -> dict[str, object]:
 
 
 def data(template_id: int, layout: Sequence[tuple[int, int]], flows: Sequence[Flow], ipfix: bool) -> Packet:
-    record_class = GetNetflowRecordV9(template(template_id, layout, ipfix))
+    record_class = GetNetflowRecordV9(template(template_id, layout, ipfix))  # type: ignore[no-untyped-call]
     records = [record_class(**values(f, layout)) for f in flows]
     return NetflowDataflowsetV9(templateID=template_id, records=records)
 

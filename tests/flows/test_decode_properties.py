@@ -29,13 +29,19 @@ def layouts(draw: st.DrawFn, ipfix: bool, v6: bool) -> list[tuple[int, int]]:
     return draw(st.permutations(fields))
 
 
+def _v4(value: int) -> IPv4Address | IPv6Address:
+    return IPv4Address(value)
+
+
+def _v6(value: int) -> IPv4Address | IPv6Address:
+    return IPv6Address(value)
+
+
 @st.composite
 def flows(draw: st.DrawFn, layout: list[tuple[int, int]], ipfix: bool) -> Flow:
     width = dict(layout)
     v6 = 27 in width
-    address = (
-        st.integers(0, 2**128 - 1).map(IPv6Address) if v6 else st.integers(0, 2**32 - 1).map(IPv4Address)
-    )
+    address = st.integers(0, 2**128 - 1 if v6 else 2**32 - 1).map(_v6 if v6 else _v4)
     if ipfix:
         start = draw(st.integers(1_500_000_000_000, 1_900_000_000_000))
         end = start + draw(st.integers(0, 3_600_000))
