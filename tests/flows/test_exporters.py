@@ -59,7 +59,7 @@ def _ms(text: object) -> int:
 def oracle(flows: list[dict[str, object]]) -> set[tuple[object, ...]]:
     """nfdump's flows as comparable tuples. First and last are taken as a pair in either order: nfdump
     1.7.1 swaps them for softflowd's IPFIX (flowStartSysUpTime is element 22, flowEndSysUpTime 21)."""
-    out = set()
+    out: set[tuple[object, ...]] = set()
     for f in flows:
         if f.get("type") != "FLOW":
             continue
@@ -71,7 +71,7 @@ def oracle(flows: list[dict[str, object]]) -> set[tuple[object, ...]]:
 
 
 def ours(records: list[FlowRecord], unscale: bool = False) -> set[tuple[object, ...]]:
-    out = set()
+    out: set[tuple[object, ...]] = set()
     for r in records:
         s = r.sampling if unscale else 1
         times = tuple(sorted((round(r.first_seen * 1000), round(r.last_seen * 1000))))
