@@ -4,10 +4,11 @@ how much of each it takes. What the flows mean (allow-lists, detectors) is the s
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.config.types import Listen, parse_listen
+from monitor.config.types import Duration, Listen, parse_listen
 
 DEFAULT_PORT = 2055  # the customary NetFlow port; IPFIX's own (4739) works as well: both versions share a socket
 
@@ -52,7 +53,7 @@ class FlowsConfig(_Strict):
     rate_limit: FlowRateLimit = FlowRateLimit()
     # a template not refreshed for this long is forgotten (RFC 7011 8.4 / RFC 3954 9: over UDP templates are
     # re-sent periodically, every few minutes; data that arrives after expiry waits for the next refresh)
-    template_timeout: float = Field(default=1800.0, ge=10, le=86400)
+    template_timeout: Annotated[Duration, Field(ge=10, le=86400)] = 1800.0  # e.g. 30m
     # bytes of kernel queue for the socket (SO_RCVBUF; SO_RCVBUFFORCE as root): what a burst can fill while
     # the loop is busy; past it the kernel drops, counted in monitor_flow_dropped_total{reason="kernel"}
     receive_buffer: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
