@@ -4,14 +4,22 @@ and cut anywhere, a datagram never raises and never yields a record that was not
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+import os
+import socket
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.flows.decode import FlowDecoder
 from monitor.flows.records import FlowRecord
 from tests.flows.export import Flow, data, message, template
+from tests.flows.peers import Nfcapd, need
+from tests.snmp.conftest import free_udp_port
 
 EXPORT_TIME = 1_800_000_000
 UPTIME = 3_600_000
@@ -128,3 +136,50 @@ def test_garbage_never_raises(payload: bytes, version: bytes) -> None:
     assert outcome.version == (0 if len(payload) + 2 < header else int.from_bytes(version, "big")) or (
         version == b"\x00\x0a" and outcome.version == 0  # an IPFIX length shorter than its header
     )
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(batch=st.lists(exports(), min_size=10, max_size=20))
+def test_nfdump_reads_the_same_packets_as_we_do(batch: list[tuple[bool, list[tuple[int, int]], list[Flow], int]],
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+    """The same scapy-made datagrams to nfcapd and to our decoder: nfdump -r reads the flows we read."""
+    need("nfcapd", "nfdump")
+    os.environ["TZ"] = "UTC"  # nfdump prints local time
+    nfcapd = Nfcapd(free_udp_port(), tmp_path_factory.mktemp("nfcapd"))
+    decoder = FlowDecoder(1800)
+    ours: list[tuple[object, ...]] = []
+    sent = 0
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for domain, (ipfix, layout, drawn, template_id) in enumerate(batch, start=1):  # a domain each
+                # what nfdump reads its own way is left out: a FIRST_SWITCHED of 0 (its "no time"), and the
+                # ports of protocols other than TCP and UDP (it shows ICMP type/code, or nothing)
+                flows = [
+                    replace(f, protocol=6 if f.protocol % 2 else 17, start_ms=max(f.start_ms, 1),
+                            end_ms=max(f.end_ms, 1))
+                    for f in drawn
+                ]  # fmt: skip
+                sets = [template(template_id, layout, ipfix), data(template_id, layout, flows, ipfix)]
+                datagram = message(sets, ipfix, domain=domain, export_time=EXPORT_TIME, uptime=UPTIME)
+                sender.sendto(datagram, ("127.0.0.1", nfcapd.port))
+                sent += len(flows)
+                for r in decoder.decode(datagram, "127.0.0.1", EXPORT_TIME).records:
+                    ours.append((str(r.src), str(r.dst), r.protocol, r.src_port, r.dst_port, r.octets, r.packets,
+                              round(r.first_seen * 1000), round(r.last_seen * 1000)))  # fmt: skip
+                time.sleep(0.002)
+        time.sleep(0.5)
+        reference = nfcapd.stop()
+    finally:
+        nfcapd.kill()
+    theirs = [
+        (str(ip_address(str(f.get("src4_addr") or f.get("src6_addr")))),
+         str(ip_address(str(f.get("dst4_addr") or f.get("dst6_addr")))), f["proto"],
+         f["src_port"], f["dst_port"], f["in_bytes"], f["in_packets"], _ms(f["first"]), _ms(f["last"]))
+        for f in reference if f.get("type") == "FLOW"
+    ]  # fmt: skip
+    assert len(ours) == sent
+    assert sorted(map(str, ours)) == sorted(map(str, theirs))
+
+
+def _ms(text: object) -> int:
+    return round(datetime.fromisoformat(str(text)).replace(tzinfo=UTC).timestamp() * 1000)
