@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-page-timing bench-slo bench-security bench-console bench-detection clean
+.PHONY: setup system-deps demo run test lint typecheck unit bench bench-snmp bench-incidents bench-page-timing bench-slo bench-security bench-console bench-detection bench-flows clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -60,6 +60,10 @@ bench-page-timing: setup
 
 bench-slo: setup
 	$(BIN)/python -m bench.slo_bench
+
+bench-flows: system-deps setup
+	$(BIN)/python -m bench.flow_bench --version 10
+	$(BIN)/python -m bench.flow_bench --version 9
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

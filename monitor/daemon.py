@@ -36,6 +36,8 @@ from monitor.config.types import parse_listen
 from monitor.core.engine import Engine, Outcome, Transition
 from monitor.core.inventory import Check, Inventory
 from monitor.core.state import State
+from monitor.flows.collector import FlowCollector, FlowMetrics, start_collector
+from monitor.flows.records import FlowSink
 from monitor.http.app import build_app, build_status_app
 from monitor.http.events import EventHub
 from monitor.http.listener import ConnectionGate, ListenerMetrics, resolve_limits, serve
@@ -138,6 +140,10 @@ class Daemon:
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
         self.trap_metrics = TrapMetrics(self.registry)
         self.traps: TrapReceiver | None = None
+        # consumers of decoded flow records: the security desk judges them against each connection's flow policy
+        self.flow_sinks: list[FlowSink] = [self.security]
+        self.flow_metrics = FlowMetrics(self.registry)
+        self.flows: FlowCollector | None = None
         self._agents: dict[str, tuple[str, ...]] = {}  # address -> targets, for traps
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
@@ -196,6 +202,8 @@ class Daemon:
         self._index_agents(inv)
         await self._start_traps(inv)
         self._reply_receivers = await open_receivers(self.replies, inv.response.incidents.mail_replies)
+        if inv.flows is not None:
+            self.flows = await start_collector(inv.flows, self.flow_metrics, self.flow_sinks)
         self._spawn(self._heartbeat())
         self._spawn(self.capacity.run())
         self._spawn(self.capacity_figures.run())
@@ -247,6 +255,8 @@ class Daemon:
         self.monthly.stop()
         if self.traps is not None:
             self.traps.close()
+        if self.flows is not None:
+            self.flows.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -402,6 +412,19 @@ class Daemon:
         assert self.traps is not None
         self.traps.reconfigure(new)
 
+    def _reconfigure_flows(self, inventory: Inventory) -> None:
+        """Exporters, sampling and limits apply at once; starting, stopping or moving the listener needs a restart."""
+        old = self.flows.config if self.flows is not None else None
+        new = inventory.flows
+        if new is None or old is None:
+            if new is not None or old is not None:
+                log.warning("config_change_needs_restart", key="flows")
+            return
+        if new.listen != old.listen:
+            log.warning("config_change_needs_restart", key="flows.listen")
+        assert self.flows is not None
+        self.flows.reconfigure(new)
+
     def _index_agents(self, inventory: Inventory) -> None:
         agents: dict[str, list[str]] = {}
         for target in inventory.targets.values():
@@ -539,6 +562,7 @@ class Daemon:
         self._count_config(inventory)
         self._index_agents(inventory)
         self._reconfigure_traps(inventory)
+        self._reconfigure_flows(inventory)
         grace = max((c.timeout for c in inventory.checks.values()), default=0.0) + 1.0
         self._spawn(self._close_later(old_probes, grace))
 

@@ -9,7 +9,8 @@ set -euo pipefail
 
 packages=(prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-snmp-exporter
           snmpd snmp docker-compose iproute2 nftables dnsutils chromium fonts-noto-cjk victoria-metrics
-          postgresql libpango-1.0-0 libpangoft2-1.0-0 poppler-utils dovecot-imapd)
+          postgresql libpango-1.0-0 libpangoft2-1.0-0 poppler-utils dovecot-imapd
+          softflowd nfdump pmacct)  # flow exporters and nfdump's collector: the flow collector's real peers
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

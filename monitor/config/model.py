@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.flows import FlowsConfig
 from monitor.config.http_model import HttpListenerConfig
 from monitor.config.traps import TrapsConfig
 from monitor.config.types import (
@@ -312,6 +313,7 @@ class MonitoringConfig(StrictModel):
     inventories: list[InventorySource] = []
     services: list[ServiceConfig] = []
     traps: TrapsConfig | None = None  # the SNMP trap/inform listener (off when absent)
+    flows: FlowsConfig | None = None  # the NetFlow v9 / IPFIX collector (off when absent)
 
 
 __all__ = ["Module", "MonitoringConfig"]

@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config.capacity_check import check_capacity
 from monitor.config.capacity_model import CapacityConfig
 from monitor.config.errors import Issue
+from monitor.config.flows import FlowsConfig
 from monitor.config.model import AtLeast, CheckConfig, DaemonConfig, ServiceConfig, Site, Thresholds
 from monitor.config.reports_model import ReportsConfig, check_reports
 from monitor.config.response_check import check_response, check_security, check_slo, check_status
@@ -96,6 +97,7 @@ class Inventory:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     slo: SLOConfig = field(default_factory=SLOConfig)
     traps: TrapsConfig | None = None
+    flows: FlowsConfig | None = None  # the flow collector (off when absent)
     security: SecurityConfig | None = None
     status_page: StatusPage | None = None
     notices: NoticePolicy = field(default_factory=NoticePolicy)
@@ -161,6 +163,7 @@ class _Resolver:
             response=ResponseConfig(**{name: getattr(self.config, name) for name in ResponseConfig.model_fields}),
             slo=self.config.slo,
             traps=self.config.traps,
+            flows=self.config.flows,
             security=self.config.security,
             status_page=self.config.status_page,
             notices=self.config.notices,

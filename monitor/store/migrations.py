@@ -282,7 +282,6 @@ MIGRATIONS: tuple[str, ...] = (
         items INTEGER NOT NULL,
         PRIMARY KEY (month, version)
     );
-    );
     """,
     # action links used (acknowledge / escalate from the page): each signed link works once, across restarts.
     """

@@ -289,7 +289,6 @@ MIGRATIONS: tuple[str, ...] = (
         items BIGINT NOT NULL,
         PRIMARY KEY (month, version)
     );
-    );
     """,
     # action links used (acknowledge / escalate from the page): each signed link works once, across restarts.
     """
