@@ -74,10 +74,12 @@ async def test_each_variant_has_its_own_circuits_and_no_nationwide_ones(
 ) -> None:
     report = await _report(load_yaml_config, tmp_path)
     assert circuits_of(report) == set(NAMES)  # the nationwide report: all of them
+    assert report.capacity is not None
+    threshold = report.capacity.threshold
     for code, own in (("13", "lgwan-13-chiyoda"), ("27", "lgwan-27-kita")):
         variant = prefecture_variant(report, code)
         assert circuits_of(variant) == {own}
-        assert variant.capacity is not None and variant.capacity.threshold == report.capacity.threshold  # type: ignore[union-attr]
+        assert variant.capacity is not None and variant.capacity.threshold == threshold
         assert {c["circuit"] for c in json.loads(to_json(variant))["capacity"]["circuits"]} == {own}
         page = render_html(variant, "ja")
         assert NAMES[own] in page
