@@ -435,8 +435,9 @@ def prefecture_drilldown() -> dashboard.Dashboard:
     board = new_dashboard(
         "monitor-prefecture",
         "都道府県別詳細",
-        "One prefecture: its network devices (SNMP), interfaces (utilisation, errors, oper status), and "
-        "reachability (ICMP latency and loss). Pick the prefecture at the top (JIS X 0401 code).",
+        "One prefecture: its network devices (SNMP), interfaces (utilisation, errors, oper status), "
+        "reachability (ICMP latency and loss) and its circuits' utilisation. Pick the prefecture at the top "
+        "(JIS X 0401 code).",
     ).with_variable(
         dashboard.QueryVariable("prefecture")
         .label("都道府県")
@@ -529,12 +530,23 @@ def prefecture_drilldown() -> dashboard.Dashboard:
         ),
         unit="percentunit",
     )
+    # a circuit is no check: it is selected by the prefecture label of its own series, not through
+    # monitor_check_info (docs/operations.md, "Reading the metrics")
+    circuits = graph(
+        "回線使用率（この都道府県の回線）",
+        "Utilisation of the prefecture's circuits (LGWAN circuits, uplinks) per 5-minute slot, in and out, from "
+        "the recording rules `monitor rules` generates; the monthly 95th percentiles and forecasts are on the "
+        "availability dashboard and in the prefecture's report.",
+        query(f"circuit:monitor_capacity_utilization_ratio:leader{{{sel}}}", "{{circuit}} {{direction}}"),
+        unit="percentunit",
+    )
     return place(
         board,
         [
             [(states, 14, 10), (devices, 10, 10)],
             [(utilisation, 12, 9), (errors, 12, 9)],
             [(oper, 12, 9), (latency, 6, 9), (loss, 6, 9)],
+            [(circuits, 24, 9)],
         ],
     )
 

@@ -10,7 +10,9 @@ series appear only once a probe of that kind ran). A family is found where it is
 - any other call with a metric name and its help first: a probe's `Series("monitor_...", help, "counter",
   ...)`, a collector's `fam.add(...)`, a declaration of the series a probe kind produces; also with a name
   formatted from the keys of a module-level help table (`f"monitor_if_{key}_total"`, `_HELP[key]`);
-- a table row: `("monitor_...", "help", ...)` or a dict entry `"monitor_...": "help"` or `: ("help", "type")`.
+- a table row: `("monitor_...", "help", ...)` or a dict entry `"monitor_...": "help"` or `: ("help", "type")`,
+  or `: ("help", "type", LABELS)` with the label names (a tuple, or a module-level tuple of names) for a
+  family that is not per check or service (a circuit's capacity).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class ModuleScan:
         self.tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         self.strings: dict[str, str] = {}  # module-level NAME = "text"
         self.tables: dict[str, dict[str, str]] = {}  # module-level NAME = {"key": "text", ...}
+        self.label_sets: dict[str, tuple[str, ...]] = {}  # module-level NAME = ("label", ...)
         for node in self.tree.body:
             if isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -88,6 +91,10 @@ class ModuleScan:
     def _remember(self, name: str, value: ast.expr) -> None:
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
             self.strings[name] = value.value
+        elif isinstance(value, ast.Tuple) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+        ):
+            self.label_sets[name] = tuple(str(e.value) for e in value.elts if isinstance(e, ast.Constant))
         elif isinstance(value, ast.Dict):
             table = {}
             for key, item in zip(value.keys, value.values, strict=True):
@@ -143,12 +150,15 @@ class ModuleScan:
         help_text = self.text(value)
         if help_text is not None:
             self.add(name, "gauge", help_text, None)
-        elif isinstance(value, ast.Tuple) and len(value.elts) == 2:
+        elif isinstance(value, ast.Tuple) and len(value.elts) in (2, 3):
             help_text, kind = self.text(value.elts[0]), self.text(value.elts[1])
-            if help_text is not None and kind in TYPES:
-                self.add(name, kind, help_text, None)
+            labels = self._labels(value.elts[2]) if len(value.elts) == 3 else None
+            if help_text is not None and kind in TYPES and (len(value.elts) == 2 or labels is not None):
+                self.add(name, kind, help_text, labels)
 
     def _labels(self, node: ast.expr | None) -> tuple[str, ...] | None:
+        if isinstance(node, ast.Name):
+            return self.label_sets.get(node.id)
         if isinstance(node, ast.List | ast.Tuple):
             names = [self.text(e) for e in node.elts]
             if all(n is not None for n in names):
@@ -248,8 +258,10 @@ def render(families: list[Family]) -> str:
         "`prefecture`, `system`, `role`, `site`; a service's SLO variant `slo`) are only on one",
         "`monitor_check_info` / `monitor_service_info` series per check and service: join on them. How to",
         "read them (label values, joins, which series an HA pair or the shards export) is in",
-        "[operations.md](operations.md#reading-the-metrics). prometheus-client adds a `*_created` family",
-        "beside each counter, and the standard `process_*` families.",
+        "[operations.md](operations.md#reading-the-metrics). A circuit is neither a check nor a service:",
+        "the circuit capacity families (`monitor_capacity_*`) carry their circuit's `kind` and `prefecture`",
+        "themselves (why: operations.md). prometheus-client adds a `*_created` family beside each counter,",
+        "and the standard `process_*` families.",
         "",
         f"{len(families)} families.",
         "",

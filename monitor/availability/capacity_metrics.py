@@ -25,27 +25,65 @@ from monitor.store.base import Store
 
 log = structlog.get_logger()
 REFRESH_SECONDS = 1800.0  # month-to-date figures: a month of 5-minute samples is read this often (BENCHMARKS.md)
+# A circuit is neither a check nor a service (a configured circuit bundles ports of several checks), so no
+# monitor_check_info / monitor_service_info row describes it: its `kind` and `prefecture` stay on its own
+# series (docs/operations.md, "Reading the metrics", says why and what it costs).
 LABELS = ("circuit", "kind", "prefecture", "direction")
+STATUS_LABELS = ("circuit", "kind", "prefecture", "direction", "status")
+MISSED_LABELS = ("circuit", "kind", "prefecture")
+NO_LABELS = ()
 STATUSES = ("not_enough_data", "not_rising", "rising", "saturated")
-HELP = {
-    "monitor_capacity_utilization_ratio": "Circuit utilisation over the last 5-minute slot (rate / capacity).",
-    "monitor_capacity_rate_bits_per_second": "Circuit traffic over the last 5-minute slot in bits/s (its ports' sum).",
+# name -> (help, type, label names): docs/metrics.md is generated from this table (monitor.docs_metrics)
+FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "monitor_capacity_utilization_ratio": (
+        "Circuit utilisation over the last 5-minute slot (rate / capacity).",
+        "gauge",
+        LABELS,
+    ),
+    "monitor_capacity_rate_bits_per_second": (
+        "Circuit traffic over the last 5-minute slot in bits/s (its ports' sum).",
+        "gauge",
+        LABELS,
+    ),
     "monitor_capacity_bandwidth_bits_per_second": (
-        "Circuit capacity in bits per second (configured, else from the ports' ifHighSpeed/ifSpeed)."
+        "Circuit capacity in bits per second (configured, else from the ports' ifHighSpeed/ifSpeed).",
+        "gauge",
+        LABELS,
     ),
-    "monitor_capacity_p95_utilization_ratio": "95th percentile of the circuit's 5-minute utilisation this month (JST).",
-    "monitor_capacity_peak_utilization_ratio": "Busiest 5-minute utilisation of the circuit this month so far (JST).",
-    "monitor_capacity_coverage_ratio": "Share of this month's 5-minute slots so far with a measured sample.",
+    "monitor_capacity_p95_utilization_ratio": (
+        "95th percentile of the circuit's 5-minute utilisation this month (JST).",
+        "gauge",
+        LABELS,
+    ),
+    "monitor_capacity_peak_utilization_ratio": (
+        "Busiest 5-minute utilisation of the circuit this month so far (JST).",
+        "gauge",
+        LABELS,
+    ),
+    "monitor_capacity_coverage_ratio": (
+        "Share of this month's 5-minute slots so far with a measured sample.",
+        "gauge",
+        LABELS,
+    ),
     "monitor_capacity_days_until_threshold": (
-        "Forecast days until the monthly 95th percentile reaches the threshold (0: over it); absent when not foreseen."
+        "Forecast days until the monthly 95th percentile reaches the threshold (0: over it); absent when not foreseen.",
+        "gauge",
+        LABELS,
     ),
-    "monitor_capacity_forecast_status": "1 for the forecast's status (not_enough_data, not_rising, rising, saturated).",
-    "monitor_capacity_threshold_ratio": "The utilisation the forecast looks for (config capacity.threshold).",
-}
-COUNTERS = {
+    "monitor_capacity_forecast_status": (
+        "1 for the forecast's status (not_enough_data, not_rising, rising, saturated).",
+        "gauge",
+        STATUS_LABELS,
+    ),
+    "monitor_capacity_threshold_ratio": (
+        "The utilisation the forecast looks for (config capacity.threshold).",
+        "gauge",
+        NO_LABELS,
+    ),
     "monitor_capacity_slots_missed_total": (
         "5-minute slots not written: a port of the circuit did not cover them.",
         "counter",
+        MISSED_LABELS,
     ),
 }
 
@@ -105,8 +143,9 @@ class CapacityMonitor:
     def _add(self, fam: Families) -> None:
         by_name = {c.name: c for c in self.recorder.circuits}
 
-        def add(metric: str, values: tuple[str, ...], value: float, names: tuple[str, ...] = LABELS) -> None:
-            fam.add(metric, HELP[metric], names, values, value)
+        def add(metric: str, values: tuple[str, ...], value: float) -> None:
+            help_text, kind, names = FAMILIES[metric]
+            fam.add(metric, help_text, names, values, value, kind)
 
         for (name, direction), sample in sorted(self.recorder.latest.items()):
             circuit = by_name.get(name)
@@ -118,7 +157,7 @@ class CapacityMonitor:
             add("monitor_capacity_bandwidth_bits_per_second", labels, sample.capacity_bps)
         section = self.section
         if section is not None:
-            add("monitor_capacity_threshold_ratio", (), section.threshold, ())
+            add("monitor_capacity_threshold_ratio", (), section.threshold)
             for row in section.rows:
                 c = row.circuit
                 labels = (c.name, c.kind, c.prefecture, row.direction)
@@ -130,12 +169,8 @@ class CapacityMonitor:
                 if row.forecast.days is not None:
                     add("monitor_capacity_days_until_threshold", labels, row.forecast.days)
                 for status in STATUSES:
-                    add("monitor_capacity_forecast_status", (*labels, status), float(row.forecast.status == status),
-                        (*LABELS, "status"))  # fmt: skip
+                    add("monitor_capacity_forecast_status", (*labels, status), float(row.forecast.status == status))
         for name, missed in sorted(self.recorder.missed.items()):
             circuit = by_name.get(name)
             if circuit is not None:
-                metric = "monitor_capacity_slots_missed_total"
-                names = ("circuit", "kind", "prefecture")
-                help_text, kind = COUNTERS[metric]
-                fam.add(metric, help_text, names, (name, circuit.kind, circuit.prefecture), missed, kind)
+                add("monitor_capacity_slots_missed_total", (name, circuit.kind, circuit.prefecture), missed)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor.access.auth import PERMISSIONS
 from tests.e2e.peers import daemon_process, free_port, http_get, wait_for
 
-pytestmark = [pytest.mark.slow]
-ROLES = ("viewer", "operator", "security", "admin", "alertmanager", "ids")
+# every role of monitor.access.auth.PERMISSIONS (a test below keeps the two in step): manager signs reports
+ROLES = ("viewer", "operator", "security", "admin", "manager", "alertmanager", "ids")
 
 
 def write_config(path: Path) -> None:
@@ -30,6 +31,21 @@ services:
   - {{name: juki, targets: [server], labels: {{tier: national, system: juki}}}}
 incidents: {{group_wait: 0s}}
 status_page: {{services: [{{id: juki, name: 住基ネット, services: [juki]}}]}}
+# a schedule, so the on-call endpoints have one to read and change: st-operator manages it (oncall.manage
+# for this schedule only), the operator role swaps its own slots (oncall.swap)
+notifiers: {{mail: {{kind: email, host: 127.0.0.1, port: 9, sender: monitor@example.lg.jp, timeout: 1}}}}
+contacts:
+  st-operator: {{name: 当番A, email: a@example.lg.jp}}
+  st-admin: {{name: 当番B, email: b@example.lg.jp}}
+schedules:
+  noc:
+    layers:
+      - {{name: base, rotation_start: 2026-01-01, members: [st-operator, st-admin],
+         shifts: [{{name: 日勤, start: "08:30", end: "20:30"}}, {{name: 夜勤, start: "20:30", end: "08:30"}}]}}
+    managers: [st-operator]
+    handover: {{via: [mail]}}
+playbooks:
+  default: {{levels: [{{notify: [{{schedule: noc, via: [mail]}}]}}]}}
 auth:
   tokens:
 {tokens}
@@ -38,6 +54,7 @@ auth:
     )
 
 
+@pytest.mark.slow
 def test_no_generated_request_causes_a_server_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     if cli is None:
@@ -63,3 +80,8 @@ def test_no_generated_request_causes_a_server_error(tmp_path: Path, monkeypatch:
             assert done.returncode == 0, f"role {role}:\n{done.stdout[-6000:]}"
             assert "passed" in done.stdout
         assert proc.proc.poll() is None, "the daemon died under the generated requests"
+
+
+def test_every_role_is_exercised() -> None:
+    """A role added to the permissions must be added here too, or its endpoints go untested for it."""
+    assert set(ROLES) == set(PERMISSIONS)
