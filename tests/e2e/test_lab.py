@@ -194,7 +194,11 @@ def test_two_shards_split_the_estate_and_prometheus_sees_the_union_once(
                 60, what="SLO rules over every service",
             )  # fmt: skip
             assert sorted(s["metric"]["service"] for s in slo) == sorted(whole.services)
-            shard_info = prom_query(prom, "monitor_shard_info")
+            # waited for like the queries above: once in three fresh-clone runs (2026-12-04) the instant query came
+            # back empty right after them, while 150 scrapes of a shard in a row all carried the series (not
+            # explained yet; see the closing note of that day)
+            shard_info = wait_for(lambda: len(r := prom_query(prom, "monitor_shard_info")) >= 2 and r, 30,
+                                  what="monitor_shard_info of both shards")  # fmt: skip
             assert sorted(s["metric"]["shard"] for s in shard_info) == ["1", "2"]
 
         cut = lab.fault("east-core", "cut", "--note", "national core isolated")
