@@ -82,6 +82,8 @@ def number(value: float) -> str:
         return "1.0"
     if value == 0:
         return "0.0"
+    if type(value) is int:  # a provider's count (int has no is_integer() before Python 3.12)
+        value = float(value)
     if value.is_integer() and -1e15 < value < 1e15:
         return f"{int(value)}.0"
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
