@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from monitor.config.flows import FlowsConfig
 from monitor.flows.decode import FlowDecoder, Outcome
 from monitor.flows.records import FlowSink
-from monitor.traps.receiver import ANCILLARY, SO_RXQ_OVFL, proc_udp_drops, set_receive_buffer
+from monitor.traps.receiver import ANCILLARY, SO_RXQ_OVFL, bind_udp, proc_udp_drops
 
 log = structlog.get_logger()
 UNKNOWN = "unknown"
@@ -208,20 +208,7 @@ class FlowCollector:
 
     async def start(self) -> None:
         """Bind (OSError if the address is taken) and start receiving."""
-        host, port = self.address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.receive_buffer = set_receive_buffer(sock, self.config.receive_buffer)
-            if SO_RXQ_OVFL is not None:
-                with contextlib.suppress(OSError):  # then /proc alone tells of drops
-                    sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock, self.receive_buffer = bind_udp(*self.address, self.config.receive_buffer)
         self.address = sock.getsockname()[:2]
         self._sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)

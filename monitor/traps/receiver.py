@@ -141,6 +141,25 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
+def bind_udp(host: str, port: int, receive_buffer: int) -> tuple[socket.socket, int]:
+    """A non-blocking UDP socket bound to (host, port) with its receive queue at `receive_buffer` and the
+    kernel's drop count (SO_RXQ_OVFL) asked for, and the queue size granted; OSError (address taken,
+    privileged port) with nothing left open. The trap receiver and the flow collector listen alike."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        granted = set_receive_buffer(sock, receive_buffer)
+        if SO_RXQ_OVFL is not None:
+            with contextlib.suppress(OSError):  # then /proc alone tells of drops
+                sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock, granted
+
+
 def proc_udp_drops(sock: socket.socket) -> int | None:
     """The kernel's count of datagrams dropped on this socket (the `drops` column of /proc/net/udp or
     udp6, found by the socket's inode); None where there is no such file."""
@@ -193,23 +212,10 @@ class TrapReceiver:
 
     async def start(self) -> None:
         """Bind the socket (OSError if the address is taken or privileged) and start receiving."""
-        host, port = self.address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.receive_buffer = set_receive_buffer(sock, self.config.receive_buffer)
-            if SO_RXQ_OVFL is not None:
-                with contextlib.suppress(OSError):  # then /proc alone tells of drops
-                    sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock, self.receive_buffer = bind_udp(*self.address, self.config.receive_buffer)
         self.address = sock.getsockname()[:2]
         self._sock = sock
-        self._engine = self._v3_engine(family, sock)
+        self._engine = self._v3_engine(sock.family, sock)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
         if self.receive_buffer < self.config.receive_buffer:  # (granted is twice what was asked for)
             log.warning("trap_receive_buffer_small", wanted=self.config.receive_buffer, got=self.receive_buffer,
