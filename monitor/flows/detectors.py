@@ -11,10 +11,13 @@ the unbiased estimate under 1-in-N packet sampling; octets and packets come scal
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from monitor.config.flows_model import BytesPerHost, Detectors, Disallowed, NewPeer, Scan, Sustained
@@ -60,9 +63,15 @@ class Finding:
     dry_run: bool
     source: str  # the organisation's host
     summary: str
-    flows: list[dict[str, Any]] = field(default_factory=list)
+    # the offending flows; made into evidence (`flows`) only if the finding is reported: most are not (the
+    # same source's same finding within `repeat` is in the incident already) and a flood makes one per flow
+    records: Sequence[FlowRecord] = ()
     measured: float = 0.0  # what crossed the threshold (flows, hosts, ports, bytes)
     threshold: float = 0.0
+
+    @cached_property
+    def flows(self) -> list[dict[str, Any]]:
+        return [flow_evidence(r, self.rule) for r in self.records]
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -81,21 +90,22 @@ def _finding(
     rule: str,
     record: FlowRecord,
     summary: str,
-    flows: list[dict[str, Any]],
+    records: Sequence[FlowRecord],
     measured: float,
     threshold: float,
 ) -> Finding:
     return Finding(
-        connection, rule, config.severity, config.dry_run, str(record.src), summary, flows, measured, threshold
+        connection, rule, config.severity, config.dry_run, str(record.src), summary, records, measured, threshold
     )
 
 
 class FlowDetector(Protocol):
     rule_names: tuple[str, ...]
 
-    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
-        """One flow from the organisation; `allowed_by` is the allow rule that covers it (None: none
-        does, or there is no allow-list), `anomalous` whether an earlier detector already reported it."""
+    def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        """One flow from the organisation; `source` is key(record.src) (computed once for all detectors),
+        `allowed_by` the allow rule that covers it (None: none does, or there is no allow-list),
+        `anomalous` whether an earlier detector already reported it."""
         ...
 
 
@@ -124,25 +134,45 @@ class _Sources:
 
 
 class _Window:
-    """Keys seen within the last minute (flow time) with a weight, and the offending flows."""
+    """Keys seen within the last minute (flow time) with a weight, and the latest offending flows.
 
-    def __init__(self, keep: int) -> None:
+    At most `cap` keys are kept (the threshold, in keys): once that many are seen the window is over its
+    threshold whatever else arrives, so a scan of a /16 costs the threshold's worth of memory, not the
+    /16's."""
+
+    __slots__ = ("cap", "flows", "horizon", "over_since", "seen", "weight")
+
+    def __init__(self, keep: int, cap: int) -> None:
         self.seen: OrderedDict[Any, float] = OrderedDict()  # key -> first_seen of its latest flow
         self.weight = 1
         self.flows: deque[FlowRecord] = deque(maxlen=keep)
         self.over_since: float | None = None
+        self.cap = cap
+        self.horizon = 0.0  # no key is older than this: expiry is looked for only once it is passed
 
     def add(self, key: Any, at: float, record: FlowRecord, span: float = MINUTE) -> None:
-        if key in self.seen:
-            self.seen.move_to_end(key)
-        self.seen[key] = max(at, self.seen.get(key, at))
-        self.weight = max(self.weight, record.sampling)  # the coarsest sampling in the window
+        seen = self.seen
+        previous = seen.get(key)
+        if previous is None:
+            seen[key] = at
+            if len(seen) > self.cap:
+                seen.popitem(last=False)
+        else:
+            seen.move_to_end(key)
+            self.horizon = 0.0  # it may have been the oldest: look at the new oldest
+            if at > previous:
+                seen[key] = at
+        if record.sampling > self.weight:
+            self.weight = record.sampling  # the coarsest sampling in the window
         self.flows.append(record)
-        while self.seen:
-            oldest_key, oldest = next(iter(self.seen.items()))
-            if oldest >= at - span:
-                break
-            del self.seen[oldest_key]
+        cutoff = at - span
+        if self.horizon < cutoff:
+            while seen:
+                oldest_key, oldest = next(iter(seen.items()))
+                if oldest >= cutoff:
+                    self.horizon = oldest
+                    break
+                del seen[oldest_key]
 
     def estimate(self) -> int:
         return len(self.seen) * self.weight
@@ -166,10 +196,10 @@ class DisallowedDetector:
         self.enabled = enabled  # only with an allow-list: without one nothing is "outside" it
         self._sources = _Sources(lambda: deque())
 
-    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+    def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
         if not self.enabled or allowed_by is not None:
             return []
-        recent: deque[FlowRecord] = self._sources.get(key(record.src))
+        recent: deque[FlowRecord] = self._sources.get(source)
         recent.append(record)
         while recent and recent[0].first_seen < record.first_seen - self.config.window:
             recent.popleft()
@@ -178,7 +208,7 @@ class DisallowedDetector:
         count = sum(r.sampling for r in recent)
         if count < self.config.count:
             return []
-        flows = [flow_evidence(r, "disallowed") for r in list(recent)[-self.keep :]]
+        flows = list(recent)[-self.keep :]
         proto = PROTOCOL_NAMES.get(record.protocol, str(record.protocol))
         summary = f"flow outside the allow-list: {proto} {record.src} -> {record.dst}:{record.dst_port}"
         if self.config.count > 1:
@@ -191,28 +221,31 @@ class ScanDetector:
 
     def __init__(self, connection: str, config: Scan, keep: int) -> None:
         self.connection, self.config, self.keep = connection, config, keep
-        self._hosts = _Sources(lambda: _Window(keep))
-        self._ports = _Sources(lambda: _Window(keep))
+        hosts, ports = config.hosts_per_minute or 1, config.ports_per_minute or 1
+        self._hosts = _Sources(lambda: _Window(keep, hosts))
+        self._ports = _Sources(lambda: _Window(keep, ports))
 
-    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
-        out = []
+    def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        out: list[Finding] = []
         at = record.first_seen
-        checks = (
-            ("scan_hosts", self._hosts, key(record.dst), self.config.hosts_per_minute, "destination hosts"),
-            ("scan_ports", self._ports, record.dst_port, self.config.ports_per_minute, "destination ports"),
-        )
-        src = key(record.src)
-        for rule, sources, seen, limit, what in checks:
-            if limit is None:
-                continue
-            window: _Window = sources.get(src)
-            window.add(seen, at, record)
-            measured = window.estimate()
-            if _sustained(window, measured >= limit, at, self.config):
-                flows = [flow_evidence(r, rule) for r in window.flows]
-                summary = f"scan from {record.src}: {measured} {what} within a minute (threshold {limit})"
-                out.append(_finding(self.connection, self.config, rule, record, summary, flows, measured, limit))
+        config = self.config
+        if config.hosts_per_minute is not None:
+            self._check("scan_hosts", self._hosts.get(source), key(record.dst), config.hosts_per_minute,
+                        "destination hosts", record, at, out)  # fmt: skip
+        if config.ports_per_minute is not None:
+            self._check("scan_ports", self._ports.get(source), record.dst_port, config.ports_per_minute,
+                        "destination ports", record, at, out)  # fmt: skip
         return out
+
+    def _check(self, rule: str, window: _Window, seen: int, limit: int, what: str, record: FlowRecord, at: float,
+               out: list[Finding]) -> None:  # fmt: skip
+        window.add(seen, at, record)
+        measured = window.estimate()
+        if _sustained(window, measured >= limit, at, self.config):
+            summary = f"scan from {record.src}: {measured} {what} within a minute (threshold {limit})"
+            out.append(
+                _finding(self.connection, self.config, rule, record, summary, list(window.flows), measured, limit)
+            )
 
 
 class BytesDetector:
@@ -222,12 +255,12 @@ class BytesDetector:
         self.connection, self.config, self.keep = connection, config, keep
         self._sources = _Sources(lambda: _Bytes(keep))
 
-    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
-        state: _Bytes = self._sources.get(key(record.src))
+    def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+        state: _Bytes = self._sources.get(source)
         total = state.add(record)
         if not _sustained(state, total >= self.config.bytes_per_minute, record.first_seen, self.config):
             return []
-        flows = [flow_evidence(r, "bytes") for r in sorted(state.recent, key=lambda r: -r.octets)[: self.keep]]
+        flows = state.largest()
         summary = (
             f"{record.src} sent {total:,.0f} bytes within a minute (threshold {self.config.bytes_per_minute:,.0f})"
         )
@@ -237,19 +270,50 @@ class BytesDetector:
 
 
 class _Bytes:
+    """Octets of one source's flows that started within the last minute (by the flows' clock), in
+    per-second buckets, each with its `keep` largest flows as evidence: memory per source is bounded by
+    the minute's seconds, not by its flows (50,000 records/s would otherwise be 3 million kept flows)."""
+
+    __slots__ = ("buckets", "keep", "newest", "over_since", "total")
+
     def __init__(self, keep: int) -> None:
-        self.recent: deque[FlowRecord] = deque()
+        self.buckets: dict[int, list[Any]] = {}  # second -> [octets, heap of (octets, n, record)]
         self.total = 0
+        self.newest = 0  # the latest second seen: the window is the minute before it
         self.over_since: float | None = None
+        self.keep = keep
 
     def add(self, record: FlowRecord) -> int:
-        """Octets of the flows that started within the last minute. A long flow exported at each
-        active timeout arrives as several records: each carries only its own interval's octets."""
-        self.recent.append(record)
+        """The window's octets with this flow. A long flow exported at each active timeout arrives as
+        several records: each carries only its own interval's octets. A flow that started more than a
+        minute before the newest one is not in the window (counted to 1 s: the buckets' grain)."""
+        second = int(record.first_seen)
+        if second > self.newest:
+            self.newest = second
+            horizon = second - int(MINUTE)
+            for old in [s for s in self.buckets if s <= horizon]:
+                self.total -= self.buckets.pop(old)[0]
+        elif second <= self.newest - int(MINUTE):
+            return self.total
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            bucket = self.buckets[second] = [0, []]
+        bucket[0] += record.octets
         self.total += record.octets
-        while self.recent and self.recent[0].first_seen < record.first_seen - MINUTE:
-            self.total -= self.recent.popleft().octets
+        largest = bucket[1]
+        entry = (record.octets, next(_order), record)
+        if len(largest) < self.keep:
+            heapq.heappush(largest, entry)
+        elif record.octets > largest[0][0]:
+            heapq.heapreplace(largest, entry)
         return self.total
+
+    def largest(self) -> list[FlowRecord]:
+        entries = heapq.nlargest(self.keep, (e for _, heap in self.buckets.values() for e in heap))
+        return [record for _, _, record in entries]
+
+
+_order = itertools.count()  # ties between equal octets in a heap are broken by arrival, never by records
 
 
 class NewPeerDetector:
@@ -264,7 +328,7 @@ class NewPeerDetector:
         length = self.config.prefix_v4 if address.version == 4 else self.config.prefix_v6
         return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
 
-    def observe(self, record: FlowRecord, allowed_by: str | None, anomalous: bool) -> list[Finding]:
+    def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
         peer = self.peer(record.dst)
         now = self._now()
         if self.baseline.knows(peer):
@@ -275,11 +339,7 @@ class NewPeerDetector:
                 self.baseline.learn(peer, now)
             return []
         summary = f"first-seen peer {peer} (from {record.src}, outside the learned baseline)"
-        return [
-            _finding(
-                self.connection, self.config, "new_peer", record, summary, [flow_evidence(record, "new_peer")], 1, 1
-            )
-        ]
+        return [_finding(self.connection, self.config, "new_peer", record, summary, [record], 1, 1)]
 
 
 def build(

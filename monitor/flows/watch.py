@@ -173,7 +173,7 @@ class FlowWatch:
             flagged is not None and now - flagged < policy.config.repeat
         )
         for detector in policy.detectors:
-            for finding in detector.observe(record, allowed_by, anomalous):
+            for finding in detector.observe(record, src, allowed_by, anomalous):
                 anomalous = True
                 self._found(policy, finding, now)
         return verdict

@@ -1,0 +1,72 @@
+"""What the detectors keep is bounded by their thresholds and the minute's seconds, not by the rate of
+flows: at 50,000 records/s the bytes detector used to keep every flow of the last minute (3 million) and
+a scan of a /16 every destination. The figures the detectors report must stay what they were."""
+
+from __future__ import annotations
+
+import random
+
+from monitor.config.flows_model import BytesPerHost, Scan
+from monitor.flows.detectors import BytesDetector, ScanDetector, _Bytes, _Window, key
+from tests.flows.conftest import flow
+
+SRC = key(flow().src)
+
+
+def _kept(state: _Bytes) -> int:
+    return sum(len(heap) for _, heap in state.buckets.values())
+
+
+def test_bytes_window_keeps_per_second_buckets_and_the_exact_minute_total() -> None:
+    keep = 5
+    state = _Bytes(keep)
+    rng = random.Random(7)
+    records = [flow(octets=rng.randrange(1, 10_000), at=1_000_000.0 + i / 1000) for i in range(120_000)]
+    for record in records:
+        total = state.add(record)
+    # 120 s of flows at 1,000/s: the window is the minute before the newest flow's second
+    newest = int(records[-1].first_seen)
+    expected = sum(r.octets for r in records if int(r.first_seen) > newest - 60)
+    assert total == expected
+    assert len(state.buckets) <= 60 and _kept(state) <= 60 * keep
+    in_window = [r for r in records if int(r.first_seen) > newest - 60]
+    assert [r.octets for r in state.largest()] == sorted((r.octets for r in in_window), reverse=True)[:keep]
+
+
+def test_a_flow_that_started_before_the_window_is_not_counted() -> None:
+    state = _Bytes(3)
+    state.add(flow(octets=100, at=1_000_100.0))
+    assert state.add(flow(octets=5_000, at=1_000_030.0)) == 100  # 70 s before the newest: outside
+    assert state.add(flow(octets=50, at=1_000_090.0)) == 150  # late but inside: counted
+
+
+def test_bytes_detector_evidence_is_the_largest_flows() -> None:
+    detector = BytesDetector("city-a", BytesPerHost(bytes_per_minute=1_000_000), keep=3)
+    findings = []
+    for i, octets in enumerate([10, 900_000, 20, 300_000, 30, 40]):
+        findings = detector.observe(flow(octets=octets, at=1_000_000.0 + i), SRC, None, False)
+    assert findings and [f["bytes"] for f in findings[0].flows] == [900_000, 300_000, 40]
+
+
+def test_a_scan_window_keeps_at_most_its_threshold_of_keys() -> None:
+    window = _Window(keep=20, cap=32)
+    for i in range(65_536):  # a /16 swept within 6.5 s
+        window.add(i, 1_000_000.0 + i / 10_000, flow(at=1_000_000.0 + i / 10_000))
+    assert len(window.seen) == 32 and window.estimate() == 32 and len(window.flows) == 20
+
+
+def test_a_scan_is_still_found_and_expires_by_the_flows_clock() -> None:
+    detector = ScanDetector("city-a", Scan(hosts_per_minute=100, ports_per_minute=None), keep=10)
+    found = []
+    for i in range(5_000):
+        found += detector.observe(
+            flow(dst=f"10.200.{i // 250}.{i % 250 + 1}", at=1_000_000.0 + i / 100), SRC, None, False
+        )
+    assert found and found[0].measured == 100 and found[0].rule == "scan_hosts"
+    # one new host every 2 s afterwards: 30 within a minute, below the threshold once the scan has aged out
+    last = []
+    for i in range(60):
+        last = detector.observe(flow(dst=f"10.201.0.{i + 1}", at=1_000_100.0 + 2 * i), SRC, None, False)
+    assert last == []
+    window = detector._hosts.get(next(iter(detector._hosts._items)))
+    assert window.estimate() <= 31
