@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bench import flow_load
 from bench.farm import address
 
 INTERVAL_S = 10
@@ -31,6 +32,7 @@ class Scenario:
     icmp: int = 0  # checks with one ICMP echo (the kernel answers on loopback: no farm needed)
     dns: int = 0  # checks with one DNS query over UDP (A record of QUERY_NAME)
     shards: int = 1  # daemon processes splitting the checks (`monitor run --shard i/N`)
+    flow_rate: float = 0.0  # flow records per second exported to the daemon meanwhile (bench.flow_load)
 
     @property
     def checks(self) -> int:
@@ -61,12 +63,12 @@ def _dump(data: Any, path: Path) -> Path:
     return path
 
 
-def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
-    targets = []
+def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path, flow_port: int = 0) -> Path:
+    targets: list[dict[str, Any]] = []
     for index in range(max(scenario.kinds.values())):
         modules = [kind for kind, n in scenario.kinds.items() if index < n]
         targets.append({"name": f"t{index:05d}", "address": address(index), "modules": modules})
-    config = {
+    config: dict[str, Any] = {
         "daemon": {"max_concurrent_probes": 1000, "log_level": "warning"},
         "defaults": {"interval": INTERVAL, "timeout": TIMEOUT},
         "modules": {
@@ -77,6 +79,10 @@ def daemon_config(scenario: Scenario, ports: FarmPorts, path: Path) -> Path:
         },
         "targets": targets,
     }
+    if scenario.flow_rate:
+        config.update(flow_load.daemon_sections(flow_port, path.parent))
+        config["modules"]["edge_snmp"] = flow_load.EDGE_MODULE
+        targets.append(flow_load.edge_target())
     return _dump(config, path)
 
 

@@ -19,10 +19,14 @@ from typing import Any
 from bench import promtext
 from bench.configs import Scenario, daemon_config, daemon_prometheus_config
 from bench.context import MONITOR, Context, Window, measure, prometheus_argv
+from bench.flow_bench import free_port as free_udp_port
+from bench.flow_load import FlowSender
 from bench.procs import Proc, free_port, http_get, wait_http
 
 LAG = "monitor_scheduler_lag_seconds"
 COUNTERS = ("monitor_probes_total", "monitor_probes_skipped_total", f"{LAG}_bucket")
+FLOW_COUNTERS = ("monitor_flow_records_total", "monitor_flow_dropped_total", "monitor_flow_policy_records_total")
+SENT = "bench_flow_records_sent"  # not the daemon's: the sender's count, put among the samples at each edge
 
 
 def _validate(config: str, env: dict[str, str] | None) -> None:
@@ -86,7 +90,28 @@ def _window_result(window: Window, scenario: Scenario) -> dict[str, Any]:
     if "prometheus" in window.cpu:
         both = cpu + window.cpu["prometheus"]
         result["with_prometheus_cpu_per_1k"] = 1000 * both / done if done else None
+    if scenario.flow_rate:
+        result["flows"] = _flows(window)
     return result
+
+
+def _flows(window: Window) -> dict[str, Any]:
+    """Records sent against records decoded and judged in the window (loss is what the collector never saw)."""
+
+    def delta(name: str, **match: str) -> float:
+        return promtext.total(window.after, name, **match) - promtext.total(window.before, name, **match)
+
+    sent = delta(SENT)
+    decoded = delta("monitor_flow_records_total", outcome="decoded")
+    return {
+        "sent_per_s": window.rate(sent),
+        "decoded_per_s": window.rate(decoded),
+        "judged_per_s": window.rate(delta("monitor_flow_policy_records_total")),
+        "rate_limited": delta("monitor_flow_records_total", outcome="rate_limited"),
+        "kernel_dropped_datagrams": delta("monitor_flow_dropped_total", reason="kernel"),
+        # the edges of the two counts are read a few ms apart: within a datagram or two either way
+        "loss_share": max(0.0, 1 - decoded / sent) if sent else None,
+    }
 
 
 def _verdicts(metrics_urls: list[str], scenario: Scenario) -> dict[str, Any]:
@@ -139,7 +164,8 @@ def _memory(daemons: list[Proc]) -> dict[str, float]:
 
 def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, Any]:
     workdir = ctx.dir(f"daemon-{scenario.name}")
-    config = str(daemon_config(scenario, ctx.farm.ports, workdir / "monitor.yml"))
+    flow_port = free_udp_port() if scenario.flow_rate else 0
+    config = str(daemon_config(scenario, ctx.farm.ports, workdir / "monitor.yml", flow_port))
     _validate(config, ctx.daemon_env)
     started = time.monotonic()
     shards = _start(ctx, scenario, config, workdir)
@@ -157,10 +183,13 @@ def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, An
     }
     del bodies
     ctx.log(f"  daemon ready in {ready_s:.1f}s ({scenario.shards} process(es)); first /metrics {first_scrape}")
+    sender = FlowSender(flow_port, scenario.flow_rate).start() if scenario.flow_rate else None
+    names = COUNTERS + FLOW_COUNTERS if sender else COUNTERS
     time.sleep(max(0.0, warm_until - time.monotonic()))
 
     def snapshot() -> list[promtext.Sample]:
-        return [sample for url in urls for sample in promtext.scrape(url, COUNTERS)]
+        sent = [promtext.Sample(SENT, {}, float(sender.records_sent()))] if sender else []
+        return sent + [sample for url in urls for sample in promtext.scrape(url, names)]
 
     alone = measure(ctx, daemons, snapshot)
     result: dict[str, Any] = {
@@ -190,6 +219,8 @@ def run(ctx: Context, scenario: Scenario, with_prometheus: bool) -> dict[str, An
         result["memory_mb_with_prometheus"] = _memory(list(daemons.values()))
         ctx.log(f"  with its Prometheus: {summary(result['with_prometheus'])}")
         ctx.procs.stop(prometheus)
+    if sender:
+        sender.stop()
     for proc in daemons.values():
         ctx.procs.stop(proc)
     return result
@@ -202,6 +233,9 @@ def summary(window: dict[str, Any]) -> str:
         f"{window['probes_per_s']:.0f} probes/s, {window['daemon_cpu_per_1k']:.3f} CPU-s/1k probes, "
         f"lag p99 {p99 * 1000 if p99 is not None else float('nan'):.1f} ms, failed {window['failed_probes']:.0f}"
     )
+    if "flows" in window:
+        flows = window["flows"]
+        text += f", flows {flows['decoded_per_s']:.0f}/s of {flows['sent_per_s']:.0f}/s sent"
     if "with_prometheus_cpu_per_1k" in window:
         text += f", with Prometheus {window['with_prometheus_cpu_per_1k']:.3f} CPU-s/1k"
     return text

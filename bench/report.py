@@ -242,6 +242,48 @@ def scaling(phases: list[dict[str, Any]]) -> str:
     return _table(header, rows) if rows else ""
 
 
+def flows(phases: list[dict[str, Any]]) -> str:
+    """The daemon probing while its collector decodes and judges a flow export, and nfcapd on the same export."""
+    phase = _find(phases, "daemon", "flows")
+    if not phase:
+        return ""
+    peer = next((p for p in phases if p.get("contender") == "nfcapd"), None)
+    rows = []
+    for name, key, memory in (
+        ("alone", "alone", "memory_mb"),
+        ("scraped every 15 s", "with_prometheus", "memory_mb_with_prometheus"),
+    ):
+        if key not in phase:
+            continue
+        w, f = phase[key], phase[key]["flows"]
+        rows.append(
+            [
+                name + _flag(w),
+                f"{_checks(phase):,}",
+                f"{w['probes_per_s']:.0f} / {w['expected_per_s']:.0f}",
+                f"{f['decoded_per_s']:,.0f} / {f['sent_per_s']:,.0f}",
+                _pct(f["loss_share"]),
+                f"{w['daemon_cores'] * 100:.0f}%",
+                _ms(w["lag"]["p99_s"]),
+                f"{phase.get(memory, {}).get('VmRSS', 0):.0f}",
+                f"{w['failed_probes']:.0f} / {w['skipped_runs']:.0f}",
+                f"{w['other_cores']:.2f}",
+            ]
+        )
+    table = _table(
+        ["daemon", "checks", "probes/s done / scheduled", "records/s decoded / sent", "records lost", "of a core",
+         "lag p99 ms", "RSS MB", "failed / skipped", "other load, cores"],
+        rows,
+    )  # fmt: skip
+    if peer:
+        table += (
+            f"\n\nnfcapd on the same export in the same run: {peer['received']:,} of {peer['sent']:,} records "
+            f"({_pct(peer['loss_share'])} lost), {peer['cpu_s_per_100k']:.3f} CPU-s per 100,000 records, "
+            f"{peer['cores'] * 100:.0f}% of a core."
+        )
+    return table
+
+
 def markdown(results: dict[str, Any]) -> str:
     phases = results["phases"]
     m = results["machine"]
@@ -256,6 +298,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts += ["### Daemon vs blackbox_exporter + Prometheus (CPU seconds per 1,000 probes)", text]
     if text := mixed(phases):
         parts += ["", "### Daemon, mixed TCP + HTTP", text]
+    if text := flows(phases):
+        parts += ["", "### Daemon probing while judging a flow export, and nfcapd on the same export", text]
     if text := scaling(phases):
         parts += ["", "### Cost by number of checks: daemon vs blackbox_exporter + Prometheus", text]
     errors = [p for p in phases if "error" in p]

@@ -8,7 +8,9 @@ bench/results/<time>.json and prints the Markdown tables.
 Phases: `tcp`, `http`, `icmp` and `dns` run the daemon and then the peer on `--checks` checks of
 that kind; `mixed` runs the daemon on `--mixed-checks` (half TCP, half HTTP); `scaling` runs the
 daemon and then the peer on each `--scaling` number of checks, a quarter of each kind, and the
-daemon once more as two shards (`--shard 1/2`, `2/2`) at the `--sharded` sizes. Every process
+daemon once more as two shards (`--shard 1/2`, `2/2`) at the `--sharded` sizes; `flows` runs the
+mixed daemon (scraped) while a sender exports `--flow-rate` IPFIX records per second to its flow collector
+and policy (issue 19: 50,000/s on one core with p99 lag < 100 ms), then nfcapd on the same export. Every process
 the run starts is stopped at the end, also on Ctrl-C or an error, and its temp dir is removed
 (`--keep` keeps it, with the logs).
 """
@@ -29,12 +31,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bench import daemon_phase, peer_phase, report
+from bench import daemon_phase, flow_peer, peer_phase, report
 from bench.configs import Scenario
 from bench.context import REPO, Context, Farm, Options, wait_quiet
 from bench.procs import Processes
 
-PHASES = ("tcp", "http", "icmp", "dns", "mixed", "scaling")
+PHASES = ("tcp", "http", "icmp", "dns", "mixed", "flows", "scaling")
 KINDS = ("tcp", "http", "icmp", "dns")
 MAX_LISTENERS_PER_FARM = 16_000  # the open-file limit is 20,000: leave room for connections in flight
 
@@ -48,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scaling", help="comma-separated check counts for the scaling phase, a quarter of each kind (1000,...,20000)"
     )
     parser.add_argument("--sharded", help="scaling sizes also measured with the daemon as two shards (20000)")
+    parser.add_argument("--flow-rate", type=float, default=50_000.0, help="flow records/s in the flows phase (50000)")
     parser.add_argument("--duration", type=float, help="seconds per measured window (60)")
     parser.add_argument("--warmup", type=float, help="seconds from start to the first window (30)")
     parser.add_argument("--prom-warmup", type=float, help="seconds from starting the daemon's Prometheus (35)")
@@ -114,6 +117,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Any]]:
         half = args.mixed_checks // 2
         scenario = Scenario("mixed", tcp=args.mixed_checks - half, http=half)
         daemon(f"mixed x{args.mixed_checks}", scenario, "mixed" in args.daemon_prometheus)
+    if "flows" in args.phases:
+        half = args.mixed_checks // 2
+        scenario = Scenario("flows", tcp=args.mixed_checks - half, http=half, flow_rate=args.flow_rate)
+        daemon(f"mixed x{args.mixed_checks} + {args.flow_rate:,.0f} flow records/s", scenario, True)
+        steps.append(("peer nfcapd", partial(flow_peer.nfcapd_phase, rate=args.flow_rate)))
     if "scaling" in args.phases:
         for count in args.scaling:
             both(f"all kinds x{count}", all_kinds(f"all-{count}", count))
@@ -126,7 +134,9 @@ def farm_sizes(steps: list[tuple[str, Any]]) -> dict[str, int]:
     """Listeners per farm kind: the most any phase needs."""
     sizes = {"tcp": 0, "http": 0, "dns": 0}
     for _, step in steps:
-        scenario: Scenario = step.keywords["scenario"]
+        scenario: Scenario | None = step.keywords.get("scenario")
+        if scenario is None:  # a peer that needs no farm (nfcapd)
+            continue
         for kind in sizes:
             sizes[kind] = max(sizes[kind], getattr(scenario, kind))
     for kind, count in sizes.items():
