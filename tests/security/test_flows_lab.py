@@ -4,8 +4,9 @@ organisation's address opens a security incident naming the rule and the flows; 
 interface, targets and flows (softflowd sees no packet on a down interface), and so is the reconnect (the
 organisation's gateway answers pings again: flows again).
 
-softflowd's timeouts are scaled down (active 10 s / inactive 3 s, expiry checked every second) from a router's
-60 s / 15 s; the latency bound is then 10 s + 5 s, as the issue's "one active timeout plus 5 s".
+softflowd's timeouts (expiry checked every second) are scaled down to active 10 s / inactive 3 s in every run,
+and are a router's own 60 s / 15 s in a slow run; the latency bound is the issue's "one active timeout plus 5 s"
+(15 s, 65 s). A scan's single-packet flows are exported at the inactive timeout, well inside it.
 
 softflowd 1.1.0 does not set libpcap's immediate mode: on a quiet interface the captured frames wait in the
 kernel's TPACKET_V3 ring block until it fills, and are never processed (`softflowctl statistics`: "Packets
@@ -57,7 +58,9 @@ pytestmark = [
         reason="the flow collector (issue 19, the other half) is not in this build",
     ),
 ]
-ACTIVE, INACTIVE = 10, 3  # softflowd's maxlife and inactive timeouts here (seconds)
+# softflowd's maxlife (active) and inactive timeouts, seconds: scaled down for every run, and a router's own
+# 60 s / 15 s as a slow run (~3 minutes), which is the setting the issue's latency bound is stated for
+TIMEOUTS = [pytest.param((10, 3), id="10s-3s"), pytest.param((60, 15), id="60s-15s", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     stop_lab(made)
 
 
-def flow_config(path: Path, flow_port: int) -> None:
+def flow_config(path: Path, flow_port: int, inactive: int) -> None:
     """The lab's disconnect config plus the collector and city-a's flow policy and verification by flows."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config["flows"] = {"listen": f"{MGMT_HOST}:{flow_port}", "exporters": [{"address": MGMT_EDGE}]}
@@ -84,7 +87,7 @@ def flow_config(path: Path, flow_port: int) -> None:
         ],
         "detectors": {"disallowed": {"count": 3}, "scan": {"hosts_per_minute": 16, "ports_per_minute": 16}},
     }
-    config["security"]["playbooks"]["lgwan"]["verify"] = {"timeout": "20s", "flows": {"quiet": f"{INACTIVE * 2 + 2}s"}}
+    config["security"]["playbooks"]["lgwan"]["verify"] = {"timeout": "20s", "flows": {"quiet": f"{inactive * 2 + 2}s"}}
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
@@ -128,9 +131,11 @@ def if_index(lab: Lab) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.parametrize("timeouts", TIMEOUTS)
 def test_a_real_scan_exported_by_softflowd_is_cut_and_verified_by_flows(
-    tmp_path: Path, lab: Lab, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, lab: Lab, monkeypatch: pytest.MonkeyPatch, timeouts: tuple[int, int]
 ) -> None:
+    ACTIVE, INACTIVE = timeouts
     for name, value in LAB_ENV.items():
         monkeypatch.setenv(name, value)
     lab.set_link(True)
@@ -138,7 +143,7 @@ def test_a_real_scan_exported_by_softflowd_is_cut_and_verified_by_flows(
     daemon = Daemon(tmp_path, hook)
     write_config(daemon.config, hook.url, daemon.trap_port)
     flow_port = free_port()
-    flow_config(daemon.config, flow_port)
+    flow_config(daemon.config, flow_port, INACTIVE)
     index = if_index(lab)
     softflowd = subprocess.Popen(
         ["ip", "netns", "exec", lab.ns, "softflowd", "-d", "-i", f"{index}:cn-n", "-n", f"{MGMT_HOST}:{flow_port}",
@@ -199,8 +204,9 @@ def test_a_real_scan_exported_by_softflowd_is_cut_and_verified_by_flows(
     timings = ROOT / "artifacts" / "flow-timings.json"
     timings.parent.mkdir(exist_ok=True)
     old: dict[str, Any] = json.loads(timings.read_text()) if timings.exists() else {}
-    timings.write_text(json.dumps({**old, "softflowd_first_packet_to_proposed_s": round(latency, 3),
-                                   "softflowd_active_timeout_s": ACTIVE, "softflowd_inactive_timeout_s": INACTIVE}))  # fmt: skip
+    timings.write_text(
+        json.dumps({**old, f"softflowd_{ACTIVE}s_{INACTIVE}s_first_packet_to_proposed_s": round(latency, 3)})
+    )
     print(f"softflowd: first packet -> proposed cut {latency:.2f} s (active {ACTIVE} s, inactive {INACTIVE} s)")
 
 
