@@ -27,6 +27,10 @@ from monitor.flows.records import Address, FlowRecord
 
 MINUTE = 60.0
 MAX_SOURCES = 4096  # source hosts tracked per detector and connection (a spoofed-source flood is bounded)
+# A source over a threshold yields at most one finding per this much flow time and detector: the finding of
+# each of a scan's probes would be dropped anyway (the same finding within `repeat` is in the incident), and
+# building it (evidence, summary, addresses as text) made an attack cost ~1.5x a quiet minute per record.
+REPORT_GRAIN = 1.0
 
 PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 47: "gre", 50: "esp", 132: "sctp"}
 
@@ -140,7 +144,7 @@ class _Window:
     threshold whatever else arrives, so a scan of a /16 costs the threshold's worth of memory, not the
     /16's."""
 
-    __slots__ = ("cap", "flows", "horizon", "over_since", "seen", "weight")
+    __slots__ = ("cap", "flows", "horizon", "over_since", "reported", "seen", "weight")
 
     def __init__(self, keep: int, cap: int) -> None:
         self.seen: OrderedDict[Any, float] = OrderedDict()  # key -> first_seen of its latest flow
@@ -149,6 +153,7 @@ class _Window:
         self.over_since: float | None = None
         self.cap = cap
         self.horizon = 0.0  # no key is older than this: expiry is looked for only once it is passed
+        self.reported = -REPORT_GRAIN  # flow time of its latest finding
 
     def add(self, key: Any, at: float, record: FlowRecord, span: float = MINUTE) -> None:
         seen = self.seen
@@ -179,13 +184,26 @@ class _Window:
 
 
 def _sustained(state: _Window | _Bytes, over: bool, at: float, config: Sustained) -> bool:
-    """Over the threshold for at least `duration` (flow time)?"""
+    """Over the threshold for at least `duration` (flow time), and not reported within REPORT_GRAIN?"""
     if not over:
         state.over_since = None
         return False
     if state.over_since is None:
         state.over_since = at
-    return at - state.over_since >= config.duration
+    if at - state.over_since < config.duration or 0 <= at - state.reported < REPORT_GRAIN:
+        return False
+    state.reported = at
+    return True
+
+
+class _Recent:
+    """One source's latest flows outside the allow-list."""
+
+    __slots__ = ("flows", "reported")
+
+    def __init__(self) -> None:
+        self.flows: deque[FlowRecord] = deque()
+        self.reported = -REPORT_GRAIN
 
 
 class DisallowedDetector:
@@ -194,20 +212,22 @@ class DisallowedDetector:
     def __init__(self, connection: str, config: Disallowed, keep: int, enabled: bool) -> None:
         self.connection, self.config, self.keep = connection, config, keep
         self.enabled = enabled  # only with an allow-list: without one nothing is "outside" it
-        self._sources = _Sources(lambda: deque())
+        self._sources = _Sources(_Recent)
 
     def observe(self, record: FlowRecord, source: int, allowed_by: str | None, anomalous: bool) -> list[Finding]:
         if not self.enabled or allowed_by is not None:
             return []
-        recent: deque[FlowRecord] = self._sources.get(source)
+        state: _Recent = self._sources.get(source)
+        recent = state.flows
         recent.append(record)
         while recent and recent[0].first_seen < record.first_seen - self.config.window:
             recent.popleft()
         while len(recent) > max(self.config.count, self.keep):
             recent.popleft()
         count = sum(r.sampling for r in recent)
-        if count < self.config.count:
+        if count < self.config.count or 0 <= record.first_seen - state.reported < REPORT_GRAIN:
             return []
+        state.reported = record.first_seen
         flows = list(recent)[-self.keep :]
         proto = PROTOCOL_NAMES.get(record.protocol, str(record.protocol))
         summary = f"flow outside the allow-list: {proto} {record.src} -> {record.dst}:{record.dst_port}"
@@ -274,13 +294,14 @@ class _Bytes:
     per-second buckets, each with its `keep` largest flows as evidence: memory per source is bounded by
     the minute's seconds, not by its flows (50,000 records/s would otherwise be 3 million kept flows)."""
 
-    __slots__ = ("buckets", "keep", "newest", "over_since", "total")
+    __slots__ = ("buckets", "keep", "newest", "over_since", "reported", "total")
 
     def __init__(self, keep: int) -> None:
         self.buckets: dict[int, list[Any]] = {}  # second -> [octets, heap of (octets, n, record)]
         self.total = 0
         self.newest = 0  # the latest second seen: the window is the minute before it
         self.over_since: float | None = None
+        self.reported = -REPORT_GRAIN
         self.keep = keep
 
     def add(self, record: FlowRecord) -> int:

@@ -92,7 +92,7 @@ class _Policy:
     detectors: list[FlowDetector]
     loaded_at: float
     last_match: dict[str, float] = field(default_factory=dict)
-    reported: dict[tuple[str, str], float] = field(default_factory=dict)  # (rule, source host) -> when
+    reported: dict[tuple[str, int], float] = field(default_factory=dict)  # (rule, source host key) -> when
     flagged: dict[int, float] = field(default_factory=dict)  # source host (detectors.key) -> when last reported
 
 
@@ -175,12 +175,14 @@ class FlowWatch:
         for detector in policy.detectors:
             for finding in detector.observe(record, src, allowed_by, anomalous):
                 anomalous = True
-                self._found(policy, finding, now)
+                self._found(policy, finding, src, now)
         return verdict
 
-    def _found(self, policy: _Policy, finding: Finding, now: float) -> None:
-        key = (finding.rule, finding.source)
-        policy.flagged[detectors.key(ipaddress.ip_address(finding.source))] = now
+    def _found(self, policy: _Policy, finding: Finding, src: int, now: float) -> None:
+        """Reported unless this source's same finding was within `repeat`. This runs for every flow of a
+        source over a threshold (a scan's every probe): it must cost a dict lookup, not a parse."""
+        key = (finding.rule, src)
+        policy.flagged[src] = now
         last = policy.reported.get(key)
         if last is not None and now - last < policy.config.repeat:
             return  # this source's same finding is in the incident already

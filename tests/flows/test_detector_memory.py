@@ -4,10 +4,12 @@ a scan of a /16 every destination. The figures the detectors report must stay wh
 
 from __future__ import annotations
 
+import itertools
 import random
+from ipaddress import ip_address
 
-from monitor.config.flows_model import BytesPerHost, Scan
-from monitor.flows.detectors import BytesDetector, ScanDetector, _Bytes, _Window, key
+from monitor.config.flows_model import BytesPerHost, Disallowed, Scan
+from monitor.flows.detectors import BytesDetector, DisallowedDetector, ScanDetector, _Bytes, _Window, key
 from tests.flows.conftest import flow
 
 SRC = key(flow().src)
@@ -70,3 +72,24 @@ def test_a_scan_is_still_found_and_expires_by_the_flows_clock() -> None:
     assert last == []
     window = detector._hosts.get(next(iter(detector._hosts._items)))
     assert window.estimate() <= 31
+
+
+def test_a_source_over_its_threshold_is_reported_once_a_second_not_once_a_flow() -> None:
+    """Every probe of a scan used to build its own finding (evidence, summary), all but one dropped within
+    `repeat`: an attack cost half again per record. Now one per REPORT_GRAIN of flow time and detector,
+    each with the latest evidence, and the first at the flow that crossed the threshold."""
+    scan = ScanDetector("city-a", Scan(hosts_per_minute=32, ports_per_minute=None), keep=5)
+    disallowed = DisallowedDetector("city-a", Disallowed(count=1), keep=5, enabled=True)
+    scans, outside = [], []
+    for i in range(2_000):  # 2,000 hosts on tcp/445 within 2.5 s
+        record = flow(dst=f"10.200.{i // 250}.{i % 250 + 1}", dport=445, at=1_000_000.0 + i / 800)
+        scans.append(scan.observe(record, SRC, None, False))
+        outside.append(disallowed.observe(record, SRC, None, False))
+    reported = [i for i, found in enumerate(scans) if found]
+    assert reported[0] == 31  # the 32nd host
+    assert len(reported) == 3 and all(b - a >= 800 for a, b in itertools.pairwise(reported))
+    last = reported[-1]  # its evidence ends with the flow it was reported at
+    assert scans[last][0].records[-1].dst == ip_address(f"10.200.{last // 250}.{last % 250 + 1}")
+    assert [i for i, found in enumerate(outside) if found] == [0, 800, 1600]
+    # flows arriving out of order (an earlier flow time) are not held back by a later report
+    assert disallowed.observe(flow(dport=445, at=999_990.0), SRC, None, False)
