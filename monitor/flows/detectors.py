@@ -291,8 +291,9 @@ class BytesDetector:
 
 class _Bytes:
     """Octets of one source's flows that started within the last minute (by the flows' clock), in
-    per-second buckets, each with its `keep` largest flows as evidence: memory per source is bounded by
-    the minute's seconds, not by its flows (50,000 records/s would otherwise be 3 million kept flows)."""
+    per-second buckets, each with at most its `keep` largest flows as evidence (fewer after _prune):
+    memory per source is bounded by the minute's seconds, not by its flows (50,000 records/s would
+    otherwise be 3 million kept flows)."""
 
     __slots__ = ("buckets", "keep", "newest", "over_since", "reported", "total")
 
@@ -314,6 +315,7 @@ class _Bytes:
             horizon = second - int(MINUTE)
             for old in [s for s in self.buckets if s <= horizon]:
                 self.total -= self.buckets.pop(old)[0]
+            self._prune()
         elif second <= self.newest - int(MINUTE):
             return self.total
         bucket = self.buckets.get(second)
@@ -328,6 +330,25 @@ class _Bytes:
         elif record.octets > largest[0][0]:
             heapq.heapreplace(largest, entry)
         return self.total
+
+    def _prune(self) -> None:
+        """Drop the flows that can no longer be evidence: a flow with `keep` flows at least as large in
+        newer seconds (which stay in the window longer than it does) is never among the window's `keep`
+        largest again. Exact, and what is left is a few times `keep` per source, not `keep` per second
+        (60x: 240,000 kept records for 200 busy sources)."""
+        newer: list[int] = []  # the `keep` largest octets of the seconds after the one looked at
+        for second in sorted(self.buckets, reverse=True):
+            heap = self.buckets[second][1]
+            if len(newer) == self.keep:
+                floor = newer[0]
+                if heap and heap[0][0] <= floor:
+                    heap[:] = [e for e in heap if e[0] > floor]
+                    heapq.heapify(heap)
+            for octets, _, _ in heap:
+                if len(newer) < self.keep:
+                    heapq.heappush(newer, octets)
+                elif octets > newer[0]:
+                    heapq.heapreplace(newer, octets)
 
     def largest(self) -> list[FlowRecord]:
         entries = heapq.nlargest(self.keep, (e for _, heap in self.buckets.values() for e in heap))

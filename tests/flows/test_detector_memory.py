@@ -31,6 +31,8 @@ def test_bytes_window_keeps_per_second_buckets_and_the_exact_minute_total() -> N
     expected = sum(r.octets for r in records if int(r.first_seen) > newest - 60)
     assert total == expected
     assert len(state.buckets) <= 60 and _kept(state) <= 60 * keep
+    # flows with `keep` larger ones in newer seconds are dropped: a few times `keep`, not `keep` a second
+    assert _kept(state) <= 10 * keep
     in_window = [r for r in records if int(r.first_seen) > newest - 60]
     assert [r.octets for r in state.largest()] == sorted((r.octets for r in in_window), reverse=True)[:keep]
 
@@ -93,3 +95,18 @@ def test_a_source_over_its_threshold_is_reported_once_a_second_not_once_a_flow()
     assert [i for i, found in enumerate(outside) if found] == [0, 800, 1600]
     # flows arriving out of order (an earlier flow time) are not held back by a later report
     assert disallowed.observe(flow(dport=445, at=999_990.0), SRC, None, False)
+
+
+def test_bytes_evidence_stays_exact_when_flows_shrink_or_arrive_late() -> None:
+    """The pruning keeps what can still be evidence: older larger flows while no newer ones outrank them, and
+    a late flow into an older second."""
+    keep = 3
+    state = _Bytes(keep)
+    records = [flow(octets=10_000 - i, at=1_000_000.0 + i / 10) for i in range(600)]  # shrinking: nothing prunes
+    records.append(flow(octets=20_000, at=1_000_010.0))  # late, into an older second
+    records += [flow(octets=5, at=1_000_060.0 + i / 10) for i in range(20)]
+    for record in records:
+        state.add(record)
+    newest = int(records[-1].first_seen)
+    in_window = [r for r in records if int(r.first_seen) > newest - 60]
+    assert [r.octets for r in state.largest()] == sorted((r.octets for r in in_window), reverse=True)[:keep]
