@@ -163,8 +163,7 @@ class _Window:
             if len(seen) > self.cap:
                 seen.popitem(last=False)
         else:
-            seen.move_to_end(key)
-            self.horizon = 0.0  # it may have been the oldest: look at the new oldest
+            seen.move_to_end(key)  # `horizon` stays a lower bound: the keys left in front are no older
             if at > previous:
                 seen[key] = at
         if record.sampling > self.weight:

@@ -4,7 +4,8 @@ reload. `Allowlist.match` says which rule, if any, allows a flow."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 
 from monitor.config.flows_check import Network, resolve
 from monitor.config.flows_model import AllowRule
@@ -18,13 +19,34 @@ class CompiledRule:
     networks: tuple[Network, ...]
     protocol: int | None
     ports: tuple[tuple[int, int], ...]
+    # (network, mask) as ints, by address family: `address in network` runs ipaddress' Python code for each
+    # network, and this is asked for every flow
+    _v4: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+    _v6: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
 
-    def allows(self, record: FlowRecord) -> bool:
+    def __post_init__(self) -> None:
+        for name, version in (("_v4", 4), ("_v6", 6)):
+            masks = tuple((int(n.network_address), int(n.netmask)) for n in self.networks if n.version == version)
+            object.__setattr__(self, name, masks)  # frozen: set once, here
+
+    def allows(self, record: FlowRecord, value: int | None = None) -> bool:
+        """Whether the rule allows the flow; `value` is int(record.dst) when the caller has it already."""
         if self.protocol is not None and record.protocol != self.protocol:
             return False
-        if self.ports and not any(low <= record.dst_port <= high for low, high in self.ports):
-            return False
-        return any(record.dst in network for network in self.networks)
+        if self.ports:
+            port = record.dst_port
+            for low, high in self.ports:
+                if low <= port <= high:
+                    break
+            else:
+                return False
+        dst = record.dst
+        if value is None:
+            value = int(dst)
+        for network, mask in self._v4 if isinstance(dst, IPv4Address) else self._v6:
+            if value & mask == network:
+                return True
+        return False
 
 
 class Allowlist:
@@ -42,7 +64,8 @@ class Allowlist:
 
     def match(self, record: FlowRecord) -> str | None:
         """The first rule that allows the flow, or None."""
+        value = int(record.dst)
         for rule in self.rules:
-            if rule.allows(record):
+            if rule.allows(record, value):
                 return rule.name
         return None

@@ -4,11 +4,16 @@ thresholds corrected for sampling, dry runs, the learned baseline, and allow rul
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from monitor.config.loader import ConfigError
 from monitor.flows.detectors import Finding
+from monitor.flows.policy import CompiledRule
 from monitor.flows.policy_metrics import FlowPolicyMetrics
 from monitor.flows.watch import FlowWatch
 from tests.conftest import Loader
@@ -228,3 +233,30 @@ def test_status_shows_unused_rules_problems_and_the_latest_flow(load_yaml_config
     assert {r["name"]: r["unused"] for r in status["allow"]}["asp-web"] is False
     assert status["latest_flow"] == h.clock.t + 1 and status["records"] == 2 and status["problems"] == []
     assert status["detectors"] == ["disallowed", "scan_hosts", "scan_ports", "bytes"]
+
+
+_networks = st.one_of(
+    st.builds(lambda a, n: ipaddress.IPv4Network((a, n), strict=False), st.integers(0, 2**32 - 1),
+              st.integers(0, 32)),
+    st.builds(lambda a, n: ipaddress.IPv6Network((a, n), strict=False), st.integers(0, 2**128 - 1),
+              st.integers(0, 128)),
+)  # fmt: skip
+_addresses = st.one_of(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+                       st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address))  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(networks=st.lists(_networks, max_size=4), dst=_addresses, near=st.booleans())
+def test_a_rule_allows_exactly_the_addresses_ipaddress_says_are_in_its_networks(
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    dst: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    near: bool,
+) -> None:
+    """The rule compares ints against precomputed masks; ipaddress' `in` is the reference (IPv4 and IPv6 apart:
+    ::a00:1 is not 10.0.0.1)."""
+    if near and networks:  # an address inside the first network, or just past its end
+        first = networks[0]
+        value = (int(first.network_address) + int(dst) % (first.num_addresses + 1)) % 2**first.max_prefixlen
+        dst = ipaddress.IPv4Address(value) if first.version == 4 else ipaddress.IPv6Address(value)
+    rule = CompiledRule("r", tuple(networks), None, ())
+    assert rule.allows(flow(dst=str(dst))) == any(dst in n for n in networks if n.version == dst.version)
