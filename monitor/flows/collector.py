@@ -36,7 +36,7 @@ from monitor.traps.receiver import ANCILLARY, SO_RXQ_OVFL, bind_udp, proc_udp_dr
 log = structlog.get_logger()
 UNKNOWN = "unknown"
 READ_BATCH = 256  # datagrams read per wake-up (~30 records each) before the loop gets a turn
-# ...or sooner, once this much time is spent: at ~11 us a record, 256 datagrams would hold the loop ~85 ms,
+# ...or sooner, once this much time is spent: at 11-30 us a record, 256 datagrams would hold the loop 85-230 ms,
 # and the probes' timers (whose lateness is their measured latency) share this loop. The socket stays
 # readable, so the rest is read on the next turn; the kernel buffer absorbs the difference.
 READ_BUDGET = 0.005
