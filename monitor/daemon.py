@@ -162,7 +162,7 @@ class Daemon:
         self.http_gate.limits = resolve_limits(self.inventory.daemon.http)  # sized against the raised limit
         now = self.clock.now()
         await asyncio.to_thread(self.store.open, now)
-        self._resume()
+        resumed = self._resume()
         await self.slo.load()
         if self.store.lease is not None:  # a store shared by several daemons: act only when leading
             holder = f"{socket.gethostname()}:{self.listen}#{os.getpid()}"
@@ -190,6 +190,9 @@ class Daemon:
             inv.module_limits,
         )
         self._scheduler.set_checks(inv.checks)
+        # outages open when the last run ended are probed first, not at their slot of the start-up spread:
+        # until each is probed, whether it went on or ended during the gap is unknown time in the month
+        self._scheduler.probe_soon(resumed)
         self.pipeline.recheck = self._scheduler.probe_soon
         self.state_collector.rebuild()
         self.state_collector.attached = True  # from here on results keep its text up to date
@@ -290,12 +293,13 @@ class Daemon:
                 self.store.heartbeat(self.clock.now())
                 await asyncio.sleep(STORE_HEARTBEAT_SECONDS)
 
-    def _resume(self) -> None:
+    def _resume(self) -> list[str]:
         """Checks DOWN or UNREACHABLE when the previous run ended start from there (see Engine.resume)."""
         prior = self.store.resumable_checks()
         if prior:
             self.engine.resume({cid: (State(state), since, reason) for cid, (state, since, reason) in prior.items()})
             log.info("outages_resumed", checks=len(prior))
+        return list(prior)
 
     async def _note_interruption(self, now: float) -> None:
         """The previous run ended (crash or stop) with incidents open: each timeline says monitoring was
