@@ -12,7 +12,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from monitor.config.sources import Loc, SourceMap
+from monitor.config.sources import Loc, SourceMap, key_text
 from monitor.config.types import printable
 
 # Keys that name a list item, in the order they are tried.
@@ -52,7 +52,7 @@ def describe_path(loc: Loc, data: Any) -> str:
                 parts.append(f'{current} "{name}"')
                 current = ""
         else:
-            current = f"{current}.{key}" if current else str(key)
+            current = f"{current}.{key_text(str(key))}" if current else key_text(str(key))
             node = node.get(key) if isinstance(node, dict) else None
     if current:
         parts.append(current)

@@ -81,11 +81,17 @@ def _line_of(text: str, index: int) -> int:
     return text.count("\n", 0, index) + 1
 
 
+def key_text(key: str) -> str:
+    """A mapping key as an error names it: quoted when it is blank or has spaces at either end, which a
+    bare key would leave invisible (`file:1:  : number too large`)."""
+    return f'"{key}"' if not key or key != key.strip() else key
+
+
 def _loc_text(loc: Loc) -> str:
     """targets[3].address: the path in the data, for errors found before the schema check."""
     out = ""
     for key in loc:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+        out += f"[{key}]" if isinstance(key, int) else (f".{key_text(key)}" if out else key_text(str(key)))
     return out
 
 

@@ -121,6 +121,8 @@ def test_a_few_aliases_still_work(tmp_path: Path) -> None:
         ("a: &x [1, *x]\n", "1: an alias refers to a node that contains it"),
         ("a: &x {b: *x}\n", "1: an alias refers to a node that contains it"),
         ("a: " + "[" * 70 + "]" * 70 + "\n", "1: nested more than 64 levels deep"),
+        ('" ": 18446744073709551616\n', '1: " ": number too large'),  # a blank key is named, not left invisible
+        ('" ": 1\n', '1: " ": unknown key'),
     ],
     ids=[
         "nul",
@@ -138,6 +140,8 @@ def test_a_few_aliases_still_work(tmp_path: Path) -> None:
         "recursive-list",
         "recursive-map",
         "deep",
+        "blank-key-too-large",
+        "blank-key-unknown",
     ],
 )
 def test_hostile_yaml_gives_a_file_line_error(tmp_path: Path, text: str, expected: str) -> None:
