@@ -141,13 +141,18 @@ def external(command: Callable[[int, Path], list[str]], count: Callable[[subproc
         sender.join()
         time.sleep(settle)
         used = cpu_of(process.pid) - before
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
         return count(process, work), used
+
+
+def interrupt(process: subprocess.Popen[str]) -> None:
+    """SIGINT (nfcapd and nfacctd write out what they hold on it), then kill if it does not end."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def nfcapd_command(port: int, work: Path) -> list[str]:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from typing import Any
 
 from bench.context import Context
-from bench.flow_bench import cpu_of, free_port, nfcapd_command, nfcapd_count
+from bench.flow_bench import cpu_of, free_port, interrupt, nfcapd_command, nfcapd_count
 from bench.flow_load import FlowSender
 
 
@@ -31,12 +30,7 @@ def nfcapd_phase(ctx: Context, rate: float) -> dict[str, Any]:
         sent = sender.records_sent()
         time.sleep(1.0)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
     received = nfcapd_count(process, work)
     window_records = (sent - sent0) or 1
     return {
