@@ -3,7 +3,8 @@
 Which socket to use is decided once: ICMP datagram sockets ("unprivileged ping") when the kernel's
 net.ipv4.ping_group_range admits our group (cheaper at scale: the kernel hands each socket only its
 own replies), raw sockets when we are root or hold CAP_NET_RAW, and otherwise every probe fails with
-an error that says how to fix the host.
+an error that says how to fix the host. Raw sockets are shared (`RawSockets`): the kernel hands every
+raw ICMP socket a copy of every ICMP packet, so a socket per probe in flight costs N^2 reads.
 
 The echo loop is ours, on icmplib's sockets: icmplib's ping swallows a refused send and reports
 "100% packet loss (0 sent)" with a loss ratio of 0. Here a send refused by this host (EPERM from its
@@ -14,7 +15,10 @@ and a probe that sent nothing exports no loss ratio at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +31,7 @@ from probes.base import Family, Limit, Measure, ProbeRequest, ProbeResult, Probe
 from probes.net import IPProtocol, ResolveError, resolve
 
 CAP_NET_RAW = 13
+RAW_RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes: the shared raw socket's, for the replies of ~8,000 echoes at once
 NOT_PERMITTED = (
     "ICMP not permitted: run as root or with CAP_NET_RAW, or allow ICMP datagram sockets with "
     "sysctl net.ipv4.ping_group_range"
@@ -89,6 +94,84 @@ def socket_mode(preference: str = "auto") -> str | None:
     return "datagram" if datagram else "raw" if raw else None
 
 
+class RawSockets:
+    """One raw ICMP socket per address family for all of this process's probes, and its replies handed
+    to the probe waiting for each (by identifier and sequence number, as icmplib matches them).
+
+    Why: every raw ICMP socket receives a copy of every ICMP packet the host receives. With one socket per
+    probe in flight, hundreds in flight at the national estate's ~500 echoes/s meant each reply copied and
+    read hundreds of times: the event loop saturated, replies were read after their probe's timeout or
+    dropped from full buffers, and every ICMP check went DOWN from our own load (a local failure shown as
+    the targets'). Here each packet is read once. Parsing is icmplib's (`_parse_reply`: echo replies and the
+    ICMP errors that quote our request)."""
+
+    READ_BURST = 256  # packets read per readiness callback before yielding to the loop
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[bool, icmplib.ICMPv4Socket | icmplib.ICMPv6Socket] = {}
+        self._waiting: dict[tuple[bool, int, int], tuple[str, asyncio.Future[icmplib.ICMPReply]]] = {}
+
+    def open(self, v6: bool) -> icmplib.ICMPv4Socket | icmplib.ICMPv6Socket:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests, `monitor probe`): the old readers are gone
+            self.close()
+            self._loop = loop
+        sock = self._sockets.get(v6)
+        if sock is None:
+            sock = (icmplib.ICMPv6Socket if v6 else icmplib.ICMPv4Socket)(None, True)
+            raw = sock._sock  # icmplib has no public non-blocking read
+            raw.setblocking(False)
+            _grow_receive_buffer(raw)
+            loop.add_reader(raw.fileno(), self._read, v6, sock)
+            self._sockets[v6] = sock
+        return sock
+
+    def send(self, request: icmplib.ICMPRequest, v6: bool) -> None:
+        self.open(v6).send(request)
+
+    async def receive(self, request: icmplib.ICMPRequest, v6: bool, seconds: float) -> icmplib.ICMPReply:
+        key = (v6, request.id, request.sequence)
+        future: asyncio.Future[icmplib.ICMPReply] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = (request.destination, future)
+        try:
+            return await asyncio.wait_for(future, seconds)
+        except TimeoutError:
+            raise icmplib.TimeoutExceeded(seconds) from None
+        finally:
+            if self._waiting.get(key, (None, None))[1] is future:
+                del self._waiting[key]
+
+    def _read(self, v6: bool, sock: icmplib.ICMPv4Socket | icmplib.ICMPv6Socket) -> None:
+        raw = sock._sock
+        for _ in range(self.READ_BURST):
+            try:
+                packet, address = raw.recvfrom(1024)
+            except OSError:  # BlockingIOError: read out
+                return
+            reply = sock._parse_reply(packet, address[0], time.time())
+            if reply is None:  # not an echo reply nor an error about an echo (another host's traffic)
+                continue
+            waiting = self._waiting.get((v6, reply.id, reply.sequence))
+            if waiting is None:
+                continue
+            destination, future = waiting
+            # an echo reply from another address is another process's ping with the same identifier
+            if reply.type in (0, 129) and reply.source != destination:
+                continue
+            if not future.done():
+                future.set_result(reply)
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            raw = sock._sock
+            if self._loop is not None and not self._loop.is_closed() and raw is not None:
+                self._loop.remove_reader(raw.fileno())
+            sock.close()
+        self._sockets.clear()
+        self._waiting.clear()
+
+
 class ICMPProbe:
     name = "icmp"
     settings_model = ICMPSettings
@@ -99,6 +182,7 @@ class ICMPProbe:
 
     def __init__(self) -> None:
         self._modes: dict[str, str | None] = {}
+        self._raw = RawSockets()
 
     def _mode(self, preference: str) -> str | None:
         if preference not in self._modes:
@@ -116,7 +200,7 @@ class ICMPProbe:
         gaps = (settings.count - 1) * settings.packet_interval
         per_packet = max(0.05, (request.timeout * 0.9 - gaps) / settings.count)
         try:
-            host, send_error = await _ping(ip, settings, per_packet, privileged=(mode == "raw"))
+            host, send_error = await _ping(ip, settings, per_packet, self._raw if mode == "raw" else None)
         except icmplib.SocketPermissionError:
             return ProbeResult.failure(NOT_PERMITTED)
         except icmplib.ICMPLibError as exc:
@@ -142,18 +226,51 @@ class ICMPProbe:
         return result
 
 
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Room for the replies of every probe in flight (~1 KiB each in the kernel): the default ~200 KiB
+    overflows when a thousand probes send at once, and a reply dropped here is loss we would report."""
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):  # FORCE: past rmem_max, as root
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, RAW_RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
+
+
+class _Shared:
+    """The shared raw socket of one address family, with an AsyncSocket's send and receive."""
+
+    def __init__(self, raw: RawSockets, v6: bool) -> None:
+        self.raw, self.v6 = raw, v6
+
+    def send(self, request: icmplib.ICMPRequest) -> None:
+        self.raw.send(request, self.v6)
+
+    async def receive(self, request: icmplib.ICMPRequest, seconds: float) -> icmplib.ICMPReply:
+        return await self.raw.receive(request, self.v6, seconds)
+
+
 async def _ping(
-    ip: str, settings: ICMPSettings, per_packet: float, privileged: bool
+    ip: str, settings: ICMPSettings, per_packet: float, raw: RawSockets | None
 ) -> tuple[icmplib.Host, str | None]:
     """icmplib's async_ping without its blind spot: a send error is classified, not swallowed.
 
     Returns the host's figures and the last non-local send error (None when every send went out).
     A send refused by this host raises LocalFailure unless a reply already came: then the target
     has answered and its figures stand."""
-    socket_class = icmplib.ICMPv6Socket if ":" in ip else icmplib.ICMPv4Socket
+    v6 = ":" in ip
     ident = icmplib.utils.unique_identifier()
     sent, rtts, send_error = 0, list[float](), None
-    with icmplib.AsyncSocket(socket_class(None, privileged)) as sock:
+    with contextlib.ExitStack() as stack:
+        sock: icmplib.AsyncSocket | _Shared
+        if raw is None:  # a datagram socket of our own: the kernel gives it only its replies
+            socket_class = icmplib.ICMPv6Socket if v6 else icmplib.ICMPv4Socket
+            sock = stack.enter_context(icmplib.AsyncSocket(socket_class(None, False)))
+        else:
+            raw.open(v6)  # here, not at the first send: a socket that cannot be opened is not a lost echo
+            sock = _Shared(raw, v6)
         for sequence in range(settings.count):
             if sequence:
                 await asyncio.sleep(settings.packet_interval)

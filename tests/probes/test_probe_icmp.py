@@ -110,6 +110,31 @@ async def test_concurrent_probes_do_not_mix_replies(ipv6_loopback: str) -> None:
         assert_clean_echo(result, 3)
 
 
+@needs_root
+async def test_many_probes_in_flight_share_one_raw_socket() -> None:
+    """1,500 probes in flight at once (the national estate's ICMP checks, several hundred at a time, with
+    3 echoes each) all come back clean through one raw socket. With a raw socket per probe every socket
+    was handed every reply: the replies of the others were read in every probe, timed out or were dropped
+    from full buffers, and the checks went DOWN for this host's load."""
+    probe = ICMPProbe()
+    settings = icmp_settings(sockets="raw", count=3)
+    addresses = [f"127.71.{i // 250}.{i % 250 + 1}" for i in range(1500)]
+    fds_before = len(os.listdir("/proc/self/fd"))
+
+    async def one(address: str) -> ProbeResult:
+        return await probe.run(ProbeRequest(address, None, None, 2.0), settings)
+
+    async with asyncio.timeout(20):
+        tasks = [asyncio.create_task(one(a)) for a in addresses]
+        await asyncio.sleep(0.05)
+        fds_in_flight = len(os.listdir("/proc/self/fd"))
+        results = await asyncio.gather(*tasks)
+    failed = [(a, r.error) for a, r in zip(addresses, results, strict=True) if not r.ok]
+    assert not failed, f"{len(failed)} of {len(addresses)} failed, e.g. {failed[:3]}"
+    assert all(r.values[LOSS] == 0.0 for r in results)
+    assert fds_in_flight - fds_before <= 2  # one socket per address family, not one per probe
+
+
 # --------------------------------------------------------------------------------- mode selection
 
 
