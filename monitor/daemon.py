@@ -48,6 +48,7 @@ from monitor.metrics.exposition import DaemonMetrics, StateCollector
 from monitor.pipeline import Pipeline
 from monitor.replies.desk import ReplyDesk
 from monitor.replies.receivers import Receiver, open_receivers
+from monitor.scheduling.loopwatch import LoopWatch
 from monitor.scheduling.runner import ProbeRunner
 from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
@@ -144,6 +145,7 @@ class Daemon:
         self.flow_sinks: list[FlowSink] = [self.security]
         self.flow_metrics = FlowMetrics(self.registry)
         self.flows: FlowCollector | None = None
+        self.loop_watch = LoopWatch()  # how late the event loop runs: a probe starved by it is a gap (runner)
         self._agents: dict[str, tuple[str, ...]] = {}  # address -> targets, for traps
         self._scheduler: Scheduler | None = None
         self._runner: ProbeRunner | None = None
@@ -180,7 +182,8 @@ class Daemon:
             self.monthly.start()
             await self.reports.start()
         self.probes = create_probes()
-        self._runner = ProbeRunner(self.probes, self.clock)
+        self.loop_watch.start()
+        self._runner = ProbeRunner(self.probes, self.clock, self.loop_watch)
         inv = self.inventory
         self._scheduler = Scheduler(
             self._execute,
@@ -260,6 +263,7 @@ class Daemon:
             self.traps.close()
         if self.flows is not None:
             self.flows.close()
+        self.loop_watch.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

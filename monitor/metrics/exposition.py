@@ -160,7 +160,8 @@ class DaemonMetrics:
         self.local_failures = Counter(
             "monitor_probe_local_failures_total",
             "Probes that could not be done because of this host (no file descriptor left, a send refused by "
-            "the local firewall), by probe kind and errno: monitoring gaps, never counted as target failures.",
+            "the local firewall), by probe kind and errno (or `overload`: a timeout this daemon's late event loop "
+            "caused): monitoring gaps, never counted as target failures.",
             ["kind", "reason"],
             registry=registry,
         )

@@ -14,10 +14,15 @@ from monitor.clock import Clock
 from monitor.config.model import Thresholds
 from monitor.config.types import format_duration
 from monitor.core.inventory import Check
+from monitor.scheduling.loopwatch import LoopWatch
 from probes import base, registry
 from probes.base import Limit, Measure, ProbeKind, ProbeResult, Progress
 
 log = structlog.get_logger()
+# A probe that timed out after losing more than this share of its timeout to this daemon's late event loop
+# could not have been heard in time: its timeout says nothing about the target.
+STARVED_SHARE = 0.5
+OVERLOADED = "overload"  # result.local (the `reason` of monitor_probe_local_failures_total) for such a probe
 
 
 def degraded_reason(
@@ -51,21 +56,36 @@ def timed_out(timeout: float, progress: Progress) -> ProbeResult:
     return ProbeResult.failure(error, phases=dict(progress.phases), info=dict(progress.facts), phase=progress.phase)
 
 
+def starved(timeout: float, stalled: float) -> ProbeResult:
+    """A timeout that this daemon's own event loop caused: a monitoring gap (result.local), not the target's."""
+    error = (
+        f"monitoring gap: this daemon was overloaded (its event loop ran {stalled:.1f}s late during the "
+        f"probe's {format_duration(timeout)} timeout): the target was not heard in time, not found down"
+    )
+    return ProbeResult(ok=False, error=error, local=OVERLOADED)
+
+
 class ProbeRunner:
-    def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock) -> None:
+    def __init__(self, probes: Mapping[str, ProbeKind[Any]], clock: Clock, loop_watch: LoopWatch | None = None) -> None:
         self.probes = probes
         self.clock = clock
+        self.loop_watch = loop_watch
         self._limits = registry.limits()
 
     async def run(self, check: Check) -> ProbeResult:
         started = time.perf_counter()
+        behind = self.loop_watch.behind() if self.loop_watch is not None else 0.0
         progress = Progress()  # per run: the probe writes how far it got, read below if the timeout cuts it off
         request = check.request.with_progress(progress)
         try:
             async with asyncio.timeout(check.timeout):
                 result = await self.probes[check.kind].run(request, check.settings)
         except TimeoutError:
-            result = timed_out(check.timeout, progress)
+            stalled = self.loop_watch.behind() - behind if self.loop_watch is not None else 0.0
+            if stalled > STARVED_SHARE * check.timeout:
+                result = starved(check.timeout, stalled)
+            else:
+                result = timed_out(check.timeout, progress)
         except base.LocalFailure as exc:  # this host failed (EMFILE, local firewall): a gap, not the target
             result = exc.result()
         except Exception as exc:  # a bug in a probe must not stop the scheduler
