@@ -40,6 +40,7 @@ from bench.procs import Proc, Processes, free_port, http_get, machine_busy, wait
 from monitor.demo.estate import Estate, SimServer
 
 PORTS = {"tcp": 2222, "http": 8080, "https": 8443, "dns": 5353, "snmp": 1161}
+OCSP_PORT = 80  # OCSP checks of CSV rows have no port of their own
 SNMP_PROCESSES = 2
 SCRAPE_INTERVAL = 15.0
 LAG = "monitor_scheduler_lag_seconds"
@@ -117,10 +118,21 @@ def simulated(directory: Path) -> Estate:
     for row in _rows(directory):
         hostname = row.get("hostname") or f"{row['name']}.bench.lgwan.example"
         estate.dns_zone[hostname] = row["address"]
-        for module in sorted(_modules_of(row)):
+        listeners: set[tuple[str, int]] = set()
+        for module, port in [(m, None) for m in row.get("modules", [])] + [
+            (c["module"], c.get("port")) for c in row.get("checks", [])
+        ]:
             proto = PROTO.get(module)
-            if proto is not None:
-                port = PORTS["https" if proto == "https" else proto]
+            if proto is None:
+                continue
+            # an OCSP check without a port of its own asks http://address/ (port 80: the bench runs as root)
+            port = port or (OCSP_PORT if module == "jpki_ocsp" else PORTS["https" if proto == "https" else proto])
+            if module == "jpki_ocsp":  # the simulator answers OCSP and the API only on hosts that serve them
+                estate.ocsp_hosts.add(row["name"])
+            elif module == "chukan_api":
+                estate.api_hosts.add(row["name"])
+            if (proto, port) not in listeners:
+                listeners.add((proto, port))
                 estate.servers.append(SimServer(row["name"], row["address"], port, proto, hostname))  # type: ignore[arg-type]
     return estate
 

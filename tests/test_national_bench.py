@@ -45,7 +45,7 @@ def test_every_polled_check_has_its_simulated_peer(written: tuple[Path, Inventor
                 missing.append(check.id)
         elif check.kind != "icmp":
             # the module's port, or the check's own (an OCSP check's responder URL is http://address:port/)
-            port = check.request.port or getattr(check.settings, "port", None) or national_bench.PORTS["http"]
+            port = check.request.port or getattr(check.settings, "port", None) or national_bench.OCSP_PORT
             if (address, port) not in listening:
                 missing.append(check.id)
     assert not missing, missing[:10]
