@@ -23,22 +23,32 @@ log = structlog.get_logger()
 # could not have been heard in time: its timeout says nothing about the target.
 STARVED_SHARE = 0.5
 OVERLOADED = "overload"  # result.local (the `reason` of monitor_probe_local_failures_total) for such a probe
+# DEGRADED thresholds on what a late loop inflates (the probe's duration, round trips, echoes read too late):
+# not judged on a probe that lost more than STARVED_SHARE of its duration to the loop
+TIMING_LIMITS = frozenset({"rtt", "loss_ratio"})
+MIN_STALL = 0.1  # seconds: a loop this little late is the ordinary jitter of a busy loop, not an overload
 
 
 def degraded_reason(
-    result: ProbeResult, limits: Thresholds, now: float, rules: tuple[tuple[Measure, Limit], ...]
+    result: ProbeResult,
+    limits: Thresholds,
+    now: float,
+    rules: tuple[tuple[Measure, Limit], ...],
+    timing_trusted: bool = True,
 ) -> str | None:
     """Why an ok result still counts as DEGRADED, or None: the probe took too long, or a measured value
-    is past the threshold its kind declares on it (`rules`: registry.limits())."""
+    is past the threshold its kind declares on it (`rules`: registry.limits()). Without `timing_trusted`
+    (this daemon's loop ran late during the probe) its timings say nothing of the target's: only the other
+    thresholds (certificate expiry, CRL) are judged."""
     if not result.ok:
         return None
-    if limits.latency is not None and result.duration > limits.latency:
+    if timing_trusted and limits.latency is not None and result.duration > limits.latency:
         return f"slow: {result.duration:.3f}s (limit {format_duration(limits.latency)})"
     values = result.values
     given: dict[str, Any] | None = None
     for measure, rule in rules:
         value = values.get(measure.key)
-        if value is None:
+        if value is None or (not timing_trusted and rule.setting in TIMING_LIMITS):
             continue
         if given is None:  # only for a result with a value that has a threshold: a dump costs microseconds
             given = limits.model_dump(exclude_none=True)
@@ -81,7 +91,7 @@ class ProbeRunner:
             async with asyncio.timeout(check.timeout):
                 result = await self.probes[check.kind].run(request, check.settings)
         except TimeoutError:
-            stalled = self.loop_watch.behind() - behind if self.loop_watch is not None else 0.0
+            stalled = self._stalled(behind)
             if stalled > STARVED_SHARE * check.timeout:
                 result = starved(check.timeout, stalled)
             else:
@@ -101,5 +111,11 @@ class ProbeRunner:
             result.phase = "done" if result.ok else progress.phase
         result.finished_at = self.clock.now()
         if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
-            result.degraded = degraded_reason(result, check.degraded, result.finished_at, self._limits)
+            stalled = self._stalled(behind)
+            trusted = stalled <= STARVED_SHARE * result.duration or stalled < MIN_STALL
+            result.degraded = degraded_reason(result, check.degraded, result.finished_at, self._limits, trusted)
         return result
+
+    def _stalled(self, behind_at_start: float) -> float:
+        """Seconds this daemon's event loop ran late since `behind_at_start` (LoopWatch.behind)."""
+        return self.loop_watch.behind() - behind_at_start if self.loop_watch is not None else 0.0

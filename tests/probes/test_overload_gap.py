@@ -54,8 +54,9 @@ async def checks(tmp_path: Path) -> AsyncIterator[Mapping[str, Check]]:
 
 
 async def _hog(seconds: float) -> None:
-    """CPU work holding the event loop, as a long rendering or a burst of results does."""
-    await asyncio.sleep(0.1)
+    """CPU work holding the event loop, as a long rendering or a burst of results does: from the probe's first
+    wait on (the task starts when the runner first yields)."""
+    await asyncio.sleep(0)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
@@ -114,3 +115,16 @@ async def test_loop_watch_counts_a_stall_once() -> None:
         watch.stop()
     assert quiet < 0.05
     assert 0.4 < stalled < 0.6
+
+
+async def test_latency_inflated_by_our_loop_is_not_degraded(checks: Mapping[str, Check], tmp_path: Path) -> None:
+    """A server that answers at once, read after a 0.6 s stall of our loop: up, and not DEGRADED by the
+    latency threshold that the stall alone crossed; on a free loop the same threshold still judges."""
+    text = (tmp_path / "monitor.yml").read_text(encoding="utf-8")
+    (tmp_path / "monitor.yml").write_text(text.replace("timeout: 1s}", "timeout: 1s, degraded: {latency: 300ms}}"))
+    strict = load_config(tmp_path / "monitor.yml").inventory.checks
+    late = await _run(strict, "up", 0.6)
+    assert late.ok and late.duration > 0.3
+    assert late.degraded is None
+    free = await _run(strict, "up", None)
+    assert free.ok and free.degraded is None and free.duration < 0.3
