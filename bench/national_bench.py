@@ -36,6 +36,8 @@ import yaml
 
 from bench import promtext
 from bench.context import MONITOR, prometheus_argv
+from bench.daemon_phase import _memory as daemon_memory
+from bench.daemon_phase import _validate as validate
 from bench.procs import Proc, Processes, free_port, http_get, machine_busy, wait_http
 from monitor.demo.estate import Estate, SimServer
 
@@ -214,20 +216,12 @@ def _window(daemons: list[Proc], urls: list[str], seconds: float, others: list[P
         "machine_busy_cores": round((busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * (os.cpu_count() or 1), 3)
         if busy1[1] > busy0[1]
         else None,
-        "memory_mb": _memory(daemons),
+        "memory_mb": {k: round(v, 1) for k, v in daemon_memory(daemons).items()},
     }
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
-
-
-def _memory(daemons: list[Proc]) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for proc in daemons:
-        for key, value in proc.memory().items():
-            total[key] = round(total.get(key, 0.0) + value, 1)
-    return total
 
 
 def _verdicts(urls: list[str]) -> dict[str, float]:
@@ -242,8 +236,8 @@ def _verdicts(urls: list[str]) -> dict[str, float]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     config_dir = workdir / "estate"
     config = write_estate(config_dir)
-    checked = os.popen(f"{MONITOR} check-config {config} 2>&1").read()
-    result: dict[str, Any] = {"shards": args.shards, "check_config": checked.strip().splitlines()[-1:]}
+    validate(str(config), None)  # the generated config must load: its error, not a daemon that never starts
+    result: dict[str, Any] = {"shards": args.shards}
     with Processes(workdir) as procs:
         serve = [sys.executable, "-m", "bench.national_bench"]
         network = procs.start("network", [*serve, "serve-network", str(config_dir)])

@@ -110,7 +110,9 @@ class ProbeRunner:
         if not result.phase:
             result.phase = "done" if result.ok else progress.phase
         result.finished_at = self.clock.now()
-        if result.degraded is None or not result.ok:  # a probe's own verdict (an SNMP threshold) stands
+        if not result.ok:
+            result.degraded = None
+        elif result.degraded is None:  # a probe's own verdict (an SNMP threshold) stands
             stalled = self._stalled(behind)
             trusted = stalled <= STARVED_SHARE * result.duration or stalled < MIN_STALL
             result.degraded = degraded_reason(result, check.degraded, result.finished_at, self._limits, trusted)
