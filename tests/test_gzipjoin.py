@@ -6,21 +6,41 @@ from __future__ import annotations
 import gzip
 import zlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.metrics.gzipjoin import crc32_combine, join, part
+from monitor.metrics.gzipjoin import combine, crc32_combine, join, part, py_crc32_combine
+
+# the system libz's (through ctypes, what runs here) and the fallback written in Python
+COMBINES = pytest.mark.parametrize("combine_crc", [crc32_combine, py_crc32_combine], ids=["libz", "python"])
 
 
+def test_the_system_libz_is_used() -> None:
+    assert crc32_combine is not py_crc32_combine  # the fallback is ~35x slower: a machine without libz is odd
+
+
+@COMBINES
 @settings(max_examples=200, deadline=None)
 @given(a=st.binary(max_size=3000), b=st.binary(max_size=3000))
-def test_crc32_combine_is_zlibs(a: bytes, b: bytes) -> None:
-    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+def test_crc32_combine_is_zlibs(combine_crc, a: bytes, b: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert combine_crc(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
-def test_crc32_combine_of_a_long_second_part() -> None:
+@COMBINES
+def test_crc32_combine_of_a_long_second_part(combine_crc) -> None:  # type: ignore[no-untyped-def]
     b = bytes(range(256)) * 40_000  # 10 MB: every bit of the length's table used up to 2^23
-    assert crc32_combine(zlib.crc32(b"head"), zlib.crc32(b), len(b)) == zlib.crc32(b"head" + b)
+    assert combine_crc(zlib.crc32(b"head"), zlib.crc32(b), len(b)) == zlib.crc32(b"head" + b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(groups=st.lists(st.lists(st.binary(max_size=1500), max_size=5), max_size=5))
+def test_combined_parts_join_like_their_members(groups: list[list[bytes]]) -> None:
+    """A family's part made of its segments' parts, then joined with others: the same gzip body content."""
+    body = join([combine(part(p) for p in group) for group in groups])
+    reader = zlib.decompressobj(wbits=31)
+    assert reader.decompress(body) == b"".join(b"".join(group) for group in groups)
+    assert reader.eof and not reader.unused_data
 
 
 @settings(max_examples=100, deadline=None)

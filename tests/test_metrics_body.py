@@ -22,14 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.engine import Engine
 from monitor.metrics import protobuf
-from monitor.metrics.body import BodyCache
+from monitor.metrics.body import BIG_CHUNK, BodyCache, segments
 from monitor.metrics.exposition import DaemonMetrics, StateCollector, exposition
 from monitor.metrics.negotiation import OPENMETRICS_TYPE, PROTOBUF_TYPE, TEXT_TYPE, Format, choose
 from monitor.scheduling.scheduler import SchedulerMetrics
 from probes import base
 from probes.base import ProbeResult
 from tests.conftest import Loader
-from tests.test_metrics import CONFIG, snmp_result
+from tests.test_metrics import CONFIG, fresh, snmp_result
 
 PROMETHEUS_2_DEFAULT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -355,3 +355,48 @@ def test_a_provider_may_give_whole_numbers_as_int() -> None:
 
     assert [number(v) for v in (3, 0, 1, -7, 2**60)] == ["3.0", "0.0", "1.0", "-7.0", "1.152921504606847e+18"]
     assert number(3) == number(3.0) and number(2.5) == "2.5"
+
+
+def test_segments_cut_big_chunks_alone_and_runs_of_small_ones_together() -> None:
+    big = "x" * BIG_CHUNK
+    chunks = {"a": "1\n", "b": "2\n", "dev1": big, "dev2": big + "y", "c": "3\n"}
+    assert segments(chunks) == [("a", ("1\n", "2\n")), ("dev1", (big,)), ("dev2", (big + "y",)), ("c", ("3\n",))]
+    assert segments({}) == []
+
+
+def _interfaces(count: int, octets: float) -> ProbeResult:
+    """A device poll with `count` interfaces: each device's chunk of an interface family is a segment."""
+    result = ProbeResult(ok=True, duration=0.02, finished_at=1_700_000_002.0 + octets)
+    for index in range(1, count + 1):
+        labels = (("if_index", str(index)), ("if_name", f"GigabitEthernet0/{index}"), ("if_alias", "LGWAN"))
+        result.series.append(base.Series("monitor_if_in_octets_total", "Octets in.", "counter", labels, octets))
+    return result
+
+
+def test_a_changed_device_redeflates_its_own_segment_only(load_yaml_config: Loader) -> None:
+    """Two devices' interfaces in one family; one is polled again between two scrapes: the other's deflated
+    segment is kept (the same object), the family's part is remade, and the body holds a fresh rendering's
+    samples in text and OpenMetrics."""
+    two_devices = CONFIG.replace(", parent: tokyo-edge, modules: [ping]", ", parent: tokyo-edge, modules: [ping, snmp]")
+    engine = Engine(load_yaml_config(two_devices).inventory)
+    registry = CollectorRegistry()
+    collector = StateCollector(engine)
+    collector.rebuild()
+    collector.attached = True
+    cache = BodyCache(registry, collector, max_age=0)
+    observe(engine, collector, "tokyo-edge/snmp", _interfaces(48, 1.0))
+    observe(engine, collector, "osaka-edge/snmp", _interfaces(48, 2.0))
+    for fmt in (Format.TEXT, Format.OPENMETRICS):
+        asyncio.run(cache.get(fmt, True))
+    family = "monitor_if_in_octets_total"
+    before = dict(cache._segments[family])
+    assert set(before) == {"tokyo-edge/snmp", "osaka-edge/snmp"}
+    observe(engine, collector, "tokyo-edge/snmp", _interfaces(48, 3.0))
+    for fmt in (Format.TEXT, Format.OPENMETRICS):
+        body = unzip(asyncio.run(cache.get(fmt, True)))
+        want = text_samples(fresh(registry, engine))
+        got = decoded(fmt, body)
+        assert without_created(got) == without_created(want), fmt
+    after = cache._segments[family]
+    assert after["osaka-edge/snmp"][1] is before["osaka-edge/snmp"][1]
+    assert after["tokyo-edge/snmp"][1] is not before["tokyo-edge/snmp"][1]
