@@ -278,7 +278,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "global": {"scrape_interval": f"{SCRAPE_INTERVAL:g}s", "scrape_timeout": "10s"},
             "scrape_configs": [{"job_name": "monitor", "static_configs": [{"targets": targets}]}],
         }))  # fmt: skip
-        prometheus = procs.start("prometheus", prometheus_argv(prom_config, prom_listen))
+        argv = prometheus_argv(prom_config, prom_listen)
+        if args.prometheus_nice:  # a diagnosis: Prometheus on the same 2 cores, yielding them to the daemon
+            argv = ["nice", "-n", str(args.prometheus_nice), *argv]
+        prometheus = procs.start("prometheus", argv)
         wait_http(f"http://{prom_listen}/-/ready", prometheus)
         time.sleep(args.prom_warmup)
         scraped = _window(daemons, urls, args.duration, [*peers, prometheus])
@@ -322,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=150.0, help="seconds from the start to the first window")
     parser.add_argument("--duration", type=float, default=90.0, help="seconds per window")
     parser.add_argument("--prom-warmup", type=float, default=35.0, help="seconds from starting Prometheus")
+    parser.add_argument(
+        "--prometheus-nice",
+        type=int,
+        default=0,
+        help="run Prometheus at this nice level: tells the daemon's own scrape cost from the CPU Prometheus "
+        "takes parsing 738k samples on the same two cores (in production it runs on a host of its own)",
+    )
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/national-<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = parser.parse_args(argv)

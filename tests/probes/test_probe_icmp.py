@@ -380,3 +380,12 @@ def test_unprivileged_user_is_not_permitted(netns: None, tmp_path: Path) -> None
     [result] = forced["results"]
     assert not result["ok"]
     assert result["error"] == NOT_PERMITTED
+
+
+def test_the_echo_payload_is_a_fixed_pattern_of_the_configured_size() -> None:
+    """As iputils ping: no random bytes drawn per echo (6 % of the loop at the national estate's rate)."""
+    from probes.icmp import payload
+
+    assert len(payload(56)) == 56 and len(payload(0)) == 0 and len(payload(1400)) == 1400
+    assert payload(56) is payload(56)
+    assert payload(4) == b"\x10\x11\x12\x13"
