@@ -57,6 +57,11 @@ def openmetrics_header(name: str, help_text: str, kind: str) -> str:
     return f"# TYPE {name} {kind}\n# HELP {name} {help_text}\n"
 
 
+def _header(view: FamilyView, fmt: Format) -> str:
+    """The # HELP and # TYPE lines of a text or OpenMetrics family."""
+    return (openmetrics_header if fmt is Format.OPENMETRICS else text_header)(view.name, view.help, view.type)
+
+
 BIG_CHUNK = 2048  # characters: a subject's text worth a deflated segment of its own (~12 interface lines)
 
 
@@ -180,14 +185,12 @@ class BodyCache:
             raise RuntimeError(f"{view.name}: no chunks and nothing cached")
         if fmt is Format.PROTOBUF:
             return self._protobuf_family(view, view.chunks)
-        header = openmetrics_header if fmt is Format.OPENMETRICS else text_header
-        return (header(view.name, view.help, view.type) + "".join(view.chunks.values())).encode()
+        return (_header(view, fmt) + "".join(view.chunks.values())).encode()
 
     def _deflated_family(self, view: FamilyView, fmt: Format) -> gzipjoin.Part:
         if fmt is Format.PROTOBUF or view.chunks is None:  # protobuf: one message per family, kept per chunk
             return _deflate(self._family(view, fmt))
-        header = openmetrics_header if fmt is Format.OPENMETRICS else text_header
-        parts = [_deflate(header(view.name, view.help, view.type).encode())]
+        parts = [_deflate(_header(view, fmt).encode())]
         before = self._segments.get(view.name, {})
         now: dict[str, tuple[tuple[str, ...], gzipjoin.Part]] = {}
         for key, texts in segments(view.chunks):

@@ -63,12 +63,17 @@ def py_crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
 
 def _libz_combine() -> Callable[[int, int, int], int] | None:
-    name = ctypes.util.find_library("z")
-    if name is None:
-        return None
-    try:
-        fn = ctypes.CDLL(name).crc32_combine
-    except (OSError, AttributeError):
+    # the soname first: find_library runs ldconfig in a subprocess, a cost at each start for nothing
+    for name in ("libz.so.1", None):
+        path = name or ctypes.util.find_library("z")
+        if path is None:
+            return None
+        try:
+            fn = ctypes.CDLL(path).crc32_combine
+            break
+        except (OSError, AttributeError):
+            continue
+    else:
         return None
     fn.restype = ctypes.c_ulong
     fn.argtypes = (ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long)
