@@ -81,6 +81,7 @@ class Daemon:
         listen: str | None = None,
         data_dir: Path | None = None,
         trap_listen: str | None = None,
+        flow_listen: str | None = None,
         shard: tuple[int, int] = (1, 1),
     ) -> None:
         self.config_path = loaded.path
@@ -139,6 +140,7 @@ class Daemon:
         self._reply_receivers: list[Receiver] = []  # the SMTP listener, the IMAP poller
         self.trap_listeners: list[Callable[[TrapEvent], None]] = [self._security_trap]
         self.trap_listen = trap_listen  # overrides traps.listen (and enables the receiver without a traps section)
+        self.flow_listen = flow_listen  # overrides flows.listen (shards on one host each need their own)
         self.trap_metrics = TrapMetrics(self.registry)
         self.traps: TrapReceiver | None = None
         # consumers of decoded flow records: the security desk judges them against each connection's flow policy
@@ -209,7 +211,8 @@ class Daemon:
         await self._start_traps(inv)
         self._reply_receivers = await open_receivers(self.replies, inv.response.incidents.mail_replies)
         if inv.flows is not None:
-            self.flows = await start_collector(inv.flows, self.flow_metrics, self.flow_sinks)
+            listen = parse_listen(self.flow_listen) if self.flow_listen else None
+            self.flows = await start_collector(inv.flows, self.flow_metrics, self.flow_sinks, listen)
         self._spawn(self._heartbeat())
         self._spawn(self.capacity.run())
         self._spawn(self.capacity_figures.run())
@@ -404,7 +407,10 @@ class Daemon:
         except OSError as exc:  # e.g. port 162 without root: the daemon still polls; the log says why
             host, port = receiver.address
             log.error("trap_listener_failed", listen=f"{host}:{port}", error=exc.strerror or str(exc))
+            self.trap_metrics.up.labels(f"{host}:{port}").set(0)
             return
+        host, port = receiver.address
+        self.trap_metrics.up.labels(f"{host}:{port}").set(1)
         self.traps = receiver
         self._spawn(receiver.watch_rejections())
 

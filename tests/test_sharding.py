@@ -52,3 +52,24 @@ def test_the_example_estate_splits_into_disjoint_shares_whose_union_is_everythin
     for code in ("01", "13", "47"):
         names = [c for c in whole.checks if c.startswith((f"pref{code}-", f"lgwan-{code}-"))]
         assert len({owned[c] for c in names}) == 1
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_security_connection_and_its_organisations_targets_share_a_shard(count: int) -> None:
+    """The disconnect playbook runs where the connection's interface check is and verifies the cut on the
+    organisation's targets: they must be probed there, even when they hang off another prefecture."""
+    import dataclasses
+
+    whole = load_config(ROOT / "config" / "monitor.yml").inventory
+    assert whole.security is not None
+    (connection, *_) = whole.security.connections
+    far = sorted(t for t in whole.targets if t.startswith("lgwan-47-"))[:1]  # another prefecture's circuit
+    moved = connection.model_copy(update={"targets": [*connection.targets, *far]})
+    whole = dataclasses.replace(whole, security=whole.security.model_copy(update={"connections": [moved]}))
+    homes = [i for i in range(1, count + 1) if connection.check in shard_inventory(whole, i, count).checks]
+    owner = next(i for i in homes if shard_inventory(whole, i, count).checks[connection.check].exported)
+    part = shard_inventory(whole, owner, count)
+    assert part.security is not None and [c.name for c in part.security.connections] == [connection.name]
+    for name in moved.targets:
+        assert name in part.targets and name not in part.context, name
+    assert part.estate is whole and whole.estate is whole  # names in the config resolve against all of it

@@ -22,6 +22,7 @@ def add_parser(sub: Subparsers) -> None:
     run.add_argument("--no-uvloop", action="store_true", help="use the default asyncio event loop")
     run.add_argument("--shard", metavar="i/N", help="probe and export only share i of N (stable hash; see README)")
     run.add_argument("--trap-listen", metavar="HOST:PORT", help="receive SNMP traps here (overrides traps.listen)")
+    run.add_argument("--flow-listen", metavar="HOST:PORT", help="receive flow export here (overrides flows.listen)")
     run.set_defaults(func=cmd_run)
 
 
@@ -39,7 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"monitor run: {exc}", file=sys.stderr)
         return 2
-    daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir, trap_listen=args.trap_listen, shard=shard)
+    daemon = Daemon(loaded, listen=args.listen, data_dir=args.data_dir, trap_listen=args.trap_listen,
+                    flow_listen=args.flow_listen, shard=shard)  # fmt: skip
 
     async def main() -> int:
         await daemon.run()

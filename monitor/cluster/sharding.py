@@ -1,10 +1,13 @@
 """`monitor run --shard i/N`: N daemons split the estate, each probing and exporting its own share.
 
 What must stay together goes to one shard: a target with everything behind it below the top of the
-topology (a prefecture's edge router, switches, firewall, access point and municipal circuits), and all
+topology (a prefecture's edge router, switches, firewall, access point and municipal circuits), all
 the targets of one service (so a service's state, its SLO and its report rows are computed whole, by
-one daemon). Such a group is placed by rendezvous hashing of its name: stable across restarts and
-machines, and when N changes only the groups that must move do.
+one daemon), and a security connection's interface check with the organisation's targets (its
+playbook verifies a cut on them). Names in the config (a flow allow-list's destinations) resolve
+against the whole estate on every shard (`Inventory.estate`). Such a group is placed by rendezvous
+hashing of its name: stable across restarts and machines, and when N changes only the groups that
+must move do.
 
 Root cause across shards: a shard also probes the ancestors of its targets that belong to other shards
 (their reachability checks only), as *context*: it needs their state to call its own targets
@@ -64,6 +67,15 @@ def groups(inventory: Inventory) -> dict[str, str]:
         members = sorted({inventory.checks[c].target.name for c in service.check_ids})
         for other in members[1:]:
             union(members[0], other)
+    # a connection's disconnect playbook runs where its interface check is, and verifies the cut on the
+    # organisation's own targets there: they need those targets' states
+    for connection in inventory.security.connections if inventory.security is not None else ():
+        check = inventory.checks.get(connection.check)
+        if check is None:
+            continue
+        for other in connection.targets:
+            if other in inventory.targets:
+                union(check.target.name, other)
     return {name: find(name) for name in inventory.targets}
 
 
@@ -108,6 +120,7 @@ def shard_inventory(inventory: Inventory, index: int, count: int) -> Inventory:
         security=security,
         shard=(index, count),
         context=frozenset(context),
+        whole=inventory,
     )
 
 

@@ -106,6 +106,14 @@ class Inventory:
     reports: ReportsConfig = field(default_factory=ReportsConfig)  # the approved report's distribution
     shard: tuple[int, int] = (1, 1)  # this daemon's share of the estate (--shard i/N)
     context: frozenset[str] = frozenset()  # other shards' targets, probed here only for root cause
+    # A shard's part keeps the whole configured estate: a name in the config (a flow allow-list's "to: juki-net")
+    # means the same on every shard, wherever that target is probed. None: this is the whole estate.
+    whole: Inventory | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def estate(self) -> Inventory:
+        """The whole configured estate, which names in the config are resolved against."""
+        return self.whole or self
 
 
 def reachability_checks(inventory: Inventory, target: str) -> tuple[str, ...]:

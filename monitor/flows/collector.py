@@ -135,6 +135,14 @@ class FlowMetrics:
             registry=registry,
         )
         self.dropped.labels("kernel")  # at 0 from the start: rate() and alerts see the first drop
+        self.up = Gauge(
+            "monitor_flow_collector_up",
+            "1 while the flow collector is bound to its address, 0 when binding it failed (address taken by "
+            "another process, privileged port): then nothing is detected from flows, a local failure. Absent when "
+            "not configured.",
+            ["listen"],
+            registry=registry,
+        )
 
 
 @dataclass(slots=True)
@@ -413,5 +421,8 @@ async def start_collector(
     except OSError as exc:
         host, port = collector.address
         log.error("flow_collector_failed", listen=f"{host}:{port}", error=exc.strerror or str(exc))
+        metrics.up.labels(f"{host}:{port}").set(0)
         return None
+    host, port = collector.address
+    metrics.up.labels(f"{host}:{port}").set(1)
     return collector

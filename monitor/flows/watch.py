@@ -224,7 +224,7 @@ class FlowWatch:
             self._policies.pop(name, None)
             return None
         config = connection.flows
-        allowlist = Allowlist(config.allow, inventory)
+        allowlist = Allowlist(config.allow, inventory.estate)  # a shard's too: the names of every shard
         if current is not None and current.config == config and current.allowlist.rules == allowlist.rules:
             current.inventory_id = id(inventory)  # a reload that changed nothing here keeps the state
             return current

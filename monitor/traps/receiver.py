@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.config.traps import TrapsConfig
 from monitor.traps.decode import TrapEvent, decode_notification, decode_trap, snmp_version, v3_envelope_ok
@@ -89,6 +89,14 @@ class TrapMetrics:
         )
         for reason in ("kernel", "backlog"):  # at 0 from the start: rate() and alerts see the first drop
             self.dropped.labels(reason)
+        self.up = Gauge(
+            "monitor_trap_listener_up",
+            "1 while the trap listener is bound to its address, 0 when binding it failed (address taken by "
+            "another process, port 162 without root): then traps re-poll nothing, a local failure. Absent when "
+            "not configured.",
+            ["listen"],
+            registry=registry,
+        )
 
 
 @dataclass(slots=True)
@@ -144,10 +152,13 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
 def bind_udp(host: str, port: int, receive_buffer: int) -> tuple[socket.socket, int]:
     """A non-blocking UDP socket bound to (host, port) with its receive queue at `receive_buffer` and the
     kernel's drop count (SO_RXQ_OVFL) asked for, and the queue size granted; OSError (address taken,
-    privileged port) with nothing left open. The trap receiver and the flow collector listen alike."""
+    privileged port) with nothing left open. The trap receiver and the flow collector listen alike.
+
+    No SO_REUSEADDR: on UDP it lets a second daemon bind the same port, and Linux then gives each
+    datagram to one of them only, so traps and flows would silently go to whichever bound last (a
+    second shard on the host, a test daemon). UDP has no TIME_WAIT for it to help with."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         granted = set_receive_buffer(sock, receive_buffer)
         if SO_RXQ_OVFL is not None:
             with contextlib.suppress(OSError):  # then /proc alone tells of drops

@@ -105,3 +105,63 @@ async def test_the_daemon_collects_flows_for_its_sinks(tmp_path: Path) -> None:
     finally:
         daemon.stop()
         await daemon.shutdown()
+
+
+async def test_a_second_daemon_on_the_same_addresses_fails_to_bind_and_the_first_keeps_its_datagrams(
+    tmp_path: Path,
+) -> None:
+    """With SO_REUSEADDR both would bind, and Linux hands each datagram to one of them only (the last
+    bound): a second daemon on the host (another shard, a test run) silently took the first's traps and
+    flows. Now the second one's bind fails, says so in monitor_*_up, and the first receives everything."""
+    flow_port, trap_port = free_udp_port(), free_udp_port()
+    path = tmp_path / "monitor.yml"
+    path.write_text(BASE + f"flows:\n  listen: 127.0.0.1:{flow_port}\n  exporters: [{{address: 127.0.0.1}}]\n")
+    daemons = [
+        Daemon(
+            load_config(path),
+            listen=f"127.0.0.1:{free_tcp_port()}",
+            data_dir=tmp_path / f"data{i}",
+            trap_listen=f"127.0.0.1:{trap_port}",
+        )
+        for i in range(2)
+    ]
+    first, second = daemons
+    sink = Recorder()
+    first.flow_sinks.append(sink)
+    await first.start()
+    await second.start()
+    try:
+        listen = {"listen": f"127.0.0.1:{flow_port}"}
+        assert first.flows is not None and second.flows is None
+        assert first.registry.get_sample_value("monitor_flow_collector_up", listen) == 1
+        assert second.registry.get_sample_value("monitor_flow_collector_up", listen) == 0
+        traps = {"listen": f"127.0.0.1:{trap_port}"}
+        assert first.traps is not None and second.traps is None
+        assert first.registry.get_sample_value("monitor_trap_listener_up", traps) == 1
+        assert second.registry.get_sample_value("monitor_trap_listener_up", traps) == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as exporter:
+            for _ in range(3):
+                exporter.sendto(export(), ("127.0.0.1", flow_port))
+        for _ in range(200):
+            if len(sink.records) == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sink.records) == 3
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+            await daemon.shutdown()
+
+
+async def test_flow_listen_overrides_the_config(tmp_path: Path) -> None:
+    port = free_udp_port()
+    path = tmp_path / "monitor.yml"
+    path.write_text(BASE + "flows:\n  listen: 127.0.0.1:1\n  exporters: [{address: 127.0.0.1}]\n")
+    daemon = Daemon(load_config(path), listen=f"127.0.0.1:{free_tcp_port()}", data_dir=tmp_path / "data",
+                    flow_listen=f"127.0.0.1:{port}")  # fmt: skip
+    await daemon.start()
+    try:
+        assert daemon.flows is not None and daemon.flows.address == ("127.0.0.1", port)
+    finally:
+        daemon.stop()
+        await daemon.shutdown()
