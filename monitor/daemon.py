@@ -54,7 +54,7 @@ from monitor.scheduling.scheduler import Scheduler, SchedulerMetrics
 from monitor.security.actions import SnmpControl
 from monitor.security.desk import SecurityDesk, SecurityMetrics
 from monitor.security.execute import Executor
-from monitor.status.notices import NoticeDesk
+from monitor.status.notices import NoticeDesk, split_by_shards
 from monitor.status.page import StatusView
 from monitor.store import open_store
 from monitor.store.metrics import StoreCollector
@@ -325,6 +325,11 @@ class Daemon:
 
     async def _start_status_listener(self, inventory: Inventory) -> None:
         """The public status page alone on its own address (e.g. the LGWAN side), when configured."""
+        split = split_by_shards(inventory)
+        if split:
+            log.warning("status_page_split_by_shards", services=split,
+                        hint="not on this shard's status page: their members are on several shards; serve the "
+                             "page from an unsharded daemon (an HA pair sees the whole estate)")  # fmt: skip
         page = inventory.status_page
         if page is None or page.listen is None:
             return

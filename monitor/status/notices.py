@@ -52,7 +52,21 @@ def members(service: PublicService, inventory: Inventory) -> list[str]:
 
 
 def public_services(inventory: Inventory) -> list[PublicService]:
-    return list(inventory.status_page.services) if inventory.status_page is not None else []
+    """The public services this daemon can tell the state of. A shard (`--shard i/N`) leaves out those with
+    member services on other shards: over its own members alone it would call a service "operational"
+    while another shard's members are down, or a partial failure an outage."""
+    listed = list(inventory.status_page.services) if inventory.status_page is not None else []
+    if inventory.whole is None:
+        return listed
+    return [p for p in listed if set(members(p, inventory.whole)) <= set(inventory.services)]
+
+
+def split_by_shards(inventory: Inventory) -> list[str]:
+    """Public service ids a shard leaves out of its status page (their members are on several shards)."""
+    if inventory.whole is None or inventory.status_page is None:
+        return []
+    shown = {p.id for p in public_services(inventory)}
+    return [p.id for p in inventory.status_page.services if p.id not in shown]
 
 
 def affected_public(inventory: Inventory, internal: set[str]) -> list[str]:
