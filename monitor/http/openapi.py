@@ -236,6 +236,8 @@ def document(app: web.Application) -> dict[str, Any]:
                 "429": PROBLEM,
             },
         }
+        if path == "/api/v1/security-events":  # a shard refers the IDS to the shard that watches the connection
+            operation["responses"]["421"] = PROBLEM
         if permission:
             operation["description"] = f"Needs the `{permission}` permission."
             operation["security"] = [{"bearer": []}, {"session": []}]

@@ -17,6 +17,7 @@ from monitor.access.auth import ProblemError
 from monitor.config.errors import issues_from_validation
 from monitor.config.model import StrictModel
 from monitor.config.response_model import Severity
+from monitor.config.security_model import Connection
 from monitor.http.errors import body_of, whole_number
 from monitor.http.services import SERVICES
 from monitor.security.anomaly import Detection
@@ -57,6 +58,21 @@ def add_security_routes(app: web.Application) -> None:
     guard = services.guard
     desk = services.security
 
+    def _matcher(event: IdsEvent) -> Callable[[Connection], bool]:
+        """Which connection the event is about: named, by an address inside its ranges, or by organisation."""
+        if event.connection:
+            return lambda c: c.name == event.connection
+        if event.source:
+            try:
+                address = ipaddress.ip_address(event.source.strip())
+            except ValueError:
+                raise ProblemError(
+                    422, "invalid security event", f'source "{event.source}" is not an address'
+                ) from None
+            return lambda c: any(address in network for network in c.addresses)
+        organisation = event.organisation
+        return lambda c: organisation is not None and organisation in (c.organisation, c.organisation_en, c.name)
+
     async def ingest(request: web.Request) -> web.Response:
         who = await guard.require(request, "security.ingest", "security.event")
         body = await body_of(request)
@@ -66,24 +82,17 @@ def add_security_routes(app: web.Application) -> None:
             errors = [f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues_from_validation(exc, IdsEvent)]
             await guard.audit(request, who, "security.event", "invalid", None, errors=errors)
             raise ProblemError(422, "invalid security event", "; ".join(errors), errors=errors) from None
-        connection = None
-        if event.connection:
-            connection = desk.connection(event.connection)
-        elif event.source:
-            try:
-                connection = desk.connection_for_address(ipaddress.ip_address(event.source.strip()))
-            except ValueError:
-                raise ProblemError(
-                    422, "invalid security event", f'source "{event.source}" is not an address'
-                ) from None
-        elif event.organisation:
-            connection = next(
-                (
-                    c
-                    for c in desk.config.connections
-                    if event.organisation in (c.organisation, c.organisation_en, c.name)
-                ),
-                None,
+        match = _matcher(event)
+        connection = next((c for c in desk.config.connections if match(c)), None)
+        if connection is None and (elsewhere := desk.connections.on_another_shard(match)) is not None:
+            other, shard = elsewhere
+            await guard.audit(request, who, "security.event", "another_shard", None, event=body, shard=shard)
+            raise ProblemError(
+                421,
+                "connection on another shard",
+                f"connection {other.name} is watched by shard {shard}: send its events there",
+                connection=other.name,
+                shard=shard,
             )
         if connection is None:
             desk.metrics.events.labels("ids", "unmapped").inc()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+from monitor.cluster.sharding import groups, shard_of
 from monitor.config.security_model import Connection, SecurityConfig, SecurityPlaybook
 from monitor.core.inventory import Inventory
 from monitor.security.execute import Edge
@@ -34,6 +35,20 @@ class Connections:
         for connection in self.config.connections:
             if any(address in network for network in connection.addresses):
                 return connection
+        return None
+
+    def on_another_shard(self, match: Callable[[Connection], bool]) -> tuple[Connection, str] | None:
+        """A connection of the whole estate that matches but is another shard's, and that shard ("2/3"):
+        so an IDS that sends to the wrong shard is told where to send, not that no such connection exists."""
+        inventory = self._inventory()
+        whole = inventory.whole
+        if whole is None or whole.security is None:
+            return None
+        for connection in whole.security.connections:
+            check = whole.checks.get(connection.check)
+            if check is not None and match(connection):
+                count = inventory.shard[1]
+                return connection, f"{shard_of(groups(whole)[check.target.name], count)}/{count}"
         return None
 
     def for_trap(self, agent: str, if_index: int | None, values: list[str]) -> Connection | None:

@@ -32,7 +32,7 @@ from monitor.incidents.manager import IncidentManager
 from monitor.security import notices
 from monitor.security.actions import ActionError
 from monitor.security.anomaly import AnomalyDetector, Baselines, Detection
-from monitor.security.connections import Address, Connections
+from monitor.security.connections import Connections
 from monitor.security.errors import SecurityError
 from monitor.security.execute import Executor
 from monitor.security.intake import SecurityIntake
@@ -119,9 +119,6 @@ class SecurityDesk:
 
     def playbook(self, connection: Connection) -> SecurityPlaybook:
         return self.connections.playbook(connection)
-
-    def connection_for_address(self, address: Address) -> Connection | None:
-        return self.connections.for_address(address)
 
     # --- detections (monitor.security.intake; the daemon and the API call them on the desk) ---
 
