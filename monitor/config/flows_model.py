@@ -169,6 +169,10 @@ class VerifyFlows(StrictModel):
     quiet: Interval = 30.0  # no flow from the organisation's ranges for this long after the cut; set it
     # above the exporter's inactive timeout (records of traffic before the cut still arrive until then)
     skew: IntervalOrZero = 2.0  # allowed clock difference between the exporter and us
+    # after a reconnect, how long to wait for the first flow from the organisation: set it above the exporter's
+    # active timeout (traffic that never idles, a ping every few seconds, is exported only at it; a router's is
+    # 60 s). Success comes as soon as a flow does; only a failure waits this long.
+    reconnect: Interval = 75.0
 
 
 def verify_flows(value: object) -> VerifyFlows | None:

@@ -122,10 +122,9 @@ class Executor:
             jobs.append(self._interface(creds, edge, cut, book.verify.max_rate_bytes if cut else None, deadline))
         if book.verify.targets and edge.org_checks:
             jobs.append(self._targets(edge.org_checks, cut, since, deadline))
-        if book.verify.flows is not None:
-            jobs.append(
-                self._flows(book.verify.flows, flows, cut, since, max(book.verify.timeout, book.verify.flows.quiet))
-            )
+        if (by_flows := book.verify.flows) is not None:
+            within = max(book.verify.timeout, by_flows.quiet if cut else by_flows.reconnect)
+            jobs.append(self._flows(by_flows, flows, cut, since, within))
         if not jobs:
             return True, ["nothing to verify (verify.interface and verify.targets are off or not possible)"]
         results = await asyncio.gather(*jobs)

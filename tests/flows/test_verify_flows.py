@@ -58,3 +58,14 @@ async def test_a_reconnect_waits_for_flows_again() -> None:
     ok, line = await executor()._flows(VerifyFlows(quiet=0.1), lambda: seen, False, since, 5.0)
     await task
     assert ok and "again" in line
+
+
+def test_the_reconnect_wait_is_its_own_setting_above_a_routers_active_timeout() -> None:
+    """Steady traffic (the gateway's answers to pings) is exported only at the exporter's active timeout, 60 s
+    on a router: waiting `quiet` (set for the inactive timeout) failed reconnects that were fine."""
+    from monitor.config.flows_model import verify_flows
+
+    default = verify_flows(True)
+    assert default is not None and default.reconnect > 60.0 + default.skew
+    custom = verify_flows({"quiet": "32s", "reconnect": "90s"})
+    assert custom is not None and (custom.quiet, custom.reconnect) == (32.0, 90.0)
