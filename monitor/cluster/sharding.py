@@ -79,6 +79,11 @@ def groups(inventory: Inventory) -> dict[str, str]:
     return {name: find(name) for name in inventory.targets}
 
 
+def owning_shard(inventory: Inventory, target: str, count: int) -> int:
+    """The shard (1-based) that owns a target of the whole inventory."""
+    return shard_of(groups(inventory)[target], count)
+
+
 def shard_inventory(inventory: Inventory, index: int, count: int) -> Inventory:
     """This shard's part of the inventory: its own targets, plus their ancestors as unexported context."""
     if count == 1:

@@ -64,17 +64,16 @@ def py_crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
 def _libz_combine() -> Callable[[int, int, int], int] | None:
     # the soname first: find_library runs ldconfig in a subprocess, a cost at each start for nothing
-    for name in ("libz.so.1", None):
-        path = name or ctypes.util.find_library("z")
+    try:
+        fn = ctypes.CDLL("libz.so.1").crc32_combine
+    except (OSError, AttributeError):
+        path = ctypes.util.find_library("z")
         if path is None:
             return None
         try:
             fn = ctypes.CDLL(path).crc32_combine
-            break
         except (OSError, AttributeError):
-            continue
-    else:
-        return None
+            return None
     fn.restype = ctypes.c_ulong
     fn.argtypes = (ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long)
     return fn

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from monitor.cluster.sharding import groups, shard_of
+from monitor.cluster.sharding import owning_shard
 from monitor.config.security_model import Connection, SecurityConfig, SecurityPlaybook
 from monitor.core.inventory import Inventory
 from monitor.security.execute import Edge
@@ -48,7 +48,7 @@ class Connections:
             check = whole.checks.get(connection.check)
             if check is not None and match(connection):
                 count = inventory.shard[1]
-                return connection, f"{shard_of(groups(whole)[check.target.name], count)}/{count}"
+                return connection, f"{owning_shard(whole, check.target.name, count)}/{count}"
         return None
 
     def for_trap(self, agent: str, if_index: int | None, values: list[str]) -> Connection | None:
